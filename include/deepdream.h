@@ -1,0 +1,132 @@
+/* deepdream: the public API.
+ *
+ * A pretrained convolutional network (by default InceptionV3 up to mixed5,
+ * compiled into the library) and the gradient of an objective on its layers
+ * with respect to the input image, the core of a DeepDream step.
+ *
+ * Conventions
+ * - Every fallible function returns a dd_status; DD_OK is 0. On failure,
+ *   dd_last_error() gives a one-line detail for the calling thread.
+ * - Whatever dd_X_new / dd_X_load returns is released by dd_X_free;
+ *   dd_X_free(NULL) is a no-op.
+ * - Library code never prints, exits or aborts on bad input.
+ * - Threads: a loaded dd_model is immutable and may be shared by any number
+ *   of threads. A dd_net is used by one thread at a time.
+ * - Images given to the network are planar float32 RGB (C = 3, then H, then
+ *   W, "CHW") in the network's input space: x / 127.5 - 1 for 0..255 input,
+ *   see dd_model_preprocess().
+ */
+#ifndef DEEPDREAM_H
+#define DEEPDREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DD_VERSION_STRING "0.1.0"
+
+typedef enum dd_status {
+    DD_OK = 0,
+    DD_ERR_INVALID_ARG, /* bad parameter value, unknown layer name          */
+    DD_ERR_NOMEM,       /* an allocation failed                             */
+    DD_ERR_IO,          /* a file could not be opened or read               */
+    DD_ERR_CORRUPT,     /* truncated or malformed file (model or image)     */
+    DD_ERR_LIMIT,       /* a size over a documented limit                   */
+    DD_ERR_MODEL,       /* unknown op, missing tensor, bad shape, cycle     */
+    DD_ERR_CANCELLED    /* a progress callback asked to stop                */
+} dd_status;
+
+/* Fixed text for a status ("corrupt file"). Never NULL. Thread-safe. */
+const char *dd_strerror(dd_status status);
+
+/* Detail of the last failure on the calling thread, e.g.
+ * "mixed9: no such layer". Empty string when there was none. The pointer
+ * stays valid until the next failing call on this thread. */
+const char *dd_last_error(void);
+
+/* ---- Models ---------------------------------------------------------- */
+
+typedef struct dd_model dd_model;
+
+/* Loads the model compiled into the library (InceptionV3 up to mixed5,
+ * weights from npm nsfwjs@4.3.0; see weights/README.md). */
+dd_status dd_model_load_default(dd_model **out);
+
+/* Loads a safetensors file whose __metadata__ carries a deepdream graph
+ * (format "deepdream-graph-1"). Tensors may be U8 (with per-tensor
+ * min/scale), F16 or F32. Everything is validated before it is used; a
+ * malformed file gives DD_ERR_CORRUPT, DD_ERR_LIMIT or DD_ERR_MODEL. */
+dd_status dd_model_load_file(const char *path, dd_model **out);
+
+/* Same as dd_model_load_file, from memory. The bytes are not kept. */
+dd_status dd_model_load_memory(const void *data, size_t size, dd_model **out);
+
+void dd_model_free(dd_model *model);
+
+/* Layers a user may name in an objective: mixed0..mixed5, activation_N,
+ * conv2d_N (the conv unit's output: conv, batch norm and ReLU, the same
+ * tensor as activation_N), max_pooling2d_N, average_pooling2d_N.
+ * Index 0 .. dd_model_layer_count()-1, in graph order. */
+int dd_model_layer_count(const dd_model *model);
+const char *dd_model_layer_name(const dd_model *model, int index);
+int dd_model_layer_channels(const dd_model *model, int index);
+
+/* The input mapping: network input = pixel / divisor + offset, for pixels
+ * in 0..255 (the default model: divisor 127.5, offset -1). */
+void dd_model_preprocess(const dd_model *model, float *divisor, float *offset);
+
+/* ---- Objectives and gradients ----------------------------------------- */
+
+/* One term of an objective: weight * mean of a layer's activations, over
+ * all channels (channel = -1) or over one channel. An objective is the sum
+ * of its terms. A term with weight 0 contributes nothing but still reports
+ * its layer's statistics (dd_net_term_stats). */
+typedef struct dd_term {
+    const char *layer; /* a name from dd_model_layer_name()            */
+    int channel;       /* -1: all channels; else 0 .. channels-1       */
+    float weight;
+} dd_term;
+
+/* A network planned for one objective, one input size and a thread count.
+ * Planning sizes every buffer once and allocates one arena: nothing is
+ * allocated by dd_net_forward / dd_net_gradient. The net only runs the
+ * layers the objective needs (up to the deepest term). The model must
+ * outlive the net. threads <= 0 means one per online core. */
+typedef struct dd_net dd_net;
+
+dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
+                     int height, int width, int threads, dd_net **out);
+void dd_net_free(dd_net *net);
+
+/* Forward pass only. input: 3 x height x width floats (network input
+ * space). *objective receives the objective value (may be NULL). */
+dd_status dd_net_forward(dd_net *net, const float *input, double *objective);
+
+/* Forward pass, then backward to the input only: grad (3 x height x width
+ * floats) receives d objective / d input. *objective may be NULL. */
+dd_status dd_net_gradient(dd_net *net, const float *input, float *grad,
+                          double *objective);
+
+/* Statistics of term i's tensor from the last forward pass, accumulated in
+ * double in a fixed order: shape (channels is 1 for a one-channel term),
+ * sum, mean and max. */
+typedef struct dd_layer_stats {
+    int channels, height, width;
+    double sum, mean, max;
+} dd_layer_stats;
+dd_status dd_net_term_stats(const dd_net *net, int term, dd_layer_stats *out);
+
+/* Floating-point operations of one forward and one backward pass (multiply
+ * and add counted as two), for benchmarks. */
+void dd_net_flops(const dd_net *net, double *forward, double *backward);
+
+/* Bytes of the net's arena (activations, masks, scratch). */
+size_t dd_net_arena_bytes(const dd_net *net);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,651 @@
+/* Safetensors container and deepdream graph -> dd_model. Every length,
+ * offset, dtype, shape and graph reference is checked before it is used;
+ * then batch norm is folded into the convolutions and ReLUs are fused. */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "util/util.h"
+
+#define MAX_DIMS 8
+#define MAX_NODES 100000
+#define MAX_KERNEL 64
+
+/* ---- container ----------------------------------------------------------- */
+
+typedef enum st_dtype { ST_U8, ST_F16, ST_F32 } st_dtype;
+
+typedef struct st_tensor {
+    const char *name; /* points into the JSON header (alive while it is) */
+    st_dtype dtype;
+    int ndim;
+    size_t shape[MAX_DIMS];
+    size_t count;        /* elements */
+    size_t begin, end;   /* byte offsets into the data section */
+    double qmin, qscale; /* U8 only: value = float(double(q) * qscale + qmin) */
+} st_tensor;
+
+typedef struct st_file {
+    json_t *header;
+    const unsigned char *data; /* data section */
+    size_t data_bytes;
+    size_t n_tensors;
+    st_tensor *tensors;
+    json_t *graph, *quant, *layers, *preprocess; /* parsed metadata values */
+} st_file;
+
+static void st_release(st_file *f) {
+    json_decref(f->header);
+    json_decref(f->graph);
+    json_decref(f->quant);
+    json_decref(f->layers);
+    json_decref(f->preprocess);
+    free(f->tensors);
+    memset(f, 0, sizeof *f);
+}
+
+static const st_tensor *st_find(const st_file *f, const char *name) {
+    for (size_t i = 0; i < f->n_tensors; i++)
+        if (!strcmp(f->tensors[i].name, name)) return &f->tensors[i];
+    return NULL;
+}
+
+static int by_begin(const void *a, const void *b) {
+    const st_tensor *x = *(st_tensor *const *)a, *y = *(st_tensor *const *)b;
+    return (x->begin > y->begin) - (x->begin < y->begin);
+}
+
+static dd_status parse_tensor_entry(st_tensor *t, const char *name, json_t *v,
+                                    size_t data_bytes) {
+    t->name = name;
+    if (!json_is_object(v)) return util_fail(DD_ERR_CORRUPT, "tensor %s: entry is not an object", name);
+    const char *dtype = json_string_value(json_object_get(v, "dtype"));
+    json_t *shape = json_object_get(v, "shape"), *offs = json_object_get(v, "data_offsets");
+    if (!dtype) return util_fail(DD_ERR_CORRUPT, "tensor %s: no dtype", name);
+    size_t elem;
+    if (!strcmp(dtype, "U8")) t->dtype = ST_U8, elem = 1;
+    else if (!strcmp(dtype, "F16")) t->dtype = ST_F16, elem = 2;
+    else if (!strcmp(dtype, "F32")) t->dtype = ST_F32, elem = 4;
+    else return util_fail(DD_ERR_CORRUPT, "tensor %s: unsupported dtype '%s' (U8, F16 and F32 are)", name, dtype);
+    if (!json_is_array(shape) || json_array_size(shape) > MAX_DIMS)
+        return util_fail(DD_ERR_CORRUPT, "tensor %s: bad shape", name);
+    t->ndim = (int)json_array_size(shape);
+    t->count = 1;
+    for (int i = 0; i < t->ndim; i++) {
+        json_t *d = json_array_get(shape, (size_t)i);
+        if (!json_is_integer(d) || json_integer_value(d) < 0 || json_integer_value(d) > INT32_MAX)
+            return util_fail(DD_ERR_CORRUPT, "tensor %s: bad shape", name);
+        t->shape[i] = (size_t)json_integer_value(d);
+        if (!util_mul(t->count, t->shape[i], &t->count))
+            return util_fail(DD_ERR_CORRUPT, "tensor %s: shape overflows", name);
+    }
+    if (!json_is_array(offs) || json_array_size(offs) != 2 ||
+        !json_is_integer(json_array_get(offs, 0)) || !json_is_integer(json_array_get(offs, 1)))
+        return util_fail(DD_ERR_CORRUPT, "tensor %s: bad data_offsets", name);
+    json_int_t b = json_integer_value(json_array_get(offs, 0));
+    json_int_t e = json_integer_value(json_array_get(offs, 1));
+    if (b < 0 || e < b || (uint64_t)e > data_bytes)
+        return util_fail(DD_ERR_CORRUPT, "tensor %s: data_offsets [%lld, %lld] outside the %zu data bytes",
+                         name, (long long)b, (long long)e, data_bytes);
+    t->begin = (size_t)b, t->end = (size_t)e;
+    size_t bytes;
+    if (!util_mul(t->count, elem, &bytes) || bytes != t->end - t->begin)
+        return util_fail(DD_ERR_CORRUPT, "tensor %s: %zu bytes for a %s tensor of %zu elements",
+                         name, t->end - t->begin, dtype, t->count);
+    return DD_OK;
+}
+
+/* Parses a string-valued metadata entry as JSON. */
+static dd_status parse_meta_json(json_t *meta, const char *key, json_t **out, int required) {
+    json_t *v = json_object_get(meta, key);
+    if (!v) return required ? util_fail(DD_ERR_MODEL, "no '%s' in __metadata__", key) : DD_OK;
+    const char *s = json_string_value(v);
+    if (!s) return util_fail(DD_ERR_CORRUPT, "__metadata__ '%s' is not a string", key);
+    json_error_t err;
+    *out = json_loads(s, JSON_REJECT_DUPLICATES, &err);
+    if (!*out) return util_fail(DD_ERR_CORRUPT, "__metadata__ '%s': bad JSON: %s", key, err.text);
+    return DD_OK;
+}
+
+static dd_status st_parse(st_file *f, const unsigned char *bytes, size_t size) {
+    memset(f, 0, sizeof *f);
+    if (size < 8) return util_fail(DD_ERR_CORRUPT, "file of %zu bytes is too short for a safetensors header", size);
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; i--) header_len = header_len << 8 | bytes[i];
+    if (header_len > MODEL_MAX_HEADER_BYTES)
+        return util_fail(DD_ERR_LIMIT, "header length %llu is over the %zu-byte limit",
+                         (unsigned long long)header_len, MODEL_MAX_HEADER_BYTES);
+    if (header_len > size - 8)
+        return util_fail(DD_ERR_CORRUPT, "header length %llu runs past the end of the %zu-byte file",
+                         (unsigned long long)header_len, size);
+    json_error_t err;
+    f->header = json_loadb((const char *)bytes + 8, (size_t)header_len, JSON_REJECT_DUPLICATES, &err);
+    if (!f->header) return util_fail(DD_ERR_CORRUPT, "header is not valid JSON: %s (at byte %d)", err.text, err.position);
+    if (!json_is_object(f->header)) return util_fail(DD_ERR_CORRUPT, "header is not a JSON object");
+    f->data = bytes + 8 + header_len;
+    f->data_bytes = size - 8 - (size_t)header_len;
+
+    json_t *meta = json_object_get(f->header, "__metadata__");
+    if (!json_is_object(meta)) return util_fail(DD_ERR_MODEL, "no __metadata__ object: not a deepdream model");
+    const char *format = json_string_value(json_object_get(meta, "format"));
+    if (!format || strcmp(format, "deepdream-graph-1"))
+        return util_fail(DD_ERR_MODEL, "__metadata__ format is '%s', expected 'deepdream-graph-1'", format ? format : "(none)");
+
+    size_t n = json_object_size(f->header) - 1;
+    f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
+    if (!f->tensors) return util_fail(DD_ERR_NOMEM, "out of memory");
+    const char *key;
+    json_t *v;
+    json_object_foreach(f->header, key, v) {
+        if (!strcmp(key, "__metadata__")) continue;
+        dd_status st = parse_tensor_entry(&f->tensors[f->n_tensors], key, v, f->data_bytes);
+        if (st) return st;
+        f->n_tensors++;
+    }
+    /* Overlapping tensors would let one file alias bytes under two names. */
+    st_tensor **order = malloc((n ? n : 1) * sizeof *order);
+    if (!order) return util_fail(DD_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) order[i] = &f->tensors[i];
+    qsort(order, n, sizeof *order, by_begin);
+    for (size_t i = 1; i < n; i++)
+        if (order[i]->begin < order[i - 1]->end && order[i]->begin < order[i]->end) {
+            dd_status st = util_fail(DD_ERR_CORRUPT, "tensors %s and %s overlap", order[i - 1]->name, order[i]->name);
+            free(order);
+            return st;
+        }
+    free(order);
+
+    dd_status st;
+    if ((st = parse_meta_json(meta, "graph", &f->graph, 1))) return st;
+    if ((st = parse_meta_json(meta, "quantization", &f->quant, 0))) return st;
+    if ((st = parse_meta_json(meta, "layers", &f->layers, 0))) return st;
+    if ((st = parse_meta_json(meta, "preprocess", &f->preprocess, 0))) return st;
+
+    json_t *qt = f->quant ? json_object_get(f->quant, "tensors") : NULL;
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        st_tensor *t = &f->tensors[i];
+        if (t->dtype != ST_U8) continue;
+        json_t *q = qt ? json_object_get(qt, t->name) : NULL;
+        json_t *mn = json_object_get(q, "min"), *sc = json_object_get(q, "scale");
+        if (!json_is_number(mn) || !json_is_number(sc))
+            return util_fail(DD_ERR_MODEL, "tensor %s: U8 without quantization min/scale", t->name);
+        t->qmin = json_number_value(mn), t->qscale = json_number_value(sc);
+        if (!isfinite(t->qmin) || !isfinite(t->qscale))
+            return util_fail(DD_ERR_MODEL, "tensor %s: quantization min/scale not finite", t->name);
+    }
+    return DD_OK;
+}
+
+static float half_to_float(uint16_t h) {
+    const int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
+    float v;
+    if (exp == 0) v = ldexpf((float)man, -24);
+    else if (exp == 31) v = man ? NAN : INFINITY;
+    else v = ldexpf((float)(man | 1024), exp - 25);
+    return sign ? -v : v;
+}
+
+/* Decodes a tensor into count floats, the way TensorFlow.js dequantises U8. */
+static void st_read_floats(const st_file *f, const st_tensor *t, float *out) {
+    const unsigned char *p = f->data + t->begin;
+    for (size_t i = 0; i < t->count; i++) {
+        switch (t->dtype) {
+        case ST_U8: out[i] = (float)((double)p[i] * t->qscale + t->qmin); break;
+        case ST_F16: out[i] = half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)); break;
+        case ST_F32: {
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                         (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+            memcpy(&out[i], &u, sizeof u);
+        } break;
+        }
+    }
+}
+
+/* ---- graph ---------------------------------------------------------------- */
+
+typedef enum file_op { FOP_INPUT, FOP_CONV, FOP_BN, FOP_RELU, FOP_POOL, FOP_CONCAT } file_op;
+
+typedef struct file_node {
+    const char *name;
+    json_t *json;
+    file_op op;
+    int n_inputs;
+    int inputs[64];
+    int channels;
+    int consumers;
+    int runtime; /* index of the runtime node holding this node's output */
+} file_node;
+
+static int find_node(const file_node *nodes, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(nodes[i].name, name)) return i;
+    return -1;
+}
+
+static dd_status get_pair(json_t *node, const char *name, const char *key, int lo, int hi,
+                          int *a, int *b) {
+    json_t *v = json_object_get(node, key);
+    json_t *x = json_array_get(v, 0), *y = json_array_get(v, 1);
+    if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(x) || !json_is_integer(y) ||
+        json_integer_value(x) < lo || json_integer_value(x) > hi ||
+        json_integer_value(y) < lo || json_integer_value(y) > hi)
+        return util_fail(DD_ERR_MODEL, "node %s: '%s' must be two integers in %d..%d", name, key, lo, hi);
+    *a = (int)json_integer_value(x), *b = (int)json_integer_value(y);
+    return DD_OK;
+}
+
+static dd_status get_padding(json_t *node, const char *name, int *same) {
+    const char *p = json_string_value(json_object_get(node, "padding"));
+    if (p && !strcmp(p, "same")) *same = 1;
+    else if (p && !strcmp(p, "valid")) *same = 0;
+    else return util_fail(DD_ERR_MODEL, "node %s: padding must be 'same' or 'valid'", name);
+    return DD_OK;
+}
+
+/* The tensor a node names under `role`, checked against an expected shape. */
+static dd_status get_tensor(const st_file *f, json_t *node, const char *name, const char *role,
+                            int ndim, const size_t *shape, const st_tensor **out) {
+    const char *tname = json_string_value(json_object_get(json_object_get(node, "tensors"), role));
+    if (!tname) return util_fail(DD_ERR_MODEL, "node %s: no '%s' tensor named", name, role);
+    const st_tensor *t = st_find(f, tname);
+    if (!t) return util_fail(DD_ERR_MODEL, "node %s: tensor %s is missing from the file", name, tname);
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
+    if (!ok) return util_fail(DD_ERR_MODEL, "node %s: tensor %s has the wrong shape", name, tname);
+    *out = t;
+    return DD_OK;
+}
+
+static dd_status parse_nodes(json_t *graph, file_node **out, int *n_out) {
+    json_t *input = json_object_get(graph, "input"), *list = json_object_get(graph, "nodes");
+    const char *in_name = json_string_value(json_object_get(input, "name"));
+    json_t *in_ch = json_object_get(input, "channels");
+    if (!in_name || !json_is_integer(in_ch))
+        return util_fail(DD_ERR_MODEL, "graph: input needs a name and channels");
+    if (json_integer_value(in_ch) != 3)
+        return util_fail(DD_ERR_MODEL, "graph: input has %lld channels; deepdream feeds RGB (3)",
+                         (long long)json_integer_value(in_ch));
+    if (!json_is_array(list) || json_array_size(list) < 1 || json_array_size(list) >= MAX_NODES)
+        return util_fail(DD_ERR_MODEL, "graph: 'nodes' must be a non-empty array");
+    int n = (int)json_array_size(list) + 1;
+    file_node *nodes = calloc((size_t)n, sizeof *nodes);
+    if (!nodes) return util_fail(DD_ERR_NOMEM, "out of memory");
+    *out = nodes, *n_out = n;
+    nodes[0].name = in_name, nodes[0].op = FOP_INPUT, nodes[0].channels = 3;
+    static const struct { const char *name; file_op op; } ops[] = {
+        {"conv2d", FOP_CONV}, {"batch_norm", FOP_BN}, {"relu", FOP_RELU},
+        {"pool", FOP_POOL},   {"concat", FOP_CONCAT},
+    };
+    for (int i = 1; i < n; i++) {
+        file_node *fn = &nodes[i];
+        fn->json = json_array_get(list, (size_t)i - 1);
+        fn->name = json_string_value(json_object_get(fn->json, "name"));
+        if (!fn->name || !*fn->name) return util_fail(DD_ERR_MODEL, "graph: node %d has no name", i - 1);
+        if (find_node(nodes, i, fn->name) >= 0) return util_fail(DD_ERR_MODEL, "graph: node name %s is used twice", fn->name);
+        const char *op = json_string_value(json_object_get(fn->json, "op"));
+        size_t k = 0;
+        while (k < sizeof ops / sizeof *ops && (!op || strcmp(op, ops[k].name))) k++;
+        if (k == sizeof ops / sizeof *ops) return util_fail(DD_ERR_MODEL, "node %s: unknown op '%s'", fn->name, op ? op : "(none)");
+        fn->op = ops[k].op;
+        json_t *ins = json_object_get(fn->json, "inputs");
+        size_t n_in = json_array_size(ins);
+        if (!json_is_array(ins) || n_in < 1 || n_in > 64 || (fn->op != FOP_CONCAT && n_in != 1))
+            return util_fail(DD_ERR_MODEL, "node %s: wrong number of inputs", fn->name);
+        fn->n_inputs = (int)n_in;
+    }
+    /* Resolve inputs by name (any order in the file), then sort topologically:
+     * a node is placed once all its inputs are; what is never placed is on a cycle. */
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < nodes[i].n_inputs; j++) {
+            const char *s = json_string_value(json_array_get(json_object_get(nodes[i].json, "inputs"), (size_t)j));
+            int at = s ? find_node(nodes, n, s) : -1;
+            if (at < 0) return util_fail(DD_ERR_MODEL, "node %s: unknown input '%s'", nodes[i].name, s ? s : "(not a string)");
+            nodes[i].inputs[j] = at;
+        }
+    int *order = malloc((size_t)n * sizeof *order), *placed = calloc((size_t)n, sizeof *placed);
+    if (!order || !placed) {
+        free(order), free(placed);
+        return util_fail(DD_ERR_NOMEM, "out of memory");
+    }
+    int count = 1;
+    order[0] = 0, placed[0] = 1;
+    for (int progress = 1; progress;) {
+        progress = 0;
+        for (int i = 1; i < n; i++) {
+            if (placed[i]) continue;
+            int ready = 1;
+            for (int j = 0; j < nodes[i].n_inputs; j++) ready &= placed[nodes[i].inputs[j]];
+            if (ready) order[count++] = i, placed[i] = 1, progress = 1;
+        }
+    }
+    dd_status st = DD_OK;
+    if (count < n) {
+        int i = 1;
+        while (placed[i]) i++;
+        st = util_fail(DD_ERR_MODEL, "graph has a cycle through node %s", nodes[i].name);
+    } else {
+        /* Renumber into topological order. */
+        file_node *sorted = malloc((size_t)n * sizeof *sorted);
+        int *rank = malloc((size_t)n * sizeof *rank);
+        if (!sorted || !rank) {
+            st = util_fail(DD_ERR_NOMEM, "out of memory");
+        } else {
+            for (int i = 0; i < n; i++) rank[order[i]] = i;
+            for (int i = 0; i < n; i++) {
+                sorted[i] = nodes[order[i]];
+                for (int j = 0; j < sorted[i].n_inputs; j++) sorted[i].inputs[j] = rank[sorted[i].inputs[j]];
+            }
+            memcpy(nodes, sorted, (size_t)n * sizeof *nodes);
+        }
+        free(sorted), free(rank);
+    }
+    free(order), free(placed);
+    return st;
+}
+
+/* ---- lowering ------------------------------------------------------------- */
+
+static dd_status lower_conv(const st_file *f, const file_node *fn, int c_in, model_node *mn) {
+    json_t *j = fn->json;
+    json_t *filters = json_object_get(j, "filters");
+    const char *layout = json_string_value(json_object_get(j, "kernel_layout"));
+    dd_status st;
+    if (!json_is_integer(filters) || json_integer_value(filters) < 1 || json_integer_value(filters) > 65536)
+        return util_fail(DD_ERR_MODEL, "node %s: 'filters' must be an integer in 1..65536", fn->name);
+    if (!layout || strcmp(layout, "HWIO"))
+        return util_fail(DD_ERR_MODEL, "node %s: kernel_layout must be 'HWIO'", fn->name);
+    if ((st = get_pair(j, fn->name, "kernel", 1, MAX_KERNEL, &mn->kh, &mn->kw)) ||
+        (st = get_pair(j, fn->name, "strides", 1, MAX_KERNEL, &mn->sh, &mn->sw)) ||
+        (st = get_padding(j, fn->name, &mn->same_padding)))
+        return st;
+    const int k = (int)json_integer_value(filters);
+    const size_t shape[4] = {(size_t)mn->kh, (size_t)mn->kw, (size_t)c_in, (size_t)k};
+    const st_tensor *kt, *bt = NULL;
+    if ((st = get_tensor(f, j, fn->name, "kernel", 4, shape, &kt))) return st;
+    if (json_is_true(json_object_get(j, "use_bias")) &&
+        (st = get_tensor(f, j, fn->name, "bias", 1, &shape[3], &bt)))
+        return st;
+    float *hwio = malloc(kt->count * sizeof *hwio);
+    mn->weights = malloc(kt->count * sizeof *mn->weights);
+    mn->bias = calloc((size_t)k, sizeof *mn->bias);
+    if (!hwio || !mn->weights || !mn->bias) {
+        free(hwio);
+        return util_fail(DD_ERR_NOMEM, "out of memory");
+    }
+    st_read_floats(f, kt, hwio);
+    /* Keras HWIO -> our (K, C, KH, KW), the row order of the im2col matrix. */
+    for (int ky = 0; ky < mn->kh; ky++)
+        for (int kx = 0; kx < mn->kw; kx++)
+            for (int c = 0; c < c_in; c++)
+                for (int o = 0; o < k; o++)
+                    mn->weights[((size_t)(o * c_in + c) * mn->kh + ky) * mn->kw + kx] =
+                        hwio[(((size_t)ky * mn->kw + kx) * c_in + c) * k + o];
+    free(hwio);
+    if (bt) st_read_floats(f, bt, mn->bias);
+    mn->op = MODEL_OP_CONV;
+    mn->channels = k;
+    mn->in_channels = c_in;
+    return DD_OK;
+}
+
+/* y = gamma * (conv + bias - mean) / sqrt(var + eps) + beta folded into the
+ * conv's weights and bias, computed in double. */
+static dd_status fold_batch_norm(const st_file *f, const file_node *fn, model_node *conv) {
+    json_t *j = fn->json, *eps_j = json_object_get(j, "epsilon");
+    const int k = conv->channels;
+    const size_t shape[1] = {(size_t)k};
+    if (!json_is_number(eps_j) || !(json_number_value(eps_j) >= 0) || !isfinite(json_number_value(eps_j)))
+        return util_fail(DD_ERR_MODEL, "node %s: epsilon must be a number >= 0", fn->name);
+    const double eps = json_number_value(eps_j);
+    const st_tensor *tm, *tv, *tb = NULL, *tg = NULL;
+    dd_status st;
+    if ((st = get_tensor(f, j, fn->name, "moving_mean", 1, shape, &tm)) ||
+        (st = get_tensor(f, j, fn->name, "moving_variance", 1, shape, &tv)))
+        return st;
+    if (json_is_true(json_object_get(j, "center")) && (st = get_tensor(f, j, fn->name, "beta", 1, shape, &tb)))
+        return st;
+    if (json_is_true(json_object_get(j, "scale")) && (st = get_tensor(f, j, fn->name, "gamma", 1, shape, &tg)))
+        return st;
+    float *v = malloc((size_t)k * 4 * sizeof *v);
+    if (!v) return util_fail(DD_ERR_NOMEM, "out of memory");
+    float *mean = v, *var = v + k, *beta = v + 2 * k, *gamma = v + 3 * k;
+    st_read_floats(f, tm, mean);
+    st_read_floats(f, tv, var);
+    if (tb) st_read_floats(f, tb, beta);
+    if (tg) st_read_floats(f, tg, gamma);
+    const size_t per_filter = (size_t)conv->in_channels * conv->kh * conv->kw;
+    for (int o = 0; o < k; o++) {
+        const double denom = (double)var[o] + eps;
+        if (!(denom > 0)) {
+            free(v);
+            return util_fail(DD_ERR_MODEL, "node %s: variance + epsilon is not positive", fn->name);
+        }
+        const double s = (tg ? (double)gamma[o] : 1.0) / sqrt(denom);
+        float *w = conv->weights + (size_t)o * per_filter;
+        for (size_t i = 0; i < per_filter; i++) w[i] = (float)(w[i] * s);
+        conv->bias[o] = (float)(((double)conv->bias[o] - mean[o]) * s + (tb ? (double)beta[o] : 0.0));
+    }
+    free(v);
+    return DD_OK;
+}
+
+static dd_status lower_pool(const file_node *fn, model_node *mn) {
+    json_t *j = fn->json;
+    const char *type = json_string_value(json_object_get(j, "pool"));
+    dd_status st;
+    if (!type || (strcmp(type, "max") && strcmp(type, "avg")))
+        return util_fail(DD_ERR_MODEL, "node %s: pool must be 'max' or 'avg'", fn->name);
+    if ((st = get_pair(j, fn->name, "size", 1, 15, &mn->kh, &mn->kw)) ||
+        (st = get_pair(j, fn->name, "strides", 1, MAX_KERNEL, &mn->sh, &mn->sw)) ||
+        (st = get_padding(j, fn->name, &mn->same_padding)))
+        return st;
+    mn->op = type[0] == 'm' ? MODEL_OP_MAXPOOL : MODEL_OP_AVGPOOL;
+    return DD_OK;
+}
+
+/* Lowers file nodes (topologically sorted) to runtime nodes: conv -> batch
+ * norm -> relu chains become one node when nothing else reads the
+ * intermediate tensors. */
+static dd_status lower(const st_file *f, file_node *fn, int n, dd_model *m) {
+    m->nodes = calloc((size_t)n, sizeof *m->nodes);
+    if (!m->nodes) return util_fail(DD_ERR_NOMEM, "out of memory");
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < fn[i].n_inputs; j++) fn[fn[i].inputs[j]].consumers++;
+    m->nodes[0].op = MODEL_OP_INPUT;
+    m->nodes[0].channels = 3;
+    m->n_nodes = 1;
+    for (int i = 1; i < n; i++) {
+        file_node *x = &fn[i];
+        const file_node *in = &fn[x->inputs[0]];
+        model_node *prev = &m->nodes[in->runtime];
+        const int fusable = in->consumers == 1 && prev->op == MODEL_OP_CONV && !prev->relu;
+        dd_status st;
+        if (x->op == FOP_BN) {
+            if (!fusable || in->op != FOP_CONV)
+                return util_fail(DD_ERR_MODEL, "node %s: batch_norm must be the only reader of a conv2d", x->name);
+            if ((st = fold_batch_norm(f, x, prev))) return st;
+            x->runtime = in->runtime;
+        } else if (x->op == FOP_RELU && fusable) {
+            prev->relu = 1;
+            x->runtime = in->runtime;
+        } else {
+            model_node *mn = &m->nodes[m->n_nodes];
+            mn->n_inputs = x->n_inputs;
+            mn->inputs = malloc((size_t)x->n_inputs * sizeof *mn->inputs);
+            if (!mn->inputs) return util_fail(DD_ERR_NOMEM, "out of memory");
+            for (int j = 0; j < x->n_inputs; j++) mn->inputs[j] = fn[x->inputs[j]].runtime;
+            mn->channels = in->channels;
+            x->runtime = m->n_nodes++;
+            switch (x->op) {
+            case FOP_CONV: st = lower_conv(f, x, in->channels, mn); break;
+            case FOP_POOL: st = lower_pool(x, mn); break;
+            case FOP_RELU: mn->op = MODEL_OP_RELU, st = DD_OK; break;
+            case FOP_CONCAT:
+                mn->op = MODEL_OP_CONCAT, mn->channels = 0, st = DD_OK;
+                for (int j = 0; j < x->n_inputs; j++) mn->channels += fn[x->inputs[j]].channels;
+                break;
+            default: st = util_fail(DD_ERR_MODEL, "node %s: unexpected op", x->name);
+            }
+            if (st) return st;
+        }
+        x->channels = m->nodes[x->runtime].channels;
+        model_node *owner = &m->nodes[x->runtime];
+        free(owner->name);
+        if (!(owner->name = strdup(x->name))) return util_fail(DD_ERR_NOMEM, "out of memory");
+    }
+    if (!(m->nodes[0].name = strdup(fn[0].name))) return util_fail(DD_ERR_NOMEM, "out of memory");
+    return DD_OK;
+}
+
+/* User-visible layer names: the metadata's list, or every node but batch
+ * norms (whose output is not kept apart from the conv's). */
+static dd_status build_layers(const st_file *f, const file_node *fn, int n, dd_model *m) {
+    size_t count = 0;
+    if (f->layers) {
+        if (!json_is_array(f->layers)) return util_fail(DD_ERR_MODEL, "__metadata__ layers is not an array");
+        count = json_array_size(f->layers);
+    } else {
+        for (int i = 1; i < n; i++) count += fn[i].op != FOP_BN;
+    }
+    m->layers = calloc(count ? count : 1, sizeof *m->layers);
+    if (!m->layers) return util_fail(DD_ERR_NOMEM, "out of memory");
+    for (int i = 1, k = 0; (size_t)k < count; i++) {
+        const char *name;
+        if (f->layers) {
+            name = json_string_value(json_array_get(f->layers, (size_t)k));
+            if (!name) return util_fail(DD_ERR_MODEL, "__metadata__ layers: entry %d is not a string", k);
+        } else {
+            if (fn[i].op == FOP_BN) continue;
+            name = fn[i].name;
+        }
+        int at = find_node(fn, n, name);
+        if (at <= 0) return util_fail(DD_ERR_MODEL, "__metadata__ layers: %s is not a node of the graph", name);
+        m->layers[k].node = fn[at].runtime;
+        if (!(m->layers[k].name = strdup(name))) return util_fail(DD_ERR_NOMEM, "out of memory");
+        m->n_layers = ++k;
+    }
+    return DD_OK;
+}
+
+static dd_status read_preprocess(const st_file *f, dd_model *m) {
+    m->divisor = 127.5f, m->offset = -1.0f;
+    if (!f->preprocess) return DD_OK;
+    json_t *d = json_object_get(f->preprocess, "divisor"), *o = json_object_get(f->preprocess, "offset");
+    if (!json_is_number(d) || !json_is_number(o) || !(json_number_value(d) > 0) ||
+        !isfinite(json_number_value(d)) || !isfinite(json_number_value(o)))
+        return util_fail(DD_ERR_MODEL, "__metadata__ preprocess needs a divisor > 0 and a finite offset");
+    m->divisor = (float)json_number_value(d), m->offset = (float)json_number_value(o);
+    return DD_OK;
+}
+
+dd_status dd_model_load_memory(const void *data, size_t size, dd_model **out) {
+    st_file f;
+    file_node *fn = NULL;
+    int n = 0;
+    dd_status st;
+    *out = NULL;
+    if (!data && size) return util_fail(DD_ERR_INVALID_ARG, "no data");
+    dd_model *m = calloc(1, sizeof *m);
+    if (!m) return util_fail(DD_ERR_NOMEM, "out of memory");
+    if ((st = st_parse(&f, data, size))) goto fail;
+    if ((st = parse_nodes(f.graph, &fn, &n))) goto fail;
+    if ((st = lower(&f, fn, n, m))) goto fail;
+    if ((st = build_layers(&f, fn, n, m))) goto fail;
+    if ((st = read_preprocess(&f, m))) goto fail;
+    free(fn);
+    st_release(&f);
+    *out = m;
+    return DD_OK;
+fail:
+    free(fn);
+    st_release(&f);
+    dd_model_free(m);
+    return st;
+}
+
+dd_status dd_model_load_file(const char *path, dd_model **out) {
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
+    unsigned char *buf = NULL;
+    size_t size = 0, cap = 0;
+    dd_status st = DD_OK;
+    for (;;) {
+        if (size == cap) {
+            if (cap >= ((size_t)1 << 31)) {
+                st = util_fail(DD_ERR_LIMIT, "%s: model file over 2 GiB", path);
+                break;
+            }
+            cap = cap ? cap * 2 : (size_t)1 << 20;
+            unsigned char *nb = realloc(buf, cap);
+            if (!nb) {
+                st = util_fail(DD_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + size, 1, cap - size, fp);
+        size += got;
+        if (got == 0) {
+            if (ferror(fp)) st = util_fail(DD_ERR_IO, "%s: read error", path);
+            break;
+        }
+    }
+    fclose(fp);
+    if (st == DD_OK) {
+        st = dd_model_load_memory(buf, size, out);
+        if (st) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "%s", dd_last_error());
+            util_fail(st, "%s: %s", path, detail);
+        }
+    }
+    free(buf);
+    return st;
+}
+
+void dd_model_free(dd_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_nodes; i++) {
+        free(m->nodes[i].name);
+        free(m->nodes[i].inputs);
+        free(m->nodes[i].weights);
+        free(m->nodes[i].bias);
+    }
+    for (int i = 0; i < m->n_layers; i++) free(m->layers[i].name);
+    free(m->nodes);
+    free(m->layers);
+    free(m);
+}
+
+int model_find_layer(const dd_model *m, const char *name) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (!strcmp(m->layers[i].name, name)) return i;
+    return -1;
+}
+
+int dd_model_layer_count(const dd_model *m) { return m->n_layers; }
+
+const char *dd_model_layer_name(const dd_model *m, int i) {
+    return i >= 0 && i < m->n_layers ? m->layers[i].name : NULL;
+}
+
+int dd_model_layer_channels(const dd_model *m, int i) {
+    return i >= 0 && i < m->n_layers ? m->nodes[m->layers[i].node].channels : -1;
+}
+
+void dd_model_preprocess(const dd_model *m, float *divisor, float *offset) {
+    if (divisor) *divisor = m->divisor;
+    if (offset) *offset = m->offset;
+}
+
+extern const unsigned char dd_default_model[];
+extern const unsigned char dd_default_model_end[];
+
+dd_status dd_model_load_default(dd_model **out) {
+    return dd_model_load_memory(dd_default_model, (size_t)(dd_default_model_end - dd_default_model), out);
+}

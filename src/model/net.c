@@ -1,0 +1,499 @@
+/* A model planned for one input size and objective: shapes, one arena laid
+ * out by liveness, then forward (one switch over ops) and backward to the
+ * input (another). Branch outputs are written straight into their concat's
+ * buffer, so concatenation costs nothing either way. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "nn/nn.h"
+#include "util/util.h"
+
+/* im2col band size: big enough for efficient GEMMs, small enough that the
+ * scratch stays a few MiB whatever the image size. */
+#define COL_BUDGET_FLOATS ((size_t)1 << 21)
+#define MAX_SIDE 65536
+
+typedef struct net_node {
+    const model_node *mn;
+    int needed;            /* an ancestor of (or is) an objective term */
+    int c, h, w;           /* output shape */
+    nn_conv conv;          /* conv geometry */
+    nn_window win;         /* pool geometry */
+    int alias;             /* concat whose buffer holds this output, or -1 */
+    size_t alias_off;      /* floats into that buffer */
+    int root;              /* node owning the storage (self unless aliased) */
+    size_t root_off;       /* floats into the root's storage */
+    float *act, *grad;     /* forward output, gradient of it (arena) */
+    uint8_t *mask;         /* ReLU bits */
+    uint8_t *argmax;       /* max-pool winners */
+    int grad_zeroed;       /* this pass (roots only) */
+} net_node;
+
+typedef struct net_term {
+    int node, channel;
+    float weight;
+    dd_layer_stats stats;
+} net_term;
+
+struct dd_net {
+    const dd_model *model;
+    int threads, h, w;
+    int n_nodes;
+    net_node *nodes;
+    int n_terms;
+    net_term *terms;
+    float *col;
+    util_arena arena;
+    double flops_fwd, flops_bwd;
+};
+
+static size_t node_floats(const net_node *x) { return (size_t)x->c * x->h * x->w; }
+
+/* ---- planning ------------------------------------------------------------- */
+
+static dd_status plan_shapes(dd_net *net) {
+    for (int i = 1; i < net->n_nodes; i++) {
+        net_node *x = &net->nodes[i];
+        const model_node *mn = x->mn;
+        if (!x->needed) continue;
+        const net_node *in = &net->nodes[mn->inputs[0]];
+        x->c = mn->channels;
+        switch (mn->op) {
+        case MODEL_OP_CONV:
+            x->conv.c = in->c, x->conv.k = mn->channels;
+            if (!nn_window_plan(&x->conv.win, in->h, in->w, mn->kh, mn->kw, mn->sh, mn->sw, mn->same_padding))
+                goto too_small;
+            nn_conv_plan_bands(&x->conv, COL_BUDGET_FLOATS);
+            x->h = x->conv.win.oh, x->w = x->conv.win.ow;
+            net->flops_fwd += nn_conv_flops(&x->conv);
+            net->flops_bwd += nn_conv_flops(&x->conv);
+            break;
+        case MODEL_OP_MAXPOOL:
+        case MODEL_OP_AVGPOOL:
+            if (!nn_window_plan(&x->win, in->h, in->w, mn->kh, mn->kw, mn->sh, mn->sw, mn->same_padding))
+                goto too_small;
+            x->h = x->win.oh, x->w = x->win.ow;
+            break;
+        case MODEL_OP_RELU:
+            x->h = in->h, x->w = in->w;
+            break;
+        case MODEL_OP_CONCAT:
+            x->h = in->h, x->w = in->w;
+            for (int j = 1; j < mn->n_inputs; j++) {
+                const net_node *o = &net->nodes[mn->inputs[j]];
+                if (o->h != x->h || o->w != x->w)
+                    return util_fail(DD_ERR_MODEL, "%s: inputs of different sizes (%dx%d and %dx%d) at input %dx%d",
+                                     mn->name, in->w, in->h, o->w, o->h, net->w, net->h);
+            }
+            break;
+        case MODEL_OP_INPUT:
+            return util_fail(DD_ERR_MODEL, "%s: a second input node", mn->name);
+        }
+        continue;
+    too_small:
+        return util_fail(DD_ERR_INVALID_ARG, "input %dx%d is too small: layer %s gets no output",
+                         net->w, net->h, mn->name);
+    }
+    return DD_OK;
+}
+
+/* Outputs read only by one concat (once) are stored inside the concat's
+ * buffer at their channel offset. */
+static void plan_aliases(dd_net *net) {
+    const int n = net->n_nodes;
+    int *readers = calloc((size_t)n, sizeof *readers);
+    for (int i = 0; i < n; i++) net->nodes[i].alias = -1;
+    if (!readers) return; /* no aliasing: correct, only slower */
+    for (int i = 1; i < n; i++)
+        if (net->nodes[i].needed)
+            for (int j = 0; j < net->nodes[i].mn->n_inputs; j++) readers[net->nodes[i].mn->inputs[j]]++;
+    for (int i = 1; i < n; i++) {
+        const model_node *mn = net->nodes[i].mn;
+        if (!net->nodes[i].needed || mn->op != MODEL_OP_CONCAT) continue;
+        size_t off = 0;
+        for (int j = 0; j < mn->n_inputs; j++) {
+            net_node *x = &net->nodes[mn->inputs[j]];
+            if (mn->inputs[j] != 0 && readers[mn->inputs[j]] == 1) x->alias = i, x->alias_off = off;
+            off += node_floats(x);
+        }
+    }
+    free(readers);
+    for (int i = n - 1; i >= 0; i--) { /* concats come after their inputs */
+        net_node *x = &net->nodes[i];
+        x->root = i, x->root_off = 0;
+        if (x->alias >= 0) {
+            const net_node *c = &net->nodes[x->alias];
+            x->root = c->root, x->root_off = c->root_off + x->alias_off;
+        }
+    }
+}
+
+typedef struct interval {
+    int start, end; /* inclusive times */
+    size_t bytes, offset;
+} interval;
+
+static int by_size_desc(const void *a, const void *b) {
+    const interval *x = *(interval *const *)a, *y = *(interval *const *)b;
+    return (x->bytes < y->bytes) - (x->bytes > y->bytes);
+}
+
+/* Greedy placement: biggest first, each at the lowest offset that does not
+ * collide with a placed interval alive at the same time. Returns the size. */
+static size_t place_intervals(interval *iv, int n, interval **order) {
+    for (int i = 0; i < n; i++) order[i] = &iv[i];
+    qsort(order, (size_t)n, sizeof *order, by_size_desc);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        interval *x = order[i];
+        size_t off = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                const interval *y = order[j];
+                if (y->end < x->start || x->end < y->start) continue;
+                if (off < y->offset + y->bytes && y->offset < off + x->bytes) off = y->offset + y->bytes, moved = 1;
+            }
+        }
+        x->offset = off;
+        if (off + x->bytes > total) total = off + x->bytes;
+    }
+    return total;
+}
+
+/* Times: forward of node i at i; backward of node i at 2n - i. Storage for
+ * activations lives from the first node written into it to its last reader;
+ * storage for gradients from its first writer to its own backward step. */
+static dd_status plan_memory(dd_net *net) {
+    const int n = net->n_nodes;
+    enum { ACT, GRAD, MASK, ARGMAX, COL, KINDS };
+    const int n_iv = n * KINDS;
+    interval *iv = calloc((size_t)n_iv, sizeof *iv);
+    interval **order = malloc((size_t)n_iv * sizeof *order);
+    if (!iv || !order) {
+        free(iv), free(order);
+        return util_fail(DD_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n_iv; i++) iv[i].start = INT32_MAX, iv[i].end = -1;
+    size_t col_floats = 0;
+    for (int i = 1; i < n; i++) {
+        net_node *x = &net->nodes[i];
+        if (!x->needed) continue;
+        interval *act = &iv[x->root * KINDS + ACT], *grad = &iv[x->root * KINDS + GRAD];
+        int last_read = i, first_grad = 2 * n - i;
+        for (int j = i + 1; j < n; j++) {
+            const model_node *c = net->nodes[j].mn;
+            if (!net->nodes[j].needed) continue;
+            for (int k = 0; k < c->n_inputs; k++)
+                if (c->inputs[k] == i) {
+                    last_read = j;
+                    if (2 * n - j < first_grad) first_grad = 2 * n - j;
+                }
+        }
+        if (i < act->start) act->start = i;
+        if (last_read > act->end) act->end = last_read;
+        if (first_grad < grad->start) grad->start = first_grad;
+        if (2 * n - i > grad->end) grad->end = 2 * n - i;
+        if (x->root == i) act->bytes = grad->bytes = node_floats(x) * sizeof(float);
+        if (x->mn->op == MODEL_OP_CONV || x->mn->op == MODEL_OP_RELU) {
+            if (x->mn->op == MODEL_OP_RELU || x->mn->relu) {
+                interval *m = &iv[i * KINDS + MASK];
+                m->start = 0, m->end = 2 * n, m->bytes = (size_t)x->c * nn_mask_bytes((size_t)x->h * x->w);
+            }
+            if (x->mn->op == MODEL_OP_CONV && nn_conv_col_floats(&x->conv) > col_floats)
+                col_floats = nn_conv_col_floats(&x->conv);
+        }
+        if (x->mn->op == MODEL_OP_MAXPOOL) {
+            interval *a = &iv[i * KINDS + ARGMAX];
+            a->start = 0, a->end = 2 * n, a->bytes = node_floats(x);
+        }
+    }
+    iv[COL].start = 0, iv[COL].end = 2 * n, iv[COL].bytes = col_floats * sizeof(float);
+    int used = 0;
+    for (int i = 0; i < n_iv; i++) {
+        if (!iv[i].bytes || iv[i].end < 0) continue;
+        iv[i].bytes = util_align64(iv[i].bytes);
+        iv[used++] = iv[i];
+        iv[used - 1].offset = (size_t)i; /* remember the slot until placed */
+    }
+    int *slot = malloc((size_t)(used ? used : 1) * sizeof *slot);
+    dd_status st = DD_OK;
+    if (!slot) {
+        st = util_fail(DD_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < used; i++) slot[i] = (int)iv[i].offset;
+    const size_t total = place_intervals(iv, used, order);
+    if ((st = util_arena_init(&net->arena, total))) goto done;
+    unsigned char *base = net->arena.base;
+    net->arena.used = total;
+    for (int i = 0; i < used; i++) {
+        const int node = slot[i] / KINDS, kind = slot[i] % KINDS;
+        void *p = base + iv[i].offset;
+        switch (kind) {
+        case ACT: net->nodes[node].act = p; break;
+        case GRAD: net->nodes[node].grad = p; break;
+        case MASK: net->nodes[node].mask = p; break;
+        case ARGMAX: net->nodes[node].argmax = p; break;
+        case COL: net->col = p; break;
+        }
+    }
+    /* Aliased nodes point into their root's storage. */
+    for (int i = 1; i < n; i++) {
+        net_node *x = &net->nodes[i];
+        if (!x->needed || x->root == i) continue;
+        x->act = net->nodes[x->root].act + x->root_off;
+        x->grad = net->nodes[x->root].grad + x->root_off;
+    }
+done:
+    free(slot);
+    free(iv);
+    free(order);
+    return st;
+}
+
+dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
+                     int height, int width, int threads, dd_net **out) {
+    dd_status st;
+    *out = NULL;
+    if (!model || !terms || n_terms < 1)
+        return util_fail(DD_ERR_INVALID_ARG, "an objective needs at least one term");
+    if (height < 1 || width < 1 || height > MAX_SIDE || width > MAX_SIDE)
+        return util_fail(DD_ERR_INVALID_ARG, "input size %dx%d outside 1..%d", width, height, MAX_SIDE);
+    dd_net *net = calloc(1, sizeof *net);
+    if (!net) return util_fail(DD_ERR_NOMEM, "out of memory");
+    net->model = model;
+    net->h = height, net->w = width;
+    net->threads = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (net->threads < 1) net->threads = 1;
+    net->n_nodes = model->n_nodes;
+    net->nodes = calloc((size_t)net->n_nodes, sizeof *net->nodes);
+    net->terms = calloc((size_t)n_terms, sizeof *net->terms);
+    if (!net->nodes || !net->terms) {
+        st = util_fail(DD_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    net->n_terms = n_terms;
+    for (int i = 0; i < net->n_nodes; i++) net->nodes[i].mn = &model->nodes[i];
+    for (int t = 0; t < n_terms; t++) {
+        const int layer = terms[t].layer ? model_find_layer(model, terms[t].layer) : -1;
+        if (layer < 0) {
+            st = util_fail(DD_ERR_INVALID_ARG, "%s: no such layer", terms[t].layer ? terms[t].layer : "(null)");
+            goto fail;
+        }
+        const int node = model->layers[layer].node, channels = model->nodes[node].channels;
+        if (terms[t].channel < -1 || terms[t].channel >= channels) {
+            st = util_fail(DD_ERR_INVALID_ARG, "%s: channel %d outside 0..%d", terms[t].layer, terms[t].channel, channels - 1);
+            goto fail;
+        }
+        if (!isfinite(terms[t].weight)) {
+            st = util_fail(DD_ERR_INVALID_ARG, "%s: weight is not finite", terms[t].layer);
+            goto fail;
+        }
+        net->terms[t].node = node, net->terms[t].channel = terms[t].channel, net->terms[t].weight = terms[t].weight;
+        net->nodes[node].needed = 1;
+    }
+    /* Everything an objective node reads from is needed; nothing after. */
+    for (int i = net->n_nodes - 1; i > 0; i--)
+        if (net->nodes[i].needed)
+            for (int j = 0; j < model->nodes[i].n_inputs; j++) net->nodes[model->nodes[i].inputs[j]].needed = 1;
+    net->nodes[0].needed = 1;
+    net->nodes[0].c = 3, net->nodes[0].h = height, net->nodes[0].w = width;
+    if ((st = plan_shapes(net))) goto fail;
+    plan_aliases(net);
+    if ((st = plan_memory(net))) goto fail;
+    *out = net;
+    return DD_OK;
+fail:
+    dd_net_free(net);
+    return st;
+}
+
+void dd_net_free(dd_net *net) {
+    if (!net) return;
+    util_arena_free(&net->arena);
+    free(net->nodes);
+    free(net->terms);
+    free(net);
+}
+
+/* ---- running -------------------------------------------------------------- */
+
+/* Sum and max of planes [c0, c1) of x, per channel in parallel, then
+ * reduced in channel order so the result does not depend on threads. */
+static void plane_stats(const net_node *x, int c0, int c1, double *sum, double *max, int threads) {
+    const size_t plane = (size_t)x->h * x->w;
+    double s_all = 0, m_all = -INFINITY;
+    for (int c = c0; c < c1;) {
+        enum { CHUNK = 64 };
+        double s[CHUNK], m[CHUNK];
+        const int n = c1 - c < CHUNK ? c1 - c : CHUNK;
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int k = 0; k < n; k++) {
+            const float *p = x->act + (size_t)(c + k) * plane;
+            double a = 0, b = -INFINITY;
+            for (size_t i = 0; i < plane; i++) {
+                a += p[i];
+                if (p[i] > b) b = p[i];
+            }
+            s[k] = a, m[k] = b;
+        }
+        for (int k = 0; k < n; k++) {
+            s_all += s[k];
+            if (m[k] > m_all) m_all = m[k];
+        }
+        c += n;
+    }
+    *sum = s_all, *max = m_all;
+}
+
+static void record_terms(dd_net *net, int node) {
+    const net_node *x = &net->nodes[node];
+    for (int t = 0; t < net->n_terms; t++) {
+        net_term *term = &net->terms[t];
+        if (term->node != node) continue;
+        const int c0 = term->channel < 0 ? 0 : term->channel, c1 = term->channel < 0 ? x->c : c0 + 1;
+        dd_layer_stats *s = &term->stats;
+        s->channels = c1 - c0, s->height = x->h, s->width = x->w;
+        plane_stats(x, c0, c1, &s->sum, &s->max, net->threads);
+        s->mean = s->sum / ((double)s->channels * s->height * s->width);
+    }
+}
+
+static void forward(dd_net *net, const float *input) {
+    openblas_set_num_threads(net->threads);
+    net->nodes[0].act = (float *)input; /* only ever read */
+    for (int i = 1; i < net->n_nodes; i++) {
+        net_node *x = &net->nodes[i];
+        if (!x->needed) continue;
+        const model_node *mn = x->mn;
+        const net_node *in = &net->nodes[mn->inputs[0]];
+        switch (mn->op) {
+        case MODEL_OP_CONV:
+            nn_conv_forward(x->act, mn->relu ? x->mask : NULL, in->act, mn->weights, mn->bias,
+                            &x->conv, net->col, net->threads);
+            break;
+        case MODEL_OP_MAXPOOL: nn_maxpool_forward(x->act, x->argmax, in->act, x->c, &x->win, net->threads); break;
+        case MODEL_OP_AVGPOOL: nn_avgpool_forward(x->act, in->act, x->c, &x->win, net->threads); break;
+        case MODEL_OP_RELU:
+            nn_relu_forward(x->act, x->mask, in->act, x->c, (size_t)x->h * x->w, net->threads);
+            break;
+        case MODEL_OP_CONCAT: {
+            size_t off = 0;
+            for (int j = 0; j < mn->n_inputs; j++) {
+                const net_node *o = &net->nodes[mn->inputs[j]];
+                if (o->alias != i) memcpy(x->act + off, o->act, node_floats(o) * sizeof(float));
+                off += node_floats(o);
+            }
+        } break;
+        case MODEL_OP_INPUT: break;
+        }
+        record_terms(net, i);
+    }
+}
+
+static double objective_value(const dd_net *net) {
+    double v = 0;
+    for (int t = 0; t < net->n_terms; t++) v += net->terms[t].weight * net->terms[t].stats.mean;
+    return v;
+}
+
+/* The gradient buffer of node i, zeroed on its first use in a pass. */
+static float *grad_of(dd_net *net, int i) {
+    net_node *x = &net->nodes[i];
+    net_node *r = &net->nodes[x->root];
+    if (!r->grad_zeroed) {
+        memset(r->grad, 0, node_floats(r) * sizeof(float));
+        r->grad_zeroed = 1;
+    }
+    return x->grad;
+}
+
+static void add_seeds(dd_net *net, int node) {
+    const net_node *x = &net->nodes[node];
+    const size_t plane = (size_t)x->h * x->w;
+    for (int t = 0; t < net->n_terms; t++) {
+        const net_term *term = &net->terms[t];
+        if (term->node != node || term->weight == 0.0f) continue;
+        float *g = grad_of(net, node);
+        /* d(weight * mean)/dx = weight / count for every element averaged. */
+        const size_t from = term->channel < 0 ? 0 : (size_t)term->channel * plane;
+        const size_t count = term->channel < 0 ? node_floats(x) : plane;
+        const float v = (float)(term->weight / (double)count);
+        for (size_t k = from; k < from + count; k++) g[k] += v;
+    }
+}
+
+static void backward(dd_net *net, float *input_grad) {
+    memset(input_grad, 0, (size_t)3 * net->h * net->w * sizeof(float));
+    for (int i = 0; i < net->n_nodes; i++) net->nodes[i].grad_zeroed = 0;
+    net->nodes[0].grad = input_grad;
+    net->nodes[0].grad_zeroed = 1;
+    for (int i = net->n_nodes - 1; i > 0; i--) {
+        net_node *x = &net->nodes[i];
+        if (!x->needed) continue;
+        add_seeds(net, i);
+        if (!net->nodes[x->root].grad_zeroed) continue; /* nothing reaches it */
+        const model_node *mn = x->mn;
+        const int in = mn->inputs[0];
+        switch (mn->op) {
+        case MODEL_OP_CONV:
+            nn_conv_backward_input(grad_of(net, in), x->grad, mn->relu ? x->mask : NULL, mn->weights,
+                                   &x->conv, net->col, net->threads);
+            break;
+        case MODEL_OP_MAXPOOL:
+            nn_maxpool_backward(grad_of(net, in), x->grad, x->argmax, x->c, &x->win, net->threads);
+            break;
+        case MODEL_OP_AVGPOOL: nn_avgpool_backward(grad_of(net, in), x->grad, x->c, &x->win, net->threads); break;
+        case MODEL_OP_RELU:
+            nn_relu_backward(grad_of(net, in), x->grad, x->mask, x->c, (size_t)x->h * x->w, net->threads);
+            break;
+        case MODEL_OP_CONCAT: {
+            size_t off = 0;
+            for (int j = 0; j < mn->n_inputs; j++) {
+                const int k = mn->inputs[j];
+                const size_t n = node_floats(&net->nodes[k]);
+                if (net->nodes[k].alias != i) { /* aliased inputs already hold their slice */
+                    float *g = grad_of(net, k);
+                    for (size_t e = 0; e < n; e++) g[e] += x->grad[off + e];
+                }
+                off += n;
+            }
+        } break;
+        case MODEL_OP_INPUT: break;
+        }
+    }
+}
+
+dd_status dd_net_forward(dd_net *net, const float *input, double *objective) {
+    if (!net || !input) return util_fail(DD_ERR_INVALID_ARG, "no net or input");
+    forward(net, input);
+    if (objective) *objective = objective_value(net);
+    return DD_OK;
+}
+
+dd_status dd_net_gradient(dd_net *net, const float *input, float *grad, double *objective) {
+    if (!net || !input || !grad) return util_fail(DD_ERR_INVALID_ARG, "no net, input or gradient buffer");
+    forward(net, input);
+    if (objective) *objective = objective_value(net);
+    backward(net, grad);
+    return DD_OK;
+}
+
+dd_status dd_net_term_stats(const dd_net *net, int term, dd_layer_stats *out) {
+    if (!net || term < 0 || term >= net->n_terms)
+        return util_fail(DD_ERR_INVALID_ARG, "term %d out of range", term);
+    *out = net->terms[term].stats;
+    return DD_OK;
+}
+
+void dd_net_flops(const dd_net *net, double *fwd, double *bwd) {
+    if (fwd) *fwd = net->flops_fwd;
+    if (bwd) *bwd = net->flops_bwd;
+}
+
+size_t dd_net_arena_bytes(const dd_net *net) { return net->arena.size; }

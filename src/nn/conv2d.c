@@ -1,0 +1,217 @@
+/* Convolution as OpenBLAS sgemm over an im2col band of output rows, forward
+ * with fused bias + ReLU (keeping one mask bit per output), and backward to
+ * the input as W^T x dY followed by col2im. 1x1 stride-1 convolutions use the
+ * input plane directly as the GEMM operand. */
+#include <cblas.h>
+#include <string.h>
+
+#include "nn.h"
+
+int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
+                   int same_padding) {
+    win->h = h, win->w = w, win->kh = kh, win->kw = kw, win->sh = sh, win->sw = sw;
+    if (same_padding) {
+        win->oh = (h + sh - 1) / sh;
+        win->ow = (w + sw - 1) / sw;
+        int pad_h = (win->oh - 1) * sh + kh - h;
+        int pad_w = (win->ow - 1) * sw + kw - w;
+        win->pad_t = pad_h > 0 ? pad_h / 2 : 0;
+        win->pad_l = pad_w > 0 ? pad_w / 2 : 0;
+    } else {
+        win->oh = h >= kh ? (h - kh) / sh + 1 : 0;
+        win->ow = w >= kw ? (w - kw) / sw + 1 : 0;
+        win->pad_t = win->pad_l = 0;
+    }
+    return win->oh > 0 && win->ow > 0;
+}
+
+int nn_conv_is_pointwise(const nn_conv *cv) {
+    const nn_window *s = &cv->win;
+    return s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1;
+}
+
+void nn_conv_plan_bands(nn_conv *cv, size_t col_budget) {
+    size_t row = (size_t)cv->c * cv->win.kh * cv->win.kw * cv->win.ow;
+    size_t rows = row ? col_budget / row : 1;
+    if (rows < 1) rows = 1;
+    if (rows > (size_t)cv->win.oh) rows = (size_t)cv->win.oh;
+    cv->band_rows = (int)rows;
+}
+
+size_t nn_conv_col_floats(const nn_conv *cv) {
+    if (nn_conv_is_pointwise(cv)) return 0;
+    return (size_t)cv->c * cv->win.kh * cv->win.kw * cv->band_rows * cv->win.ow;
+}
+
+double nn_conv_flops(const nn_conv *cv) {
+    return 2.0 * cv->k * cv->c * cv->win.kh * cv->win.kw * cv->win.oh * cv->win.ow;
+}
+
+/* col (C*KH*KW, rows*OW) <- input patches for output rows oy0 .. oy0+rows-1. */
+static void im2col(float *col, const float *in, const nn_conv *cv, int oy0,
+                   int rows, int threads) {
+    const nn_window *s = &cv->win;
+    const int n_rows = cv->c * s->kh * s->kw;
+    const size_t n = (size_t)rows * s->ow;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int r = 0; r < n_rows; r++) {
+        const int kx = r % s->kw, ky = (r / s->kw) % s->kh, c = r / (s->kw * s->kh);
+        const float *plane = in + (size_t)c * s->h * s->w;
+        float *dst = col + (size_t)r * n;
+        /* Output columns whose input column lies inside the plane. */
+        int x_lo = 0, x_hi = s->ow;
+        while (x_lo < s->ow && x_lo * s->sw - s->pad_l + kx < 0) x_lo++;
+        while (x_hi > x_lo && (x_hi - 1) * s->sw - s->pad_l + kx >= s->w) x_hi--;
+        for (int i = 0; i < rows; i++, dst += s->ow) {
+            const int iy = (oy0 + i) * s->sh - s->pad_t + ky;
+            if (iy < 0 || iy >= s->h) {
+                memset(dst, 0, sizeof *dst * s->ow);
+                continue;
+            }
+            const float *src = plane + (size_t)iy * s->w - s->pad_l + kx;
+            for (int x = 0; x < x_lo; x++) dst[x] = 0.0f;
+            if (s->sw == 1) {
+                memcpy(dst + x_lo, src + x_lo, sizeof *dst * (size_t)(x_hi - x_lo));
+            } else {
+                for (int x = x_lo; x < x_hi; x++) dst[x] = src[(size_t)x * s->sw];
+            }
+            for (int x = x_hi; x < s->ow; x++) dst[x] = 0.0f;
+        }
+    }
+}
+
+/* din += col2im(col): the transpose of im2col, parallel over input channels
+ * so no two threads touch the same plane. */
+static void col2im_add(float *din, const float *col, const nn_conv *cv, int oy0,
+                       int rows, int threads) {
+    const nn_window *s = &cv->win;
+    const size_t n = (size_t)rows * s->ow;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int c = 0; c < cv->c; c++) {
+        float *plane = din + (size_t)c * s->h * s->w;
+        for (int ky = 0; ky < s->kh; ky++) {
+            for (int kx = 0; kx < s->kw; kx++) {
+                const float *src = col + ((size_t)(c * s->kh + ky) * s->kw + kx) * n;
+                int x_lo = 0, x_hi = s->ow;
+                while (x_lo < s->ow && x_lo * s->sw - s->pad_l + kx < 0) x_lo++;
+                while (x_hi > x_lo && (x_hi - 1) * s->sw - s->pad_l + kx >= s->w) x_hi--;
+                for (int i = 0; i < rows; i++, src += s->ow) {
+                    const int iy = (oy0 + i) * s->sh - s->pad_t + ky;
+                    if (iy < 0 || iy >= s->h) continue;
+                    float *dst = plane + (size_t)iy * s->w - s->pad_l + kx;
+                    if (s->sw == 1) {
+                        for (int x = x_lo; x < x_hi; x++) dst[x] += src[x];
+                    } else {
+                        for (int x = x_lo; x < x_hi; x++) dst[(size_t)x * s->sw] += src[x];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Bias and ReLU on outputs [from, from+count) of every channel, recording
+ * mask bits. Parallel over channels: each channel's mask bytes are its own. */
+static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
+                      size_t plane, size_t from, size_t count, int threads) {
+    const size_t mask_plane = nn_mask_bytes(plane);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int ch = 0; ch < k; ch++) {
+        float *o = out + (size_t)ch * plane;
+        const float bias = b ? b[ch] : 0.0f;
+        if (!mask) {
+            for (size_t i = from; i < from + count; i++) o[i] += bias;
+            continue;
+        }
+        uint8_t *m = mask + (size_t)ch * mask_plane;
+        for (size_t i = from; i < from + count; i++) {
+            const float v = o[i] + bias;
+            const uint8_t bit = (uint8_t)(1u << (i & 7));
+            if (v > 0.0f) {
+                o[i] = v;
+                m[i >> 3] |= bit;
+            } else {
+                o[i] = 0.0f;
+                m[i >> 3] &= (uint8_t)~bit;
+            }
+        }
+    }
+}
+
+void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
+                     const float *w, const float *b, const nn_conv *cv,
+                     float *col, int threads) {
+    const nn_window *s = &cv->win;
+    const int ckk = cv->c * s->kh * s->kw;
+    const size_t plane = (size_t)s->oh * s->ow;
+    if (nn_conv_is_pointwise(cv)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cv->k, (int)plane,
+                    cv->c, 1.0f, w, cv->c, in, (int)plane, 0.0f, out, (int)plane);
+        bias_relu(out, relu_mask, b, cv->k, plane, 0, plane, threads);
+        return;
+    }
+    for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
+        const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
+        const int n = rows * s->ow;
+        im2col(col, in, cv, oy0, rows, threads);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cv->k, n, ckk, 1.0f,
+                    w, ckk, col, n, 0.0f, out + (size_t)oy0 * s->ow, (int)plane);
+        bias_relu(out, relu_mask, b, cv->k, plane, (size_t)oy0 * s->ow, (size_t)n,
+                  threads);
+    }
+}
+
+/* dout *= mask, in place. */
+static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
+                       int threads) {
+    const size_t mask_plane = nn_mask_bytes(plane);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int ch = 0; ch < k; ch++) {
+        float *d = dout + (size_t)ch * plane;
+        const uint8_t *m = mask + (size_t)ch * mask_plane;
+        for (size_t i = 0; i < plane; i++)
+            if (!(m[i >> 3] >> (i & 7) & 1)) d[i] = 0.0f;
+    }
+}
+
+void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
+                            const float *w, const nn_conv *cv, float *col,
+                            int threads) {
+    const nn_window *s = &cv->win;
+    const int ckk = cv->c * s->kh * s->kw;
+    const size_t plane = (size_t)s->oh * s->ow;
+    if (relu_mask) apply_mask(dout, relu_mask, cv->k, plane, threads);
+    if (nn_conv_is_pointwise(cv)) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cv->c, (int)plane, cv->k,
+                    1.0f, w, cv->c, dout, (int)plane, 1.0f, din, (int)plane);
+        return;
+    }
+    for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
+        const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
+        const int n = rows * s->ow;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, n, cv->k, 1.0f, w,
+                    ckk, dout + (size_t)oy0 * s->ow, (int)plane, 0.0f, col, n);
+        col2im_add(din, col, cv, oy0, rows, threads);
+    }
+}
+
+void nn_conv_forward_ref(float *out, const float *in, const float *w,
+                         const float *b, int relu, const nn_conv *cv) {
+    const nn_window *s = &cv->win;
+    for (int k = 0; k < cv->k; k++)
+        for (int oy = 0; oy < s->oh; oy++)
+            for (int ox = 0; ox < s->ow; ox++) {
+                double acc = b ? b[k] : 0.0;
+                for (int c = 0; c < cv->c; c++)
+                    for (int ky = 0; ky < s->kh; ky++)
+                        for (int kx = 0; kx < s->kw; kx++) {
+                            const int iy = oy * s->sh - s->pad_t + ky;
+                            const int ix = ox * s->sw - s->pad_l + kx;
+                            if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
+                            acc += (double)w[((size_t)(k * cv->c + c) * s->kh + ky) * s->kw + kx] *
+                                   in[((size_t)c * s->h + iy) * s->w + ix];
+                        }
+                if (relu && acc < 0) acc = 0;
+                out[((size_t)k * s->oh + oy) * s->ow + ox] = (float)acc;
+            }
+}

@@ -1,0 +1,80 @@
+/* Kernels over raw float planes (one image, NCHW with N = 1): convolution
+ * and pooling, each forward beside its backward to the input. */
+#ifndef DD_NN_H
+#define DD_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A sliding window over an H x W plane, TensorFlow's padding rules:
+ * 'valid' takes only whole windows; 'same' gives ceil(H / stride) outputs
+ * and pads pad_total = max((OH-1)*stride + K - H, 0), the odd pixel going
+ * bottom/right (pad_t = pad_total / 2). */
+typedef struct nn_window {
+    int h, w;         /* input plane                        */
+    int kh, kw;       /* window                             */
+    int sh, sw;       /* strides                            */
+    int pad_t, pad_l; /* leading padding                    */
+    int oh, ow;       /* output plane                       */
+} nn_window;
+
+/* Fills pads and output size; returns 0 when the input is smaller than the
+ * window allows (no output pixel). */
+int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
+                   int same_padding);
+
+/* ---- convolution (BN folded into w and b), optional fused ReLU ------------
+ * in   (C, H, W)        w (K, C, KH, KW)        b (K) or NULL
+ * out  (K, OH, OW)      relu_mask: K planes of nn_mask_bytes(OH*OW) bytes, one
+ *                       bit per output (1 = positive), or NULL for no ReLU
+ * col  scratch of nn_conv_col_floats() floats, built band by band         */
+typedef struct nn_conv {
+    int c, k;
+    nn_window win;
+    int band_rows; /* output rows per im2col band (bounded scratch) */
+} nn_conv;
+
+/* Sizes the im2col band so that the band holds about col_budget floats. */
+void nn_conv_plan_bands(nn_conv *cv, size_t col_budget);
+int nn_conv_is_pointwise(const nn_conv *cv);
+size_t nn_conv_col_floats(const nn_conv *cv);
+double nn_conv_flops(const nn_conv *cv);
+static inline size_t nn_mask_bytes(size_t n) { return (n + 7) / 8; }
+
+void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
+                     const float *w, const float *b, const nn_conv *cv,
+                     float *col, int threads);
+
+/* din += d out / d in. dout is masked by relu_mask in place (it is dead after
+ * this call). */
+void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
+                            const float *w, const nn_conv *cv, float *col,
+                            int threads);
+
+/* Direct loops in double, for tests. */
+void nn_conv_forward_ref(float *out, const float *in, const float *w,
+                         const float *b, int relu, const nn_conv *cv);
+
+/* ---- pooling ---------------------------------------------------------------
+ * in (C, H, W) -> out (C, OH, OW). Max pooling ignores padded pixels and keeps
+ * argmax (C, OH, OW): the index ky*KW+kx of the winner in its window. Average
+ * pooling divides by the number of real (unpadded) pixels in the window. The
+ * backward passes accumulate: din += ... */
+void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
+                        const nn_window *win, int threads);
+void nn_maxpool_backward(float *din, const float *dout, const uint8_t *argmax,
+                         int c, const nn_window *win, int threads);
+void nn_avgpool_forward(float *out, const float *in, int c,
+                        const nn_window *win, int threads);
+void nn_avgpool_backward(float *din, const float *dout, int c,
+                         const nn_window *win, int threads);
+
+/* ---- elementwise ---------------------------------------------------------- */
+/* out = max(in, 0), mask bits as for convolution; n elements per plane. */
+void nn_relu_forward(float *out, uint8_t *mask, const float *in, int planes,
+                     size_t n, int threads);
+/* din += dout where the mask bit is set. */
+void nn_relu_backward(float *din, const float *dout, const uint8_t *mask,
+                      int planes, size_t n, int threads);
+
+#endif

@@ -1,0 +1,39 @@
+/* Shared internals: error reporting, checked size arithmetic, the arena. */
+#ifndef DD_UTIL_H
+#define DD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deepdream.h"
+
+/* Records a one-line detail for dd_last_error() on this thread and returns
+ * status, so callers can write `return util_fail(DD_ERR_MODEL, "...")`. */
+dd_status util_fail(dd_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void util_clear_error(void);
+
+/* Guards our own invariants only, never user input. */
+#define DD_ASSERT(x) ((x) ? (void)0 : util_assert_failed(#x, __FILE__, __LINE__))
+void util_assert_failed(const char *expr, const char *file, int line);
+
+/* a*b and a+b into *out; return 0 on overflow. */
+static inline int util_mul(size_t a, size_t b, size_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline int util_add(size_t a, size_t b, size_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+/* One allocation carved into 64-byte aligned pieces. */
+typedef struct util_arena {
+    unsigned char *base;
+    size_t size, used;
+} util_arena;
+
+dd_status util_arena_init(util_arena *a, size_t size);
+void *util_arena_take(util_arena *a, size_t size);
+void util_arena_free(util_arena *a);
+static inline size_t util_align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+#endif
