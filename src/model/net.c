@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "model.h"
+#include "net.h"
 #include "nn/nn.h"
 #include "util/util.h"
 
@@ -497,3 +498,25 @@ void dd_net_flops(const dd_net *net, double *fwd, double *bwd) {
 }
 
 size_t dd_net_arena_bytes(const dd_net *net) { return net->arena.size; }
+
+int net_gemm_shapes(const dd_net *net, net_gemm *out, int max) {
+    int count = 0;
+    for (int i = 1; i < net->n_nodes; i++) {
+        const net_node *x = &net->nodes[i];
+        if (!x->needed || x->mn->op != MODEL_OP_CONV) continue;
+        const nn_window *s = &x->conv.win;
+        const int ckk = x->conv.c * s->kh * s->kw;
+        const int full = nn_conv_is_pointwise(&x->conv) ? 1 : s->oh / x->conv.band_rows;
+        const int rest = nn_conv_is_pointwise(&x->conv) ? 0 : s->oh % x->conv.band_rows;
+        const int n_full = nn_conv_is_pointwise(&x->conv) ? s->oh * s->ow : x->conv.band_rows * s->ow;
+        if (full > 0) {
+            if (count < max) out[count] = (net_gemm){x->conv.k, n_full, ckk, full, x->mn->name};
+            count++;
+        }
+        if (rest > 0) {
+            if (count < max) out[count] = (net_gemm){x->conv.k, rest * s->ow, ckk, 1, x->mn->name};
+            count++;
+        }
+    }
+    return count;
+}

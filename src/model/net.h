@@ -1,0 +1,18 @@
+/* Internals of a planned net that benchmarks and tests may look at. */
+#ifndef DD_NET_H
+#define DD_NET_H
+
+#include "deepdream.h"
+
+/* One sgemm call of a forward pass, row-major C(m x n) = A(m x k) B(k x n),
+ * with how many times it runs per pass (bands of one convolution). */
+typedef struct net_gemm {
+    int m, n, k, calls;
+    const char *layer;
+} net_gemm;
+
+/* Fills up to max entries, one or two per convolution (full bands and the
+ * last, shorter band); returns how many there are in all. */
+int net_gemm_shapes(const dd_net *net, net_gemm *out, int max);
+
+#endif
