@@ -2,6 +2,7 @@
  * data/golden.json (reference_float64), at the tolerances of its README:
  * every layer's shape/sum/mean/max, the objective mean(mixed3) + mean(mixed5),
  * the input gradient's statistics, samples and exact zero region. */
+#include <cblas.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,22 @@ int main(int argc, char **argv) {
     CHECK(memcmp(grad, grad2, sizeof grad) == 0 && objective == objective2, "second pass differs");
     dd_net_forward(net, in, &objective3);
     CHECK(objective3 == objective, "forward-only objective %.17g != %.17g", objective3, objective);
+
+    /* One thread and two threads give the same bits: our loops use fixed
+     * chunks and reduce in a fixed order, and OpenBLAS splits a GEMM by
+     * rows and columns, never along the sum. */
+    static float grad1[C * H * W];
+    dd_net *net1 = NULL;
+    double objective1 = 0;
+    CHECK(dd_net_new(model, terms, N_TERMS, H, W, 1, &net1) == DD_OK, "1-thread net: %s", dd_last_error());
+    if (net1) dd_net_gradient(net1, in, grad1, &objective1);
+    CHECK(net1 && memcmp(grad, grad1, sizeof grad) == 0 && objective == objective1,
+          "1 thread and %d threads differ", threads);
+    dd_net_free(net1);
+
+    /* OpenBLAS must be the OpenMP build, sharing our thread team (see
+     * CMakeLists.txt): 2 = OpenMP. */
+    CHECK(openblas_get_parallel() == 2, "OpenBLAS threading model %d, want 2 (OpenMP)", openblas_get_parallel());
 
     fprintf(stderr, "objective %.10f, arena %.1f MiB\n", objective, dd_net_arena_bytes(net) / 1048576.0);
     dd_net_free(net);

@@ -2,7 +2,6 @@
  * with fused bias + ReLU (keeping one mask bit per output), and backward to
  * the input as W^T x dY followed by col2im. 1x1 stride-1 convolutions use the
  * input plane directly as the GEMM operand. */
-#include <cblas.h>
 #include <string.h>
 
 #include "nn.h"
@@ -145,8 +144,7 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
     const int ckk = cv->c * s->kh * s->kw;
     const size_t plane = (size_t)s->oh * s->ow;
     if (nn_conv_is_pointwise(cv)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cv->k, (int)plane,
-                    cv->c, 1.0f, w, cv->c, in, (int)plane, 0.0f, out, (int)plane);
+        nn_gemm(0, cv->k, (int)plane, cv->c, w, cv->c, in, (int)plane, 0.0f, out, (int)plane, threads);
         bias_relu(out, relu_mask, b, cv->k, plane, 0, plane, threads);
         return;
     }
@@ -154,8 +152,7 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
         const int n = rows * s->ow;
         im2col(col, in, cv, oy0, rows, threads);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cv->k, n, ckk, 1.0f,
-                    w, ckk, col, n, 0.0f, out + (size_t)oy0 * s->ow, (int)plane);
+        nn_gemm(0, cv->k, n, ckk, w, ckk, col, n, 0.0f, out + (size_t)oy0 * s->ow, (int)plane, threads);
         bias_relu(out, relu_mask, b, cv->k, plane, (size_t)oy0 * s->ow, (size_t)n,
                   threads);
     }
@@ -182,15 +179,13 @@ void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
     const size_t plane = (size_t)s->oh * s->ow;
     if (relu_mask) apply_mask(dout, relu_mask, cv->k, plane, threads);
     if (nn_conv_is_pointwise(cv)) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cv->c, (int)plane, cv->k,
-                    1.0f, w, cv->c, dout, (int)plane, 1.0f, din, (int)plane);
+        nn_gemm(1, cv->c, (int)plane, cv->k, w, cv->c, dout, (int)plane, 1.0f, din, (int)plane, threads);
         return;
     }
     for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
         const int n = rows * s->ow;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, n, cv->k, 1.0f, w,
-                    ckk, dout + (size_t)oy0 * s->ow, (int)plane, 0.0f, col, n);
+        nn_gemm(1, ckk, n, cv->k, w, ckk, dout + (size_t)oy0 * s->ow, (int)plane, 0.0f, col, n, threads);
         col2im_add(din, col, cv, oy0, rows, threads);
     }
 }

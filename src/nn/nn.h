@@ -23,6 +23,12 @@ typedef struct nn_window {
 int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
                    int same_padding);
 
+/* C (m x n, row stride ldc) = op(A) B + beta C, op(A) = A (m x k) or, with
+ * trans_a, A^T for A (k x m); row-major. Split by columns over threads; the
+ * result does not depend on the thread count. */
+void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc, int threads);
+
 /* ---- convolution (BN folded into w and b), optional fused ReLU ------------
  * in   (C, H, W)        w (K, C, KH, KW)        b (K) or NULL
  * out  (K, OH, OW)      relu_mask: K planes of nn_mask_bytes(OH*OW) bytes, one
