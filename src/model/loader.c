@@ -14,6 +14,7 @@
 #define MAX_DIMS 8
 #define MAX_NODES 100000
 #define MAX_KERNEL 64
+#define MAX_CHANNELS 65536
 
 /* ---- container ----------------------------------------------------------- */
 
@@ -35,11 +36,13 @@ typedef struct st_file {
     size_t data_bytes;
     size_t n_tensors;
     st_tensor *tensors;
+    json_t *tensor_index; /* name -> index into tensors (a hash table) */
     json_t *graph, *quant, *layers, *preprocess; /* parsed metadata values */
 } st_file;
 
 static void st_release(st_file *f) {
     json_decref(f->header);
+    json_decref(f->tensor_index);
     json_decref(f->graph);
     json_decref(f->quant);
     json_decref(f->layers);
@@ -49,9 +52,8 @@ static void st_release(st_file *f) {
 }
 
 static const st_tensor *st_find(const st_file *f, const char *name) {
-    for (size_t i = 0; i < f->n_tensors; i++)
-        if (!strcmp(f->tensors[i].name, name)) return &f->tensors[i];
-    return NULL;
+    json_t *at = json_object_get(f->tensor_index, name);
+    return at ? &f->tensors[json_integer_value(at)] : NULL;
 }
 
 static int by_begin(const void *a, const void *b) {
@@ -137,13 +139,16 @@ static dd_status st_parse(st_file *f, const unsigned char *bytes, size_t size) {
 
     size_t n = json_object_size(f->header) - 1;
     f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
-    if (!f->tensors) return util_fail(DD_ERR_NOMEM, "out of memory");
+    f->tensor_index = json_object();
+    if (!f->tensors || !f->tensor_index) return util_fail(DD_ERR_NOMEM, "out of memory");
     const char *key;
     json_t *v;
     json_object_foreach(f->header, key, v) {
         if (!strcmp(key, "__metadata__")) continue;
         dd_status st = parse_tensor_entry(&f->tensors[f->n_tensors], key, v, f->data_bytes);
         if (st) return st;
+        if (json_object_set_new(f->tensor_index, key, json_integer((json_int_t)f->n_tensors)))
+            return util_fail(DD_ERR_NOMEM, "out of memory");
         f->n_tensors++;
     }
     /* Overlapping tensors would let one file alias bytes under two names. */
@@ -151,12 +156,16 @@ static dd_status st_parse(st_file *f, const unsigned char *bytes, size_t size) {
     if (!order) return util_fail(DD_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) order[i] = &f->tensors[i];
     qsort(order, n, sizeof *order, by_begin);
-    for (size_t i = 1; i < n; i++)
-        if (order[i]->begin < order[i - 1]->end && order[i]->begin < order[i]->end) {
-            dd_status st = util_fail(DD_ERR_CORRUPT, "tensors %s and %s overlap", order[i - 1]->name, order[i]->name);
+    const st_tensor *furthest = NULL; /* the non-empty tensor reaching furthest so far */
+    for (size_t i = 0; i < n; i++) {
+        if (order[i]->begin == order[i]->end) continue; /* empty: occupies no bytes */
+        if (furthest && order[i]->begin < furthest->end) {
+            dd_status st = util_fail(DD_ERR_CORRUPT, "tensors %s and %s overlap", furthest->name, order[i]->name);
             free(order);
             return st;
         }
+        if (!furthest || order[i]->end > furthest->end) furthest = order[i];
+    }
     free(order);
 
     dd_status st;
@@ -220,10 +229,10 @@ typedef struct file_node {
     int runtime; /* index of the runtime node holding this node's output */
 } file_node;
 
-static int find_node(const file_node *nodes, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(nodes[i].name, name)) return i;
-    return -1;
+/* Index of the node called name, through the name -> index hash, or -1. */
+static int find_node(json_t *index, const char *name) {
+    json_t *at = json_object_get(index, name);
+    return at ? (int)json_integer_value(at) : -1;
 }
 
 static dd_status get_pair(json_t *node, const char *name, const char *key, int lo, int hi,
@@ -260,7 +269,77 @@ static dd_status get_tensor(const st_file *f, json_t *node, const char *name, co
     return DD_OK;
 }
 
-static dd_status parse_nodes(json_t *graph, file_node **out, int *n_out) {
+/* A binary min-heap of node indices: the topological sort takes the ready
+ * node that comes first in the file, so a file already in order keeps it. */
+static void heap_push(int *heap, int *size, int v) {
+    int i = (*size)++;
+    for (; i > 0 && heap[(i - 1) / 2] > v; i = (i - 1) / 2) heap[i] = heap[(i - 1) / 2];
+    heap[i] = v;
+}
+
+static int heap_pop(int *heap, int *size) {
+    const int top = heap[0], last = heap[--*size];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *size) break;
+        if (c + 1 < *size && heap[c + 1] < heap[c]) c++;
+        if (heap[c] >= last) break;
+        heap[i] = heap[c], i = c;
+    }
+    heap[i] = last;
+    return top;
+}
+
+/* Sorts nodes topologically (Kahn), renumbering their inputs; what can never
+ * be placed lies on a cycle. */
+static dd_status sort_nodes(file_node *nodes, int n) {
+    int *indegree = calloc((size_t)n, sizeof *indegree), *first = calloc((size_t)n + 1, sizeof *first);
+    int *readers = NULL, *heap = malloc((size_t)n * sizeof *heap), *rank = malloc((size_t)n * sizeof *rank);
+    file_node *sorted = malloc((size_t)n * sizeof *sorted);
+    dd_status st = DD_OK;
+    if (!indegree || !first || !heap || !rank || !sorted) goto nomem;
+    int edges = 0;
+    for (int i = 0; i < n; i++) edges += nodes[i].n_inputs;
+    if (!(readers = malloc((size_t)(edges ? edges : 1) * sizeof *readers))) goto nomem;
+    /* Readers of each node, grouped by node (counting sort). */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < nodes[i].n_inputs; j++) first[nodes[i].inputs[j] + 1]++;
+    for (int i = 0; i < n; i++) first[i + 1] += first[i];
+    int *fill = indegree; /* reused as a cursor, then recomputed */
+    for (int i = 0; i < n; i++) fill[i] = first[i];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < nodes[i].n_inputs; j++) readers[fill[nodes[i].inputs[j]]++] = i;
+    for (int i = 0; i < n; i++) indegree[i] = nodes[i].n_inputs;
+    int size = 0, count = 0;
+    for (int i = 0; i < n; i++)
+        if (!indegree[i]) heap_push(heap, &size, i);
+    while (size) {
+        const int v = heap_pop(heap, &size);
+        rank[v] = count++;
+        for (int e = first[v]; e < first[v + 1]; e++)
+            if (--indegree[readers[e]] == 0) heap_push(heap, &size, readers[e]);
+    }
+    if (count < n) {
+        int i = 0;
+        while (!indegree[i]) i++;
+        st = util_fail(DD_ERR_MODEL, "graph has a cycle through node %s", nodes[i].name);
+    } else {
+        for (int i = 0; i < n; i++) {
+            sorted[rank[i]] = nodes[i];
+            for (int j = 0; j < nodes[i].n_inputs; j++) sorted[rank[i]].inputs[j] = rank[nodes[i].inputs[j]];
+        }
+        memcpy(nodes, sorted, (size_t)n * sizeof *nodes);
+    }
+    goto done;
+nomem:
+    st = util_fail(DD_ERR_NOMEM, "out of memory");
+done:
+    free(indegree), free(first), free(readers), free(heap), free(rank), free(sorted);
+    return st;
+}
+
+static dd_status parse_nodes(json_t *graph, file_node **out, int *n_out, json_t *index) {
     json_t *input = json_object_get(graph, "input"), *list = json_object_get(graph, "nodes");
     const char *in_name = json_string_value(json_object_get(input, "name"));
     json_t *in_ch = json_object_get(input, "channels");
@@ -270,12 +349,13 @@ static dd_status parse_nodes(json_t *graph, file_node **out, int *n_out) {
         return util_fail(DD_ERR_MODEL, "graph: input has %lld channels; deepdream feeds RGB (3)",
                          (long long)json_integer_value(in_ch));
     if (!json_is_array(list) || json_array_size(list) < 1 || json_array_size(list) >= MAX_NODES)
-        return util_fail(DD_ERR_MODEL, "graph: 'nodes' must be a non-empty array");
+        return util_fail(DD_ERR_MODEL, "graph: 'nodes' must be a non-empty array of fewer than %d", MAX_NODES);
     int n = (int)json_array_size(list) + 1;
     file_node *nodes = calloc((size_t)n, sizeof *nodes);
     if (!nodes) return util_fail(DD_ERR_NOMEM, "out of memory");
     *out = nodes, *n_out = n;
     nodes[0].name = in_name, nodes[0].op = FOP_INPUT, nodes[0].channels = 3;
+    if (json_object_set_new(index, in_name, json_integer(0))) return util_fail(DD_ERR_NOMEM, "out of memory");
     static const struct { const char *name; file_op op; } ops[] = {
         {"conv2d", FOP_CONV}, {"batch_norm", FOP_BN}, {"relu", FOP_RELU},
         {"pool", FOP_POOL},   {"concat", FOP_CONCAT},
@@ -285,7 +365,8 @@ static dd_status parse_nodes(json_t *graph, file_node **out, int *n_out) {
         fn->json = json_array_get(list, (size_t)i - 1);
         fn->name = json_string_value(json_object_get(fn->json, "name"));
         if (!fn->name || !*fn->name) return util_fail(DD_ERR_MODEL, "graph: node %d has no name", i - 1);
-        if (find_node(nodes, i, fn->name) >= 0) return util_fail(DD_ERR_MODEL, "graph: node name %s is used twice", fn->name);
+        if (find_node(index, fn->name) >= 0) return util_fail(DD_ERR_MODEL, "graph: node name %s is used twice", fn->name);
+        if (json_object_set_new(index, fn->name, json_integer(i))) return util_fail(DD_ERR_NOMEM, "out of memory");
         const char *op = json_string_value(json_object_get(fn->json, "op"));
         size_t k = 0;
         while (k < sizeof ops / sizeof *ops && (!op || strcmp(op, ops[k].name))) k++;
@@ -297,54 +378,20 @@ static dd_status parse_nodes(json_t *graph, file_node **out, int *n_out) {
             return util_fail(DD_ERR_MODEL, "node %s: wrong number of inputs", fn->name);
         fn->n_inputs = (int)n_in;
     }
-    /* Resolve inputs by name (any order in the file), then sort topologically:
-     * a node is placed once all its inputs are; what is never placed is on a cycle. */
+    /* Inputs may name nodes anywhere in the file. */
     for (int i = 1; i < n; i++)
         for (int j = 0; j < nodes[i].n_inputs; j++) {
             const char *s = json_string_value(json_array_get(json_object_get(nodes[i].json, "inputs"), (size_t)j));
-            int at = s ? find_node(nodes, n, s) : -1;
+            int at = s ? find_node(index, s) : -1;
             if (at < 0) return util_fail(DD_ERR_MODEL, "node %s: unknown input '%s'", nodes[i].name, s ? s : "(not a string)");
             nodes[i].inputs[j] = at;
         }
-    int *order = malloc((size_t)n * sizeof *order), *placed = calloc((size_t)n, sizeof *placed);
-    if (!order || !placed) {
-        free(order), free(placed);
-        return util_fail(DD_ERR_NOMEM, "out of memory");
-    }
-    int count = 1;
-    order[0] = 0, placed[0] = 1;
-    for (int progress = 1; progress;) {
-        progress = 0;
-        for (int i = 1; i < n; i++) {
-            if (placed[i]) continue;
-            int ready = 1;
-            for (int j = 0; j < nodes[i].n_inputs; j++) ready &= placed[nodes[i].inputs[j]];
-            if (ready) order[count++] = i, placed[i] = 1, progress = 1;
-        }
-    }
-    dd_status st = DD_OK;
-    if (count < n) {
-        int i = 1;
-        while (placed[i]) i++;
-        st = util_fail(DD_ERR_MODEL, "graph has a cycle through node %s", nodes[i].name);
-    } else {
-        /* Renumber into topological order. */
-        file_node *sorted = malloc((size_t)n * sizeof *sorted);
-        int *rank = malloc((size_t)n * sizeof *rank);
-        if (!sorted || !rank) {
-            st = util_fail(DD_ERR_NOMEM, "out of memory");
-        } else {
-            for (int i = 0; i < n; i++) rank[order[i]] = i;
-            for (int i = 0; i < n; i++) {
-                sorted[i] = nodes[order[i]];
-                for (int j = 0; j < sorted[i].n_inputs; j++) sorted[i].inputs[j] = rank[sorted[i].inputs[j]];
-            }
-            memcpy(nodes, sorted, (size_t)n * sizeof *nodes);
-        }
-        free(sorted), free(rank);
-    }
-    free(order), free(placed);
-    return st;
+    dd_status st = sort_nodes(nodes, n);
+    if (st) return st;
+    /* The index maps names to sorted positions from here on. */
+    for (int i = 0; i < n; i++)
+        if (json_object_set_new(index, nodes[i].name, json_integer(i))) return util_fail(DD_ERR_NOMEM, "out of memory");
+    return DD_OK;
 }
 
 /* ---- lowering ------------------------------------------------------------- */
@@ -354,8 +401,8 @@ static dd_status lower_conv(const st_file *f, const file_node *fn, int c_in, mod
     json_t *filters = json_object_get(j, "filters");
     const char *layout = json_string_value(json_object_get(j, "kernel_layout"));
     dd_status st;
-    if (!json_is_integer(filters) || json_integer_value(filters) < 1 || json_integer_value(filters) > 65536)
-        return util_fail(DD_ERR_MODEL, "node %s: 'filters' must be an integer in 1..65536", fn->name);
+    if (!json_is_integer(filters) || json_integer_value(filters) < 1 || json_integer_value(filters) > MAX_CHANNELS)
+        return util_fail(DD_ERR_MODEL, "node %s: 'filters' must be an integer in 1..%d", fn->name, MAX_CHANNELS);
     if (!layout || strcmp(layout, "HWIO"))
         return util_fail(DD_ERR_MODEL, "node %s: kernel_layout must be 'HWIO'", fn->name);
     if ((st = get_pair(j, fn->name, "kernel", 1, MAX_KERNEL, &mn->kh, &mn->kw)) ||
@@ -484,10 +531,13 @@ static dd_status lower(const st_file *f, file_node *fn, int n, dd_model *m) {
             case FOP_CONV: st = lower_conv(f, x, in->channels, mn); break;
             case FOP_POOL: st = lower_pool(x, mn); break;
             case FOP_RELU: mn->op = MODEL_OP_RELU, st = DD_OK; break;
-            case FOP_CONCAT:
-                mn->op = MODEL_OP_CONCAT, mn->channels = 0, st = DD_OK;
-                for (int j = 0; j < x->n_inputs; j++) mn->channels += fn[x->inputs[j]].channels;
-                break;
+            case FOP_CONCAT: {
+                long channels = 0;
+                for (int j = 0; j < x->n_inputs; j++) channels += fn[x->inputs[j]].channels;
+                mn->op = MODEL_OP_CONCAT, mn->channels = (int)channels, st = DD_OK;
+                if (channels > MAX_CHANNELS)
+                    st = util_fail(DD_ERR_MODEL, "node %s: %ld channels, over the limit of %d", x->name, channels, MAX_CHANNELS);
+            } break;
             default: st = util_fail(DD_ERR_MODEL, "node %s: unexpected op", x->name);
             }
             if (st) return st;
@@ -503,7 +553,7 @@ static dd_status lower(const st_file *f, file_node *fn, int n, dd_model *m) {
 
 /* User-visible layer names: the metadata's list, or every node but batch
  * norms (whose output is not kept apart from the conv's). */
-static dd_status build_layers(const st_file *f, const file_node *fn, int n, dd_model *m) {
+static dd_status build_layers(const st_file *f, const file_node *fn, int n, json_t *index, dd_model *m) {
     size_t count = 0;
     if (f->layers) {
         if (!json_is_array(f->layers)) return util_fail(DD_ERR_MODEL, "__metadata__ layers is not an array");
@@ -522,7 +572,7 @@ static dd_status build_layers(const st_file *f, const file_node *fn, int n, dd_m
             if (fn[i].op == FOP_BN) continue;
             name = fn[i].name;
         }
-        int at = find_node(fn, n, name);
+        int at = find_node(index, name);
         if (at <= 0) return util_fail(DD_ERR_MODEL, "__metadata__ layers: %s is not a node of the graph", name);
         m->layers[k].node = fn[at].runtime;
         if (!(m->layers[k].name = strdup(name))) return util_fail(DD_ERR_NOMEM, "out of memory");
@@ -550,18 +600,25 @@ dd_status dd_model_load_memory(const void *data, size_t size, dd_model **out) {
     *out = NULL;
     if (!data && size) return util_fail(DD_ERR_INVALID_ARG, "no data");
     dd_model *m = calloc(1, sizeof *m);
-    if (!m) return util_fail(DD_ERR_NOMEM, "out of memory");
+    json_t *index = json_object(); /* node name -> index */
+    memset(&f, 0, sizeof f);
+    if (!m || !index) {
+        st = util_fail(DD_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     if ((st = st_parse(&f, data, size))) goto fail;
-    if ((st = parse_nodes(f.graph, &fn, &n))) goto fail;
+    if ((st = parse_nodes(f.graph, &fn, &n, index))) goto fail;
     if ((st = lower(&f, fn, n, m))) goto fail;
-    if ((st = build_layers(&f, fn, n, m))) goto fail;
+    if ((st = build_layers(&f, fn, n, index, m))) goto fail;
     if ((st = read_preprocess(&f, m))) goto fail;
     free(fn);
+    json_decref(index);
     st_release(&f);
     *out = m;
     return DD_OK;
 fail:
     free(fn);
+    json_decref(index);
     st_release(&f);
     dd_model_free(m);
     return st;

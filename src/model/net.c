@@ -143,23 +143,35 @@ static int by_size_desc(const void *a, const void *b) {
     return (x->bytes < y->bytes) - (x->bytes > y->bytes);
 }
 
-/* Greedy placement: biggest first, each at the lowest offset that does not
- * collide with a placed interval alive at the same time. Returns the size. */
-static size_t place_intervals(interval *iv, int n, interval **order) {
+static int by_offset(const void *a, const void *b) {
+    const interval *x = *(interval *const *)a, *y = *(interval *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* Above this many buffers (only hostile or giant graphs) the quadratic
+ * placement below would take too long: buffers are laid end to end. */
+#define MAX_PLACED_INTERVALS 2048
+
+/* Greedy placement: biggest first, each at the lowest offset where it fits
+ * between the placed intervals alive at the same time. Returns the size.
+ * order: n pointers of scratch, live: n more. */
+static size_t place_intervals(interval *iv, int n, interval **order, interval **live) {
+    size_t total = 0;
+    if (n > MAX_PLACED_INTERVALS) {
+        for (int i = 0; i < n; i++) iv[i].offset = total, total += iv[i].bytes;
+        return total;
+    }
     for (int i = 0; i < n; i++) order[i] = &iv[i];
     qsort(order, (size_t)n, sizeof *order, by_size_desc);
-    size_t total = 0;
     for (int i = 0; i < n; i++) {
         interval *x = order[i];
+        int n_live = 0;
+        for (int j = 0; j < i; j++)
+            if (!(order[j]->end < x->start || x->end < order[j]->start)) live[n_live++] = order[j];
+        qsort(live, (size_t)n_live, sizeof *live, by_offset);
         size_t off = 0;
-        for (int moved = 1; moved;) {
-            moved = 0;
-            for (int j = 0; j < i; j++) {
-                const interval *y = order[j];
-                if (y->end < x->start || x->end < y->start) continue;
-                if (off < y->offset + y->bytes && y->offset < off + x->bytes) off = y->offset + y->bytes, moved = 1;
-            }
-        }
+        for (int j = 0; j < n_live && live[j]->offset < off + x->bytes; j++)
+            if (live[j]->offset + live[j]->bytes > off) off = live[j]->offset + live[j]->bytes;
         x->offset = off;
         if (off + x->bytes > total) total = off + x->bytes;
     }
@@ -174,27 +186,27 @@ static dd_status plan_memory(dd_net *net) {
     enum { ACT, GRAD, MASK, ARGMAX, COL, KINDS };
     const int n_iv = n * KINDS;
     interval *iv = calloc((size_t)n_iv, sizeof *iv);
-    interval **order = malloc((size_t)n_iv * sizeof *order);
+    interval **order = malloc((size_t)n_iv * 2 * sizeof *order);
     if (!iv || !order) {
         free(iv), free(order);
         return util_fail(DD_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < n_iv; i++) iv[i].start = INT32_MAX, iv[i].end = -1;
+    int *last_reader = calloc((size_t)n, sizeof *last_reader);
+    if (!last_reader) {
+        free(iv), free(order);
+        return util_fail(DD_ERR_NOMEM, "out of memory");
+    }
+    for (int j = 1; j < n; j++)
+        if (net->nodes[j].needed)
+            for (int k = 0; k < net->nodes[j].mn->n_inputs; k++) last_reader[net->nodes[j].mn->inputs[k]] = j;
     size_t col_floats = 0;
     for (int i = 1; i < n; i++) {
         net_node *x = &net->nodes[i];
         if (!x->needed) continue;
         interval *act = &iv[x->root * KINDS + ACT], *grad = &iv[x->root * KINDS + GRAD];
-        int last_read = i, first_grad = 2 * n - i;
-        for (int j = i + 1; j < n; j++) {
-            const model_node *c = net->nodes[j].mn;
-            if (!net->nodes[j].needed) continue;
-            for (int k = 0; k < c->n_inputs; k++)
-                if (c->inputs[k] == i) {
-                    last_read = j;
-                    if (2 * n - j < first_grad) first_grad = 2 * n - j;
-                }
-        }
+        const int last_read = last_reader[i] > i ? last_reader[i] : i;
+        const int first_grad = 2 * n - last_read; /* the last reader runs backward first */
         if (i < act->start) act->start = i;
         if (last_read > act->end) act->end = last_read;
         if (first_grad < grad->start) grad->start = first_grad;
@@ -228,7 +240,7 @@ static dd_status plan_memory(dd_net *net) {
         goto done;
     }
     for (int i = 0; i < used; i++) slot[i] = (int)iv[i].offset;
-    const size_t total = place_intervals(iv, used, order);
+    const size_t total = place_intervals(iv, used, order, order + n_iv);
     if ((st = util_arena_init(&net->arena, total))) goto done;
     unsigned char *base = net->arena.base;
     net->arena.used = total;
@@ -251,6 +263,7 @@ static dd_status plan_memory(dd_net *net) {
         x->grad = net->nodes[x->root].grad + x->root_off;
     }
 done:
+    free(last_reader);
     free(slot);
     free(iv);
     free(order);
