@@ -1,0 +1,767 @@
+/* Unit tests of every kernel in src/nn: each backward against central finite
+ * differences of a double-precision forward written here, the optimised
+ * forwards against naive ones on odd shapes, and 1 vs 2 threads bit for bit. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "nn/nn.h"
+
+/* Central-difference step, in double. The objectives are piecewise linear in
+ * the input, so the quotient is exact up to double rounding (~1e-12 here) as
+ * long as no kink lies within FD_H of the point. */
+#define FD_H 1e-3
+/* Kinks are kept (or skipped) at least this far away: a perturbation of one
+ * input by FD_H moves a pre-activation by at most FD_H * max|w| <= 1e-3. */
+#define KINK 1e-2
+
+/* Tolerances, as |got - want| <= abs * max|want| + rel * |want| over a tensor.
+ * The kernels are float32 (eps 6e-8) and sum at most a few hundred products
+ * of O(1) terms, so their error is ~1e-6 of the tensor's scale (4e-7 seen);
+ * the bounds below leave two orders of magnitude for that and still catch any
+ * wrong tap, pad, divisor or band (each moves an element by O(max|want| / 10)
+ * or more). */
+#define TOL_GRAD_ABS 1e-4 /* backward vs finite differences / direct adjoint */
+#define TOL_GRAD_REL 1e-4
+#define TOL_FWD_ABS 1e-5  /* float forward vs double forward */
+#define TOL_FWD_REL 1e-5
+/* nn_conv_forward_ref sums in double and rounds once to float: half an ulp. */
+#define TOL_REF_REL 6e-8
+
+/* Worst |got - want| / max|want| seen per kind of comparison, for the summary. */
+static double worst_fd, worst_adjoint, worst_fwd, worst_ref;
+static int kinks_skipped, outputs_total;
+
+/* ---- fixed-seed RNG (splitmix64): the same tensors on every platform ------ */
+static uint64_t rng_state = 0x243f6a8885a308d3u;
+
+static uint64_t rng_u64(void) {
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi). */
+static double rng_uniform(double lo, double hi) {
+    return lo + (hi - lo) * (double)(rng_u64() >> 11) * 0x1.0p-53;
+}
+
+static void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static float *rand_floats(size_t n, double lo, double hi) {
+    float *p = xmalloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)rng_uniform(lo, hi);
+    return p;
+}
+
+static float *zero_floats(size_t n) {
+    float *p = xmalloc(n * sizeof *p);
+    memset(p, 0, n * sizeof *p);
+    return p;
+}
+
+static float *copy_floats(const float *src, size_t n) {
+    float *p = xmalloc(n * sizeof *p);
+    memcpy(p, src, n * sizeof *p);
+    return p;
+}
+
+static double *to_double(const float *src, size_t n) {
+    double *p = xmalloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = src[i];
+    return p;
+}
+
+static double max_abs(const double *p, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fabs(p[i]) > m ? fabs(p[i]) : m;
+    return m;
+}
+
+/* Bit i of a mask tensor laid out as planes of nn_mask_bytes(plane) bytes. */
+static int mask_bit(const uint8_t *mask, size_t plane, size_t i) {
+    const size_t ch = i / plane, j = i % plane;
+    return mask[ch * nn_mask_bytes(plane) + (j >> 3)] >> (j & 7) & 1;
+}
+
+/* Exactly K planes of mask bytes (so ASan sees any overrun), prefilled with a
+ * pattern the kernels must overwrite bit by bit. */
+static uint8_t *mask_alloc(int planes, size_t plane) {
+    const size_t bytes = (size_t)planes * nn_mask_bytes(plane);
+    uint8_t *m = xmalloc(bytes);
+    memset(m, 0xA5, bytes);
+    return m;
+}
+
+/* got (minus base, when given) against want elementwise, at
+ * |diff| <= abs_tol * max|want| + rel_tol * |want|. Reports the first
+ * offenders and the worst case; returns max|diff| / max|want|. */
+static double compare(const char *what, const float *got, const float *base, const double *want,
+                      size_t n, double abs_tol, double rel_tol) {
+    const double scale = max_abs(want, n);
+    double worst = 0;
+    size_t worst_at = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double g = (double)got[i] - (base ? (double)base[i] : 0.0);
+        const double diff = fabs(g - want[i]);
+        if (!(diff <= abs_tol * scale + rel_tol * fabs(want[i]))) {
+            if (bad < 4)
+                fprintf(stderr, "  %s [%zu]: got %.9g, want %.9g, |diff| %.3g\n", what, i, g, want[i],
+                        diff);
+            bad++;
+        }
+        if (diff > worst || diff != diff) worst = diff, worst_at = i;
+    }
+    CHECK(bad == 0, "%s: %zu of %zu out of tolerance, max |diff| %.3g at [%zu] (max|want| %.3g)",
+          what, bad, n, worst, worst_at, scale);
+    return scale > 0 ? worst / scale : worst;
+}
+
+/* Elementwise checks count their offenders and describe the first. */
+typedef struct tally {
+    size_t bad, first;
+} tally;
+
+static void tally_add(tally *t, int ok, size_t i) {
+    if (!ok && !t->bad++) t->first = i;
+}
+
+static void note(double *worst, double v) {
+    if (v > *worst || v != v) *worst = v;
+}
+
+/* ---- window geometry from TensorFlow's formulas ----------------------------
+ * Computed here independently of nn_window_plan, which is checked against it:
+ * 'same' gives ceil(in / s) outputs, 'valid' ceil((in - k + 1) / s), and 'same'
+ * pads (out - 1) * s + k - in in total, the odd pixel at the bottom/right. */
+typedef struct geom {
+    int h, w, kh, kw, sh, sw, pad_t, pad_l, oh, ow;
+} geom;
+
+static int out_size(int in, int k, int s, int same) {
+    const int span = same ? in : in - k + 1;
+    return span > 0 ? (span + s - 1) / s : 0;
+}
+
+static int lead_pad(int in, int k, int s, int out) {
+    const int total = (out - 1) * s + k - in;
+    return total > 0 ? total / 2 : 0;
+}
+
+static geom geom_make(int h, int w, int kh, int kw, int sh, int sw, int same) {
+    geom g = {h, w, kh, kw, sh, sw, 0, 0, out_size(h, kh, sh, same), out_size(w, kw, sw, same)};
+    if (same) g.pad_t = lead_pad(h, kh, sh, g.oh), g.pad_l = lead_pad(w, kw, sw, g.ow);
+    return g;
+}
+
+static nn_window plan_window(const geom *g, int same, const char *what) {
+    nn_window win;
+    memset(&win, 0, sizeof win);
+    const int ok = nn_window_plan(&win, g->h, g->w, g->kh, g->kw, g->sh, g->sw, same);
+    CHECK(ok && win.h == g->h && win.w == g->w && win.kh == g->kh && win.kw == g->kw &&
+              win.sh == g->sh && win.sw == g->sw && win.pad_t == g->pad_t &&
+              win.pad_l == g->pad_l && win.oh == g->oh && win.ow == g->ow,
+          "%s: nn_window_plan -> %d, out %dx%d pad %d,%d; want out %dx%d pad %d,%d", what, ok,
+          win.oh, win.ow, win.pad_t, win.pad_l, g->oh, g->ow, g->pad_t, g->pad_l);
+    return win;
+}
+
+/* band_req 0 plans with an unbounded budget (one band of all rows); otherwise
+ * with a budget just short of band_req + 1 rows, so the planner must floor to
+ * band_req (and the band loop runs with a short last band when OH % band_req). */
+static void plan_bands(nn_conv *cv, int band_req, const char *what) {
+    const size_t row = (size_t)cv->c * cv->win.kh * cv->win.kw * cv->win.ow;
+    const int want = band_req == 0 || band_req > cv->win.oh ? cv->win.oh : band_req;
+    nn_conv_plan_bands(cv, band_req == 0 ? SIZE_MAX / 2 : (size_t)band_req * row + row - 1);
+    CHECK(cv->band_rows == want, "%s: band_rows %d, want %d", what, cv->band_rows, want);
+    const size_t col = nn_conv_is_pointwise(cv) ? 0 : row * (size_t)want;
+    CHECK(nn_conv_col_floats(cv) == col, "%s: col floats %zu, want %zu", what,
+          nn_conv_col_floats(cv), col);
+}
+
+/* Exactly nn_conv_col_floats() floats; NULL for the pointwise path, which must
+ * not touch it. */
+static float *col_alloc(const nn_conv *cv) {
+    const size_t n = nn_conv_col_floats(cv);
+    return n ? xmalloc(n * sizeof(float)) : NULL;
+}
+
+/* ---- double-precision forwards, direct loops ------------------------------ */
+
+/* Output rows [oy0, oy1) of every channel of out (K, OH, OW) <-
+ * conv(in (C, H, W), w (K, C, KH, KW)) + b, ReLU if relu. */
+static void conv_d(double *out, const double *in, const float *w, const float *b, int c, int k,
+                   const geom *g, int relu, int oy0, int oy1) {
+    for (int o = 0; o < k; o++)
+        for (int oy = oy0; oy < oy1; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                double acc = b ? b[o] : 0.0;
+                for (int ci = 0; ci < c; ci++)
+                    for (int ky = 0; ky < g->kh; ky++) {
+                        const int iy = oy * g->sh - g->pad_t + ky;
+                        if (iy < 0 || iy >= g->h) continue;
+                        for (int kx = 0; kx < g->kw; kx++) {
+                            const int ix = ox * g->sw - g->pad_l + kx;
+                            if (ix < 0 || ix >= g->w) continue;
+                            acc += (double)w[((o * c + ci) * g->kh + ky) * g->kw + kx] *
+                                   in[(ci * g->h + iy) * g->w + ix];
+                        }
+                    }
+                out[(o * g->oh + oy) * g->ow + ox] = relu && acc < 0 ? 0.0 : acc;
+            }
+}
+
+/* din (C, H, W) <- the adjoint of conv_d (no bias, no ReLU) applied to
+ * dout (K, OH, OW): every output scatters w * dout over its window. */
+static void conv_adjoint_d(double *din, const double *dout, const float *w, int c, int k,
+                           const geom *g) {
+    memset(din, 0, sizeof *din * (size_t)c * g->h * g->w);
+    for (int o = 0; o < k; o++)
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                const double d = dout[(o * g->oh + oy) * g->ow + ox];
+                for (int ci = 0; ci < c; ci++)
+                    for (int ky = 0; ky < g->kh; ky++)
+                        for (int kx = 0; kx < g->kw; kx++) {
+                            const int iy = oy * g->sh - g->pad_t + ky;
+                            const int ix = ox * g->sw - g->pad_l + kx;
+                            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                            din[(ci * g->h + iy) * g->w + ix] +=
+                                (double)w[((o * c + ci) * g->kh + ky) * g->kw + kx] * d;
+                        }
+            }
+}
+
+/* Max over the real pixels of each window (TensorFlow pads with -inf), output
+ * rows [oy0, oy1). */
+static void maxpool_d(double *out, const double *in, int c, const geom *g, int oy0, int oy1) {
+    for (int ch = 0; ch < c; ch++)
+        for (int oy = oy0; oy < oy1; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                double best = -INFINITY;
+                for (int ky = 0; ky < g->kh; ky++)
+                    for (int kx = 0; kx < g->kw; kx++) {
+                        const int iy = oy * g->sh - g->pad_t + ky;
+                        const int ix = ox * g->sw - g->pad_l + kx;
+                        if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                        const double v = in[(ch * g->h + iy) * g->w + ix];
+                        if (v > best) best = v;
+                    }
+                out[(ch * g->oh + oy) * g->ow + ox] = best;
+            }
+}
+
+/* Mean over the real pixels of each window (TensorFlow's 'same' average),
+ * output rows [oy0, oy1). */
+static void avgpool_d(double *out, const double *in, int c, const geom *g, int oy0, int oy1) {
+    for (int ch = 0; ch < c; ch++)
+        for (int oy = oy0; oy < oy1; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                double sum = 0;
+                int count = 0;
+                for (int ky = 0; ky < g->kh; ky++)
+                    for (int kx = 0; kx < g->kw; kx++) {
+                        const int iy = oy * g->sh - g->pad_t + ky;
+                        const int ix = ox * g->sw - g->pad_l + kx;
+                        if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                        sum += in[(ch * g->h + iy) * g->w + ix];
+                        count++;
+                    }
+                out[(ch * g->oh + oy) * g->ow + ox] = sum / count;
+            }
+}
+
+/* ---- finite differences ---------------------------------------------------- */
+enum op_kind { OP_CONV, OP_MAXPOOL, OP_AVGPOOL, OP_RELU };
+
+typedef struct op {
+    enum op_kind kind;
+    geom g;             /* conv and pools                  */
+    int c, k;           /* input channels; conv outputs    */
+    const float *w, *b; /* conv                            */
+    int relu;           /* conv followed by ReLU           */
+    size_t n_in, n_out;
+} op;
+
+/* Output rows [oy0, oy1) of op(in); ReLU has one row of n_in. */
+static void op_forward_d(double *out, const double *in, const op *o, int oy0, int oy1) {
+    switch (o->kind) {
+    case OP_CONV: conv_d(out, in, o->w, o->b, o->c, o->k, &o->g, o->relu, oy0, oy1); break;
+    case OP_MAXPOOL: maxpool_d(out, in, o->c, &o->g, oy0, oy1); break;
+    case OP_AVGPOOL: avgpool_d(out, in, o->c, &o->g, oy0, oy1); break;
+    case OP_RELU:
+        for (size_t i = 0; i < o->n_in; i++) out[i] = in[i] > 0 ? in[i] : 0.0;
+        break;
+    }
+}
+
+/* grad (n_in) <- central differences of L(x) = sum(r * op(x)) in double.
+ * Only output rows whose window can reach the perturbed input row are
+ * evaluated (a superset, one row of slack each side): the others are equal on
+ * both sides and would only add rounding to the difference, and leaving them
+ * out keeps the test fast under ASan. */
+static double *fd_gradient(const float *x, const float *r, const op *o) {
+    double *xd = to_double(x, o->n_in), *out = xmalloc(o->n_out * sizeof *out);
+    double *grad = xmalloc(o->n_in * sizeof *grad);
+    const geom *g = &o->g;
+    const size_t plane = o->kind == OP_RELU ? o->n_out : (size_t)g->oh * g->ow;
+    for (size_t i = 0; i < o->n_in; i++) {
+        int oy0 = 0, oy1 = 1;
+        if (o->kind != OP_RELU) {
+            /* Output row oy reads input rows oy*sh - pad_t + [0, kh). */
+            const int iy = (int)(i / (size_t)g->w % (size_t)g->h);
+            const int lo = iy + g->pad_t - g->kh + 1, hi = (iy + g->pad_t) / g->sh + 2;
+            oy0 = lo <= 0 ? 0 : lo / g->sh - 1;
+            oy0 = oy0 < 0 ? 0 : oy0;
+            oy1 = hi < g->oh ? hi : g->oh;
+        }
+        const size_t row = o->kind == OP_RELU ? o->n_out : (size_t)g->ow;
+        double l[2];
+        for (int side = 0; side < 2; side++) {
+            xd[i] = (double)x[i] + (side ? -FD_H : FD_H);
+            op_forward_d(out, xd, o, oy0, oy1);
+            l[side] = 0;
+            for (size_t j = 0; j < o->n_out; j += plane)
+                for (size_t q = (size_t)oy0 * row; q < (size_t)oy1 * row; q++)
+                    l[side] += (double)r[j + q] * out[j + q];
+        }
+        xd[i] = x[i];
+        grad[i] = (l[0] - l[1]) / (2 * FD_H);
+    }
+    free(xd);
+    free(out);
+    return grad;
+}
+
+/* din starts at d0, scaled to the gradient so that accumulation is visible
+ * but costs no precision; (din - d0) must match the gradient. */
+static float *accum_start(size_t n, const double *grad) {
+    const double s = max_abs(grad, n);
+    return rand_floats(n, -s, s);
+}
+
+/* ---- convolution ----------------------------------------------------------- */
+static const int kernel_shapes[][2] = {{1, 1}, {3, 3}, {5, 5}, {1, 7}, {7, 1}, {1, 3}, {3, 1}};
+enum { N_SHAPES = sizeof kernel_shapes / sizeof *kernel_shapes };
+
+/* nn_conv_backward_input, with or without the fused ReLU mask, against finite
+ * differences: once from din = 0 and once accumulating onto din = d0. With
+ * ReLU, outputs whose pre-activation lies within KINK of 0 are skipped (their
+ * r set to 0, so they do not enter L); the rest have mask bits checked. */
+static void test_conv_grad(int c, int k, int h, int w, int kh, int kw, int s, int same,
+                           int band_req, int relu) {
+    char what[160];
+    snprintf(what, sizeof what, "conv grad %dx%d/%d %s in %dx%dx%d bands %d relu %d", kh, kw, s,
+             same ? "same" : "valid", c, h, w, band_req, relu);
+    op o = {.kind = OP_CONV, .g = geom_make(h, w, kh, kw, s, s, same), .c = c, .k = k, .relu = relu};
+    nn_conv cv = {.c = c, .k = k, .win = plan_window(&o.g, same, what)};
+    plan_bands(&cv, band_req, what);
+    const size_t plane = (size_t)o.g.oh * o.g.ow;
+    o.n_in = (size_t)c * h * w, o.n_out = (size_t)k * plane;
+    float *x = rand_floats(o.n_in, -1, 1), *wt = rand_floats((size_t)k * c * kh * kw, -1, 1);
+    float *b = rand_floats((size_t)k, -0.5, 0.5), *r = rand_floats(o.n_out, -1, 1);
+    o.w = wt, o.b = b;
+    float *col = col_alloc(&cv), *out = xmalloc(o.n_out * sizeof *out);
+    uint8_t *mask = relu ? mask_alloc(k, plane) : NULL;
+    nn_conv_forward(out, mask, x, wt, b, &cv, col, 2);
+    if (relu) {
+        double *xd = to_double(x, o.n_in), *z = xmalloc(o.n_out * sizeof *z);
+        conv_d(z, xd, wt, b, c, k, &o.g, 0, 0, o.g.oh);
+        tally t = {0, 0};
+        for (size_t i = 0; i < o.n_out; i++) {
+            outputs_total++;
+            if (fabs(z[i]) < KINK) {
+                r[i] = 0.0f, kinks_skipped++;
+                continue;
+            }
+            tally_add(&t, mask_bit(mask, plane, i) == (z[i] > 0), i);
+        }
+        CHECK(!t.bad, "%s: %zu mask bits wrong, first [%zu] bit %d, pre-activation %.6g", what, t.bad,
+              t.first, mask_bit(mask, plane, t.first), z[t.first]);
+        free(xd);
+        free(z);
+    }
+    double *grad = fd_gradient(x, r, &o);
+
+    float *din = zero_floats(o.n_in), *dout = copy_floats(r, o.n_out);
+    nn_conv_backward_input(din, dout, mask, wt, &cv, col, 2);
+    note(&worst_fd, compare(what, din, NULL, grad, o.n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+
+    float *d0 = accum_start(o.n_in, grad), *din2 = copy_floats(d0, o.n_in);
+    memcpy(dout, r, o.n_out * sizeof *dout);
+    nn_conv_backward_input(din2, dout, mask, wt, &cv, col, 2);
+    strncat(what, " (accumulating)", sizeof what - strlen(what) - 1);
+    note(&worst_fd, compare(what, din2, d0, grad, o.n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+
+    free(x), free(wt), free(b), free(r), free(col), free(out), free(mask), free(grad);
+    free(din), free(dout), free(d0), free(din2);
+}
+
+/* nn_conv_forward (bias and fused ReLU optional) against nn_conv_forward_ref
+ * and the double forward here; mask bits against out > 0; the backward
+ * against the direct adjoint; and threads 1 vs 2 bit-identical throughout. */
+static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, int same,
+                            int band_req, int bias, int relu) {
+    char what[160];
+    snprintf(what, sizeof what, "conv %dx%d/%d %s in %dx%dx%d K %d bands %d bias %d relu %d", kh,
+             kw, s, same ? "same" : "valid", c, h, w, k, band_req, bias, relu);
+    const geom g = geom_make(h, w, kh, kw, s, s, same);
+    nn_conv cv = {.c = c, .k = k, .win = plan_window(&g, same, what)};
+    plan_bands(&cv, band_req, what);
+    CHECK(nn_conv_flops(&cv) == 2.0 * k * c * kh * kw * g.oh * g.ow, "%s: flops %.0f", what,
+          nn_conv_flops(&cv));
+    CHECK(nn_conv_is_pointwise(&cv) == (kh == 1 && kw == 1 && s == 1), "%s: pointwise %d", what,
+          nn_conv_is_pointwise(&cv));
+    const size_t plane = (size_t)g.oh * g.ow, n_in = (size_t)c * h * w, n_out = (size_t)k * plane;
+    float *x = rand_floats(n_in, -1, 1), *wt = rand_floats((size_t)k * c * kh * kw, -1, 1);
+    float *b = bias ? rand_floats((size_t)k, -0.5, 0.5) : NULL;
+    float *col = col_alloc(&cv), *out[2], *ref = xmalloc(n_out * sizeof *ref);
+    uint8_t *mask[2] = {NULL, NULL};
+    for (int t = 0; t < 2; t++) {
+        out[t] = xmalloc(n_out * sizeof *out[t]);
+        if (relu) mask[t] = mask_alloc(k, plane);
+        nn_conv_forward(out[t], mask[t], x, wt, b, &cv, col, t + 1);
+    }
+    nn_conv_forward_ref(ref, x, wt, b, relu, &cv);
+    double *xd = to_double(x, n_in), *want = xmalloc(n_out * sizeof *want);
+    conv_d(want, xd, wt, b, c, k, &g, relu, 0, g.oh);
+    note(&worst_fwd, compare(what, out[0], NULL, want, n_out, TOL_FWD_ABS, TOL_FWD_REL));
+    double *ref_d = to_double(ref, n_out);
+    char what2[200];
+    snprintf(what2, sizeof what2, "%s vs nn_conv_forward_ref", what);
+    note(&worst_fwd, compare(what2, out[0], NULL, ref_d, n_out, TOL_FWD_ABS, TOL_FWD_REL));
+    snprintf(what2, sizeof what2, "%s: nn_conv_forward_ref vs double", what);
+    note(&worst_ref, compare(what2, ref, NULL, want, n_out, 0, TOL_REF_REL));
+    for (int t = 1; t < 2; t++) {
+        CHECK(memcmp(out[0], out[t], n_out * sizeof *out[0]) == 0, "%s: threads 1 vs %d differ",
+              what, t + 1);
+        CHECK(!relu || memcmp(mask[0], mask[t], (size_t)k * nn_mask_bytes(plane)) == 0,
+              "%s: masks differ, threads 1 vs %d", what, t + 1);
+    }
+    if (relu) {
+        tally t = {0, 0};
+        for (size_t i = 0; i < n_out; i++)
+            tally_add(&t, mask_bit(mask[0], plane, i) == (out[0][i] > 0) && out[0][i] >= 0, i);
+        CHECK(!t.bad, "%s: %zu outputs disagree with their mask bit, first out[%zu] %.9g bit %d", what,
+              t.bad, t.first, out[0][t.first], mask_bit(mask[0], plane, t.first));
+    }
+
+    /* Backward, through the mask when there is one, against the adjoint of
+     * the masked dout. */
+    float *dout = rand_floats(n_out, -1, 1), *din[2];
+    double *dm = to_double(dout, n_out), *din_want = xmalloc(n_in * sizeof *din_want);
+    if (relu)
+        for (size_t i = 0; i < n_out; i++)
+            if (!mask_bit(mask[0], plane, i)) dm[i] = 0;
+    conv_adjoint_d(din_want, dm, wt, c, k, &g);
+    for (int t = 0; t < 2; t++) {
+        float *d = copy_floats(dout, n_out);
+        din[t] = zero_floats(n_in);
+        nn_conv_backward_input(din[t], d, mask[0], wt, &cv, col, t + 1);
+        free(d);
+    }
+    snprintf(what2, sizeof what2, "%s backward vs adjoint", what);
+    note(&worst_adjoint, compare(what2, din[0], NULL, din_want, n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+    for (int t = 1; t < 2; t++)
+        CHECK(memcmp(din[0], din[t], n_in * sizeof *din[0]) == 0,
+              "%s: backward threads 1 vs %d differ", what, t + 1);
+
+    for (int t = 0; t < 2; t++) free(out[t]), free(mask[t]), free(din[t]);
+    free(x), free(wt), free(b), free(col), free(ref), free(xd), free(want), free(ref_d);
+    free(dout), free(dm), free(din_want);
+}
+
+/* ---- pooling ------------------------------------------------------------- */
+
+/* Distinct values spaced 2 * KINK apart in a shuffled order, so no two
+ * candidates of any window are within KINK; mostly negative, so a kernel that
+ * let a padded pixel count as 0 would show. */
+static float *distinct_floats(size_t n) {
+    float *p = xmalloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)((double)i * 2 * KINK - 0.8 * n * 2 * KINK);
+    for (size_t i = n - 1; i > 0; i--) {
+        const size_t j = (size_t)(rng_u64() % (i + 1));
+        const float t = p[i];
+        p[i] = p[j], p[j] = t;
+    }
+    return p;
+}
+
+/* Max pool: forward equals the double max exactly, argmax names a pixel of
+ * the window holding that max; backward against finite differences (from 0
+ * and accumulating); threads 1 vs 2 bit-identical. */
+static void test_maxpool(int c, int h, int w, int k, int s, int same) {
+    char what[128];
+    snprintf(what, sizeof what, "maxpool %dx%d/%d %s in %dx%dx%d", k, k, s,
+             same ? "same" : "valid", c, h, w);
+    op o = {.kind = OP_MAXPOOL, .g = geom_make(h, w, k, k, s, s, same), .c = c};
+    const nn_window win = plan_window(&o.g, same, what);
+    const geom *g = &o.g;
+    o.n_in = (size_t)c * h * w, o.n_out = (size_t)c * g->oh * g->ow;
+    float *x = distinct_floats(o.n_in), *out[2];
+    uint8_t *arg[2];
+    for (int t = 0; t < 2; t++) {
+        out[t] = xmalloc(o.n_out * sizeof *out[t]);
+        arg[t] = xmalloc(o.n_out);
+        nn_maxpool_forward(out[t], arg[t], x, c, &win, t + 1);
+    }
+    CHECK(memcmp(out[0], out[1], o.n_out * sizeof *out[0]) == 0 && memcmp(arg[0], arg[1], o.n_out) == 0,
+          "%s: forward threads 1 vs 2 differ", what);
+    double *xd = to_double(x, o.n_in), *want = xmalloc(o.n_out * sizeof *want);
+    maxpool_d(want, xd, c, g, 0, g->oh);
+    compare(what, out[0], NULL, want, o.n_out, 0, 0);
+    tally t = {0, 0};
+    for (int ch = 0; ch < c; ch++)
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                const size_t i = ((size_t)ch * g->oh + oy) * g->ow + ox;
+                const int a = arg[0][i], iy = oy * s - g->pad_t + a / k, ix = ox * s - g->pad_l + a % k;
+                const int inside = a < k * k && iy >= 0 && iy < h && ix >= 0 && ix < w;
+                tally_add(&t, inside && x[((size_t)ch * h + iy) * w + ix] == out[0][i], i);
+            }
+    CHECK(!t.bad, "%s: %zu argmax entries do not name the max, first at out[%zu] (argmax %d)", what,
+          t.bad, t.first, arg[0][t.first]);
+
+    float *r = rand_floats(o.n_out, -1, 1);
+    double *grad = fd_gradient(x, r, &o);
+    float *din[2] = {zero_floats(o.n_in), zero_floats(o.n_in)};
+    for (int t = 0; t < 2; t++) nn_maxpool_backward(din[t], r, arg[0], c, &win, t + 1);
+    CHECK(memcmp(din[0], din[1], o.n_in * sizeof *din[0]) == 0, "%s: backward threads 1 vs 2 differ",
+          what);
+    note(&worst_fd, compare(what, din[0], NULL, grad, o.n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+    float *d0 = accum_start(o.n_in, grad), *din2 = copy_floats(d0, o.n_in);
+    nn_maxpool_backward(din2, r, arg[0], c, &win, 2);
+    strncat(what, " (accumulating)", sizeof what - strlen(what) - 1);
+    note(&worst_fd, compare(what, din2, d0, grad, o.n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+
+    for (int t = 0; t < 2; t++) free(out[t]), free(arg[t]), free(din[t]);
+    free(x), free(xd), free(want), free(r), free(grad), free(d0), free(din2);
+}
+
+/* Average pool: forward against the double mean over real pixels (and, for
+ * the 3x3/1 'same' pool of InceptionV3, corner / edge / interior outputs
+ * against means written out by hand: divisors 4, 6, 9); backward against
+ * finite differences; threads 1 vs 2 bit-identical. */
+static void test_avgpool(int c, int h, int w, int k, int s, int same) {
+    char what[128];
+    snprintf(what, sizeof what, "avgpool %dx%d/%d %s in %dx%dx%d", k, k, s,
+             same ? "same" : "valid", c, h, w);
+    op o = {.kind = OP_AVGPOOL, .g = geom_make(h, w, k, k, s, s, same), .c = c};
+    const nn_window win = plan_window(&o.g, same, what);
+    const geom *g = &o.g;
+    o.n_in = (size_t)c * h * w, o.n_out = (size_t)c * g->oh * g->ow;
+    float *x = rand_floats(o.n_in, -1, 1), *out[2];
+    for (int t = 0; t < 2; t++) {
+        out[t] = xmalloc(o.n_out * sizeof *out[t]);
+        nn_avgpool_forward(out[t], x, c, &win, t + 1);
+    }
+    CHECK(memcmp(out[0], out[1], o.n_out * sizeof *out[0]) == 0, "%s: forward threads 1 vs 2 differ",
+          what);
+    double *xd = to_double(x, o.n_in), *want = xmalloc(o.n_out * sizeof *want);
+    avgpool_d(want, xd, c, g, 0, g->oh);
+    note(&worst_fwd, compare(what, out[0], NULL, want, o.n_out, TOL_FWD_ABS, TOL_FWD_REL));
+    if (k == 3 && s == 1 && same) {
+        /* Channel 1 (not 0, so the plane offset matters). */
+        const double *p = xd + (size_t)h * w;
+        const float *q = out[0] + (size_t)g->oh * g->ow;
+#define P(y, x) p[(y) * w + (x)]
+        const double corner_tl = (P(0, 0) + P(0, 1) + P(1, 0) + P(1, 1)) / 4;
+        const double edge_top = (P(0, 0) + P(0, 1) + P(0, 2) + P(1, 0) + P(1, 1) + P(1, 2)) / 6;
+        const double edge_left = (P(0, 0) + P(0, 1) + P(1, 0) + P(1, 1) + P(2, 0) + P(2, 1)) / 6;
+        const double corner_br =
+            (P(h - 2, w - 2) + P(h - 2, w - 1) + P(h - 1, w - 2) + P(h - 1, w - 1)) / 4;
+        const double edge_right = (P(2, w - 2) + P(2, w - 1) + P(3, w - 2) + P(3, w - 1) +
+                                   P(4, w - 2) + P(4, w - 1)) / 6;
+        const double inner = (P(1, 1) + P(1, 2) + P(1, 3) + P(2, 1) + P(2, 2) + P(2, 3) + P(3, 1) +
+                              P(3, 2) + P(3, 3)) / 9;
+#undef P
+        const double tol = 1e-6;
+        check_close("avgpool top-left corner (/4)", q[0], corner_tl, tol);
+        check_close("avgpool top edge (/6)", q[1], edge_top, tol);
+        check_close("avgpool left edge (/6)", q[w], edge_left, tol);
+        check_close("avgpool bottom-right corner (/4)", q[h * w - 1], corner_br, tol);
+        check_close("avgpool right edge (/6)", q[3 * w + w - 1], edge_right, tol);
+        check_close("avgpool interior (/9)", q[2 * w + 2], inner, tol);
+    }
+
+    float *r = rand_floats(o.n_out, -1, 1);
+    double *grad = fd_gradient(x, r, &o);
+    float *din[2] = {zero_floats(o.n_in), zero_floats(o.n_in)};
+    for (int t = 0; t < 2; t++) nn_avgpool_backward(din[t], r, c, &win, t + 1);
+    CHECK(memcmp(din[0], din[1], o.n_in * sizeof *din[0]) == 0, "%s: backward threads 1 vs 2 differ",
+          what);
+    note(&worst_fd, compare(what, din[0], NULL, grad, o.n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+    float *d0 = accum_start(o.n_in, grad), *din2 = copy_floats(d0, o.n_in);
+    nn_avgpool_backward(din2, r, c, &win, 2);
+    strncat(what, " (accumulating)", sizeof what - strlen(what) - 1);
+    note(&worst_fd, compare(what, din2, d0, grad, o.n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+
+    for (int t = 0; t < 2; t++) free(out[t]), free(din[t]);
+    free(x), free(xd), free(want), free(r), free(grad), free(d0), free(din2);
+}
+
+/* ---- ReLU ------------------------------------------------------------------ */
+
+/* n per plane deliberately not a multiple of 8 in one case, so planes start
+ * mid-way through the bit numbering of a flat layout: the mask must be planes
+ * of nn_mask_bytes(n) bytes. Inputs are at least 2 * KINK away from 0. */
+static void test_relu(int planes, size_t n) {
+    char what[64];
+    snprintf(what, sizeof what, "relu %d x %zu", planes, n);
+    const size_t total = (size_t)planes * n;
+    op o = {.kind = OP_RELU, .n_in = total, .n_out = total};
+    float *x = xmalloc(total * sizeof *x);
+    for (size_t i = 0; i < total; i++)
+        x[i] = (float)((rng_u64() & 1 ? 1 : -1) * rng_uniform(2 * KINK, 1));
+    float *out[2];
+    uint8_t *mask[2];
+    for (int t = 0; t < 2; t++) {
+        out[t] = xmalloc(total * sizeof *out[t]);
+        mask[t] = mask_alloc(planes, n);
+        nn_relu_forward(out[t], mask[t], x, planes, n, t + 1);
+    }
+    CHECK(memcmp(out[0], out[1], total * sizeof *out[0]) == 0 &&
+              memcmp(mask[0], mask[1], (size_t)planes * nn_mask_bytes(n)) == 0,
+          "%s: forward threads 1 vs 2 differ", what);
+    tally t = {0, 0};
+    for (size_t i = 0; i < total; i++)
+        tally_add(&t, out[0][i] == (x[i] > 0 ? x[i] : 0.0f) && mask_bit(mask[0], n, i) == (x[i] > 0), i);
+    CHECK(!t.bad, "%s: %zu wrong, first [%zu] in %.9g -> out %.9g bit %d", what, t.bad, t.first,
+          x[t.first], out[0][t.first], mask_bit(mask[0], n, t.first));
+
+    float *r = rand_floats(total, -1, 1);
+    double *grad = fd_gradient(x, r, &o);
+    float *din[2] = {zero_floats(total), zero_floats(total)};
+    for (int t = 0; t < 2; t++) nn_relu_backward(din[t], r, mask[0], planes, n, t + 1);
+    CHECK(memcmp(din[0], din[1], total * sizeof *din[0]) == 0, "%s: backward threads 1 vs 2 differ",
+          what);
+    note(&worst_fd, compare(what, din[0], NULL, grad, total, TOL_GRAD_ABS, TOL_GRAD_REL));
+    float *d0 = accum_start(total, grad), *din2 = copy_floats(d0, total);
+    nn_relu_backward(din2, r, mask[0], planes, n, 2);
+    strncat(what, " (accumulating)", sizeof what - strlen(what) - 1);
+    note(&worst_fd, compare(what, din2, d0, grad, total, TOL_GRAD_ABS, TOL_GRAD_REL));
+
+    for (int t = 0; t < 2; t++) free(out[t]), free(mask[t]), free(din[t]);
+    free(x), free(r), free(grad), free(d0), free(din2);
+}
+
+/* At the kink itself ReLU is off: 0 and -0 give 0 with a clear bit, the
+ * smallest subnormal passes. */
+static void test_relu_edges(void) {
+    const float x[9] = {0.0f, -0.0f, 1e-45f, -1e-45f, 1.0f, -1.0f, 3.5f, -2.0f, 0.0f};
+    const int on[9] = {0, 0, 1, 0, 1, 0, 1, 0, 0};
+    float out[9];
+    uint8_t mask[2] = {0xFF, 0xFF};
+    nn_relu_forward(out, mask, x, 1, 9, 1);
+    for (int i = 0; i < 9; i++)
+        CHECK(mask_bit(mask, 9, (size_t)i) == on[i] && out[i] == (on[i] ? x[i] : 0.0f) &&
+                  !signbit(out[i]),
+              "relu edge %d: in %g -> out %g bit %d", i, x[i], out[i], mask_bit(mask, 9, (size_t)i));
+    CHECK(nn_mask_bytes(0) == 0 && nn_mask_bytes(1) == 1 && nn_mask_bytes(8) == 1 &&
+              nn_mask_bytes(9) == 2,
+          "nn_mask_bytes");
+}
+
+/* Window planning by hand, including the cases the tests below rely on. */
+static void test_window_plan(void) {
+    nn_window win;
+    /* Even input, stride 2, 'same': pad 1 in total, all of it bottom/right. */
+    CHECK(nn_window_plan(&win, 8, 8, 3, 3, 2, 2, 1) && win.oh == 4 && win.pad_t == 0 && win.pad_l == 0,
+          "8/3x3/2 same: oh %d pad_t %d", win.oh, win.pad_t);
+    /* Odd input: pad 2, one on each side. */
+    CHECK(nn_window_plan(&win, 9, 9, 3, 3, 2, 2, 1) && win.oh == 5 && win.pad_t == 1,
+          "9/3x3/2 same: oh %d pad_t %d", win.oh, win.pad_t);
+    /* 5x5/2 on 8: pad 3, 1 top and 2 bottom. */
+    CHECK(nn_window_plan(&win, 8, 8, 5, 5, 2, 2, 1) && win.oh == 4 && win.pad_t == 1,
+          "8/5x5/2 same: oh %d pad_t %d", win.oh, win.pad_t);
+    /* 1x7 'same' stride 1: 3 left, 3 right, none vertically. */
+    CHECK(nn_window_plan(&win, 5, 6, 1, 7, 1, 1, 1) && win.oh == 5 && win.ow == 6 && win.pad_t == 0 &&
+              win.pad_l == 3,
+          "1x7 same: %dx%d pad %d,%d", win.oh, win.ow, win.pad_t, win.pad_l);
+    /* 1x1 stride 2 'same' on 8: would need -1, so no pad. */
+    CHECK(nn_window_plan(&win, 8, 8, 1, 1, 2, 2, 1) && win.oh == 4 && win.pad_t == 0,
+          "8/1x1/2 same: oh %d pad_t %d", win.oh, win.pad_t);
+    CHECK(nn_window_plan(&win, 9, 8, 3, 3, 2, 2, 0) && win.oh == 4 && win.ow == 3 && win.pad_t == 0,
+          "9x8/3x3/2 valid: %dx%d", win.oh, win.ow);
+    CHECK(!nn_window_plan(&win, 2, 5, 3, 3, 1, 1, 0), "window larger than a 'valid' input must fail");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(void) {
+    const double t0 = now_s();
+    test_window_plan();
+    test_relu_edges();
+
+    /* 1. Finite differences. Two input sizes: 8x7 (even H: stride-2 'same'
+     * pads bottom only or unevenly) and 7x10 (even W, odd H); band plans
+     * cycle through one band, single rows, and two rows. */
+    static const int fd_sizes[][2] = {{8, 7}, {7, 10}};
+    static const int fd_bands[] = {0, 1, 2};
+    int cycle = 0;
+    for (int sz = 0; sz < 2; sz++)
+        for (int ks = 0; ks < N_SHAPES; ks++)
+            for (int s = 1; s <= 2; s++)
+                for (int same = 0; same <= 1; same++)
+                    for (int relu = 0; relu <= 1; relu++)
+                        test_conv_grad(3, 4, fd_sizes[sz][0], fd_sizes[sz][1], kernel_shapes[ks][0],
+                                       kernel_shapes[ks][1], s, same, fd_bands[cycle++ % 3], relu);
+    const double t1 = now_s();
+
+    test_maxpool(3, 9, 8, 3, 2, 0);  /* InceptionV3's 3x3/2 'valid' */
+    test_maxpool(2, 8, 7, 3, 2, 0);
+    test_maxpool(3, 7, 6, 3, 1, 1);  /* 3x3/1 'same' */
+    test_maxpool(2, 8, 9, 3, 1, 1);
+    test_maxpool(3, 8, 6, 2, 2, 0);  /* 2x2/2 */
+    test_maxpool(2, 7, 9, 2, 2, 0);  /* odd: last row/column dropped */
+    test_maxpool(2, 7, 9, 2, 2, 1);  /* odd 'same': pad bottom/right */
+    test_maxpool(2, 8, 7, 3, 2, 1);  /* even 'same' stride 2: pad bottom only */
+    test_avgpool(3, 7, 6, 3, 1, 1);  /* InceptionV3's 3x3/1 'same' */
+    test_avgpool(2, 8, 9, 3, 1, 1);
+    test_avgpool(2, 8, 7, 3, 2, 1);  /* asymmetric pad */
+    test_avgpool(2, 9, 8, 3, 2, 0);
+    test_relu(3, 13);
+    test_relu(2, 16);
+    test_relu(5, 1);
+
+    /* 2. Naive against optimised on odd shapes, every kernel shape, stride,
+     * padding and band plan (1, 3 and all rows), with bias + fused ReLU, and
+     * the two other combinations in turn. */
+    static const int naive_bands[] = {1, 3, 0};
+    for (int ks = 0; ks < N_SHAPES; ks++)
+        for (int s = 1; s <= 2; s++)
+            for (int same = 0; same <= 1; same++)
+                for (int bi = 0; bi < 3; bi++) {
+                    const int kh = kernel_shapes[ks][0], kw = kernel_shapes[ks][1];
+                    test_conv_naive(5, 7, 13, 11, kh, kw, s, same, naive_bands[bi], 1, 1);
+                    test_conv_naive(5, 7, 13, 11, kh, kw, s, same, naive_bands[bi], bi != 1, 0);
+                }
+    /* A plane of more than 8 outputs not divisible by 8 across many channels,
+     * and a wide pointwise layer that exercises the GEMM with K > C. */
+    test_conv_naive(3, 17, 9, 7, 3, 3, 1, 1, 2, 1, 1);
+    test_conv_naive(19, 6, 6, 5, 1, 1, 1, 0, 0, 1, 1);
+    const double t2 = now_s();
+
+    fprintf(stderr,
+            "max |diff| / max|want|: backward vs finite differences %.3g, backward vs adjoint %.3g,\n"
+            "  forward vs double %.3g, nn_conv_forward_ref vs double %.3g; "
+            "%d of %d ReLU outputs within %.0e of the kink skipped\n"
+            "time: conv finite differences %.2f s, rest %.2f s\n",
+            worst_fd, worst_adjoint, worst_fwd, worst_ref, kinks_skipped, outputs_total, KINK,
+            t1 - t0, t2 - t1);
+    return check_done("nn_grad");
+}
