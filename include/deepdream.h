@@ -36,7 +36,8 @@ typedef enum dd_status {
     DD_ERR_CORRUPT,     /* truncated or malformed file (model or image)     */
     DD_ERR_LIMIT,       /* a size over a documented limit                   */
     DD_ERR_MODEL,       /* unknown op, missing tensor, bad shape, cycle     */
-    DD_ERR_CANCELLED    /* a progress callback asked to stop                */
+    DD_ERR_CANCELLED,   /* a progress callback asked to stop                */
+    DD_ERR_TOO_SMALL    /* input smaller than the network's deepest layer   */
 } dd_status;
 
 /* Fixed text for a status ("corrupt file"). Never NULL. Thread-safe. */
@@ -125,6 +126,85 @@ void dd_net_flops(const dd_net *net, double *forward, double *backward);
 
 /* Bytes of the net's arena (activations, masks, scratch). */
 size_t dd_net_arena_bytes(const dd_net *net);
+
+
+/* ---- Objectives from text --------------------------------------------- */
+
+/* Parses "NAME[:CHANNEL][=WEIGHT],..." (e.g. "mixed3", "mixed4:97",
+ * "mixed2=0.5,mixed4=1") into at most max_terms terms; *n_terms receives
+ * the count. Layer pointers point into the model (valid while it lives).
+ * An unknown name is DD_ERR_INVALID_ARG with a message naming it. */
+dd_status dd_terms_parse(const dd_model *model, const char *spec, dd_term *terms,
+                         int max_terms, int *n_terms);
+
+/* ---- Images ------------------------------------------------------------ */
+
+/* A decoded image: width x height pixels of 1 (grey), 2 (grey + alpha),
+ * 3 (RGB) or 4 (RGBA) channels at 8 or 16 bits per sample. */
+typedef struct dd_image dd_image;
+
+typedef enum dd_format {
+    DD_FORMAT_UNKNOWN = 0,
+    DD_FORMAT_PNG,
+    DD_FORMAT_JPEG,
+    DD_FORMAT_PNM, /* P5 (grey) or P6 (RGB), maxval up to 65535 */
+    DD_FORMAT_PAM  /* P7: GRAYSCALE, GRAYSCALE_ALPHA, RGB, RGB_ALPHA */
+} dd_format;
+
+/* Decodes PNG, JPEG, PNM or PAM, recognised by their first bytes (never by
+ * a name). Limits are checked from the header, before the pixels are
+ * allocated: width x height over max_pixels (0: no limit) is DD_ERR_LIMIT.
+ * A truncated or corrupt file is DD_ERR_CORRUPT, never a partial picture. */
+dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixels,
+                               dd_image **out);
+
+/* Encodes to a new malloc'd buffer (*data, *size; free() it). quality is
+ * for JPEG (1..100). comment (may be NULL) is stored as PNG tEXt
+ * "Comment" / JPEG COM / PNM comment. */
+dd_status dd_image_save_memory(const dd_image *image, dd_format format, int quality,
+                               const char *comment, unsigned char **data, size_t *size);
+
+void dd_image_free(dd_image *image);
+int dd_image_width(const dd_image *image);
+int dd_image_height(const dd_image *image);
+int dd_image_channels(const dd_image *image);
+int dd_image_depth(const dd_image *image);
+dd_format dd_image_format(const dd_image *image); /* what it was decoded from */
+
+/* Format from a file name's extension (.png, .jpg/.jpeg, .ppm/.pgm/.pnm,
+ * .pam) or from a "FMT:" prefix name ("png", "jpg", "ppm", "pam"). */
+dd_format dd_format_from_name(const char *name);
+
+/* ---- The dream ------------------------------------------------------- */
+
+typedef struct dd_params {
+    const dd_term *terms; /* the objective; NULL: the default layers      */
+    int n_terms;
+    int octaves;          /* scales, smallest first (default 4)           */
+    float octave_scale;   /* size ratio between octaves (1.4)             */
+    int steps;            /* gradient steps per octave (10)               */
+    float step_size;      /* in network input units, [-1, 1] (0.01)       */
+    int jitter;           /* random roll of up to this many pixels (32)   */
+    int tile;             /* gradient tile side in pixels (512)           */
+    uint64_t seed;        /* same seed + input = same output (0)          */
+    int threads;          /* <= 0: one per online core (0)                */
+} dd_params;
+
+/* The defaults above. */
+dd_params dd_params_default(void);
+
+/* The default objective, as a spec for dd_terms_parse. */
+const char *dd_default_layers(void);
+
+/* Called before each step; return nonzero to stop (DD_ERR_CANCELLED). */
+typedef int (*dd_progress_fn)(void *user, int octave, int octaves, int step, int steps);
+
+/* Dreams image in place: its colour channels change, alpha is untouched,
+ * grey stays grey, the depth stays. Memory is bounded by the tile size
+ * beyond a few float copies of the image. Images too small for the
+ * objective's deepest layer are DD_ERR_TOO_SMALL and left unchanged. */
+dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *image,
+                   dd_progress_fn progress, void *user);
 
 #ifdef __cplusplus
 }

@@ -96,7 +96,7 @@ static dd_status plan_shapes(dd_net *net) {
         }
         continue;
     too_small:
-        return util_fail(DD_ERR_INVALID_ARG, "input %dx%d is too small: layer %s gets no output",
+        return util_fail(DD_ERR_TOO_SMALL, "input %dx%d is too small: layer %s gets no output",
                          net->w, net->h, mn->name);
     }
     return DD_OK;

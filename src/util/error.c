@@ -28,6 +28,7 @@ const char *dd_strerror(dd_status status) {
     case DD_ERR_LIMIT: return "size over limit";
     case DD_ERR_MODEL: return "invalid model";
     case DD_ERR_CANCELLED: return "cancelled";
+    case DD_ERR_TOO_SMALL: return "image too small for the network";
     }
     return "unknown status";
 }

@@ -1,0 +1,260 @@
+/* The dream: an octave pyramid, smallest first; at each octave N steps of
+ * normalised gradient ascent on the image, each with a random roll (jitter)
+ * and a random shift of the tile grid, both undone exactly; the detail
+ * dreamed at one octave carried up to the next. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dream.h"
+#include "image/image.h"
+#include "model/model.h"
+#include "util/util.h"
+
+#define MAX_TERMS 64
+#define MAX_OCTAVES 32
+
+dd_params dd_params_default(void) {
+    return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
+                       .step_size = 0.01f, .jitter = 32, .tile = 512, .seed = 0, .threads = 0};
+}
+
+const char *dd_default_layers(void) { return "mixed3"; }
+
+/* splitmix64: small, good enough for offsets, and the same on every machine. */
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in lo..hi inclusive. */
+static int rng_range(uint64_t *s, int lo, int hi) {
+    return lo + (int)(rng_next(s) % (uint64_t)(hi - lo + 1));
+}
+
+/* How an axis of n pixels is cut into tiles of at most tile_px: count tiles
+ * of equal size side; tile i keeps [i*n/count, (i+1)*n/count). */
+typedef struct axis_tiles {
+    int count, side;
+} axis_tiles;
+
+static axis_tiles cut_axis(int n, int tile_px) {
+    axis_tiles a;
+    a.count = (n + tile_px - 1) / tile_px;
+    a.side = (n + a.count - 1) / a.count;
+    return a;
+}
+
+typedef struct octave {
+    int h, w;
+    axis_tiles ty, tx;
+    dd_net *net; /* planned for one tile */
+} octave;
+
+typedef struct dream {
+    const dd_params *p;
+    int threads;
+    float lo, hi; /* the valid range in network units */
+    int n_octaves;
+    octave oct[MAX_OCTAVES];
+    float *tile_in, *tile_grad; /* 3 x side x side of the largest tile */
+    float *x, *g;               /* the image being dreamed and its gradient */
+} dream;
+
+/* Gradient of the whole image x (3 x h x w) into g, tile by tile. The image
+ * is treated as rolled by (oy, ox) (wrapping around), as the jitter wants. */
+static dd_status image_gradient(dream *d, const octave *o, int oy, int ox) {
+    const int h = o->h, w = o->w, th = o->ty.side, tw = o->tx.side;
+    const size_t plane = (size_t)h * w, tplane = (size_t)th * tw;
+    for (int ti = 0; ti < o->ty.count; ti++) {
+        const int y0 = (int)((long)ti * h / o->ty.count), y1 = (int)((long)(ti + 1) * h / o->ty.count);
+        for (int tj = 0; tj < o->tx.count; tj++) {
+            const int x0 = (int)((long)tj * w / o->tx.count), x1 = (int)((long)(tj + 1) * w / o->tx.count);
+#pragma omp parallel for num_threads(d->threads) schedule(static)
+            for (int r = 0; r < 3 * th; r++) {
+                const int c = r / th, yy = r % th;
+                const int sy = (y0 + yy + oy) % h;
+                const float *src = d->x + c * plane + (size_t)sy * w;
+                float *dst = d->tile_in + c * tplane + (size_t)yy * tw;
+                for (int xx = 0, sx = (x0 + ox) % w; xx < tw; xx++, sx = sx + 1 == w ? 0 : sx + 1)
+                    dst[xx] = src[sx];
+            }
+            dd_status st = dd_net_gradient(o->net, d->tile_in, d->tile_grad, NULL);
+            if (st) return st;
+            /* Keep the tile's own span; the overlap is another tile's. */
+#pragma omp parallel for num_threads(d->threads) schedule(static)
+            for (int r = 0; r < 3 * (y1 - y0); r++) {
+                const int c = r / (y1 - y0), yy = r % (y1 - y0);
+                const int sy = (y0 + yy + oy) % h;
+                float *dst = d->g + c * plane + (size_t)sy * w;
+                const float *src = d->tile_grad + c * tplane + (size_t)yy * tw;
+                for (int xx = 0, sx = (x0 + ox) % w; xx < x1 - x0; xx++, sx = sx + 1 == w ? 0 : sx + 1)
+                    dst[sx] = src[xx];
+            }
+        }
+    }
+    return DD_OK;
+}
+
+/* x += step * g / (std(g) + 1e-8), clipped. Dividing by the spread makes
+ * the step size mean the same at every octave, layer and tile size. */
+static void ascend(dream *d, size_t n) {
+    enum { CHUNK = 1 << 16 };
+    const size_t chunks = (n + CHUNK - 1) / CHUNK;
+    double sum = 0, sq = 0;
+    /* Fixed chunks summed in order: the same bits for any thread count. */
+    for (size_t base = 0; base < chunks; base += 256) {
+        double s[256], q[256];
+        const int m = (int)(chunks - base < 256 ? chunks - base : 256);
+#pragma omp parallel for num_threads(d->threads) schedule(static)
+        for (int k = 0; k < m; k++) {
+            const size_t a = (base + (size_t)k) * CHUNK, b = a + CHUNK < n ? a + CHUNK : n;
+            double ls = 0, lq = 0;
+            for (size_t i = a; i < b; i++) ls += d->g[i], lq += (double)d->g[i] * d->g[i];
+            s[k] = ls, q[k] = lq;
+        }
+        for (int k = 0; k < m; k++) sum += s[k], sq += q[k];
+    }
+    const double mean = sum / (double)n;
+    const double var = sq / (double)n - mean * mean;
+    const float scale = (float)(d->p->step_size / (sqrt(var > 0 ? var : 0) + 1e-8));
+    const float lo = d->lo, hi = d->hi;
+#pragma omp parallel for num_threads(d->threads) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        const float v = d->x[i] + scale * d->g[i];
+        d->x[i] = v < lo ? lo : v > hi ? hi : v;
+    }
+}
+
+static dd_status check_params(const dd_params *p) {
+    if (p->octaves < 1 || p->octaves > MAX_OCTAVES)
+        return util_fail(DD_ERR_INVALID_ARG, "octaves %d outside 1..%d", p->octaves, MAX_OCTAVES);
+    if (!(p->octave_scale >= 1.0f && p->octave_scale <= 8.0f))
+        return util_fail(DD_ERR_INVALID_ARG, "octave scale %g outside 1..8", p->octave_scale);
+    if (p->steps < 0 || p->steps > 100000) return util_fail(DD_ERR_INVALID_ARG, "steps %d outside 0..100000", p->steps);
+    if (!(p->step_size >= 0.0f && p->step_size <= 100.0f))
+        return util_fail(DD_ERR_INVALID_ARG, "step size %g outside 0..100", p->step_size);
+    if (p->jitter < 0 || p->jitter > 100000) return util_fail(DD_ERR_INVALID_ARG, "jitter %d outside 0..100000", p->jitter);
+    if (p->tile < 64 || p->tile > 8192) return util_fail(DD_ERR_INVALID_ARG, "tile %d outside 64..8192", p->tile);
+    return DD_OK;
+}
+
+/* Plans every octave's net before the first step; octaves too small for the
+ * objective's deepest layer are left out (all but the full size). */
+static dd_status plan_octaves(dream *d, const dd_model *model, const dd_term *terms, int n_terms, int h, int w) {
+    const dd_params *p = d->p;
+    size_t tile_floats = 0;
+    for (int i = 0; i < p->octaves; i++) {
+        const double f = pow(p->octave_scale, p->octaves - 1 - i);
+        octave o = {.h = (int)lround(h / f), .w = (int)lround(w / f)};
+        if (o.h < 1 || o.w < 1) continue;
+        o.ty = cut_axis(o.h, p->tile), o.tx = cut_axis(o.w, p->tile);
+        dd_status st = dd_net_new(model, terms, n_terms, o.ty.side, o.tx.side, d->threads, &o.net);
+        if (st == DD_ERR_TOO_SMALL && i < p->octaves - 1) continue; /* skip small octaves */
+        if (st) return st;
+        const size_t n = (size_t)3 * o.ty.side * o.tx.side;
+        if (n > tile_floats) tile_floats = n;
+        d->oct[d->n_octaves++] = o;
+    }
+    d->tile_in = malloc(tile_floats * sizeof(float));
+    d->tile_grad = malloc(tile_floats * sizeof(float));
+    if (!d->tile_in || !d->tile_grad) return util_fail(DD_ERR_NOMEM, "out of memory");
+    return DD_OK;
+}
+
+dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im, dd_progress_fn progress,
+                   void *user) {
+    dream d;
+    dd_term default_terms[MAX_TERMS];
+    float *base = NULL, *base_o = NULL, *detail = NULL;
+    dd_status st;
+    memset(&d, 0, sizeof d);
+    if (!model || !params || !im) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or image");
+    if ((st = check_params(params))) return st;
+    const dd_term *terms = params->terms;
+    int n_terms = params->n_terms;
+    if (!terms) {
+        if ((st = dd_terms_parse(model, dd_default_layers(), default_terms, MAX_TERMS, &n_terms))) return st;
+        terms = default_terms;
+    }
+    d.p = params;
+    d.threads = params->threads > 0 ? params->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (d.threads < 1) d.threads = 1;
+    d.lo = model->offset, d.hi = 255.0f / model->divisor + model->offset;
+    const int h = im->height, w = im->width;
+    const size_t plane = (size_t)h * w, n = 3 * plane;
+    if ((st = plan_octaves(&d, model, terms, n_terms, h, w))) goto done;
+    base = malloc(n * sizeof *base);
+    base_o = malloc(n * sizeof *base_o);
+    detail = malloc(n * sizeof *detail);
+    d.x = malloc(n * sizeof *d.x);
+    d.g = malloc(n * sizeof *d.g);
+    if (!base || !base_o || !detail || !d.x || !d.g) {
+        st = util_fail(DD_ERR_NOMEM, "out of memory for a %dx%d dream", w, h);
+        goto done;
+    }
+    /* Pixels -> network input, grey repeated into R, G and B. */
+    const int colour = im->channels >= 3 ? 3 : 1;
+    const float unit = im->depth == 16 ? 257.0f : 1.0f;
+    for (size_t i = 0; i < plane; i++)
+        for (int c = 0; c < 3; c++) {
+            const unsigned v = img_get(im, i * (size_t)im->channels + (size_t)(colour == 3 ? c : 0));
+            base[c * plane + i] = (float)v / unit / model->divisor + model->offset;
+        }
+    uint64_t rng = params->seed;
+    int prev_h = 0, prev_w = 0;
+    for (int k = 0; k < d.n_octaves; k++) {
+        const octave *o = &d.oct[k];
+        const size_t on = (size_t)3 * o->h * o->w;
+        const float *b = base;
+        if (o->h != h || o->w != w) {
+            if ((st = dream_resize(base_o, o->h, o->w, base, h, w, 3, d.threads))) goto done;
+            b = base_o;
+        }
+        /* x = this octave's picture plus the detail dreamed so far. */
+        if (k == 0) {
+            memcpy(d.x, b, on * sizeof(float));
+        } else {
+            if ((st = dream_resize(d.x, o->h, o->w, detail, prev_h, prev_w, 3, d.threads))) goto done;
+            for (size_t i = 0; i < on; i++) d.x[i] += b[i];
+        }
+        for (int s = 0; s < params->steps; s++) {
+            if (progress && progress(user, k, d.n_octaves, s, params->steps)) {
+                st = util_fail(DD_ERR_CANCELLED, "cancelled");
+                goto done;
+            }
+            /* Jitter rolls the image; the tile grid shifts only when there is
+             * more than one tile, so a one-tile image with jitter 0 moves
+             * exactly along its own gradient. */
+            int oy = params->jitter ? rng_range(&rng, -params->jitter, params->jitter) : 0;
+            int ox = params->jitter ? rng_range(&rng, -params->jitter, params->jitter) : 0;
+            if (o->ty.count > 1) oy += rng_range(&rng, 0, o->h - 1);
+            if (o->tx.count > 1) ox += rng_range(&rng, 0, o->w - 1);
+            oy = ((oy % o->h) + o->h) % o->h, ox = ((ox % o->w) + o->w) % o->w;
+            if ((st = image_gradient(&d, o, oy, ox))) goto done;
+            ascend(&d, on);
+        }
+        for (size_t i = 0; i < on; i++) detail[i] = d.x[i] - b[i];
+        prev_h = o->h, prev_w = o->w;
+    }
+    /* The last octave is the full size: network input -> pixels. */
+    const unsigned full = im->depth == 16 ? 65535 : 255;
+    for (size_t i = 0; i < plane; i++) {
+        float v[3];
+        for (int c = 0; c < 3; c++) v[c] = (d.x[c * plane + i] - model->offset) * model->divisor * unit;
+        if (colour == 3) {
+            for (int c = 0; c < 3; c++) img_set(im, i * (size_t)im->channels + (size_t)c, (unsigned)lrintf(fminf(fmaxf(v[c], 0), (float)full)));
+        } else {
+            const float grey = (v[0] + v[1] + v[2]) / 3.0f;
+            img_set(im, i * (size_t)im->channels, (unsigned)lrintf(fminf(fmaxf(grey, 0), (float)full)));
+        }
+    }
+done:
+    for (int k = 0; k < d.n_octaves; k++) dd_net_free(d.oct[k].net);
+    free(d.tile_in), free(d.tile_grad), free(d.x), free(d.g);
+    free(base), free(base_o), free(detail);
+    return st;
+}

@@ -1,0 +1,55 @@
+/* The decoded image and what the codecs share. */
+#ifndef DD_IMAGE_H
+#define DD_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deepdream.h"
+
+/* Sides are capped so that width * height * 4 channels * 2 bytes and the
+ * float copies the dream makes of it stay far inside size_t and int. */
+#define IMG_MAX_SIDE 65535
+
+struct dd_image {
+    int width, height;
+    int channels;           /* 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA */
+    int depth;              /* 8 or 16 bits per sample */
+    unsigned char *samples; /* interleaved rows; 16-bit samples are uint16_t */
+    dd_format format;       /* decoded from */
+};
+
+/* Width and height against IMG_MAX_SIDE and max_pixels (0: none), from a
+ * header, before anything is allocated. */
+dd_status img_check_size(long width, long height, uint64_t max_pixels);
+
+/* Checks the size, then allocates the samples. */
+dd_status img_new(int width, int height, int channels, int depth, uint64_t max_pixels,
+                  dd_image **out);
+size_t img_row_bytes(const dd_image *im);
+
+/* Sample i (interleaved index) as an integer, and set. */
+static inline unsigned img_get(const dd_image *im, size_t i) {
+    return im->depth == 16 ? ((const uint16_t *)im->samples)[i] : im->samples[i];
+}
+static inline void img_set(dd_image *im, size_t i, unsigned v) {
+    if (im->depth == 16) ((uint16_t *)im->samples)[i] = (uint16_t)v;
+    else im->samples[i] = (unsigned char)v;
+}
+
+/* A growing output buffer for the encoders. */
+typedef struct img_buffer {
+    unsigned char *data;
+    size_t size, cap;
+    int failed; /* an allocation failed */
+} img_buffer;
+void img_buffer_put(img_buffer *b, const void *data, size_t n);
+
+dd_status img_load_png(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out);
+dd_status img_load_jpeg(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out);
+dd_status img_load_pnm(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out);
+dd_status img_save_png(const dd_image *im, const char *comment, img_buffer *out);
+dd_status img_save_jpeg(const dd_image *im, int quality, const char *comment, img_buffer *out);
+dd_status img_save_pnm(const dd_image *im, int pam, const char *comment, img_buffer *out);
+
+#endif

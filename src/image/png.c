@@ -1,0 +1,139 @@
+/* PNG through libpng: every colour type, 1..16 bits, interlaced, palette and
+ * tRNS expanded; decoded to 8 or 16 bits, grey or RGB, with or without
+ * alpha. libpng's errors longjmp into the one function that calls it. */
+#include <png.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "util/util.h"
+
+typedef struct png_io {
+    const unsigned char *data;
+    size_t size, at;
+    char message[200];
+} png_io;
+
+static void on_error(png_structp png, png_const_charp msg) {
+    png_io *io = png_get_error_ptr(png);
+    snprintf(io->message, sizeof io->message, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+
+static void read_bytes(png_structp png, png_bytep out, size_t n) {
+    png_io *io = png_get_io_ptr(png);
+    if (n > io->size - io->at) png_error(png, "file ends early (truncated)");
+    memcpy(out, io->data + io->at, n);
+    io->at += n;
+}
+
+static int host_is_little_endian(void) {
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+/* Everything that may longjmp; *im is freed by the caller on failure. */
+static int decode(png_structp png, png_infop info, uint64_t max_pixels, dd_image **im,
+                  png_bytep *volatile *rows, dd_status *st) {
+    if (setjmp(png_jmpbuf(png))) return 0;
+    png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
+    png_set_user_limits(png, 0x7fffffff, 0x7fffffff); /* our own limits below */
+    png_read_info(png, info);
+    png_uint_32 w, h;
+    int bit_depth, colour, interlace;
+    png_get_IHDR(png, info, &w, &h, &bit_depth, &colour, &interlace, NULL, NULL);
+    if ((*st = img_check_size((long)w, (long)h, max_pixels))) return 0;
+    if (colour == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (colour == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    if (bit_depth == 16 && host_is_little_endian()) png_set_swap(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    if ((*st = img_new((int)w, (int)h, png_get_channels(png, info), png_get_bit_depth(png, info), 0, im)))
+        return 0;
+    const size_t row_bytes = img_row_bytes(*im);
+    if (png_get_rowbytes(png, info) != row_bytes) png_error(png, "unexpected row size");
+    *rows = malloc(h * sizeof **rows);
+    if (!*rows) {
+        *st = util_fail(DD_ERR_NOMEM, "out of memory for a %ux%u image", (unsigned)w, (unsigned)h);
+        return 0;
+    }
+    for (png_uint_32 y = 0; y < h; y++) (*rows)[y] = (*im)->samples + y * row_bytes;
+    png_read_image(png, *rows);
+    png_read_end(png, NULL); /* checks the CRCs up to IEND */
+    return 1;
+}
+
+dd_status img_load_png(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out) {
+    png_io io = {data, size, 0, ""};
+    dd_image *im = NULL;
+    png_bytep *volatile rows = NULL;
+    dd_status st = DD_OK;
+    *out = NULL;
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return util_fail(DD_ERR_NOMEM, "out of memory");
+    }
+    png_set_read_fn(png, &io, read_bytes);
+    const int ok = decode(png, info, max_pixels, &im, &rows, &st);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(rows);
+    if (!ok) {
+        dd_image_free(im);
+        if (st == DD_OK) st = util_fail(DD_ERR_CORRUPT, "PNG: %s", io.message);
+        return st;
+    }
+    im->format = DD_FORMAT_PNG;
+    *out = im;
+    return DD_OK;
+}
+
+static void write_bytes(png_structp png, png_bytep data, size_t n) {
+    img_buffer_put(png_get_io_ptr(png), data, n);
+}
+
+static void flush_nothing(png_structp png) { (void)png; }
+
+static int encode(png_structp png, png_infop info, const dd_image *im, const char *comment) {
+    if (setjmp(png_jmpbuf(png))) return 0;
+    static const int types[] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                                PNG_COLOR_TYPE_RGB_ALPHA};
+    png_set_IHDR(png, info, (png_uint_32)im->width, (png_uint_32)im->height, im->depth, types[im->channels],
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_text text[2];
+    int n_text = 0;
+    memset(text, 0, sizeof text);
+    text[n_text].compression = PNG_TEXT_COMPRESSION_NONE;
+    text[n_text].key = "Software";
+    text[n_text++].text = "deepdream " DD_VERSION_STRING;
+    if (comment) {
+        text[n_text].compression = PNG_TEXT_COMPRESSION_NONE;
+        text[n_text].key = "Comment";
+        text[n_text++].text = (char *)comment;
+    }
+    png_set_text(png, info, text, n_text);
+    png_write_info(png, info);
+    if (im->depth == 16 && host_is_little_endian()) png_set_swap(png);
+    const size_t row_bytes = img_row_bytes(im);
+    for (int y = 0; y < im->height; y++) png_write_row(png, im->samples + (size_t)y * row_bytes);
+    png_write_end(png, info);
+    return 1;
+}
+
+dd_status img_save_png(const dd_image *im, const char *comment, img_buffer *out) {
+    png_io io = {NULL, 0, 0, ""};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        return util_fail(DD_ERR_NOMEM, "out of memory");
+    }
+    png_set_write_fn(png, out, write_bytes, flush_nothing);
+    const int ok = encode(png, info, im, comment);
+    png_destroy_write_struct(&png, &info);
+    return ok ? DD_OK : util_fail(DD_ERR_IO, "PNG: %s", io.message);
+}
