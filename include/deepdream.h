@@ -188,6 +188,8 @@ typedef struct dd_params {
     int tile;             /* gradient tile side in pixels (512)           */
     uint64_t seed;        /* same seed + input = same output (0)          */
     int threads;          /* <= 0: one per online core (0)                */
+    int max_size;         /* > 0: dream at most this long side, then     *
+                           * carry the detail up to the full size (0)     */
 } dd_params;
 
 /* The defaults above. */

@@ -44,6 +44,8 @@ static void usage(FILE *to) {
             "      --seed N            random seed: same seed, same output (default %llu)\n"
             "  -q, --quality Q         JPEG quality 1..100 (default 92)\n"
             "      --max-pixels N      refuse larger images, 0 = no limit (default 100000000)\n"
+            "      --max-size PX       dream at most PX on the long side, then scale the\n"
+            "                          detail back to the input size, 0 = off (default 0)\n"
             "  -m, --model FILE        a safetensors model instead of the built-in one\n"
             "  -t, --threads N         threads, 0 = all cores (default 0)\n"
             "      --quiet             no progress or notes on standard error\n"
@@ -84,14 +86,15 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 
 /* Returns -1 to go on, else an exit status. */
 static int parse_options(int argc, char **argv, options *o) {
-    enum { OPT_LIST = 256, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX };
+    enum { OPT_LIST = 256, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX, OPT_MAXSIZE };
     static const struct option longs[] = {
         {"layers", required_argument, 0, 'l'},     {"list-layers", no_argument, 0, OPT_LIST},
         {"octaves", required_argument, 0, 'o'},    {"octave-scale", required_argument, 0, OPT_OCTSCALE},
         {"steps", required_argument, 0, 's'},      {"step-size", required_argument, 0, OPT_STEPSIZE},
         {"jitter", required_argument, 0, 'j'},     {"tile", required_argument, 0, OPT_TILE},
         {"seed", required_argument, 0, OPT_SEED},  {"quality", required_argument, 0, 'q'},
-        {"max-pixels", required_argument, 0, OPT_MAXPIX}, {"model", required_argument, 0, 'm'},
+        {"max-pixels", required_argument, 0, OPT_MAXPIX}, {"max-size", required_argument, 0, OPT_MAXSIZE},
+        {"model", required_argument, 0, 'm'},
         {"threads", required_argument, 0, 't'},    {"quiet", no_argument, 0, OPT_QUIET},
         {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -146,6 +149,10 @@ static int parse_options(int argc, char **argv, options *o) {
                 return usage_error("--max-pixels: '%s' is not a non-negative integer", optarg);
             o->max_pixels = s;
         } break;
+        case OPT_MAXSIZE:
+            if (!parse_long(optarg, 0, 65535, &v)) return usage_error("--max-size: '%s' is not a number in 0..65535", optarg);
+            o->params.max_size = (int)v;
+            break;
         case 'm': o->model_path = optarg; break;
         case 't':
             if (!parse_long(optarg, 0, 1024, &v)) return usage_error("--threads: '%s' is not a number in 0..1024", optarg);
@@ -342,9 +349,10 @@ int main(int argc, char **argv) {
     }
     char comment[512];
     snprintf(comment, sizeof comment,
-             "deepdream %s: layers=%s octaves=%d octave-scale=%g steps=%d step-size=%g jitter=%d tile=%d seed=%llu model=%s",
+             "deepdream %s: layers=%s octaves=%d octave-scale=%g steps=%d step-size=%g jitter=%d tile=%d "
+             "max-size=%d seed=%llu model=%s",
              DD_VERSION_STRING, spec, o.params.octaves, o.params.octave_scale, o.params.steps, o.params.step_size,
-             o.params.jitter, o.params.tile, (unsigned long long)o.params.seed,
+             o.params.jitter, o.params.tile, o.params.max_size, (unsigned long long)o.params.seed,
              o.model_path ? o.model_path : "built-in");
     if ((st = dd_image_save_memory(image, format, o.quality, comment, &out_data, &out_size))) {
         fprintf(stderr, "%s: %s: %s\n", prog, o.output, dd_last_error());

@@ -17,7 +17,8 @@
 
 dd_params dd_params_default(void) {
     return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
-                       .step_size = 0.01f, .jitter = 32, .tile = 512, .seed = 0, .threads = 0};
+                       .step_size = 0.01f, .jitter = 32, .tile = 512, .seed = 0, .threads = 0,
+                       .max_size = 0};
 }
 
 /* Chosen by eye on the three samples: see docs/ARCHITECTURE.md. */
@@ -140,6 +141,7 @@ static dd_status check_params(const dd_params *p) {
         return util_fail(DD_ERR_INVALID_ARG, "step size %g outside 0..100", p->step_size);
     if (p->jitter < 0 || p->jitter > 100000) return util_fail(DD_ERR_INVALID_ARG, "jitter %d outside 0..100000", p->jitter);
     if (p->tile < 64 || p->tile > 8192) return util_fail(DD_ERR_INVALID_ARG, "tile %d outside 64..8192", p->tile);
+    if (p->max_size < 0) return util_fail(DD_ERR_INVALID_ARG, "max size %d is negative", p->max_size);
     return DD_OK;
 }
 
@@ -187,7 +189,16 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     d.lo = model->offset, d.hi = 255.0f / model->divisor + model->offset;
     const int h = im->height, w = im->width;
     const size_t plane = (size_t)h * w, n = 3 * plane;
-    if ((st = plan_octaves(&d, model, terms, n_terms, h, w))) goto done;
+    /* --max-size: dream at a smaller size, then carry the detail up to the
+     * full size like one more octave without steps. */
+    int work_h = h, work_w = w;
+    if (params->max_size > 0 && (h > params->max_size || w > params->max_size)) {
+        const double f = (double)(h > w ? h : w) / params->max_size;
+        work_h = (int)lround(h / f), work_w = (int)lround(w / f);
+        if (work_h < 1) work_h = 1;
+        if (work_w < 1) work_w = 1;
+    }
+    if ((st = plan_octaves(&d, model, terms, n_terms, work_h, work_w))) goto done;
     base = malloc(n * sizeof *base);
     base_o = malloc(n * sizeof *base_o);
     detail = malloc(n * sizeof *detail);
@@ -241,7 +252,14 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         for (size_t i = 0; i < on; i++) detail[i] = d.x[i] - b[i];
         prev_h = o->h, prev_w = o->w;
     }
-    /* The last octave is the full size: network input -> pixels. */
+    if (prev_h != h || prev_w != w) {
+        if ((st = dream_resize(d.x, h, w, detail, prev_h, prev_w, 3, d.threads))) goto done;
+        for (size_t i = 0; i < n; i++) {
+            const float v = d.x[i] + base[i];
+            d.x[i] = v < d.lo ? d.lo : v > d.hi ? d.hi : v;
+        }
+    }
+    /* Network input -> pixels. */
     const unsigned full = im->depth == 16 ? 65535 : 255;
     for (size_t i = 0; i < plane; i++) {
         float v[3];
