@@ -1,5 +1,6 @@
-/* Images: allocation with limits, format detection by magic bytes, and the
- * dispatch to the codecs. */
+/* Images: allocation with limits, format detection by magic bytes, the
+ * dispatch to the codecs, and what PNG and JPEG share: EXIF orientation and
+ * the ICC profile. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,7 +12,8 @@ dd_status img_check_size(long width, long height, uint64_t max_pixels) {
     if (width < 1 || height < 1)
         return util_fail(DD_ERR_CORRUPT, "image of %ldx%ld pixels", width, height);
     if (width > IMG_MAX_SIDE || height > IMG_MAX_SIDE)
-        return util_fail(DD_ERR_LIMIT, "image of %ldx%ld pixels: a side is over %d", width, height, IMG_MAX_SIDE);
+        return util_fail(DD_ERR_LIMIT, "image of %ldx%ld pixels is over the limit of %d pixels a side", width,
+                         height, IMG_MAX_SIDE);
     if (max_pixels && (uint64_t)width * (uint64_t)height > max_pixels)
         return util_fail(DD_ERR_LIMIT, "image of %ldx%ld pixels is over the limit of %llu pixels", width, height,
                          (unsigned long long)max_pixels);
@@ -39,6 +41,81 @@ size_t img_row_bytes(const dd_image *im) {
     return (size_t)im->width * (size_t)im->channels * (size_t)(im->depth / 8);
 }
 
+static uint32_t get_be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+void img_take_icc(dd_image *im, unsigned char *icc, size_t size) {
+    free(im->icc);
+    im->icc = NULL, im->icc_size = 0;
+    if (!icc) return;
+    /* The 128-byte header, the tag count, the declared size, the 'acsp'
+     * signature and the data colour space at byte 16. */
+    const char *want = im->channels >= 3 ? "RGB " : "GRAY";
+    if (size < 132 || get_be32(icc) != size || memcmp(icc + 36, "acsp", 4) || memcmp(icc + 16, want, 4)) {
+        free(icc);
+        return;
+    }
+    im->icc = icc, im->icc_size = size;
+}
+
+int img_exif_orientation(const unsigned char *t, size_t size) {
+    if (size < 8) return 1;
+    int big;
+    if (t[0] == 'I' && t[1] == 'I') big = 0;
+    else if (t[0] == 'M' && t[1] == 'M') big = 1;
+    else return 1;
+#define GET16(p) (big ? (unsigned)(p)[0] << 8 | (p)[1] : (unsigned)(p)[1] << 8 | (p)[0])
+#define GET32(p) (big ? get_be32(p) : (uint32_t)(p)[3] << 24 | (uint32_t)(p)[2] << 16 | (uint32_t)(p)[1] << 8 | (p)[0])
+    if (GET16(t + 2) != 42) return 1;
+    /* IFD0: a 2-byte entry count, then 12-byte entries (tag, type, count,
+     * value). Every offset and count is checked against the size. */
+    const uint32_t ifd = GET32(t + 4);
+    if (ifd < 8 || ifd > size || size - ifd < 2) return 1;
+    const size_t entries = GET16(t + ifd);
+    if (entries > (size - ifd - 2) / 12) return 1;
+    for (size_t i = 0; i < entries; i++) {
+        const unsigned char *e = t + ifd + 2 + 12 * i;
+        if (GET16(e) != 0x0112) continue;
+        /* One SHORT, held in the first two bytes of the value field. */
+        if (GET16(e + 2) != 3 || GET32(e + 4) != 1) return 1;
+        const unsigned v = GET16(e + 8);
+        return v >= 1 && v <= 8 ? (int)v : 1;
+    }
+    return 1;
+#undef GET16
+#undef GET32
+}
+
+dd_status img_orient(dd_image *im, int orientation) {
+    if (orientation < 2 || orientation > 8) return DD_OK;
+    const size_t w = (size_t)im->width, h = (size_t)im->height;
+    const size_t px = (size_t)im->channels * (size_t)(im->depth / 8);
+    unsigned char *out = malloc(w * h * px);
+    if (!out) return util_fail(DD_ERR_NOMEM, "out of memory turning a %zux%zu image upright", w, h);
+    const int swap = orientation >= 5; /* the transposes: rows become columns */
+    const size_t ow = swap ? h : w, oh = swap ? w : h;
+    for (size_t y = 0; y < oh; y++)
+        for (size_t x = 0; x < ow; x++) {
+            /* (sx, sy): the stored pixel shown at (x, y). */
+            size_t sx, sy;
+            switch (orientation) {
+            case 2: sx = w - 1 - x, sy = y; break;         /* mirrored left-right */
+            case 3: sx = w - 1 - x, sy = h - 1 - y; break; /* turned 180 */
+            case 4: sx = x, sy = h - 1 - y; break;         /* mirrored top-bottom */
+            case 5: sx = y, sy = x; break;                 /* transposed */
+            case 6: sx = y, sy = h - 1 - x; break;         /* needs 90 clockwise */
+            case 7: sx = w - 1 - y, sy = h - 1 - x; break; /* transversed */
+            default: sx = w - 1 - y, sy = x; break;        /* 8: needs 90 anticlockwise */
+            }
+            memcpy(out + (y * ow + x) * px, im->samples + (sy * w + sx) * px, px);
+        }
+    free(im->samples);
+    im->samples = out;
+    im->width = (int)ow, im->height = (int)oh;
+    return DD_OK;
+}
+
 void img_buffer_put(img_buffer *b, const void *data, size_t n) {
     if (b->failed) return;
     if (n > b->cap - b->size) {
@@ -63,6 +140,7 @@ void img_buffer_put(img_buffer *b, const void *data, size_t n) {
 
 dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixels, dd_image **out) {
     const unsigned char *p = data;
+    if (!out) return util_fail(DD_ERR_INVALID_ARG, "no place for the decoded image");
     *out = NULL;
     if (!data || size == 0) return util_fail(DD_ERR_CORRUPT, "empty file");
     static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -77,13 +155,15 @@ dd_status dd_image_save_memory(const dd_image *im, dd_format format, int quality
                                unsigned char **data, size_t *size) {
     img_buffer b = {0};
     dd_status st;
+    if (!data || !size) return util_fail(DD_ERR_INVALID_ARG, "no place for the encoded image");
     *data = NULL, *size = 0;
+    if (!im) return util_fail(DD_ERR_INVALID_ARG, "no image to encode");
     switch (format) {
     case DD_FORMAT_PNG: st = img_save_png(im, comment, &b); break;
     case DD_FORMAT_JPEG: st = img_save_jpeg(im, quality, comment, &b); break;
     case DD_FORMAT_PNM: st = img_save_pnm(im, 0, comment, &b); break;
     case DD_FORMAT_PAM: st = img_save_pnm(im, 1, comment, &b); break;
-    default: st = util_fail(DD_ERR_INVALID_ARG, "unknown output format");
+    default: st = util_fail(DD_ERR_INVALID_ARG, "unknown output format %d", (int)format);
     }
     if (st == DD_OK && b.failed) st = util_fail(DD_ERR_NOMEM, "out of memory while encoding");
     if (st) {
@@ -97,6 +177,7 @@ dd_status dd_image_save_memory(const dd_image *im, dd_format format, int quality
 void dd_image_free(dd_image *im) {
     if (!im) return;
     free(im->samples);
+    free(im->icc);
     free(im);
 }
 
@@ -112,6 +193,7 @@ dd_format dd_format_from_name(const char *name) {
         {"ppm", DD_FORMAT_PNM}, {"pgm", DD_FORMAT_PNM},  {"pnm", DD_FORMAT_PNM},
         {"pam", DD_FORMAT_PAM},
     };
+    if (!name) return DD_FORMAT_UNKNOWN;
     const char *dot = strrchr(name, '.');
     const char *slash = strrchr(name, '/');
     const char *ext = dot && (!slash || dot > slash) ? dot + 1 : name;

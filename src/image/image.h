@@ -17,6 +17,8 @@ struct dd_image {
     int depth;              /* 8 or 16 bits per sample */
     unsigned char *samples; /* interleaved rows; 16-bit samples are uint16_t */
     dd_format format;       /* decoded from */
+    unsigned char *icc;     /* embedded ICC profile, NULL if none; carried to PNG and JPEG */
+    size_t icc_size;
 };
 
 /* Width and height against IMG_MAX_SIDE and max_pixels (0: none), from a
@@ -27,6 +29,21 @@ dd_status img_check_size(long width, long height, uint64_t max_pixels);
 dd_status img_new(int width, int height, int channels, int depth, uint64_t max_pixels,
                   dd_image **out);
 size_t img_row_bytes(const dd_image *im);
+
+/* Takes ownership of a malloc'd ICC profile: keeps it when its header is
+ * sound and its colour space fits the image (RGB for colour, GRAY for grey),
+ * else frees it. A profile for another colour space (a CMYK JPEG's, once
+ * converted to RGB) would misdescribe the pixels we write. */
+void img_take_icc(dd_image *im, unsigned char *icc, size_t size);
+
+/* The EXIF orientation (1..8) from a TIFF structure (an EXIF APP1 segment
+ * after "Exif\0\0", a PNG eXIf chunk); 1 when the tag is absent or anything
+ * about the structure is malformed: a bad EXIF never fails a decode. */
+int img_exif_orientation(const unsigned char *tiff, size_t size);
+
+/* Turns the pixels upright for an EXIF orientation (2..8; 1 does nothing):
+ * flips, or a transpose with width and height swapped. */
+dd_status img_orient(dd_image *im, int orientation);
 
 /* Sample i (interleaved index) as an integer, and set. */
 static inline unsigned img_get(const dd_image *im, size_t i) {

@@ -1,6 +1,8 @@
 /* JPEG through libjpeg-turbo: baseline and progressive, grey, YCbCr/RGB and
- * CMYK/YCCK (converted to RGB). Strict: libjpeg's warnings (corrupt data,
- * premature end) are errors, never a half-grey picture. */
+ * CMYK/YCCK (converted to RGB), the EXIF orientation applied and the ICC
+ * profile (APP2) kept. Strict: libjpeg's warnings (corrupt data, premature
+ * end) are errors, never a half-grey picture; only the optional metadata is
+ * read leniently (a bad EXIF or ICC marker is ignored). */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +13,17 @@
 #include "image.h"
 #include "util/util.h"
 
+/* A progressive file may have any number of scans, each a pass over the
+ * whole coefficient buffer: a small hostile file with thousands of them
+ * takes minutes. Real encoders use about ten; libjpeg-turbo's own fuzzers
+ * stop at 500. */
+#define JPEG_MAX_SCANS 500
+
 typedef struct jpeg_failure {
     struct jpeg_error_mgr mgr;
     jmp_buf jump;
+    int lenient;      /* warnings ignored: reading optional metadata */
+    dd_status status; /* of a failure: DD_ERR_CORRUPT, or DD_ERR_LIMIT */
     char message[JMSG_LENGTH_MAX];
 } jpeg_failure;
 
@@ -26,18 +36,50 @@ static void on_error(j_common_ptr cinfo) {
 /* Level -1 is a warning about corrupt data: an error here. Trace messages
  * (level >= 0) are ignored. */
 static void on_message(j_common_ptr cinfo, int level) {
-    if (level < 0) on_error(cinfo);
+    if (level < 0 && !((jpeg_failure *)cinfo->err)->lenient) on_error(cinfo);
+}
+
+static void on_progress(j_common_ptr cinfo) {
+    if (!cinfo->is_decompressor || ((j_decompress_ptr)cinfo)->input_scan_number <= JPEG_MAX_SCANS) return;
+    jpeg_failure *f = (jpeg_failure *)cinfo->err;
+    snprintf(f->message, sizeof f->message, "more than %d scans, over the limit", JPEG_MAX_SCANS);
+    f->status = DD_ERR_LIMIT;
+    longjmp(f->jump, 1);
+}
+
+/* The orientation from the first APP1 "Exif\0\0" segment, 1 without one. */
+static int exif_orientation(j_decompress_ptr cinfo) {
+    for (jpeg_saved_marker_ptr m = cinfo->marker_list; m; m = m->next)
+        if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && !memcmp(m->data, "Exif\0\0", 6))
+            return img_exif_orientation(m->data + 6, m->data_length - 6);
+    return 1;
 }
 
 static unsigned char clamp_byte(int v) { return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v); }
 
+/* Everything that may longjmp; *im, *row and *icc are freed by the caller. */
 static int decode(struct jpeg_decompress_struct *cinfo, jpeg_failure *f, const unsigned char *data,
-                  size_t size, uint64_t max_pixels, dd_image **im, unsigned char *volatile *row, dd_status *st) {
+                  size_t size, uint64_t max_pixels, dd_image **im, unsigned char *volatile *row,
+                  JOCTET *volatile *icc, unsigned *icc_size, int *orientation,
+                  struct jpeg_progress_mgr *progress, dd_status *st) {
     if (setjmp(f->jump)) return 0;
     jpeg_create_decompress(cinfo);
+    /* Set after jpeg_create_decompress, which clears the struct. */
+    cinfo->progress = progress;
     jpeg_mem_src(cinfo, data, (unsigned long)size);
+    /* Whole markers (65533 bytes at most): a cut one would misparse. */
+    jpeg_save_markers(cinfo, JPEG_APP0 + 1, 0xffff);
+    jpeg_save_markers(cinfo, JPEG_APP0 + 2, 0xffff);
     jpeg_read_header(cinfo, TRUE);
     if ((*st = img_check_size((long)cinfo->image_width, (long)cinfo->image_height, max_pixels))) return 0;
+    *orientation = exif_orientation(cinfo);
+    /* A bad ICC marker sequence is a warning from libjpeg: the profile is
+     * dropped, the image still decodes. */
+    f->lenient = 1;
+    JOCTET *profile = NULL;
+    if (!jpeg_read_icc_profile(cinfo, &profile, icc_size)) profile = NULL;
+    *icc = profile;
+    f->lenient = 0;
     const int cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
     const int grey = cinfo->num_components == 1;
     if (cmyk) cinfo->out_color_space = JCS_CMYK;
@@ -80,14 +122,24 @@ dd_status img_load_jpeg(const unsigned char *data, size_t size, uint64_t max_pix
     f.mgr.error_exit = on_error;
     f.mgr.emit_message = on_message;
     f.message[0] = '\0';
-    const int ok = decode(&cinfo, &f, data, size, max_pixels, &im, &row, &st);
+    f.lenient = 0;
+    f.status = DD_ERR_CORRUPT;
+    JOCTET *volatile icc = NULL;
+    unsigned icc_size = 0;
+    int orientation = 1;
+    struct jpeg_progress_mgr progress = {.progress_monitor = on_progress};
+    const int ok = decode(&cinfo, &f, data, size, max_pixels, &im, &row, &icc, &icc_size, &orientation,
+                          &progress, &st);
     jpeg_destroy_decompress(&cinfo);
     free(row);
-    if (!ok) {
+    if (ok) st = img_orient(im, orientation);
+    if (!ok || st) {
         dd_image_free(im);
-        if (st == DD_OK) st = util_fail(DD_ERR_CORRUPT, "JPEG: %s", f.message);
+        free(icc);
+        if (st == DD_OK) st = util_fail(f.status, "JPEG: %s", f.message);
         return st;
     }
+    img_take_icc(im, icc, icc_size);
     im->format = DD_FORMAT_JPEG;
     *out = im;
     return DD_OK;
@@ -107,6 +159,9 @@ static int encode(struct jpeg_compress_struct *cinfo, jpeg_failure *f, const dd_
     jpeg_set_quality(cinfo, quality, TRUE);
     jpeg_start_compress(cinfo, TRUE);
     if (comment) jpeg_write_marker(cinfo, JPEG_COM, (const JOCTET *)comment, (unsigned)strnlen(comment, 65000));
+    /* APP2 markers hold 65519 profile bytes each, numbered in one byte. */
+    if (im->icc && im->icc_size <= 255u * 65519u)
+        jpeg_write_icc_profile(cinfo, im->icc, (unsigned)im->icc_size);
     if (!(*row = malloc((size_t)im->width * (size_t)colour))) return 0;
     /* JPEG has no alpha and 8 bits: alpha is dropped, 16-bit rounded. */
     for (int y = 0; y < im->height; y++) {
@@ -134,6 +189,7 @@ dd_status img_save_jpeg(const dd_image *im, int quality, const char *comment, im
     f.mgr.error_exit = on_error;
     f.mgr.emit_message = on_message;
     f.message[0] = '\0';
+    f.lenient = 0;
     const int ok = encode(&cinfo, &f, im, quality, comment, &buf, &size, &row);
     jpeg_destroy_compress(&cinfo);
     free(row);

@@ -1,6 +1,7 @@
 /* PNG through libpng: every colour type, 1..16 bits, interlaced, palette and
  * tRNS expanded; decoded to 8 or 16 bits, grey or RGB, with or without
- * alpha. libpng's errors longjmp into the one function that calls it. */
+ * alpha; the iCCP profile kept, an eXIf orientation applied. libpng's errors
+ * longjmp into the one function that calls it. */
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,11 @@ static int host_is_little_endian(void) {
     return *(const unsigned char *)&one == 1;
 }
 
-/* Everything that may longjmp; *im is freed by the caller on failure. */
+/* Everything that may longjmp; *im and *icc are freed by the caller on
+ * failure. */
 static int decode(png_structp png, png_infop info, uint64_t max_pixels, dd_image **im,
-                  png_bytep *volatile *rows, dd_status *st) {
+                  png_bytep *volatile *rows, unsigned char *volatile *icc, png_uint_32 *icc_size,
+                  int *orientation, dd_status *st) {
     if (setjmp(png_jmpbuf(png))) return 0;
     png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff); /* our own limits below */
@@ -50,6 +53,21 @@ static int decode(png_structp png, png_infop info, uint64_t max_pixels, dd_image
     if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
     if (bit_depth == 16 && host_is_little_endian()) png_set_swap(png);
     png_set_interlace_handling(png);
+    /* libpng has checked the profile's header and tag table (a bad one is
+     * dropped with a warning). Copied: it lives in png's memory. */
+    png_charp icc_name;
+    int icc_compression;
+    png_bytep icc_data;
+    if (png_get_iCCP(png, info, &icc_name, &icc_compression, &icc_data, icc_size) && *icc_size) {
+        if (!(*icc = malloc(*icc_size))) {
+            *st = util_fail(DD_ERR_NOMEM, "out of memory for an ICC profile");
+            return 0;
+        }
+        memcpy(*icc, icc_data, *icc_size);
+    }
+    png_uint_32 exif_size;
+    png_bytep exif;
+    if (png_get_eXIf_1(png, info, &exif_size, &exif)) *orientation = img_exif_orientation(exif, exif_size);
     png_read_update_info(png, info);
     if ((*st = img_new((int)w, (int)h, png_get_channels(png, info), png_get_bit_depth(png, info), 0, im)))
         return 0;
@@ -68,10 +86,23 @@ static int decode(png_structp png, png_infop info, uint64_t max_pixels, dd_image
 
 dd_status img_load_png(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out) {
     png_io io = {data, size, 0, ""};
+    *out = NULL;
+    /* The size straight from IHDR (the first chunk, after the 8-byte
+     * signature), before libpng reads on through the ancillary chunks. */
+    if (size >= 24 && !memcmp(data + 12, "IHDR", 4)) {
+        const uint32_t w = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19];
+        const uint32_t h = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23];
+        if (w && h && w <= 0x7fffffff && h <= 0x7fffffff) {
+            dd_status st = img_check_size((long)w, (long)h, max_pixels);
+            if (st) return st;
+        }
+    }
     dd_image *im = NULL;
     png_bytep *volatile rows = NULL;
+    unsigned char *volatile icc = NULL;
+    png_uint_32 icc_size = 0;
+    int orientation = 1;
     dd_status st = DD_OK;
-    *out = NULL;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
@@ -79,14 +110,17 @@ dd_status img_load_png(const unsigned char *data, size_t size, uint64_t max_pixe
         return util_fail(DD_ERR_NOMEM, "out of memory");
     }
     png_set_read_fn(png, &io, read_bytes);
-    const int ok = decode(png, info, max_pixels, &im, &rows, &st);
+    const int ok = decode(png, info, max_pixels, &im, &rows, &icc, &icc_size, &orientation, &st);
     png_destroy_read_struct(&png, &info, NULL);
     free(rows);
-    if (!ok) {
+    if (ok) st = img_orient(im, orientation);
+    if (!ok || st) {
         dd_image_free(im);
+        free(icc);
         if (st == DD_OK) st = util_fail(DD_ERR_CORRUPT, "PNG: %s", io.message);
         return st;
     }
+    img_take_icc(im, icc, icc_size);
     im->format = DD_FORMAT_PNG;
     *out = im;
     return DD_OK;
@@ -116,6 +150,10 @@ static int encode(png_structp png, png_infop info, const dd_image *im, const cha
         text[n_text++].text = (char *)comment;
     }
     png_set_text(png, info, text, n_text);
+    /* libpng checks the profile against the colour type again; one it
+     * rejects is dropped with a warning (benign errors allowed), not a
+     * failed save. */
+    if (im->icc) png_set_iCCP(png, info, "ICC profile", PNG_COMPRESSION_TYPE_BASE, im->icc, (png_uint_32)im->icc_size);
     png_write_info(png, info);
     if (im->depth == 16 && host_is_little_endian()) png_set_swap(png);
     const size_t row_bytes = img_row_bytes(im);
@@ -133,6 +171,7 @@ dd_status img_save_png(const dd_image *im, const char *comment, img_buffer *out)
         return util_fail(DD_ERR_NOMEM, "out of memory");
     }
     png_set_write_fn(png, out, write_bytes, flush_nothing);
+    png_set_benign_errors(png, 1);
     const int ok = encode(png, info, im, comment);
     png_destroy_write_struct(&png, &info);
     return ok ? DD_OK : util_fail(DD_ERR_IO, "PNG: %s", io.message);

@@ -1,6 +1,6 @@
 /* Netpbm: P5 (grey), P6 (RGB) and P7 (PAM) with maxval 1..65535, binary.
  * Read strictly: a missing field, a bad maxval, a sample over maxval or
- * data that ends early is an error. */
+ * data that ends early is an error. No ICC profile: the formats hold none. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +53,7 @@ static int read_token(cursor *c, char *buf, size_t cap) {
 }
 
 static dd_status parse_pam_header(cursor *c, unsigned long *w, unsigned long *h, unsigned long *depth,
-                                  unsigned long *maxval, int *channels) {
+                                  unsigned long *maxval, int *channels, int *bilevel) {
     char key[32], type[32] = "";
     int have = 0;
     for (;;) {
@@ -67,15 +67,20 @@ static dd_status parse_pam_header(cursor *c, unsigned long *w, unsigned long *h,
         } else if (!strcmp(key, "TUPLTYPE")) {
             if (!read_token(c, type, sizeof type)) return util_fail(DD_ERR_CORRUPT, "PAM TUPLTYPE has no value");
         } else {
+            /* Binary bytes where a field should be: the samples began. */
+            for (const char *k = key; *k; k++)
+                if (*k < 0x21 || *k > 0x7e) return util_fail(DD_ERR_CORRUPT, "PAM header lacks ENDHDR");
             return util_fail(DD_ERR_CORRUPT, "PAM header has an unknown field '%s'", key);
         }
     }
     if (have != 15) return util_fail(DD_ERR_CORRUPT, "PAM header lacks WIDTH, HEIGHT, DEPTH or MAXVAL");
-    static const struct { const char *name; int channels; } types[] = {
-        {"GRAYSCALE", 1}, {"GRAYSCALE_ALPHA", 2}, {"RGB", 3}, {"RGB_ALPHA", 4}};
+    /* BLACKANDWHITE is grey with maxval 1 (Netpbm's pamtopnm reads it so). */
+    static const struct { const char *name; int channels, bilevel; } types[] = {
+        {"GRAYSCALE", 1, 0}, {"GRAYSCALE_ALPHA", 2, 0}, {"RGB", 3, 0}, {"RGB_ALPHA", 4, 0},
+        {"BLACKANDWHITE", 1, 1}, {"BLACKANDWHITE_ALPHA", 2, 1}};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
-        if (!strcmp(type, types[i].name)) *channels = types[i].channels;
-    if (!*channels) return util_fail(DD_ERR_CORRUPT, "PAM tuple type '%s' is not GRAYSCALE, GRAYSCALE_ALPHA, RGB or RGB_ALPHA", type);
+        if (!strcmp(type, types[i].name)) *channels = types[i].channels, *bilevel = types[i].bilevel;
+    if (!*channels) return util_fail(DD_ERR_CORRUPT, "PAM tuple type '%s' is not GRAYSCALE, RGB, BLACKANDWHITE (or _ALPHA)", type);
     if (*depth != (unsigned long)*channels)
         return util_fail(DD_ERR_CORRUPT, "PAM DEPTH %lu does not match tuple type %s", *depth, type);
     /* ENDHDR ends its line. */
@@ -91,11 +96,11 @@ static dd_status parse_pam_header(cursor *c, unsigned long *w, unsigned long *h,
 dd_status img_load_pnm(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out) {
     cursor c = {data + 2, data + size};
     unsigned long w = 0, h = 0, maxval = 0, depth = 0;
-    int channels = 0;
+    int channels = 0, bilevel = 0;
     dd_status st;
     *out = NULL;
     if (data[1] == '7') {
-        if ((st = parse_pam_header(&c, &w, &h, &depth, &maxval, &channels))) return st;
+        if ((st = parse_pam_header(&c, &w, &h, &depth, &maxval, &channels, &bilevel))) return st;
     } else {
         channels = data[1] == '5' ? 1 : 3;
         if (!read_uint(&c, 1000000000ul, &w) || !read_uint(&c, 1000000000ul, &h) ||
@@ -104,16 +109,17 @@ dd_status img_load_pnm(const unsigned char *data, size_t size, uint64_t max_pixe
         c.p++; /* exactly one whitespace byte before the samples */
     }
     if (maxval < 1 || maxval > 65535) return util_fail(DD_ERR_CORRUPT, "PNM maxval %lu outside 1..65535", maxval);
-    if (w < 1 || h < 1) return util_fail(DD_ERR_CORRUPT, "PNM image of %lux%lu pixels", w, h);
-    if (w > IMG_MAX_SIDE || h > IMG_MAX_SIDE)
-        return util_fail(DD_ERR_LIMIT, "image of %lux%lu pixels: a side is over %d", w, h, IMG_MAX_SIDE);
+    if (bilevel && maxval != 1) return util_fail(DD_ERR_CORRUPT, "PAM BLACKANDWHITE with maxval %lu, not 1", maxval);
+    /* The limits before the length: a header alone claiming a huge image
+     * is over the limit, whatever follows it. */
+    if ((st = img_check_size((long)w, (long)h, max_pixels))) return st;
     const int in_bytes = maxval > 255 ? 2 : 1;
     const size_t count = (size_t)w * h * (size_t)channels;
     if ((size_t)(c.end - c.p) / (size_t)in_bytes < count)
         return util_fail(DD_ERR_CORRUPT, "PNM data ends early: %zu of %zu bytes", (size_t)(c.end - c.p),
                          count * (size_t)in_bytes);
     dd_image *im;
-    if ((st = img_new((int)w, (int)h, channels, in_bytes * 8, max_pixels, &im))) return st;
+    if ((st = img_new((int)w, (int)h, channels, in_bytes * 8, 0, &im))) return st;
     im->format = data[1] == '7' ? DD_FORMAT_PAM : DD_FORMAT_PNM;
     const unsigned full = in_bytes == 2 ? 65535 : 255;
     for (size_t i = 0; i < count; i++) {
@@ -138,7 +144,8 @@ static void put_comment(img_buffer *b, const char *comment) {
     img_buffer_put(b, "\n", 1);
 }
 
-/* PNM holds grey or RGB: alpha is dropped (PAM keeps it). */
+/* PNM holds grey or RGB: alpha is dropped (PAM keeps it). Netpbm has no
+ * place for an ICC profile: it is dropped too. */
 dd_status img_save_pnm(const dd_image *im, int pam, const char *comment, img_buffer *b) {
     const int colour = im->channels >= 3 ? 3 : 1;
     const int out_ch = pam ? im->channels : colour;
