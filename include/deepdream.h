@@ -153,8 +153,12 @@ typedef enum dd_format {
 
 /* Decodes PNG, JPEG, PNM or PAM, recognised by their first bytes (never by
  * a name). Limits are checked from the header, before the pixels are
- * allocated: width x height over max_pixels (0: no limit) is DD_ERR_LIMIT.
- * A truncated or corrupt file is DD_ERR_CORRUPT, never a partial picture. */
+ * allocated: width x height over max_pixels (0: no limit), a side over
+ * 65535, or a progressive JPEG of over 500 scans is DD_ERR_LIMIT. A
+ * truncated or corrupt file is DD_ERR_CORRUPT, never a partial picture.
+ * EXIF orientation (JPEG APP1, PNG eXIf) is applied to the pixels; an ICC
+ * profile is kept and written again to PNG and JPEG outputs (PNM and PAM
+ * have no place for it). CMYK/YCCK JPEGs are converted to RGB. */
 dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixels,
                                dd_image **out);
 
