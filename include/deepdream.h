@@ -95,7 +95,8 @@ typedef struct dd_term {
  * Planning sizes every buffer once and allocates one arena: nothing is
  * allocated by dd_net_forward / dd_net_gradient. The net only runs the
  * layers the objective needs (up to the deepest term). The model must
- * outlive the net. threads <= 0 means one per online core. */
+ * outlive the net. threads <= 0 means one per online core. An input too
+ * small for the deepest layer of the objective is DD_ERR_TOO_SMALL. */
 typedef struct dd_net dd_net;
 
 dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
