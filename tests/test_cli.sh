@@ -1,0 +1,727 @@
+#!/usr/bin/env bash
+# End-to-end tests of the deepdream command: the built-in model, real files,
+# real ImageMagick (convert, identify) on both sides of the pipes. Each case
+# asserts the exit status, the standard error text and the output bytes or
+# pixels; pixels are decoded by ImageMagick, not by the code under test.
+#
+# usage: test_cli.sh DEEPDREAM TEST_CLI_GRAD [GROUP...]
+#   GROUP: setup is always run; then determinism formats identity channels metadata
+#   pipes tty options help input-errors output-errors tiny signals gradient
+#   large (all when none is named).
+# Exits 77 (skipped) without ImageMagick.
+set -u
+if [ $# -lt 2 ]; then
+  echo "usage: test_cli.sh DEEPDREAM TEST_CLI_GRAD [GROUP...]" >&2
+  exit 2
+fi
+dd=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+grad=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+shift 2
+groups=" $* "
+top=$(cd "$(dirname "$0")/.." && pwd)
+version=$(sed -nE 's/^#define DD_VERSION_STRING "(.*)"/\1/p' "$top/include/deepdream.h")
+for tool in convert identify; do
+  command -v "$tool" >/dev/null || { echo "skip: ImageMagick's $tool is not installed"; exit 77; }
+done
+# libgomp's default spin-waiting makes 2-thread runs 10-40x slower on a
+# loaded machine; the wait policy changes no result.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export LC_ALL=C # bytes, not characters, for grep on binary files
+
+work=$(mktemp -d)
+chmod 755 "$work" # the unwritable-directory case runs the CLI as another user
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+cd "$work" || exit 1
+umask 022
+
+passed=0 failed=0 skipped=0 group=setup
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); printf 'FAIL [%s] %s\n' "$group" "$*"; }
+skip() { skipped=$((skipped + 1)); printf 'SKIP [%s] %s\n' "$group" "$*"; }
+# check WHAT COMMAND...: passes when COMMAND succeeds.
+check() { local what=$1; shift; if "$@"; then pass; else fail "$what"; fi; }
+wanted() { [ "$groups" = "  " ] || [[ "$groups" == *" $1 "* ]]; }
+begin() { group=$1; group_start=$SECONDS; }
+end() { echo "group $group: $((SECONDS - group_start)) s"; }
+
+# run ARGS...: the CLI; status in $rc, standard output in $work/stdout,
+# standard error in $work/stderr. Standard input is the caller's.
+run() { "$dd" "$@" >"$work/stdout" 2>"$work/stderr"; rc=$?; }
+stderr_text() { head -c 400 "$work/stderr" | tr '\r' ' '; }
+
+want_status() { # N WHAT
+  if [ "$rc" = "$1" ]; then pass; else fail "$2: exit $rc, want $1; stderr: $(stderr_text)"; fi
+}
+want_quiet() { # WHAT: nothing on standard error
+  if [ ! -s "$work/stderr" ]; then pass; else fail "$1: unexpected standard error: $(stderr_text)"; fi
+}
+# want_error_line PREFIX WHAT: standard error is one line starting with PREFIX.
+want_error_line() {
+  local text lines
+  text=$(cat "$work/stderr")
+  lines=$(wc -l <"$work/stderr")
+  if [ "$lines" = 1 ] && [ "$(tail -c 1 "$work/stderr" | od -An -c | tr -d ' ')" = '\n' ] &&
+     [[ "$text" == "$1"* ]]; then
+    pass
+  else
+    fail "$2: want one line starting '$1', got $lines line(s): $(stderr_text)"
+  fi
+}
+want_stderr_has() { # TEXT WHAT
+  if grep -qF -- "$1" "$work/stderr"; then pass; else fail "$2: standard error lacks '$1': $(stderr_text)"; fi
+}
+same_bytes() { # A B WHAT
+  if cmp -s "$1" "$2"; then pass; else fail "$3: $1 and $2 differ ($(cmp "$1" "$2" 2>&1 | head -1))"; fi
+}
+differ_bytes() { # A B WHAT
+  if [ -f "$1" ] && [ -f "$2" ] && ! cmp -s "$1" "$2"; then pass; else fail "$3: $1 and $2 are the same (or missing)"; fi
+}
+absent() { # PATH WHAT
+  if [ ! -e "$1" ]; then pass; else fail "$2: $1 exists"; fi
+}
+no_leftovers() { # DIR WHAT: no temporary file of ours
+  local left
+  left=$(find "$1" -maxdepth 1 -name '*.deepdream-*' | head -3)
+  if [ -z "$left" ]; then pass; else fail "$2: temporary file left: $left"; fi
+}
+
+# Decoding by ImageMagick. rgba: every channel, 16 bits (8-bit samples x 257).
+pixels() { convert "$1" -depth 16 rgba:-; }
+colour() { convert "$1" -alpha off -depth 16 rgb:-; }
+alpha() { convert "$1" -alpha extract -depth 16 gray:-; }
+same_pixels() { # A B WHAT
+  if [ -f "$1" ] && [ -f "$2" ] && cmp -s <(pixels "$1") <(pixels "$2"); then pass; else fail "$3: pixels of $1 and $2 differ"; fi
+}
+differ_pixels() { # A B WHAT: both decode to the same size, with other colours
+  colour "$1" >"$work/colour_a" 2>/dev/null
+  colour "$2" >"$work/colour_b" 2>/dev/null
+  if [ -s "$work/colour_a" ] && [ "$(stat -c %s "$work/colour_a")" = "$(stat -c %s "$work/colour_b")" ] &&
+     ! cmp -s "$work/colour_a" "$work/colour_b"; then
+    pass
+  else
+    fail "$3: colours of $1 and $2 are the same (or one does not decode)"
+  fi
+}
+dims() { identify -format '%wx%h' "$1" 2>&1; }
+want_dims() { # FILE WxH WHAT
+  local got
+  got=$(dims "$1")
+  if [ "$got" = "$2" ]; then pass; else fail "$3: $1 is '$got', want $2"; fi
+}
+magic() { head -c 4 "$1" | od -An -tx1 | tr -d ' \n'; }
+want_magic() { # FILE png|jpeg|ppm|pgm|pam WHAT
+  local m want
+  m=$(magic "$1")
+  case $2 in
+    png) want=89504e47 ;; jpeg) want=ffd8ff ;; ppm) want=5036 ;; pgm) want=5035 ;; pam) want=5037 ;;
+  esac
+  if [[ "$m" == "$want"* ]]; then pass; else fail "$3: $1 starts with $m, want $2 ($want)"; fi
+}
+# PNG bit depth and colour type, from IHDR: "8 2" RGB, "8 6" RGBA, "8 0" grey...
+ihdr() { od -An -tu1 -j24 -N2 "$1" | awk '{print $1, $2}'; }
+want_ihdr() { # FILE "DEPTH TYPE" WHAT
+  local got
+  got=$(ihdr "$1")
+  if [ "$got" = "$2" ]; then pass; else fail "$3: $1 has PNG depth/colour type '$got', want '$2'"; fi
+}
+# PNM/PAM header lines without comments.
+pnm_header() { head -c 512 "$1" | tr -d '\000' | grep -av '^#' | head -"${2:-3}"; }
+
+fast=(--octaves 2 --steps 2)
+one=(--octaves 1 --steps 1)
+
+# ---- setup: the test pictures, from a photo in samples/ --------------------
+src=$top/samples/chelsea.png
+size=160x120
+convert "$src" -resize "$size!" -strip PNG24:rgb.png
+convert rgb.png -quality 90 rgb.jpg
+convert rgb.png ppm:rgb.ppm
+convert rgb.png pam:rgb.pam
+convert rgb.png -colorspace Gray -define png:color-type=0 grey.png
+convert grey.png pgm:grey.pgm
+convert grey.png -quality 90 grey.jpg
+convert rgb.png -depth 16 PNG48:rgb16.png
+convert rgb16.png -depth 16 ppm:rgb16.ppm
+convert -size "$size" gradient:white-black -alpha off mask.png
+convert rgb.png mask.png -alpha off -compose CopyOpacity -composite PNG32:rgba.png
+convert rgba.png -depth 16 PNG64:rgba16.png
+convert grey.png mask.png -alpha off -compose CopyOpacity -composite -define png:color-type=4 greya.png
+convert rgba.png pam:rgba.pam
+convert rgb.png PNG8:palette.png
+convert rgb.png -interlace PNG PNG24:interlaced.png
+convert rgb.png -interlace JPEG -quality 90 progressive.jpg
+convert rgb.png -resize '96x80!' small.png
+convert rgb.png -resize '8x8!' tiny.png
+convert rgb.png -resize '1x1!' pixel.ppm
+check "setup: rgb.png is 8-bit RGB" test "$(ihdr rgb.png)" = "8 2"
+check "setup: grey.png is 8-bit grey" test "$(ihdr grey.png)" = "8 0"
+check "setup: rgb16.png is 16-bit RGB" test "$(ihdr rgb16.png)" = "16 2"
+check "setup: rgba.png is 8-bit RGBA" test "$(ihdr rgba.png)" = "8 6"
+check "setup: rgba16.png is 16-bit RGBA" test "$(ihdr rgba16.png)" = "16 6"
+check "setup: greya.png is 8-bit grey+alpha" test "$(ihdr greya.png)" = "8 4"
+check "setup: palette.png is a palette PNG" test "$(ihdr palette.png)" = "8 3"
+check "setup: grey.pgm is P5" test "$(magic grey.pgm | head -c 4)" = 5035
+check "setup: rgb.pam is P7 RGB" grep -qa '^TUPLTYPE RGB$' <(head -c 200 rgb.pam)
+check "setup: rgba.pam is P7 RGB_ALPHA" grep -qa '^TUPLTYPE RGB_ALPHA$' <(head -c 200 rgba.pam)
+check "setup: grey.jpg is one-channel" test "$(identify -format '%[channels]' grey.jpg)" = gray
+check "setup: rgb16.ppm has maxval 65535" test "$(pnm_header rgb16.ppm | sed -n 3p)" = 65535
+
+# ---- determinism -----------------------------------------------------------
+if wanted determinism; then
+  begin determinism
+  run "${fast[@]}" --seed 5 rgb.png det_a.png
+  want_status 0 "seed 5"
+  want_quiet "a run writing a file prints nothing when standard error is not a terminal"
+  run "${fast[@]}" --seed 5 rgb.png det_b.png
+  same_bytes det_a.png det_b.png "same input, options and seed twice"
+  run "${fast[@]}" --seed 6 rgb.png det_c.png
+  want_status 0 "seed 6"
+  differ_bytes det_a.png det_c.png "another seed gives another dream"
+  differ_pixels rgb.png det_a.png "the dream changes the picture"
+  want_dims det_a.png "$size" "output size"
+  run "${fast[@]}" --seed 5 --threads 1 rgb.png det_t1.png
+  run "${fast[@]}" --seed 5 --threads 2 rgb.png det_t2.png
+  same_bytes det_t1.png det_t2.png "--threads 1 and --threads 2"
+  same_bytes det_a.png det_t1.png "--threads 0 (all cores) and --threads 1"
+  # Several tiles (64 px on 160x120: 3 x 2) with their random grid shift.
+  run "${fast[@]}" --seed 5 --tile 64 --threads 1 rgb.png det_tile1.png
+  want_status 0 "--tile 64"
+  run "${fast[@]}" --seed 5 --tile 64 --threads 2 rgb.png det_tile2.png
+  same_bytes det_tile1.png det_tile2.png "tiled: --threads 1 and --threads 2"
+  run "${fast[@]}" --seed 5 --tile 64 --threads 2 rgb.png det_tile3.png
+  same_bytes det_tile2.png det_tile3.png "tiled: same seed twice"
+  differ_bytes det_a.png det_tile1.png "a different tile size is a different computation"
+  end
+fi
+
+# ---- formats in and out ----------------------------------------------------
+if wanted formats; then
+  begin formats
+  for in in rgb.png rgb.jpg rgb.ppm grey.pgm rgb.pam; do
+    for ext in png jpg ppm pam; do
+      out=fmt_${in%.*}_${in##*.}.$ext
+      run "${one[@]}" "$in" "$out"
+      want_status 0 "$in -> .$ext"
+      want_quiet "$in -> .$ext"
+      case $ext in jpg) kind=jpeg ;; ppm) kind=ppm ;; *) kind=$ext ;; esac
+      [ "$in" = grey.pgm ] && [ "$ext" = ppm ] && kind=pgm # grey stays grey
+      want_magic "$out" "$kind" "$in -> .$ext"
+      want_dims "$out" "$size" "$in -> .$ext"
+    done
+  done
+  differ_pixels rgb.ppm fmt_rgb_ppm.ppm "PPM in -> PPM out: dreamed"
+  # Upper-case and alternative extensions.
+  for pair in OUT.PNG:png OUT.JPG:jpeg out.jpeg:jpeg out.pnm:ppm out.PAM:pam; do
+    run "${one[@]}" rgb.png "${pair%%:*}"
+    want_status 0 "extension ${pair%%:*}"
+    want_magic "${pair%%:*}" "${pair##*:}" "extension ${pair%%:*}"
+  done
+  # FMT: prefixes, to files without an extension and to standard output.
+  for pair in png:png jpg:jpeg jpeg:jpeg ppm:ppm pam:pam PNG:png; do
+    fmt=${pair%%:*}
+    run "${one[@]}" rgb.png "$fmt:noext_$fmt"
+    want_status 0 "$fmt:FILE"
+    want_magic "noext_$fmt" "${pair##*:}" "$fmt:FILE"
+    absent "$fmt:noext_$fmt" "$fmt:FILE must not create a file named with the prefix"
+    run "${one[@]}" rgb.png "$fmt:-"
+    want_status 0 "$fmt:-"
+    want_magic stdout "${pair##*:}" "$fmt:- writes to standard output"
+    cp stdout "stdout_$fmt"
+    want_dims "stdout_$fmt" "$size" "$fmt:-"
+    want_quiet "$fmt:-"
+  done
+  # '-' alone: the input's own format.
+  run "${one[@]}" rgb.jpg -
+  want_status 0 "JPEG in, - out"
+  want_magic stdout jpeg "JPEG in, '-' out is JPEG"
+  # The format comes from the content, not the name.
+  cp rgb.png png_named.jpg
+  cp rgb.jpg jpeg_named.png
+  cp rgb.ppm ppm_named.png
+  run "${one[@]}" rgb.png by_name.png
+  run "${one[@]}" png_named.jpg by_content.png
+  want_status 0 "a PNG named .jpg"
+  same_bytes by_name.png by_content.png "a PNG named .jpg dreams as the PNG"
+  run "${one[@]}" png_named.jpg -
+  want_magic stdout png "a PNG named .jpg, '-' out: PNG (the decoded format)"
+  run "${one[@]}" rgb.jpg jpeg_by_name.png
+  run "${one[@]}" jpeg_named.png jpeg_by_content.png
+  want_status 0 "a JPEG named .png"
+  same_bytes jpeg_by_name.png jpeg_by_content.png "a JPEG named .png dreams as the JPEG"
+  run "${one[@]}" ppm_named.png ppm_by_content.png
+  want_status 0 "a PPM named .png"
+  same_bytes fmt_rgb_ppm.png ppm_by_content.png "a PPM named .png dreams as the PPM"
+  # Variants of the formats.
+  run "${one[@]}" interlaced.png interlaced_out.png
+  want_status 0 "interlaced PNG"
+  same_bytes by_name.png interlaced_out.png "interlaced PNG: same pixels, same dream"
+  run "${one[@]}" progressive.jpg progressive_out.png
+  want_status 0 "progressive JPEG"
+  want_dims progressive_out.png "$size" "progressive JPEG"
+  run "${one[@]}" palette.png palette_out.png
+  want_status 0 "palette PNG"
+  want_ihdr palette_out.png "8 2" "palette PNG in -> RGB PNG out"
+  run "${one[@]}" rgb16.ppm rgb16_out.ppm
+  want_status 0 "16-bit PPM"
+  check "16-bit PPM in -> maxval 65535 out" test "$(pnm_header rgb16_out.ppm | sed -n 3p)" = 65535
+  # JPEG quality.
+  run "${one[@]}" --quality 20 rgb.png q20.jpg
+  want_status 0 "--quality 20"
+  check "--quality 20 is written as quality 20" test "$(identify -format '%Q' q20.jpg)" = 20
+  check "default quality is 92" test "$(identify -format '%Q' fmt_rgb_png.jpg)" = 92
+  end
+fi
+
+# ---- no steps: every decoder and encoder, pixel for pixel --------------------
+# With --steps 0 nothing is dreamed: the output must hold the very pixels
+# ImageMagick decodes from the input (JPEG too: same libjpeg, same IDCT).
+if wanted identity; then
+  begin identity
+  for in in rgb.png rgb.jpg rgb.ppm rgb.pam grey.png grey.pgm grey.jpg rgb16.png rgb16.ppm rgba.png \
+            rgba16.png greya.png rgba.pam palette.png interlaced.png progressive.jpg; do
+    for ext in png pam; do
+      run --steps 0 --octaves 3 "$in" "id_${in%.*}_${in##*.}.$ext"
+      want_status 0 "--steps 0: $in -> .$ext"
+      same_pixels "$in" "id_${in%.*}_${in##*.}.$ext" "--steps 0: $in -> .$ext keeps every pixel"
+    done
+  done
+  run --steps 0 rgb.png id_rgb.ppm
+  same_pixels rgb.png id_rgb.ppm "--steps 0: PNG -> PPM keeps every pixel"
+  run --steps 0 rgb16.png id_rgb16.ppm
+  same_pixels rgb16.png id_rgb16.ppm "--steps 0: 16-bit PNG -> 16-bit PPM keeps every pixel"
+  end
+fi
+
+# ---- channels and depth ----------------------------------------------------
+if wanted channels; then
+  begin channels
+  run "${one[@]}" rgba.png rgba_out.png
+  want_status 0 "RGBA PNG"
+  want_ihdr rgba_out.png "8 6" "RGBA PNG in -> RGBA PNG out"
+  check "RGBA: alpha identical" cmp -s <(alpha rgba.png) <(alpha rgba_out.png)
+  differ_pixels rgba.png rgba_out.png "RGBA: colour dreamed"
+  run "${one[@]}" rgba16.png rgba16_out.png
+  want_status 0 "16-bit RGBA PNG"
+  want_ihdr rgba16_out.png "16 6" "16-bit RGBA in -> 16-bit RGBA out"
+  check "16-bit RGBA: alpha identical" cmp -s <(alpha rgba16.png) <(alpha rgba16_out.png)
+  run "${one[@]}" greya.png greya_out.png
+  want_status 0 "grey+alpha PNG"
+  want_ihdr greya_out.png "8 4" "grey+alpha in -> grey+alpha out"
+  check "grey+alpha: alpha identical" cmp -s <(alpha greya.png) <(alpha greya_out.png)
+  differ_pixels greya.png greya_out.png "grey+alpha: grey dreamed"
+  run "${one[@]}" rgba.pam rgba_out.pam
+  want_status 0 "RGB_ALPHA PAM"
+  check "RGB_ALPHA PAM in -> RGB_ALPHA PAM out" grep -qa '^TUPLTYPE RGB_ALPHA$' <(head -c 512 rgba_out.pam)
+  check "RGB_ALPHA PAM: alpha identical" cmp -s <(alpha rgba.pam) <(alpha rgba_out.pam)
+  run "${one[@]}" rgba.png rgba_out.jpg
+  want_status 0 "RGBA PNG -> JPEG (no alpha there)"
+  want_magic rgba_out.jpg jpeg "RGBA PNG -> JPEG"
+  run "${one[@]}" rgb16.png rgb16_out.png
+  want_status 0 "16-bit PNG"
+  want_ihdr rgb16_out.png "16 2" "16-bit RGB in -> 16-bit RGB out"
+  # The input is 8-bit data in 16 bits (every sample a multiple of 257); a
+  # real 16-bit dream leaves most samples off that grid.
+  n16=$(convert rgb16_out.png -depth 16 -endian MSB rgb:- | od -An -v -tu1 -w2 | awk '$1 != $2 {n++} END {print n + 0}')
+  check "16-bit out carries 16-bit precision ($n16 of 57600 samples off the 8-bit grid)" test "$n16" -gt 28800
+  run "${one[@]}" grey.png grey_out.png
+  want_status 0 "grey PNG"
+  want_ihdr grey_out.png "8 0" "grey PNG in -> grey PNG out"
+  differ_pixels grey.png grey_out.png "grey PNG dreamed"
+  run "${one[@]}" grey.pgm grey_out.pgm
+  want_magic grey_out.pgm pgm "PGM in -> P5 out"
+  differ_pixels grey.pgm grey_out.pgm "PGM dreamed"
+  run "${one[@]}" grey.pgm grey_out.pam
+  check "PGM in -> GRAYSCALE PAM out" grep -qa '^TUPLTYPE GRAYSCALE$' <(head -c 512 grey_out.pam)
+  run "${one[@]}" grey.jpg grey_out.jpg
+  want_status 0 "grey JPEG"
+  check "grey JPEG in -> one-channel JPEG out" test "$(identify -format '%[channels]' grey_out.jpg)" = gray
+  run "${one[@]}" grey.png grey_out.jpg
+  check "grey PNG in -> one-channel JPEG out" test "$(identify -format '%[channels]' grey_out.jpg)" = gray
+  end
+fi
+
+# ---- metadata --------------------------------------------------------------
+if wanted metadata; then
+  begin metadata
+  for ext in png jpg ppm pam; do
+    run "${one[@]}" --layers mixed2 --seed 7 rgb.png "meta.$ext"
+    want_status 0 "metadata .$ext"
+    comment=$(identify -format '%c' "meta.$ext" 2>&1)
+    for word in "deepdream $version" "layers=mixed2" "seed=7" "octaves=1" "steps=1"; do
+      check "$ext comment has '$word' (comment: $comment)" grep -qF -- "$word" <<<"$comment"
+    done
+  done
+  check "PNG: a tEXt chunk with keyword Comment" grep -qa 'tEXtComment' meta.png
+  check "JPEG: a COM marker" grep -qaP '\xff\xfe..deepdream' meta.jpg
+  check "PPM: a header comment" test "$(head -c 512 meta.ppm | sed -n 2p | head -c 11)" = "# deepdream"
+  end
+fi
+
+# ---- pipelines -------------------------------------------------------------
+if wanted pipes; then
+  begin pipes
+  convert rgb.png ppm:- >from_im.ppm
+  run "${fast[@]}" from_im.ppm pipe_file.png
+  want_status 0 "file to file"
+  convert rgb.png ppm:- | "$dd" "${fast[@]}" - png:- 2>pipe.err | convert - pipe_im.png
+  st=("${PIPESTATUS[@]}")
+  check "convert | deepdream - png:- | convert: statuses ${st[*]}" test "${st[*]}" = "0 0 0"
+  check "pipeline: nothing on standard error" test ! -s pipe.err
+  same_pixels pipe_file.png pipe_im.png "pipeline through ImageMagick = file to file"
+  convert rgb.png ppm:- | "$dd" "${fast[@]}" - png:- >pipe_direct.png 2>pipe.err
+  same_bytes pipe_file.png pipe_direct.png "convert | deepdream - png:- writes the same bytes as to a file"
+  convert rgb.png jpg:- | "$dd" "${one[@]}" - jpg:- 2>pipe.err | convert - pipe_jpeg.png
+  st=("${PIPESTATUS[@]}")
+  check "JPEG through pipes: statuses ${st[*]}" test "${st[*]}" = "0 0 0"
+  want_dims pipe_jpeg.png "$size" "JPEG through pipes"
+  run "${one[@]}" - - <rgb.ppm
+  want_status 0 "'- -' with PPM in"
+  cp stdout pipe_dash.out
+  want_magic pipe_dash.out ppm "'- -' keeps the input's format"
+  # Input arriving in pieces, split inside the header and in the data.
+  for f in rgb.png rgb.jpg rgb.ppm; do
+    run "${fast[@]}" "$f" "chunk_ref_${f%.*}_${f##*.}.png"
+    run "${fast[@]}" - chunk.png < <(head -c 5 "$f"; sleep 0.1; head -c 100 "$f" | tail -c +6; sleep 0.1
+                                      tail -c +101 "$f" | head -c 3000; sleep 0.1; tail -c +3101 "$f")
+    want_status 0 "$f in pieces through a pipe"
+    same_bytes "chunk_ref_${f%.*}_${f##*.}.png" chunk.png "$f in pieces = from the file"
+  done
+  run "${one[@]}" - empty_stdin.png </dev/null
+  want_status 1 "empty standard input"
+  want_error_line "deepdream: standard input: " "empty standard input"
+  absent empty_stdin.png "empty standard input"
+  end
+fi
+
+# ---- a terminal on standard output ------------------------------------------
+if wanted tty; then
+  begin tty
+  if command -v script >/dev/null && script -qec true /dev/null </dev/null >/dev/null 2>&1; then
+    for out in - png:- jpg:-; do
+      script -qec "$(printf '%q ' "$dd" "${one[@]}" rgb.png "$out")" /dev/null </dev/null >tty.txt 2>&1
+      rc=$?
+      check "$out to a terminal: exit $rc, want 2" test "$rc" = 2
+      check "$out to a terminal: message" grep -qa '^deepdream: .*terminal' tty.txt
+      check "$out to a terminal: no image bytes written" test "$(grep -ca -e IHDR -e JFIF tty.txt)" = 0
+    done
+    script -qec "$(printf '%q ' "$dd" "${one[@]}" rgb.png tty_file.png)" /dev/null </dev/null >tty.txt 2>&1
+    rc=$?
+    check "terminal on stdout, file output: exit $rc, want 0" test "$rc" = 0
+    want_magic tty_file.png png "terminal on stdout, file output"
+    check "progress shown on a terminal" grep -qa 'octave 1/1, step 1/1' tty.txt
+    script -qec "$(printf '%q ' "$dd" "${one[@]}" --quiet rgb.png tty_file.png)" /dev/null </dev/null >tty.txt 2>&1
+    check "--quiet: no progress on a terminal" test ! -s tty.txt
+  else
+    skip "script(1) is missing or cannot open a pseudo-terminal: the terminal cases are not run"
+  fi
+  end
+fi
+
+# ---- option errors -----------------------------------------------------------
+# usage_case WANT_IN_MESSAGE ARGS...: exit 2, one line "deepdream: ...", the
+# text named, and no output written.
+usage_case() {
+  local want=$1; shift
+  rm -f usage_out.png
+  run "$@"
+  want_status 2 "usage error: $*"
+  want_error_line "deepdream: " "usage error: $*"
+  want_stderr_has "$want" "usage error: $*"
+  absent usage_out.png "usage error: $*"
+}
+if wanted options; then
+  begin options
+  usage_case "'--bogus'" --bogus rgb.png usage_out.png
+  usage_case "'-Z'" -Z rgb.png usage_out.png
+  usage_case "'-Z'" -Zs 3 rgb.png usage_out.png
+  usage_case "--steps" rgb.png usage_out.png --steps
+  usage_case "'-s'" rgb.png usage_out.png -s
+  usage_case "--steps" --steps -1 rgb.png usage_out.png
+  usage_case "--steps" --steps=-1 rgb.png usage_out.png
+  usage_case "--steps" --steps 1.5 rgb.png usage_out.png
+  usage_case "--steps" --steps 99999999999999999999 rgb.png usage_out.png
+  usage_case "--octaves" --octaves 0 rgb.png usage_out.png
+  usage_case "--octaves" --octaves 33 rgb.png usage_out.png
+  usage_case "--octave-scale" --octave-scale 0.5 rgb.png usage_out.png
+  usage_case "--quality" --quality 101 rgb.png usage_out.png
+  usage_case "--quality" --quality 0 rgb.png usage_out.png
+  usage_case "--step-size" --step-size abc rgb.png usage_out.png
+  usage_case "--step-size" --step-size -0.1 rgb.png usage_out.png
+  usage_case "--step-size" --step-size nan rgb.png usage_out.png
+  usage_case "--jitter" --jitter -1 rgb.png usage_out.png
+  usage_case "--tile" --tile 10 rgb.png usage_out.png
+  usage_case "--threads" --threads x rgb.png usage_out.png
+  usage_case "--seed" --seed -3 rgb.png usage_out.png
+  usage_case "--seed" --seed abc rgb.png usage_out.png
+  usage_case "--max-pixels" --max-pixels abc rgb.png usage_out.png
+  usage_case "out.xyz" rgb.png out.xyz
+  usage_case "'foo:'" rgb.png foo:usage_out.png
+  usage_case "png:" rgb.png png:
+  usage_case "INPUT and OUTPUT"
+  usage_case "INPUT and OUTPUT" rgb.png
+  usage_case "too many" rgb.png usage_out.png extra.png
+  # Found before any work: a usage error wins over a missing input.
+  usage_case "--steps" --steps -1 missing.png usage_out.png
+  usage_case "out.xyz" missing.png out.xyz
+  # Layers.
+  usage_case "mixed9" --layers mixed9 rgb.png usage_out.png
+  for layer in mixed0 mixed1 mixed2 mixed3 mixed4 mixed5 conv2d_1 activation_1; do
+    check "unknown layer: the message lists $layer" grep -qw -- "$layer" "$work/stderr"
+  done
+  usage_case "mixed9" --layers mixed9 missing.png usage_out.png
+  usage_case "9999" --layers mixed4:9999 rgb.png usage_out.png
+  usage_case "abc" --layers mixed3=abc rgb.png usage_out.png
+  # Valid layer specs work.
+  run "${one[@]}" --layers mixed2=0.5,mixed4:97 rgb.png layers_ok.png
+  want_status 0 "--layers mixed2=0.5,mixed4:97"
+  end
+fi
+
+# ---- help, version, list of layers -------------------------------------------
+if wanted help; then
+  begin help
+  run --help
+  want_status 0 "--help"
+  want_quiet "--help"
+  cp stdout help.txt
+  run -h
+  same_bytes help.txt stdout "-h = --help"
+  for opt in layers list-layers octaves octave-scale steps step-size jitter tile seed quality max-pixels \
+             model threads quiet help version; do
+    check "--help lists --$opt" grep -qE -- "--$opt\b" help.txt
+  done
+  # Every option with a value has its default, except --model (built in).
+  for opt in layers octaves octave-scale steps step-size jitter tile seed quality max-pixels threads; do
+    check "--help gives the default of --$opt" grep -qE -- "--$opt .*\(default [^)]+\)" help.txt
+  done
+  # The defaults printed are the real ones: the options spelled out with
+  # the values --help gives dream the same bytes as no options.
+  explicit=()
+  for opt in layers octaves octave-scale steps step-size jitter tile seed quality threads; do
+    value=$(grep -E -- "--$opt " help.txt | sed -nE 's/.*\(default ([^)]+)\).*/\1/p' | head -1)
+    explicit+=("--$opt" "$value")
+  done
+  run small.png defaults_implicit.jpg
+  want_status 0 "no options"
+  run "${explicit[@]}" small.png defaults_explicit.jpg
+  want_status 0 "the defaults from --help: ${explicit[*]}"
+  same_bytes defaults_implicit.jpg defaults_explicit.jpg "the defaults --help prints are the defaults (${explicit[*]})"
+  run --version
+  want_status 0 "--version"
+  want_quiet "--version"
+  check "--version prints 'deepdream $version' (got '$(head -c 100 stdout)')" test "$(cat stdout)" = "deepdream $version"
+  run -V
+  check "-V = --version" test "$(cat stdout)" = "deepdream $version"
+  run --list-layers
+  want_status 0 "--list-layers"
+  for pair in mixed0:256 mixed1:288 mixed2:288 mixed3:768 mixed4:768 mixed5:768; do
+    check "--list-layers: ${pair%%:*} with ${pair##*:} channels" grep -qE "^${pair%%:*} +${pair##*:}$" stdout
+  done
+  end
+fi
+
+# ---- input that cannot be read -------------------------------------------------
+# input_case PATH: exit 1, "deepdream: PATH: ...", nothing in outdir, and
+# an existing output untouched.
+input_case() {
+  local path=$1; shift
+  rm -rf outdir && mkdir outdir && cp rgb.png outdir/keep.png
+  run "${one[@]}" "$@" "$path" outdir/new.png
+  want_status 1 "unreadable input $path"
+  want_error_line "deepdream: $path: " "unreadable input $path"
+  absent outdir/new.png "unreadable input $path"
+  no_leftovers outdir "unreadable input $path"
+  run "${one[@]}" "$@" "$path" outdir/keep.png
+  same_bytes rgb.png outdir/keep.png "unreadable input $path: an existing output is left as it was"
+}
+if wanted input-errors; then
+  begin input-errors
+  mkdir -p adir
+  : >empty.png
+  head -c 3000 /dev/urandom >random.bin
+  size_png=$(stat -c %s rgb.png)
+  head -c $((size_png / 2)) rgb.png >truncated.png
+  # One byte of the image data changed: the chunk's CRC no longer matches.
+  idat=$(grep -obUaP 'IDAT' rgb.png | head -1 | cut -d: -f1)
+  { head -c $((idat + 100)) rgb.png; printf 'X'; tail -c +$((idat + 102)) rgb.png; } >badcrc.png
+  size_jpg=$(stat -c %s rgb.jpg)
+  head -c $((size_jpg / 2)) rgb.jpg >truncated.jpg
+  # A marker in the middle of the scan; and the image ended early by EOI.
+  { head -c $((size_jpg * 3 / 4)) rgb.jpg; printf '\xff\xd5'; tail -c +$((size_jpg * 3 / 4 + 3)) rgb.jpg; } >badmarker.jpg
+  { head -c $((size_jpg * 3 / 4)) rgb.jpg; printf '\xff\xd9'; } >early_eoi.jpg
+  head -c $(($(stat -c %s rgb.ppm) - 10)) rgb.ppm >truncated.ppm
+  printf 'P6\n-5 3\n255\n' >badheader.ppm
+  printf 'P6\n2 2\n0\n123456789012' >maxval0.ppm
+  printf 'P7\nWIDTH 2\nHEIGHT 2\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\n' >noendhdr.pam
+  for path in missing.png adir random.bin empty.png truncated.png badcrc.png truncated.jpg badmarker.jpg \
+              early_eoi.jpg truncated.ppm badheader.ppm maxval0.ppm noendhdr.pam; do
+    input_case "$path"
+  done
+  input_case rgb.png --max-pixels 1000
+  want_stderr_has "1000" "--max-pixels 1000: the limit is named"
+  run "${one[@]}" --max-pixels 19200 rgb.png maxpix_ok.png
+  want_status 0 "--max-pixels equal to the image's pixels"
+  run "${one[@]}" --model "$work/missing.safetensors" rgb.png model_missing.png
+  want_status 1 "--model missing"
+  want_error_line "deepdream: $work/missing.safetensors: " "--model missing"
+  absent model_missing.png "--model missing"
+  end
+fi
+
+# ---- output that cannot be written -------------------------------------------
+if wanted output-errors; then
+  begin output-errors
+  run "${one[@]}" rgb.png nodir/out.png
+  want_status 1 "output into a missing directory"
+  want_error_line "deepdream: nodir/out.png: " "output into a missing directory"
+  absent nodir "output into a missing directory"
+  rm -rf isdir.png && mkdir isdir.png
+  run "${one[@]}" rgb.png isdir.png
+  want_status 1 "output is a directory"
+  want_error_line "deepdream: isdir.png: " "output is a directory"
+  want_stderr_has "Is a directory" "output is a directory: the reason"
+  check "output is a directory: it is still an empty directory" test -d isdir.png -a -z "$(ls -A isdir.png)"
+  no_leftovers . "output is a directory"
+  run "${one[@]}" rgb.png rgb.png/out.png
+  want_status 1 "output under a regular file"
+  want_error_line "deepdream: rgb.png/out.png: " "output under a regular file"
+  # A directory the user may not write to.
+  rm -rf rodir && mkdir rodir
+  if [ "$(id -u)" != 0 ]; then
+    chmod 555 rodir
+    run "${one[@]}" rgb.png rodir/out.png
+    chmod 755 rodir
+    want_status 1 "unwritable directory"
+    want_error_line "deepdream: rodir/out.png: " "unwritable directory"
+    check "unwritable directory: nothing left" test -z "$(ls -A rodir)"
+  elif command -v setpriv >/dev/null && setpriv --reuid=65534 --regid=65534 --clear-groups "$dd" --version >/dev/null 2>&1; then
+    # As root no mode bit stops a write: run the CLI as nobody instead.
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$dd" "${one[@]}" rgb.png rodir/out.png >stdout 2>stderr
+    rc=$?
+    want_status 1 "unwritable directory (as nobody)"
+    want_error_line "deepdream: rodir/out.png: " "unwritable directory (as nobody)"
+    want_stderr_has "Permission denied" "unwritable directory (as nobody)"
+    check "unwritable directory: nothing left" test -z "$(ls -A rodir)"
+  else
+    skip "running as root without setpriv: no unwritable directory to test"
+  fi
+  # Standard output closed, or a full device.
+  "$dd" "${one[@]}" rgb.png png:- >&- 2>stderr
+  rc=$?
+  want_status 1 "standard output closed"
+  want_error_line "deepdream: standard output: " "standard output closed"
+  if [ -w /dev/full ]; then
+    "$dd" "${one[@]}" rgb.png png:- >/dev/full 2>stderr
+    rc=$?
+    want_status 1 "standard output on /dev/full"
+    want_error_line "deepdream: standard output: " "standard output on /dev/full"
+  else
+    skip "no /dev/full"
+  fi
+  # In place, and over an existing file: the new file gets the usual mode.
+  cp rgb.png inplace.png
+  run "${one[@]}" inplace.png inplace.png
+  want_status 0 "input = output"
+  differ_pixels rgb.png inplace.png "input = output: dreamed in place"
+  no_leftovers . "input = output"
+  cp rgb.png existing.png && chmod 600 existing.png
+  run "${one[@]}" rgb.png existing.png
+  check "an existing output is replaced" test "$(magic existing.png)" = 89504e47 -a "$(stat -c %s existing.png)" != "$(stat -c %s rgb.png)"
+  run "${one[@]}" rgb.png newfile.png
+  check "a new output has mode 644 under umask 022 (got $(stat -c %a newfile.png))" test "$(stat -c %a newfile.png)" = 644
+  end
+fi
+
+# ---- images too small for the network -----------------------------------------
+if wanted tiny; then
+  begin tiny
+  run "${fast[@]}" tiny.png tiny_out.png
+  want_status 0 "8x8 PNG"
+  want_error_line "deepdream: tiny.png: " "8x8 PNG: one note"
+  want_stderr_has "unchanged" "8x8 PNG: the note says it passed through"
+  same_pixels tiny.png tiny_out.png "8x8 PNG passes through unchanged"
+  run "${fast[@]}" --quiet tiny.png tiny_quiet.png
+  want_status 0 "8x8 PNG, --quiet"
+  want_quiet "8x8 PNG, --quiet"
+  run "${fast[@]}" pixel.ppm pixel_out.ppm
+  want_status 0 "1x1 PPM"
+  same_pixels pixel.ppm pixel_out.ppm "1x1 PPM passes through unchanged"
+  # Big enough at full size, too small at the smaller octaves: those are
+  # left out and the full size still dreams.
+  run --octaves 6 --octave-scale 2 --steps 1 small.png small_out.png
+  want_status 0 "96x80 with 6 octaves of scale 2"
+  want_quiet "96x80 with 6 octaves of scale 2"
+  differ_pixels small.png small_out.png "96x80 with 6 octaves of scale 2: dreamed"
+  end
+fi
+
+# ---- signals -------------------------------------------------------------------
+if wanted signals; then
+  begin signals
+  for sig in INT:130 TERM:143; do
+    rm -rf sigdir && mkdir sigdir
+    # A background job starts with SIGINT ignored; give it the default back.
+    (trap - INT; exec "$dd" --octaves 1 --steps 100000 rgb.png sigdir/out.png 2>/dev/null) &
+    pid=$!
+    sleep 1
+    kill -"${sig%%:*}" "$pid"
+    wait "$pid"
+    rc=$?
+    check "SIG${sig%%:*} during the dream: exit $rc, want ${sig##*:}" test "$rc" = "${sig##*:}"
+    check "SIG${sig%%:*}: nothing written" test -z "$(ls -A sigdir)"
+  done
+  end
+fi
+
+# ---- the dream moves along the engine's own gradient ----------------------------
+if wanted gradient; then
+  begin gradient
+  for in in rgb16.png rgb.png; do
+    run --octaves 1 --steps 1 --jitter 0 --step-size 0.1 "$in" "grad_${in%.*}.png"
+    want_status 0 "one step, no jitter: $in"
+    "$grad" "$in" "grad_${in%.*}.png" 0.1 >grad.txt 2>&1
+    rc=$?
+    sed 's/^/  /' grad.txt
+    check "the CLI's change to $in is the library's gradient step (test_cli_grad)" test "$rc" = 0
+  done
+  end
+fi
+
+# ---- a large image in bounded memory --------------------------------------------
+if wanted large; then
+  begin large
+  convert "$top/samples/coffee.png" -resize '3000x2000!' large.ppm
+  convert "$top/samples/coffee.png" -resize '500x500!' tile.ppm
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f %M -o tile.rss "$dd" "${one[@]}" tile.ppm tile_out.ppm 2>stderr
+    /usr/bin/time -f %M -o large.rss "$dd" "${one[@]}" large.ppm large_out.ppm 2>stderr
+    rc=$?
+  else
+    "$dd" "${one[@]}" large.ppm large_out.ppm 2>stderr
+    rc=$?
+  fi
+  want_status 0 "3000x2000"
+  check "3000x2000: header of the output" test "$(pnm_header large_out.ppm 2 | tr '\n' ' ')" = "P6 3000 2000 "
+  differ_bytes large.ppm large_out.ppm "3000x2000 dreamed"
+  if [ -x /usr/bin/time ]; then
+    # The dream keeps five float32 RGB copies of the image (the picture, its
+    # gradient, the base, the resized base, the detail: 60 B/px), the 8-bit
+    # samples (3 B/px) and the encoded input and output (3 + 3 B/px); all
+    # else (the net's arena, the tile buffers) is sized by the tile, as in a
+    # 500x500 image that is one tile of the same size. So peak RSS <= that
+    # run's + 72 B per extra pixel (~400 MB here). A net planned for the
+    # whole image would need gigabytes. Under AddressSanitizer, shadow
+    # memory (1/8) and the quarantine of freed blocks (256 MB) come on top.
+    tile_kb=$(tail -1 tile.rss) large_kb=$(tail -1 large.rss)
+    bound_kb=$((tile_kb + 72 * (3000 * 2000 - 500 * 500) / 1024))
+    if ldd "$dd" 2>/dev/null | grep -q libasan; then bound_kb=$((bound_kb * 9 / 8 + 256 * 1024)); fi
+    echo "  peak RSS: 500x500 ${tile_kb} KB, 3000x2000 ${large_kb} KB, bound ${bound_kb} KB"
+    check "3000x2000: peak RSS ${large_kb} KB <= ${bound_kb} KB" test "$large_kb" -le "$bound_kb"
+  else
+    skip "no /usr/bin/time: peak RSS of the large image not measured"
+  fi
+  end
+fi
+
+echo "test_cli: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
