@@ -84,6 +84,16 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
     return 1;
 }
 
+/* The option getopt stopped at: a short option by its letter (it may sit
+ * inside a group like -Zs), a long one as the user typed it. */
+static const char *option_name(char **argv, int opt) {
+    static char buf[3];
+    const char *typed = argv[optind - 1];
+    if (!strncmp(typed, "--", 2) || opt <= 0 || opt >= 256) return typed;
+    buf[0] = '-', buf[1] = (char)opt, buf[2] = '\0';
+    return buf;
+}
+
 /* Returns -1 to go on, else an exit status. */
 static int parse_options(int argc, char **argv, options *o) {
     enum { OPT_LIST = 256, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX, OPT_MAXSIZE };
@@ -161,8 +171,8 @@ static int parse_options(int argc, char **argv, options *o) {
         case OPT_QUIET: o->quiet = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("deepdream %s\n", DD_VERSION_STRING); return 0;
-        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': return usage_error("option '%s' needs a value", option_name(argv, optopt));
+        default: return usage_error("unknown option '%s'", option_name(argv, optopt));
         }
     }
     if (o->list_layers) return -1;
@@ -253,14 +263,15 @@ static int write_output(const char *path, const unsigned char *data, size_t size
     const mode_t mask = umask(0); /* mkstemp makes 0600; give what a new file would get */
     umask(mask);
     fchmod(fd, 0666 & ~mask);
-    int ok = write_fully(fd, data, size) && fsync(fd) == 0;
-    const int err = errno;
-    if (close(fd) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) {
-        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(err ? err : errno));
+    int err = 0;
+    if (!write_fully(fd, data, size) || fsync(fd) != 0) err = errno;
+    if (close(fd) != 0 && !err) err = errno;
+    if (!err && rename(tmp, path) != 0) err = errno;
+    if (err) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(err));
         unlink(tmp);
     }
+    const int ok = !err;
     return ok;
 }
 
