@@ -37,16 +37,22 @@ static int rng_range(uint64_t *s, int lo, int hi) {
     return lo + (int)(rng_next(s) % (uint64_t)(hi - lo + 1));
 }
 
-/* How an axis of n pixels is cut into tiles of at most tile_px: count tiles
- * of equal size side; tile i keeps [i*n/count, (i+1)*n/count). */
+/* How an axis of n pixels is cut into tiles. One tile when it fits: the
+ * whole image, nothing cut. Otherwise count tiles of equal side, each with
+ * margin pixels of context on both sides that it computes but does not
+ * keep, so no kept gradient comes from next to a tile's own border; tile i
+ * keeps [i*n/count, (i+1)*n/count). */
 typedef struct axis_tiles {
-    int count, side;
+    int count, side, margin;
 } axis_tiles;
 
 static axis_tiles cut_axis(int n, int tile_px) {
-    axis_tiles a;
-    a.count = (n + tile_px - 1) / tile_px;
-    a.side = (n + a.count - 1) / a.count;
+    axis_tiles a = {1, n, 0};
+    if (n <= tile_px) return a;
+    a.margin = tile_px / 8 < 32 ? tile_px / 8 : 32;
+    const int keep = tile_px - 2 * a.margin;
+    a.count = (n + keep - 1) / keep;
+    a.side = (n + a.count - 1) / a.count + 2 * a.margin;
     return a;
 }
 
@@ -67,34 +73,34 @@ typedef struct dream {
 } dream;
 
 /* Gradient of the whole image x (3 x h x w) into g, tile by tile. The image
- * is treated as rolled by (oy, ox) (wrapping around), as the jitter wants. */
+ * is treated as rolled by (oy, ox), wrapping around, as the jitter wants;
+ * tiles read their margins across the wrap too. */
 static dd_status image_gradient(dream *d, const octave *o, int oy, int ox) {
     const int h = o->h, w = o->w, th = o->ty.side, tw = o->tx.side;
+    const int my = o->ty.margin, mx = o->tx.margin;
     const size_t plane = (size_t)h * w, tplane = (size_t)th * tw;
     for (int ti = 0; ti < o->ty.count; ti++) {
         const int y0 = (int)((long)ti * h / o->ty.count), y1 = (int)((long)(ti + 1) * h / o->ty.count);
         for (int tj = 0; tj < o->tx.count; tj++) {
             const int x0 = (int)((long)tj * w / o->tx.count), x1 = (int)((long)(tj + 1) * w / o->tx.count);
+            const int in_y = ((y0 - my + oy) % h + h) % h, in_x = ((x0 - mx + ox) % w + w) % w;
 #pragma omp parallel for num_threads(d->threads) schedule(static)
             for (int r = 0; r < 3 * th; r++) {
                 const int c = r / th, yy = r % th;
-                const int sy = (y0 + yy + oy) % h;
-                const float *src = d->x + c * plane + (size_t)sy * w;
+                const float *src = d->x + c * plane + (size_t)((in_y + yy) % h) * w;
                 float *dst = d->tile_in + c * tplane + (size_t)yy * tw;
-                for (int xx = 0, sx = (x0 + ox) % w; xx < tw; xx++, sx = sx + 1 == w ? 0 : sx + 1)
-                    dst[xx] = src[sx];
+                for (int xx = 0, sx = in_x; xx < tw; xx++, sx = sx + 1 == w ? 0 : sx + 1) dst[xx] = src[sx];
             }
             dd_status st = dd_net_gradient(o->net, d->tile_in, d->tile_grad, NULL);
             if (st) return st;
-            /* Keep the tile's own span; the overlap is another tile's. */
+            /* Keep the tile's own span, without its margins. */
+            const int out_y = (y0 + oy) % h, out_x = (x0 + ox) % w;
 #pragma omp parallel for num_threads(d->threads) schedule(static)
             for (int r = 0; r < 3 * (y1 - y0); r++) {
                 const int c = r / (y1 - y0), yy = r % (y1 - y0);
-                const int sy = (y0 + yy + oy) % h;
-                float *dst = d->g + c * plane + (size_t)sy * w;
-                const float *src = d->tile_grad + c * tplane + (size_t)yy * tw;
-                for (int xx = 0, sx = (x0 + ox) % w; xx < x1 - x0; xx++, sx = sx + 1 == w ? 0 : sx + 1)
-                    dst[sx] = src[xx];
+                float *dst = d->g + c * plane + (size_t)((out_y + yy) % h) * w;
+                const float *src = d->tile_grad + c * tplane + (size_t)(yy + my) * tw + mx;
+                for (int xx = 0, sx = out_x; xx < x1 - x0; xx++, sx = sx + 1 == w ? 0 : sx + 1) dst[sx] = src[xx];
             }
         }
     }
@@ -200,11 +206,13 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     }
     if ((st = plan_octaves(&d, model, terms, n_terms, work_h, work_w))) goto done;
     base = malloc(n * sizeof *base);
-    base_o = malloc(n * sizeof *base_o);
+    int resized = 0; /* does any octave need a resized copy of the photo? */
+    for (int k = 0; k < d.n_octaves; k++) resized |= d.oct[k].h != h || d.oct[k].w != w;
+    base_o = resized ? malloc(n * sizeof *base_o) : NULL;
     detail = malloc(n * sizeof *detail);
     d.x = malloc(n * sizeof *d.x);
     d.g = malloc(n * sizeof *d.g);
-    if (!base || !base_o || !detail || !d.x || !d.g) {
+    if (!base || (resized && !base_o) || !detail || !d.x || !d.g) {
         st = util_fail(DD_ERR_NOMEM, "out of memory for a %dx%d dream", w, h);
         goto done;
     }
