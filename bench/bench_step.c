@@ -1,1 +1,329 @@
-int main(void){return 0;}
+/* dd_bench: median time of a forward pass and of one gradient step (objective
+ * mean(mixed5)) per square input size, against OpenBLAS sgemm timed on the
+ * network's own forward GEMM shapes in the same run. JSON lines on stdout. */
+#include <cblas.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deepdream.h"
+#include "model/net.h"
+
+enum { MAX_SIZES = 16, MAX_REPS = 1000 };
+
+typedef struct bench_opts {
+    int sizes[MAX_SIZES];
+    int n_sizes;
+    int threads;
+    int reps;
+} bench_opts;
+
+static const char *const usage =
+    "usage: dd_bench [--sizes 299,512,1024] [--threads N] [--reps N]\n"
+    "  --sizes    square input sides, comma separated (default 299,512,1024)\n"
+    "  --threads  threads for the net and for OpenBLAS (default: online cores)\n"
+    "  --reps     timed repetitions after one warm-up; medians are reported (default 3)\n"
+    "One JSON line per size on stdout after a header line; a summary on stderr.\n";
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts t in place; the median of n > 0 values. */
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, by_value);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* Peak resident set of the process so far, KiB (Linux ru_maxrss unit). */
+static long peak_rss_kib(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+}
+
+/* Deterministic uniform floats in [-1, 1): the numbers themselves do not
+ * matter, only that they are not denormal or all zero. */
+static void fill_random(float *x, size_t n, uint64_t *state) {
+    for (size_t i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005u + 1442695040888963407u;
+        x[i] = (float)(*state >> 40) * (2.0f / 16777216.0f) - 1.0f;
+    }
+}
+
+static float *alloc_floats(size_t n) {
+    const size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (; s && *s; s++) {
+        const unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    const long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_sizes(char *list, bench_opts *o) {
+    o->n_sizes = 0;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        if (o->n_sizes == MAX_SIZES || !parse_int(tok, 1, 65536, &o->sizes[o->n_sizes])) return 0;
+        o->n_sizes++;
+    }
+    return o->n_sizes > 0;
+}
+
+/* Returns 0 on a usage error, after saying why. */
+static int parse_opts(int argc, char **argv, bench_opts *o) {
+    static const int default_sizes[] = {299, 512, 1024};
+    memcpy(o->sizes, default_sizes, sizeof default_sizes);
+    o->n_sizes = 3, o->threads = 0, o->reps = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "dd_bench: %s: %s\n", opt,
+                    strncmp(opt, "--", 2) ? "unknown argument" : "missing value or unknown option");
+            return 0;
+        }
+        char *val = argv[++i];
+        int ok;
+        if (!strcmp(opt, "--sizes")) ok = parse_sizes(val, o);
+        else if (!strcmp(opt, "--threads")) ok = parse_int(val, 1, 1024, &o->threads);
+        else if (!strcmp(opt, "--reps")) ok = parse_int(val, 1, MAX_REPS, &o->reps);
+        else {
+            fprintf(stderr, "dd_bench: %s: unknown option\n", opt);
+            return 0;
+        }
+        if (!ok) {
+            fprintf(stderr, "dd_bench: %s: bad value '%s'\n", opt, val);
+            return 0;
+        }
+    }
+    if (o->threads == 0) {
+        const long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->threads = n > 0 && n < INT_MAX ? (int)n : 1;
+    }
+    return 1;
+}
+
+/* ---- OpenBLAS on the net's own GEMMs ------------------------------------- */
+
+typedef struct gemm_set {
+    net_gemm *g;
+    int n;
+    float *a, *b, *c; /* big enough for every shape, either direction */
+    double flops;     /* one pass over the set */
+} gemm_set;
+
+static int gemm_set_init(gemm_set *s, const dd_net *net) {
+    memset(s, 0, sizeof *s);
+    s->n = net_gemm_shapes(net, NULL, 0);
+    s->g = malloc((size_t)(s->n ? s->n : 1) * sizeof *s->g);
+    if (!s->g) return 0;
+    net_gemm_shapes(net, s->g, s->n);
+    size_t a_max = 0, bc_max = 0;
+    for (int i = 0; i < s->n; i++) {
+        const net_gemm *g = &s->g[i];
+        const size_t mk = (size_t)g->m * g->k, kn = (size_t)g->k * g->n, mn = (size_t)g->m * g->n;
+        if (mk > a_max) a_max = mk;
+        if (kn > bc_max) bc_max = kn;
+        if (mn > bc_max) bc_max = mn;
+        s->flops += 2.0 * (double)g->m * g->n * g->k * g->calls;
+    }
+    s->a = alloc_floats(a_max), s->b = alloc_floats(bc_max), s->c = alloc_floats(bc_max);
+    if (!s->a || !s->b || !s->c) return 0;
+    uint64_t state = 42;
+    fill_random(s->a, a_max, &state);
+    fill_random(s->b, bc_max, &state);
+    fill_random(s->c, bc_max, &state);
+    return 1;
+}
+
+static void gemm_set_free(gemm_set *s) {
+    free(s->g), free(s->a), free(s->b), free(s->c);
+}
+
+/* One pass over the set: forward as the net runs it (C = W x col, NoTrans /
+ * NoTrans), or backward (col = W^T x dY, the transposed shapes). */
+static double gemm_set_time(const gemm_set *s, int backward) {
+    const double t0 = now_s();
+    for (int i = 0; i < s->n; i++) {
+        const net_gemm *g = &s->g[i];
+        for (int r = 0; r < g->calls; r++) {
+            if (backward)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->k, g->n, g->m, 1.0f, s->a, g->k,
+                            s->b, g->n, 0.0f, s->c, g->n);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->m, g->n, g->k, 1.0f, s->a, g->k,
+                            s->b, g->n, 0.0f, s->c, g->n);
+        }
+    }
+    return now_s() - t0;
+}
+
+/* The median of reps passes (the caller warms up once). */
+static double gemm_set_median(const gemm_set *s, int backward, int reps, double *t) {
+    for (int r = 0; r < reps; r++) t[r] = gemm_set_time(s, backward);
+    return median(t, reps);
+}
+
+/* ---- one size ------------------------------------------------------------ */
+
+static int bench_size(const dd_model *model, int side, const bench_opts *o) {
+    const dd_term term = {"mixed5", -1, 1.0f};
+    const size_t n_in = (size_t)3 * side * side;
+    dd_net *net = NULL;
+    float *input = NULL, *grad = NULL;
+    double *t = malloc((size_t)o->reps * sizeof *t);
+    gemm_set gs = {0};
+    int ok = 0;
+    dd_status st = dd_net_new(model, &term, 1, side, side, o->threads, &net);
+    if (st != DD_OK) {
+        fprintf(stderr, "dd_bench: %dx%d: %s: %s\n", side, side, dd_strerror(st), dd_last_error());
+        goto done;
+    }
+    input = alloc_floats(n_in), grad = alloc_floats(n_in);
+    if (!input || !grad || !t) {
+        fprintf(stderr, "dd_bench: %dx%d: out of memory\n", side, side);
+        goto done;
+    }
+    uint64_t state = 1;
+    fill_random(input, n_in, &state);
+
+    /* One gradient call warms both passes: it touches every arena page and
+     * starts the worker threads. */
+    double objective = 0;
+    dd_net_gradient(net, input, grad, &objective);
+    for (int r = 0; r < o->reps; r++) {
+        const double t0 = now_s();
+        dd_net_forward(net, input, NULL);
+        t[r] = now_s() - t0;
+    }
+    const double fwd_s = median(t, o->reps), fwd_min_s = t[0];
+    for (int r = 0; r < o->reps; r++) {
+        const double t0 = now_s();
+        dd_net_gradient(net, input, grad, NULL);
+        t[r] = now_s() - t0;
+    }
+    const double step_s = median(t, o->reps), step_min_s = t[0];
+    const long rss_kib = peak_rss_kib(); /* before the sgemm buffers below */
+
+    double flops_fwd, flops_bwd;
+    dd_net_flops(net, &flops_fwd, &flops_bwd);
+    if (!gemm_set_init(&gs, net)) {
+        fprintf(stderr, "dd_bench: %dx%d: out of memory for the sgemm buffers\n", side, side);
+        goto done;
+    }
+    openblas_set_num_threads(o->threads);
+    gemm_set_time(&gs, 0);
+    const double sgemm_s = gemm_set_median(&gs, 0, o->reps, t);
+    const double sgemm_bwd_s = gemm_set_median(&gs, 1, o->reps, t);
+    int calls = 0;
+    for (int i = 0; i < gs.n; i++) calls += gs.g[i].calls;
+
+    const double fwd_gflops = flops_fwd / fwd_s * 1e-9;
+    const double step_gflops = (flops_fwd + flops_bwd) / step_s * 1e-9;
+    const double sgemm_gflops = gs.flops / sgemm_s * 1e-9;
+    const double sgemm_bwd_gflops = gs.flops / sgemm_bwd_s * 1e-9;
+    printf("{\"size\":%d,\"threads\":%d,\"reps\":%d,\"objective\":%.9g,"
+           "\"forward_s\":%.6f,\"forward_min_s\":%.6f,\"step_s\":%.6f,\"step_min_s\":%.6f,"
+           "\"flops_forward\":%.0f,\"flops_backward\":%.0f,"
+           "\"forward_gflops\":%.2f,\"step_gflops\":%.2f,"
+           "\"arena_bytes\":%zu,\"peak_rss_kib\":%ld,"
+           "\"sgemm_shapes\":%d,\"sgemm_calls\":%d,\"sgemm_flops\":%.0f,"
+           "\"sgemm_s\":%.6f,\"sgemm_gflops\":%.2f,"
+           "\"sgemm_bwd_s\":%.6f,\"sgemm_bwd_gflops\":%.2f,"
+           "\"forward_frac_of_sgemm\":%.3f,\"step_frac_of_sgemm\":%.3f}\n",
+           side, o->threads, o->reps, objective, fwd_s, fwd_min_s, step_s, step_min_s, flops_fwd, flops_bwd,
+           fwd_gflops, step_gflops, dd_net_arena_bytes(net), rss_kib, gs.n, calls, gs.flops, sgemm_s,
+           sgemm_gflops, sgemm_bwd_s, sgemm_bwd_gflops, fwd_gflops / sgemm_gflops, step_gflops / sgemm_gflops);
+    fflush(stdout);
+    fprintf(stderr,
+            "dd_bench: %4dx%-4d forward %7.3f s (%5.1f GFLOP/s)  step %7.3f s (%5.1f GFLOP/s)  "
+            "sgemm fwd %5.1f bwd %5.1f GFLOP/s  step/sgemm %.2f  arena %.1f MiB  peak RSS %.1f MiB\n",
+            side, side, fwd_s, fwd_gflops, step_s, step_gflops, sgemm_gflops, sgemm_bwd_gflops,
+            step_gflops / sgemm_gflops, (double)dd_net_arena_bytes(net) / (1 << 20), (double)rss_kib / 1024);
+    if (gs.flops < 0.999 * flops_fwd || gs.flops > 1.001 * flops_fwd)
+        fprintf(stderr, "dd_bench: %dx%d: warning: GEMM FLOPs %.4g differ from the net's forward FLOPs %.4g\n",
+                side, side, gs.flops, flops_fwd);
+    ok = 1;
+done:
+    gemm_set_free(&gs);
+    free(input), free(grad), free(t);
+    dd_net_free(net);
+    return ok;
+}
+
+int main(int argc, char **argv) {
+    bench_opts o;
+    if (!parse_opts(argc, argv, &o)) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    dd_model *model = NULL;
+    const dd_status st = dd_model_load_default(&model);
+    if (st != DD_OK) {
+        fprintf(stderr, "dd_bench: default model: %s: %s\n", dd_strerror(st), dd_last_error());
+        return 1;
+    }
+    openblas_set_num_threads(o.threads);
+    const char *coretype = getenv("OPENBLAS_CORETYPE");
+    /* openblas_parallel: 0 sequential, 1 its own pthreads pool, 2 OpenMP. */
+    printf("{\"bench\":\"dd_bench\",\"version\":\"%s\",\"threads\":%d,\"reps\":%d,"
+           "\"cpus_online\":%ld,\"openblas_threads\":%d,\"openblas_parallel\":%d,\"openblas_config\":",
+           DD_VERSION_STRING, o.threads, o.reps, sysconf(_SC_NPROCESSORS_ONLN), openblas_get_num_threads(),
+           openblas_get_parallel());
+    print_json_string(openblas_get_config());
+    printf(",\"openblas_corename\":");
+    print_json_string(openblas_get_corename());
+    printf(",\"OPENBLAS_CORETYPE\":");
+    if (coretype) print_json_string(coretype);
+    else printf("null");
+    /* The thread pools' waiting habits decide how they share the cores. */
+    static const char *const env_vars[] = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS",
+                                           "OPENBLAS_NUM_THREADS"};
+    for (size_t i = 0; i < sizeof env_vars / sizeof *env_vars; i++) {
+        const char *v = getenv(env_vars[i]);
+        printf(",\"%s\":", env_vars[i]);
+        if (v) print_json_string(v);
+        else printf("null");
+    }
+    printf(",\"objective\":\"mean(mixed5)\",\"rss_after_load_kib\":%ld,"
+           "\"peak_rss_note\":\"ru_maxrss: process peak so far, read after each size's net timings and "
+           "before its sgemm buffers\"}\n",
+           peak_rss_kib());
+    fflush(stdout);
+    fprintf(stderr, "dd_bench: %d thread(s), OpenBLAS %s, core %s, OPENBLAS_CORETYPE=%s\n", o.threads,
+            openblas_get_config(), openblas_get_corename(), coretype ? coretype : "(unset)");
+    int failed = 0;
+    for (int i = 0; i < o.n_sizes; i++) failed |= !bench_size(model, o.sizes[i], &o);
+    dd_model_free(model);
+    return failed;
+}
