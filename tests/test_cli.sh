@@ -618,12 +618,21 @@ if wanted output-errors; then
   else
     skip "no /dev/full"
   fi
-  # In place, and over an existing file: the new file gets the usual mode.
+  # The input is never overwritten unless asked (--in-place), also through
+  # another path or a link; over another existing file the new file gets
+  # the usual mode.
   cp rgb.png inplace.png
-  run "${one[@]}" inplace.png inplace.png
-  want_status 0 "input = output"
-  differ_pixels rgb.png inplace.png "input = output: dreamed in place"
-  no_leftovers . "input = output"
+  ln -sf inplace.png inplace_link.png
+  for out in inplace.png ./inplace.png inplace_link.png; do
+    run "${one[@]}" inplace.png "$out"
+    want_status 2 "input = output ($out)"
+    want_error_line "deepdream: $out: would overwrite the input inplace.png" "input = output ($out)"
+    same_bytes rgb.png inplace.png "input = output ($out): input untouched"
+  done
+  run "${one[@]}" --in-place inplace.png
+  want_status 0 "--in-place"
+  differ_pixels rgb.png inplace.png "--in-place: dreamed in place"
+  no_leftovers . "--in-place"
   cp rgb.png existing.png && chmod 600 existing.png
   run "${one[@]}" rgb.png existing.png
   check "an existing output is replaced" test "$(magic existing.png)" = 89504e47 -a "$(stat -c %s existing.png)" != "$(stat -c %s rgb.png)"

@@ -1,66 +1,82 @@
-/* deepdream: the command line. Parses options, reads the input (a file or
- * standard input), dreams it, writes the output atomically (a temporary file
- * renamed into place) or to standard output. The only code that prints or
- * exits. */
+/* deepdream: the command line. One image (INPUT OUTPUT, files or streams)
+ * or a batch (-o OUTDIR INPUT..., or --in-place): options, signals, the
+ * loop over files, exit codes. The only code that prints or exits. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "deepdream.h"
+#include "cli.h"
 
-enum { EXIT_USAGE = 2, MAX_TERMS = 64 };
+enum { EXIT_FAILED = 1, EXIT_USAGE = 2, MAX_TERMS = 64 };
 
-static const char *prog = "deepdream";
+const char *cli_prog = "deepdream";
+volatile sig_atomic_t cli_stop_signal;
 
 typedef struct options {
     dd_params params;
-    const char *layers, *model_path, *input, *output;
-    int quality, quiet, list_layers;
+    const char *layers, *model_path, *out_dir;
+    dd_format format; /* --format */
+    int quality, quiet, progress, list_layers, recursive, skip_existing, in_place;
+    long shard_k, shard_n;
     unsigned long long max_pixels;
+    char **inputs; /* positional arguments */
+    int n_inputs;
 } options;
 
 static void usage(FILE *to) {
     dd_params d = dd_params_default();
     fprintf(to,
             "usage: deepdream [OPTIONS] INPUT OUTPUT\n"
-            "Dreams INPUT (PNG, JPEG, PNM or PAM; '-' for standard input) into OUTPUT\n"
-            "(format from its extension or a FMT: prefix: png:, jpg:, ppm:, pam:; '-' or\n"
-            "FMT:- for standard output).\n\n"
+            "       deepdream [OPTIONS] -o OUTDIR INPUT...\n"
+            "       deepdream [OPTIONS] --in-place INPUT...\n"
+            "Dreams INPUT (PNG, JPEG, PNM or PAM, found by content; '-' for standard input)\n"
+            "into OUTPUT (format from its extension or a FMT: prefix: png:, jpg:, ppm:, pam:;\n"
+            "'-' or FMT:- for standard output). With -o, each INPUT file, or each image in an\n"
+            "INPUT directory, is dreamed into OUTDIR under the same name.\n\n"
+            "The dream:\n"
             "  -l, --layers SPEC       objective: NAME[:CHANNEL][=WEIGHT],... (default %s)\n"
             "      --list-layers       print the model's layers and their channel counts\n"
-            "  -o, --octaves N         number of scales (default %d)\n"
+            "      --octaves N         number of scales (default %d)\n"
             "      --octave-scale F    size ratio between scales (default %.2g)\n"
             "  -s, --steps N           gradient steps per octave (default %d)\n"
             "      --step-size F       step in network units, [-1,1] range (default %.3g)\n"
             "  -j, --jitter PX         random roll per step, pixels (default %d)\n"
             "      --tile PX           gradient tile side, bounds memory (default %d)\n"
             "      --seed N            random seed: same seed, same output (default %llu)\n"
-            "  -q, --quality Q         JPEG quality 1..100 (default 92)\n"
-            "      --max-pixels N      refuse larger images, 0 = no limit (default 100000000)\n"
             "      --max-size PX       dream at most PX on the long side, then scale the\n"
             "                          detail back to the input size, 0 = off (default 0)\n"
             "  -m, --model FILE        a safetensors model instead of the built-in one\n"
             "  -t, --threads N         threads, 0 = all cores (default 0)\n"
-            "      --quiet             no progress or notes on standard error\n"
+            "Files:\n"
+            "  -q, --quality Q         JPEG quality 1..100 (default 92)\n"
+            "      --max-pixels N      refuse larger images, 0 = no limit (default 100000000)\n"
+            "  -o, --output-dir DIR    batch: write each input's dream into DIR\n"
+            "  -r, --recursive         batch: descend into directories, mirror them under DIR\n"
+            "      --format FMT        batch: png, jpg, ppm or pam (default: the input's)\n"
+            "      --skip-existing     batch: leave outputs that exist and decode (resume)\n"
+            "      --shard K/N         batch: only inputs whose sorted index is K modulo N\n"
+            "      --in-place          replace each input with its dream\n"
+            "      --progress          progress lines even when standard error is no terminal\n"
+            "      --quiet             no progress, notes or summary on standard error\n"
             "  -h, --help              this help\n"
             "  -V, --version           version\n\n"
             "examples:\n"
             "  deepdream photo.jpg dream.png\n"
             "  deepdream --layers mixed2=0.5,mixed4 --steps 20 photo.jpg dream.jpg\n"
-            "  convert in.tif ppm:- | deepdream - png:- | convert - -resize 50%% out.webp\n",
+            "  convert in.tif ppm:- | deepdream - png:- | convert - -resize 50%% out.webp\n"
+            "  deepdream -r --skip-existing -o dreams/ photos/\n"
+            "  deepdream --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT -o dreams/ photos/\n",
             dd_default_layers(), d.octaves, d.octave_scale, d.steps, d.step_size, d.jitter, d.tile,
             (unsigned long long)d.seed);
 }
 
 static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, "%s: ", cli_prog);
     fprintf(stderr, fmt, arg);
     fprintf(stderr, " (see --help)\n");
     return EXIT_USAGE;
@@ -84,6 +100,15 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
     return 1;
 }
 
+static int parse_u64(const char *s, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') return 0;
+    *out = v;
+    return 1;
+}
+
 /* The option getopt stopped at: a short option by its letter (it may sit
  * inside a group like -Zs), a long one as the user typed it. */
 static const char *option_name(char **argv, int opt) {
@@ -96,26 +121,32 @@ static const char *option_name(char **argv, int opt) {
 
 /* Returns -1 to go on, else an exit status. */
 static int parse_options(int argc, char **argv, options *o) {
-    enum { OPT_LIST = 256, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX, OPT_MAXSIZE };
+    enum {
+        OPT_LIST = 256, OPT_OCTAVES, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX,
+        OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS
+    };
     static const struct option longs[] = {
-        {"layers", required_argument, 0, 'l'},     {"list-layers", no_argument, 0, OPT_LIST},
-        {"octaves", required_argument, 0, 'o'},    {"octave-scale", required_argument, 0, OPT_OCTSCALE},
-        {"steps", required_argument, 0, 's'},      {"step-size", required_argument, 0, OPT_STEPSIZE},
-        {"jitter", required_argument, 0, 'j'},     {"tile", required_argument, 0, OPT_TILE},
-        {"seed", required_argument, 0, OPT_SEED},  {"quality", required_argument, 0, 'q'},
+        {"layers", required_argument, 0, 'l'},       {"list-layers", no_argument, 0, OPT_LIST},
+        {"octaves", required_argument, 0, OPT_OCTAVES}, {"octave-scale", required_argument, 0, OPT_OCTSCALE},
+        {"steps", required_argument, 0, 's'},        {"step-size", required_argument, 0, OPT_STEPSIZE},
+        {"jitter", required_argument, 0, 'j'},       {"tile", required_argument, 0, OPT_TILE},
+        {"seed", required_argument, 0, OPT_SEED},    {"quality", required_argument, 0, 'q'},
         {"max-pixels", required_argument, 0, OPT_MAXPIX}, {"max-size", required_argument, 0, OPT_MAXSIZE},
-        {"model", required_argument, 0, 'm'},
-        {"threads", required_argument, 0, 't'},    {"quiet", no_argument, 0, OPT_QUIET},
-        {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
+        {"model", required_argument, 0, 'm'},        {"threads", required_argument, 0, 't'},
+        {"output-dir", required_argument, 0, 'o'},   {"recursive", no_argument, 0, 'r'},
+        {"format", required_argument, 0, OPT_FORMAT}, {"skip-existing", no_argument, 0, OPT_SKIP},
+        {"shard", required_argument, 0, OPT_SHARD},  {"in-place", no_argument, 0, OPT_INPLACE},
+        {"progress", no_argument, 0, OPT_PROGRESS},  {"quiet", no_argument, 0, OPT_QUIET},
+        {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     long v;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:o:s:j:q:m:t:hV", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":l:s:j:q:m:t:o:rhV", longs, NULL)) != -1) {
         switch (c) {
         case 'l': o->layers = optarg; break;
         case OPT_LIST: o->list_layers = 1; break;
-        case 'o':
+        case OPT_OCTAVES:
             if (!parse_long(optarg, 1, 32, &v)) return usage_error("--octaves: '%s' is not a number in 1..32", optarg);
             o->params.octaves = (int)v;
             break;
@@ -140,25 +171,18 @@ static int parse_options(int argc, char **argv, options *o) {
             o->params.tile = (int)v;
             break;
         case OPT_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-')
-                return usage_error("--seed: '%s' is not a non-negative integer", optarg);
+            unsigned long long s;
+            if (!parse_u64(optarg, &s)) return usage_error("--seed: '%s' is not a non-negative integer", optarg);
             o->params.seed = s;
         } break;
         case 'q':
             if (!parse_long(optarg, 1, 100, &v)) return usage_error("--quality: '%s' is not a number in 1..100", optarg);
             o->quality = (int)v;
             break;
-        case OPT_MAXPIX: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-')
+        case OPT_MAXPIX:
+            if (!parse_u64(optarg, &o->max_pixels))
                 return usage_error("--max-pixels: '%s' is not a non-negative integer", optarg);
-            o->max_pixels = s;
-        } break;
+            break;
         case OPT_MAXSIZE:
             if (!parse_long(optarg, 0, 65535, &v)) return usage_error("--max-size: '%s' is not a number in 0..65535", optarg);
             o->params.max_size = (int)v;
@@ -168,6 +192,24 @@ static int parse_options(int argc, char **argv, options *o) {
             if (!parse_long(optarg, 0, 1024, &v)) return usage_error("--threads: '%s' is not a number in 0..1024", optarg);
             o->params.threads = (int)v;
             break;
+        case 'o': o->out_dir = optarg; break;
+        case 'r': o->recursive = 1; break;
+        case OPT_FORMAT:
+            o->format = dd_format_from_name(optarg);
+            if (o->format == DD_FORMAT_UNKNOWN) return usage_error("--format: '%s' is not png, jpg, ppm or pam", optarg);
+            break;
+        case OPT_SKIP: o->skip_existing = 1; break;
+        case OPT_SHARD: {
+            char *slash = strchr(optarg, '/');
+            if (!slash) return usage_error("--shard: '%s' is not K/N", optarg);
+            *slash = '\0';
+            const int ok = parse_long(optarg, 0, 1000000, &o->shard_k) && parse_long(slash + 1, 1, 1000000, &o->shard_n) &&
+                           o->shard_k < o->shard_n;
+            *slash = '/';
+            if (!ok) return usage_error("--shard: '%s' is not K/N with 0 <= K < N", optarg);
+        } break;
+        case OPT_INPLACE: o->in_place = 1; break;
+        case OPT_PROGRESS: o->progress = 1; break;
         case OPT_QUIET: o->quiet = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("deepdream %s\n", DD_VERSION_STRING); return 0;
@@ -175,161 +217,193 @@ static int parse_options(int argc, char **argv, options *o) {
         default: return usage_error("unknown option '%s'", option_name(argv, optopt));
         }
     }
+    o->inputs = argv + optind, o->n_inputs = argc - optind;
     if (o->list_layers) return -1;
-    if (argc - optind != 2) return usage_error("%s", argc - optind < 2 ? "needs INPUT and OUTPUT" : "too many arguments");
-    o->input = argv[optind], o->output = argv[optind + 1];
+    const int batch = o->out_dir || o->in_place;
+    if (o->out_dir && o->in_place) return usage_error("%s", "-o and --in-place do not go together");
+    if (batch) {
+        if (o->n_inputs < 1) return usage_error("%s", "needs at least one INPUT");
+        for (int i = 0; i < o->n_inputs; i++)
+            if (!strcmp(o->inputs[i], "-")) return usage_error("%s", "a batch reads files, not standard input");
+        if (o->in_place && o->format) return usage_error("%s", "--in-place keeps each file's format: no --format");
+    } else {
+        if (o->n_inputs != 2) return usage_error("%s", o->n_inputs < 2 ? "needs INPUT and OUTPUT" : "too many arguments (a batch needs -o OUTDIR)");
+        if (o->format || o->recursive || o->skip_existing || o->shard_n)
+            return usage_error("%s", "--format, -r, --skip-existing and --shard are for a batch (-o OUTDIR)");
+    }
     return -1;
 }
 
-/* The whole input in memory: images are decoded from memory so that a pipe
- * and a file are the same thing. */
-static int read_all(const char *path, unsigned char **data, size_t *size) {
-    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!fp) {
-        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
-        return 0;
-    }
+static void on_signal(int sig) { cli_stop_signal = sig; }
+
+static void catch_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read returns */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static int stopped_status(void) { return 128 + (int)cli_stop_signal; }
+
+typedef struct run {
+    const options *o;
+    const dd_model *model;
+    const char *spec;
+    cli_progress progress;
+} run;
+
+/* Does path hold a complete image? Outputs are renamed into place only when
+ * complete, but a file of the same name may come from elsewhere. */
+static int complete_output(const char *path) {
+    unsigned char *data;
+    size_t size;
     struct stat sb;
-    if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, "%s: %s: is a directory\n", prog, path);
-        if (fp != stdin) fclose(fp);
-        return 0;
-    }
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int ok = 1;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                fprintf(stderr, "%s: %s: out of memory\n", prog, path);
-                ok = 0;
-                break;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0) {
-            if (ferror(fp)) {
-                fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
-                ok = 0;
-            }
-            break;
-        }
-    }
-    if (fp != stdin) fclose(fp);
-    if (!ok) {
-        free(buf);
-        return 0;
-    }
-    *data = buf, *size = len;
-    return 1;
-}
-
-static int write_fully(int fd, const unsigned char *data, size_t size) {
-    while (size) {
-        ssize_t n = write(fd, data, size);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return 0;
-        }
-        data += n, size -= (size_t)n;
-    }
-    return 1;
-}
-
-/* A file output goes to a temporary file beside it, fsync'd, then renamed
- * into place: a failure never leaves a partial image under the real name. */
-static int write_output(const char *path, const unsigned char *data, size_t size) {
-    if (!strcmp(path, "-")) {
-        if (!write_fully(STDOUT_FILENO, data, size)) {
-            fprintf(stderr, "%s: standard output: %s\n", prog, strerror(errno));
-            return 0;
-        }
-        return 1;
-    }
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.deepdream-XXXXXX", path) >= (int)sizeof tmp) {
-        fprintf(stderr, "%s: %s: name too long\n", prog, path);
-        return 0;
-    }
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
-        return 0;
-    }
-    const mode_t mask = umask(0); /* mkstemp makes 0600; give what a new file would get */
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
-    int err = 0;
-    if (!write_fully(fd, data, size) || fsync(fd) != 0) err = errno;
-    if (close(fd) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) {
-        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(err));
-        unlink(tmp);
-    }
-    const int ok = !err;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
+    if (!cli_read_all(path, &data, &size)) return 0;
+    dd_image *im = NULL;
+    const int ok = dd_image_load_memory(data, size, 0, &im) == DD_OK;
+    dd_image_free(im);
+    free(data);
     return ok;
 }
 
-static int on_progress(void *user, int octave, int octaves, int step, int steps) {
-    const char *name = user;
-    fprintf(stderr, "\r%s: %s: octave %d/%d, step %d/%d ", prog, name, octave + 1, octaves, step + 1, steps);
-    return 0;
+/* One image: read, dream, encode, write. Returns 0, EXIT_FAILED, or the
+ * signal exit status. */
+static int dream_one(run *r, const char *input, const char *output, dd_format format) {
+    const options *o = r->o;
+    const char *in_name = strcmp(input, "-") ? input : "standard input";
+    unsigned char *in_data = NULL, *out_data = NULL;
+    size_t in_size = 0, out_size = 0;
+    dd_image *image = NULL;
+    int rc = EXIT_FAILED;
+    dd_status st;
+    if (!cli_read_all(input, &in_data, &in_size)) goto done;
+    if ((st = dd_image_load_memory(in_data, in_size, o->max_pixels, &image))) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, dd_last_error());
+        goto done;
+    }
+    if (format == DD_FORMAT_UNKNOWN) format = dd_image_format(image);
+    r->progress.name = in_name, r->progress.last_octave = -1;
+    st = dd_dream(r->model, &o->params, image, cli_on_progress, &r->progress);
+    cli_progress_end_line(&r->progress);
+    if (st == DD_ERR_CANCELLED) goto done;
+    if (st == DD_ERR_TOO_SMALL) {
+        if (!o->quiet) fprintf(stderr, "%s: %s: %s; passed through unchanged\n", cli_prog, in_name, dd_last_error());
+    } else if (st) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, dd_last_error());
+        goto done;
+    }
+    char comment[512];
+    snprintf(comment, sizeof comment,
+             "deepdream %s: layers=%s octaves=%d octave-scale=%g steps=%d step-size=%g jitter=%d tile=%d "
+             "max-size=%d seed=%llu model=%s",
+             DD_VERSION_STRING, r->spec, o->params.octaves, o->params.octave_scale, o->params.steps,
+             o->params.step_size, o->params.jitter, o->params.tile, o->params.max_size,
+             (unsigned long long)o->params.seed, o->model_path ? o->model_path : "built-in");
+    if ((st = dd_image_save_memory(image, format, o->quality, comment, &out_data, &out_size))) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, output, dd_last_error());
+        goto done;
+    }
+    if (cli_write_output(output, out_data, out_size)) rc = 0;
+done:
+    if (cli_stop_signal) rc = stopped_status();
+    free(in_data);
+    free(out_data);
+    dd_image_free(image);
+    return rc;
 }
 
-static int list_layers(const dd_model *model) {
-    for (int i = 0; i < dd_model_layer_count(model); i++)
-        printf("%-22s %d\n", dd_model_layer_name(model, i), dd_model_layer_channels(model, i));
-    return 0;
+/* INPUT OUTPUT: the output's format from a FMT: prefix or its extension. */
+static int run_single(run *r) {
+    const options *o = r->o;
+    const char *input = o->inputs[0], *output = o->inputs[1], *path = output;
+    dd_format format = DD_FORMAT_UNKNOWN;
+    const char *colon = strchr(output, ':');
+    if (colon && colon - output <= 4) {
+        char fmt[8];
+        memcpy(fmt, output, (size_t)(colon - output));
+        fmt[colon - output] = '\0';
+        format = dd_format_from_name(fmt);
+        if (format == DD_FORMAT_UNKNOWN) return usage_error("unknown output format '%s:'", fmt);
+        path = colon + 1;
+    } else if (strcmp(output, "-")) {
+        format = dd_format_from_name(output);
+        if (format == DD_FORMAT_UNKNOWN)
+            return usage_error("%s: cannot tell the output format (use .png, .jpg, .ppm, .pam or a FMT: prefix)", output);
+    }
+    if (!*path) return usage_error("%s: no output name", output);
+    if (!strcmp(path, "-") && isatty(STDOUT_FILENO)) return usage_error("%s", "refusing to write an image to a terminal");
+    /* Never overwrite the input (--in-place is the way), whatever the path
+     * or link. */
+    struct stat a, b;
+    if (strcmp(input, "-") && strcmp(path, "-") && stat(input, &a) == 0 && stat(path, &b) == 0 &&
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        fprintf(stderr, "%s: %s: would overwrite the input %s (use --in-place)\n", cli_prog, path, input);
+        return EXIT_USAGE;
+    }
+    r->progress.total = 1;
+    return dream_one(r, input, path, format);
+}
+
+static int run_batch(run *r) {
+    const options *o = r->o;
+    cli_plan plan;
+    int rc = cli_plan_make(&plan, o->inputs, o->n_inputs, o->out_dir ? o->out_dir : "", o->recursive, o->format,
+                           o->in_place, o->quiet);
+    if (rc) {
+        cli_plan_free(&plan);
+        return rc;
+    }
+    size_t total = 0, done = 0, skipped = 0, failed = plan.unreadable;
+    for (size_t i = 0; i < plan.count; i++) total += o->shard_n == 0 || (long)(i % (size_t)o->shard_n) == o->shard_k;
+    r->progress.total = total;
+    for (size_t i = 0; i < plan.count && !cli_stop_signal; i++) {
+        if (o->shard_n && (long)(i % (size_t)o->shard_n) != o->shard_k) continue;
+        const cli_job *j = &plan.jobs[i];
+        if (o->skip_existing && !o->in_place && complete_output(j->output)) {
+            skipped++;
+        } else if (!cli_make_parents(j->output)) {
+            failed++;
+        } else {
+            const int one = dream_one(r, j->input, j->output, o->format);
+            if (one == 0) done++;
+            else if (one == EXIT_FAILED) failed++;
+        }
+        r->progress.done++;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "%s: %zu done, %zu skipped, %zu failed%s\n", cli_prog, done, skipped, failed,
+                cli_stop_signal ? ", interrupted" : "");
+    cli_plan_free(&plan);
+    if (cli_stop_signal) return stopped_status();
+    return failed ? EXIT_FAILED : 0;
 }
 
 int main(int argc, char **argv) {
     options o = {.params = dd_params_default(), .quality = 92, .max_pixels = 100000000ull};
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0) return rc;
-
-    /* The output format, from a FMT: prefix or the extension. */
-    dd_format format = DD_FORMAT_UNKNOWN;
-    const char *out_path = o.output;
-    if (o.output) {
-        const char *colon = strchr(o.output, ':');
-        if (colon && colon - o.output <= 4) {
-            char fmt[8];
-            memcpy(fmt, o.output, (size_t)(colon - o.output));
-            fmt[colon - o.output] = '\0';
-            format = dd_format_from_name(fmt);
-            if (format == DD_FORMAT_UNKNOWN) return usage_error("unknown output format '%s:'", fmt);
-            out_path = colon + 1;
-        } else if (strcmp(o.output, "-")) {
-            format = dd_format_from_name(o.output);
-            if (format == DD_FORMAT_UNKNOWN)
-                return usage_error("%s: cannot tell the output format (use .png, .jpg, .ppm, .pam or a FMT: prefix)", o.output);
-        }
-        if (!*out_path) return usage_error("%s: no output name", o.output);
-        if (!strcmp(out_path, "-") && isatty(STDOUT_FILENO))
-            return usage_error("%s", "refusing to write an image to a terminal");
-    }
+    catch_signals();
 
     dd_model *model = NULL;
     dd_status st = o.model_path ? dd_model_load_file(o.model_path, &model) : dd_model_load_default(&model);
     if (st) {
-        fprintf(stderr, "%s: %s\n", prog, dd_last_error());
-        return 1;
+        fprintf(stderr, "%s: %s\n", cli_prog, dd_last_error());
+        return EXIT_FAILED;
     }
     if (o.list_layers) {
-        rc = list_layers(model);
+        for (int i = 0; i < dd_model_layer_count(model); i++)
+            printf("%-22s %d\n", dd_model_layer_name(model, i), dd_model_layer_channels(model, i));
         dd_model_free(model);
-        return rc;
+        return 0;
     }
     dd_term terms[MAX_TERMS];
     int n_terms = 0;
     const char *spec = o.layers ? o.layers : dd_default_layers();
     if (dd_terms_parse(model, spec, terms, MAX_TERMS, &n_terms)) {
-        fprintf(stderr, "%s: %s; layers are:", prog, dd_last_error());
+        fprintf(stderr, "%s: %s; layers are:", cli_prog, dd_last_error());
         for (int i = 0; i < dd_model_layer_count(model); i++) fprintf(stderr, " %s", dd_model_layer_name(model, i));
         fputc('\n', stderr);
         dd_model_free(model);
@@ -337,43 +411,10 @@ int main(int argc, char **argv) {
     }
     o.params.terms = terms, o.params.n_terms = n_terms;
 
-    unsigned char *in_data = NULL, *out_data = NULL;
-    size_t in_size = 0, out_size = 0;
-    dd_image *image = NULL;
-    const char *in_name = strcmp(o.input, "-") ? o.input : "standard input";
-    rc = 1;
-    if (!read_all(o.input, &in_data, &in_size)) goto done;
-    if ((st = dd_image_load_memory(in_data, in_size, o.max_pixels, &image))) {
-        fprintf(stderr, "%s: %s: %s\n", prog, in_name, dd_last_error());
-        goto done;
-    }
-    if (format == DD_FORMAT_UNKNOWN) format = dd_image_format(image);
-
-    const int show = !o.quiet && isatty(STDERR_FILENO);
-    st = dd_dream(model, &o.params, image, show ? on_progress : NULL, (void *)in_name);
-    if (show) fputc('\n', stderr);
-    if (st == DD_ERR_TOO_SMALL) {
-        if (!o.quiet) fprintf(stderr, "%s: %s: %s; passed through unchanged\n", prog, in_name, dd_last_error());
-    } else if (st) {
-        fprintf(stderr, "%s: %s: %s\n", prog, in_name, dd_last_error());
-        goto done;
-    }
-    char comment[512];
-    snprintf(comment, sizeof comment,
-             "deepdream %s: layers=%s octaves=%d octave-scale=%g steps=%d step-size=%g jitter=%d tile=%d "
-             "max-size=%d seed=%llu model=%s",
-             DD_VERSION_STRING, spec, o.params.octaves, o.params.octave_scale, o.params.steps, o.params.step_size,
-             o.params.jitter, o.params.tile, o.params.max_size, (unsigned long long)o.params.seed,
-             o.model_path ? o.model_path : "built-in");
-    if ((st = dd_image_save_memory(image, format, o.quality, comment, &out_data, &out_size))) {
-        fprintf(stderr, "%s: %s: %s\n", prog, o.output, dd_last_error());
-        goto done;
-    }
-    if (write_output(out_path, out_data, out_size)) rc = 0;
-done:
-    free(in_data);
-    free(out_data);
-    dd_image_free(image);
+    run r = {.o = &o, .model = model, .spec = spec};
+    r.progress.mode = o.quiet ? 0 : isatty(STDERR_FILENO) ? 1 : o.progress ? 2 : 0;
+    r.progress.start_s = cli_now();
+    rc = o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
     dd_model_free(model);
     return rc;
 }

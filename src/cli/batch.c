@@ -1,0 +1,240 @@
+/* The batch plan: inputs (files and directories) expanded into jobs in a
+ * stable sorted order, each with its output path; collisions and inputs
+ * that would be overwritten are found before any work. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+dd_format cli_sniff_format(const char *path) {
+    unsigned char m[8] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return DD_FORMAT_UNKNOWN;
+    ssize_t n = read(fd, m, sizeof m);
+    close(fd);
+    static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n == 8 && !memcmp(m, png, 8)) return DD_FORMAT_PNG;
+    if (n >= 3 && m[0] == 0xff && m[1] == 0xd8 && m[2] == 0xff) return DD_FORMAT_JPEG;
+    if (n >= 2 && m[0] == 'P' && (m[1] == '5' || m[1] == '6')) return DD_FORMAT_PNM;
+    if (n >= 2 && m[0] == 'P' && m[1] == '7') return DD_FORMAT_PAM;
+    return DD_FORMAT_UNKNOWN;
+}
+
+static const char *format_extension(dd_format f, int grey) {
+    switch (f) {
+    case DD_FORMAT_PNG: return "png";
+    case DD_FORMAT_JPEG: return "jpg";
+    case DD_FORMAT_PNM: return grey ? "pgm" : "ppm";
+    case DD_FORMAT_PAM: return "pam";
+    default: return "img";
+    }
+}
+
+static char *join(const char *a, const char *b) {
+    const size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 2);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    size_t at = la;
+    if (la && a[la - 1] != '/') s[at++] = '/';
+    memcpy(s + at, b, lb + 1);
+    return s;
+}
+
+/* Output path for input `rel` (relative to out_dir): the same name when
+ * the format stays, else the extension of the new format. */
+static char *output_path(const char *out_dir, const char *rel, dd_format in_format, dd_format format) {
+    if (format == DD_FORMAT_UNKNOWN || format == in_format) return join(out_dir, rel);
+    const char *base = strrchr(rel, '/');
+    base = base ? base + 1 : rel;
+    const char *dot = strrchr(base, '.');
+    const size_t stem = dot && dot != base ? (size_t)(dot - rel) : strlen(rel);
+    const char *ext = format_extension(format, 0);
+    char *name = malloc(stem + strlen(ext) + 2);
+    if (!name) return NULL;
+    memcpy(name, rel, stem);
+    sprintf(name + stem, ".%s", ext);
+    char *s = join(out_dir, name);
+    free(name);
+    return s;
+}
+
+typedef struct entry {
+    char *input, *rel;
+    dd_format format;
+} entry;
+
+typedef struct entries {
+    entry *items;
+    size_t count, cap;
+    int failed;
+} entries;
+
+static int add_entry(entries *e, const char *input, const char *rel, dd_format format) {
+    if (e->count == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 64;
+        entry *n = realloc(e->items, cap * sizeof *n);
+        if (!n) return 0;
+        e->items = n, e->cap = cap;
+    }
+    entry *x = &e->items[e->count];
+    x->input = strdup(input), x->rel = strdup(rel), x->format = format;
+    if (!x->input || !x->rel) {
+        free(x->input), free(x->rel);
+        return 0;
+    }
+    e->count++;
+    return 1;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
+
+/* Adds the images in dir (descending when recursive); dotfiles are skipped,
+ * which keeps our own temporary files out. */
+static int walk(entries *e, const char *dir, const char *rel, int recursive, int quiet) {
+    struct dirent **names;
+    int n = scandir(dir, &names, NULL, by_name);
+    if (n < 0) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, dir, strerror(errno));
+        e->failed++;
+        return 1;
+    }
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        char *path = NULL, *sub = NULL;
+        struct stat sb;
+        if (name[0] == '.' || !ok) goto next;
+        path = join(dir, name);
+        sub = *rel ? join(rel, name) : strdup(name);
+        if (!path || !sub) {
+            ok = 0;
+            goto next;
+        }
+        if (stat(path, &sb) != 0) {
+            fprintf(stderr, "%s: %s: %s\n", cli_prog, path, strerror(errno));
+            e->failed++;
+        } else if (S_ISDIR(sb.st_mode)) {
+            if (recursive) ok = walk(e, path, sub, recursive, quiet);
+            else if (!quiet) fprintf(stderr, "%s: %s: a directory, skipped (use -r)\n", cli_prog, path);
+        } else if (S_ISREG(sb.st_mode)) {
+            dd_format f = cli_sniff_format(path);
+            if (f != DD_FORMAT_UNKNOWN) ok = add_entry(e, path, sub, f);
+            else if (access(path, R_OK) != 0) {
+                fprintf(stderr, "%s: %s: %s\n", cli_prog, path, strerror(errno));
+                e->failed++;
+            } else if (!quiet) fprintf(stderr, "%s: %s: not an image, skipped\n", cli_prog, path);
+        }
+    next:
+        free(path), free(sub), free(names[i]);
+    }
+    free(names);
+    return ok;
+}
+
+static int by_input(const void *a, const void *b) {
+    return strcmp(((const entry *)a)->input, ((const entry *)b)->input);
+}
+
+static int by_output(const void *a, const void *b) {
+    return strcmp((*(cli_job *const *)a)->output, (*(cli_job *const *)b)->output);
+}
+
+typedef struct inode {
+    dev_t dev;
+    ino_t ino;
+    const char *path;
+} inode;
+
+static int by_inode(const void *a, const void *b) {
+    const inode *x = a, *y = b;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    return (x->ino > y->ino) - (x->ino < y->ino);
+}
+
+int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_dir, int recursive,
+                  dd_format format, int in_place, int quiet) {
+    entries e = {0};
+    int rc = 0;
+    memset(plan, 0, sizeof *plan);
+    for (int i = 0; i < n_inputs; i++) {
+        struct stat sb;
+        if (stat(inputs[i], &sb) != 0) {
+            fprintf(stderr, "%s: %s: %s\n", cli_prog, inputs[i], strerror(errno));
+            e.failed++;
+        } else if (S_ISDIR(sb.st_mode)) {
+            if (!walk(&e, inputs[i], "", recursive, quiet)) goto nomem;
+        } else {
+            const char *base = strrchr(inputs[i], '/');
+            base = base && base[1] ? base + 1 : inputs[i];
+            if (!add_entry(&e, inputs[i], base, cli_sniff_format(inputs[i]))) goto nomem;
+        }
+    }
+    qsort(e.items, e.count, sizeof *e.items, by_input);
+    plan->jobs = calloc(e.count ? e.count : 1, sizeof *plan->jobs);
+    if (!plan->jobs) goto nomem;
+    for (size_t i = 0; i < e.count; i++) {
+        cli_job *j = &plan->jobs[plan->count];
+        struct stat sb;
+        if (stat(e.items[i].input, &sb) != 0) continue;
+        j->dev = sb.st_dev, j->ino = sb.st_ino;
+        j->input = e.items[i].input, e.items[i].input = NULL;
+        j->output = in_place ? strdup(j->input) : output_path(out_dir, e.items[i].rel, e.items[i].format, format);
+        plan->count++;
+        if (!j->output) goto nomem;
+    }
+    /* Two inputs onto one output. */
+    cli_job **order = malloc((plan->count ? plan->count : 1) * sizeof *order);
+    if (!order) goto nomem;
+    for (size_t i = 0; i < plan->count; i++) order[i] = &plan->jobs[i];
+    qsort(order, plan->count, sizeof *order, by_output);
+    for (size_t i = 1; i < plan->count && rc == 0; i++)
+        if (!strcmp(order[i - 1]->output, order[i]->output)) {
+            fprintf(stderr, "%s: %s and %s would both be written to %s\n", cli_prog, order[i - 1]->input,
+                    order[i]->input, order[i]->output);
+            rc = 2;
+        }
+    free(order);
+    /* An output that is one of the inputs (same inode, whatever the path
+     * or link), unless the user asked for in-place. */
+    if (rc == 0 && !in_place) {
+        inode *ins = malloc((plan->count ? plan->count : 1) * sizeof *ins);
+        if (!ins) goto nomem;
+        for (size_t i = 0; i < plan->count; i++)
+            ins[i] = (inode){plan->jobs[i].dev, plan->jobs[i].ino, plan->jobs[i].input};
+        qsort(ins, plan->count, sizeof *ins, by_inode);
+        for (size_t i = 0; i < plan->count && rc == 0; i++) {
+            struct stat sb;
+            if (stat(plan->jobs[i].output, &sb) != 0) continue;
+            inode key = {sb.st_dev, sb.st_ino, NULL};
+            const inode *hit = bsearch(&key, ins, plan->count, sizeof *ins, by_inode);
+            if (hit) {
+                fprintf(stderr, "%s: %s: would overwrite the input %s (use --in-place)\n", cli_prog,
+                        plan->jobs[i].output, hit->path);
+                rc = 2;
+            }
+        }
+        free(ins);
+    }
+    goto done;
+nomem:
+    fprintf(stderr, "%s: out of memory\n", cli_prog);
+    rc = 1;
+done:
+    for (size_t i = 0; i < e.count; i++) free(e.items[i].input), free(e.items[i].rel);
+    free(e.items);
+    plan->unreadable = (size_t)e.failed;
+    return rc;
+}
+
+void cli_plan_free(cli_plan *plan) {
+    for (size_t i = 0; i < plan->count; i++) free(plan->jobs[i].input), free(plan->jobs[i].output);
+    free(plan->jobs);
+    memset(plan, 0, sizeof *plan);
+}
