@@ -4,30 +4,84 @@
 
 #include "nn.h"
 
+/* The real (unpadded) part of the window of output (oy, ox). */
+static void window_extent(const nn_window *s, int oy, int ox, int *y0, int *y1,
+                          int *x0, int *x1) {
+    *y0 = oy * s->sh - s->pad_t, *y1 = *y0 + s->kh;
+    *x0 = ox * s->sw - s->pad_l, *x1 = *x0 + s->kw;
+    if (*y0 < 0) *y0 = 0;
+    if (*x0 < 0) *x0 = 0;
+    if (*y1 > s->h) *y1 = s->h;
+    if (*x1 > s->w) *x1 = s->w;
+}
+
+/* Outputs [lo, hi) of a stride-1 row whose windows lie wholly inside the
+ * plane: no bounds checks there, so the loops vectorise. */
+static void inside_span(const nn_window *s, int *lo, int *hi) {
+    *lo = s->pad_l;
+    *hi = s->w - s->kw + s->pad_l + 1;
+    if (*hi > s->ow) *hi = s->ow;
+    if (*hi < *lo) *hi = *lo;
+}
+
+static int row_inside(const nn_window *s, int oy) {
+    return oy * s->sh - s->pad_t >= 0 && oy * s->sh - s->pad_t + s->kh <= s->h;
+}
+
+
+/* The winner of the window of output (oy, ox), padding excluded; the
+ * first of equal values in scan order. */
+static float max_at(const nn_window *s, const float *p, int oy, int ox, uint8_t *at) {
+    float best = -FLT_MAX;
+    int best_at = -1;
+    for (int ky = 0; ky < s->kh; ky++) {
+        const int iy = oy * s->sh - s->pad_t + ky;
+        if (iy < 0 || iy >= s->h) continue;
+        for (int kx = 0; kx < s->kw; kx++) {
+            const int ix = ox * s->sw - s->pad_l + kx;
+            if (ix < 0 || ix >= s->w) continue;
+            const float v = p[(size_t)iy * s->w + ix];
+            if (best_at < 0 || v > best) best = v, best_at = ky * s->kw + kx;
+        }
+    }
+    *at = (uint8_t)best_at;
+    return best;
+}
+
+/* The same for a 3x3 window wholly inside the plane, r0 its top-left. */
+static inline float max3_at(const float *r0, int w, uint8_t *at) {
+    float best = r0[0];
+    int best_at = 0;
+    for (int k = 1; k < 9; k++) {
+        const float v = r0[(size_t)(k / 3) * w + k % 3];
+        if (v > best) best = v, best_at = k;
+    }
+    *at = (uint8_t)best_at;
+    return best;
+}
+
 void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
                         const nn_window *s, int threads) {
+    const int fast = s->kh == 3 && s->kw == 3;
+    /* Outputs whose windows lie inside horizontally: [lo, hi). */
+    const int lo = (s->pad_l + s->sw - 1) / s->sw;
+    int hi = s->w - s->kw + s->pad_l >= 0 ? (s->w - s->kw + s->pad_l) / s->sw + 1 : 0;
+    if (hi > s->ow) hi = s->ow;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
         const float *p = in + (size_t)ch * s->h * s->w;
         float *o = out + (size_t)ch * s->oh * s->ow;
         uint8_t *a = argmax + (size_t)ch * s->oh * s->ow;
-        for (int oy = 0; oy < s->oh; oy++)
-            for (int ox = 0; ox < s->ow; ox++) {
-                float best = -FLT_MAX;
-                int best_at = -1;
-                for (int ky = 0; ky < s->kh; ky++) {
-                    const int iy = oy * s->sh - s->pad_t + ky;
-                    if (iy < 0 || iy >= s->h) continue;
-                    for (int kx = 0; kx < s->kw; kx++) {
-                        const int ix = ox * s->sw - s->pad_l + kx;
-                        if (ix < 0 || ix >= s->w) continue;
-                        const float v = p[(size_t)iy * s->w + ix];
-                        if (best_at < 0 || v > best) best = v, best_at = ky * s->kw + kx;
-                    }
-                }
-                o[(size_t)oy * s->ow + ox] = best;
-                a[(size_t)oy * s->ow + ox] = (uint8_t)best_at;
+        for (int oy = 0; oy < s->oh; oy++) {
+            const size_t row = (size_t)oy * s->ow;
+            int ox = 0;
+            if (fast && row_inside(s, oy)) {
+                const float *r0 = p + (size_t)(oy * s->sh - s->pad_t) * s->w;
+                for (; ox < lo; ox++) o[row + ox] = max_at(s, p, oy, ox, &a[row + ox]);
+                for (; ox < hi; ox++) o[row + ox] = max3_at(r0 + ox * s->sw - s->pad_l, s->w, &a[row + ox]);
             }
+            for (; ox < s->ow; ox++) o[row + ox] = max_at(s, p, oy, ox, &a[row + ox]);
+        }
     }
 }
 
@@ -48,48 +102,89 @@ void nn_maxpool_backward(float *din, const float *dout, const uint8_t *argmax,
     }
 }
 
-/* The real (unpadded) part of the window of output (oy, ox). */
-static void window_extent(const nn_window *s, int oy, int ox, int *y0, int *y1,
-                          int *x0, int *x1) {
-    *y0 = oy * s->sh - s->pad_t, *y1 = *y0 + s->kh;
-    *x0 = ox * s->sw - s->pad_l, *x1 = *x0 + s->kw;
-    if (*y0 < 0) *y0 = 0;
-    if (*x0 < 0) *x0 = 0;
-    if (*y1 > s->h) *y1 = s->h;
-    if (*x1 > s->w) *x1 = s->w;
+static float avg_at(const nn_window *s, const float *p, int oy, int ox) {
+    int y0, y1, x0, x1;
+    window_extent(s, oy, ox, &y0, &y1, &x0, &x1);
+    float sum = 0.0f;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) sum += p[(size_t)y * s->w + x];
+    return sum / (float)((y1 - y0) * (x1 - x0));
+}
+
+/* out[lo..hi) of an inside row of a 3x3 stride-1 window, summed in the same
+ * order as avg_at, so both paths give the same bits. */
+static void avg3_row(float *restrict o, const float *restrict r0, int w, int lo, int hi, int pad_l) {
+    const float *r1 = r0 + w, *r2 = r1 + w;
+    for (int x = lo; x < hi; x++) {
+        const int i = x - pad_l;
+        o[x] = (r0[i] + r0[i + 1] + r0[i + 2] + r1[i] + r1[i + 1] + r1[i + 2] + r2[i] + r2[i + 1] + r2[i + 2]) / 9.0f;
+    }
 }
 
 void nn_avgpool_forward(float *out, const float *in, int c, const nn_window *s,
                         int threads) {
+    const int fast = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
+    int lo = 0, hi = 0;
+    if (fast) inside_span(s, &lo, &hi);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
         const float *p = in + (size_t)ch * s->h * s->w;
         float *o = out + (size_t)ch * s->oh * s->ow;
-        for (int oy = 0; oy < s->oh; oy++)
-            for (int ox = 0; ox < s->ow; ox++) {
-                int y0, y1, x0, x1;
-                window_extent(s, oy, ox, &y0, &y1, &x0, &x1);
-                float sum = 0.0f;
-                for (int y = y0; y < y1; y++)
-                    for (int x = x0; x < x1; x++) sum += p[(size_t)y * s->w + x];
-                o[(size_t)oy * s->ow + ox] = sum / (float)((y1 - y0) * (x1 - x0));
+        for (int oy = 0; oy < s->oh; oy++) {
+            float *orow = o + (size_t)oy * s->ow;
+            if (fast && row_inside(s, oy)) {
+                for (int ox = 0; ox < lo; ox++) orow[ox] = avg_at(s, p, oy, ox);
+                avg3_row(orow, p + (size_t)(oy - s->pad_t) * s->w, s->w, lo, hi, s->pad_l);
+                for (int ox = hi; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
+            } else {
+                for (int ox = 0; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
+            }
+        }
+    }
+}
+
+static void avg_scatter(const nn_window *s, float *p, float d, int oy, int ox) {
+    int y0, y1, x0, x1;
+    window_extent(s, oy, ox, &y0, &y1, &x0, &x1);
+    const float g = d / (float)((y1 - y0) * (x1 - x0));
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) p[(size_t)y * s->w + x] += g;
+}
+
+/* The inside part of a 3x3 stride-1 row: the nine taps as nine vector
+ * passes over a chunk of the row, each output's share divided once. */
+static void avg3_scatter_row(float *restrict r0, const float *restrict d, int w, int lo, int hi, int pad_l) {
+    enum { CHUNK = 256 };
+    float g[CHUNK];
+    for (int x0 = lo; x0 < hi; x0 += CHUNK) {
+        const int n = hi - x0 < CHUNK ? hi - x0 : CHUNK;
+        for (int i = 0; i < n; i++) g[i] = d[x0 + i] / 9.0f;
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++) {
+                float *restrict dst = r0 + (size_t)ky * w + (x0 - pad_l + kx);
+                for (int i = 0; i < n; i++) dst[i] += g[i];
             }
     }
 }
 
 void nn_avgpool_backward(float *din, const float *dout, int c, const nn_window *s,
                          int threads) {
+    const int fast = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
+    int lo = 0, hi = 0;
+    if (fast) inside_span(s, &lo, &hi);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
         float *p = din + (size_t)ch * s->h * s->w;
         const float *d = dout + (size_t)ch * s->oh * s->ow;
-        for (int oy = 0; oy < s->oh; oy++)
-            for (int ox = 0; ox < s->ow; ox++) {
-                int y0, y1, x0, x1;
-                window_extent(s, oy, ox, &y0, &y1, &x0, &x1);
-                const float g = d[(size_t)oy * s->ow + ox] / (float)((y1 - y0) * (x1 - x0));
-                for (int y = y0; y < y1; y++)
-                    for (int x = x0; x < x1; x++) p[(size_t)y * s->w + x] += g;
+        for (int oy = 0; oy < s->oh; oy++) {
+            const float *drow = d + (size_t)oy * s->ow;
+            if (fast && row_inside(s, oy)) {
+                for (int ox = 0; ox < lo; ox++) avg_scatter(s, p, drow[ox], oy, ox);
+                avg3_scatter_row(p + (size_t)(oy - s->pad_t) * s->w, drow, s->w, lo, hi, s->pad_l);
+                for (int ox = hi; ox < s->ow; ox++) avg_scatter(s, p, drow[ox], oy, ox);
+            } else {
+                for (int ox = 0; ox < s->ow; ox++) avg_scatter(s, p, drow[ox], oy, ox);
             }
+        }
     }
 }
