@@ -97,6 +97,18 @@ dd_status img_load_png(const unsigned char *data, size_t size, uint64_t max_pixe
             if (st) return st;
         }
     }
+    /* Every chunk's length against the bytes left, up to IEND. libpng
+     * allocates and clears a buffer of an ancillary chunk's declared length
+     * (sPLT, tEXt, eXIf...) before it reads the data, so a 350-byte file
+     * claiming a 1.7 GB chunk would cost 1.7 GB and seconds. */
+    for (size_t at = 8; size - at >= 8;) {
+        const uint32_t len = (uint32_t)data[at] << 24 | (uint32_t)data[at + 1] << 16 | (uint32_t)data[at + 2] << 8 | data[at + 3];
+        if (len > size - at - 8 || size - at - 8 - len < 4)
+            return util_fail(DD_ERR_CORRUPT, "PNG: a chunk of %lu bytes runs past the end of the file (truncated)",
+                             (unsigned long)len);
+        if (!memcmp(data + at + 4, "IEND", 4)) break;
+        at += 12 + (size_t)len;
+    }
     dd_image *im = NULL;
     png_bytep *volatile rows = NULL;
     unsigned char *volatile icc = NULL;
