@@ -95,9 +95,17 @@ static int add_entry(entries *e, const char *input, const char *rel, dd_format f
 
 static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
 
+/* The directories from an input down to the one being read: a symbolic
+ * link back to one of them is a loop, not more input. */
+typedef struct ancestor {
+    dev_t dev;
+    ino_t ino;
+    const struct ancestor *up;
+} ancestor;
+
 /* Adds the images in dir (descending when recursive); dotfiles are skipped,
  * which keeps our own temporary files out. */
-static int walk(entries *e, const char *dir, const char *rel, int recursive, int quiet) {
+static int walk(entries *e, const char *dir, const char *rel, int recursive, int quiet, const ancestor *up) {
     struct dirent **names;
     int n = scandir(dir, &names, NULL, by_name);
     if (n < 0) {
@@ -121,8 +129,16 @@ static int walk(entries *e, const char *dir, const char *rel, int recursive, int
             fprintf(stderr, "%s: %s: %s\n", cli_prog, path, strerror(errno));
             e->failed++;
         } else if (S_ISDIR(sb.st_mode)) {
-            if (recursive) ok = walk(e, path, sub, recursive, quiet);
-            else if (!quiet) fprintf(stderr, "%s: %s: a directory, skipped (use -r)\n", cli_prog, path);
+            const ancestor *a = up;
+            while (a && !(a->dev == sb.st_dev && a->ino == sb.st_ino)) a = a->up;
+            if (!recursive) {
+                if (!quiet) fprintf(stderr, "%s: %s: a directory, skipped (use -r)\n", cli_prog, path);
+            } else if (a) {
+                if (!quiet) fprintf(stderr, "%s: %s: a link back to a directory above it, skipped\n", cli_prog, path);
+            } else {
+                const ancestor here = {sb.st_dev, sb.st_ino, up};
+                ok = walk(e, path, sub, recursive, quiet, &here);
+            }
         } else if (S_ISREG(sb.st_mode)) {
             dd_format f = cli_sniff_format(path);
             if (f != DD_FORMAT_UNKNOWN) ok = add_entry(e, path, sub, f);
@@ -169,7 +185,8 @@ int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_d
             fprintf(stderr, "%s: %s: %s\n", cli_prog, inputs[i], strerror(errno));
             e.failed++;
         } else if (S_ISDIR(sb.st_mode)) {
-            if (!walk(&e, inputs[i], "", recursive, quiet)) goto nomem;
+            const ancestor top = {sb.st_dev, sb.st_ino, NULL};
+            if (!walk(&e, inputs[i], "", recursive, quiet, &top)) goto nomem;
         } else {
             const char *base = strrchr(inputs[i], '/');
             base = base && base[1] ? base + 1 : inputs[i];
