@@ -104,7 +104,7 @@ typedef struct ancestor {
 } ancestor;
 
 /* Adds the images in dir (descending when recursive); dotfiles are skipped,
- * which keeps our own temporary files out. */
+ * which keeps our own temporary files out. Stops early after a signal. */
 static int walk(entries *e, const char *dir, const char *rel, int recursive, int quiet, const ancestor *up) {
     struct dirent **names;
     int n = scandir(dir, &names, NULL, by_name);
@@ -118,7 +118,7 @@ static int walk(entries *e, const char *dir, const char *rel, int recursive, int
         const char *name = names[i]->d_name;
         char *path = NULL, *sub = NULL;
         struct stat sb;
-        if (name[0] == '.' || !ok) goto next;
+        if (name[0] == '.' || !ok || cli_stop_signal) goto next;
         path = join(dir, name);
         sub = *rel ? join(rel, name) : strdup(name);
         if (!path || !sub) {
@@ -192,6 +192,7 @@ int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_d
             base = base && base[1] ? base + 1 : inputs[i];
             if (!add_entry(&e, inputs[i], base, cli_sniff_format(inputs[i]))) goto nomem;
         }
+        if (cli_stop_signal) goto done; /* the caller reports the signal */
     }
     qsort(e.items, e.count, sizeof *e.items, by_input);
     plan->jobs = calloc(e.count ? e.count : 1, sizeof *plan->jobs);
