@@ -188,9 +188,12 @@ int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_d
             const ancestor top = {sb.st_dev, sb.st_ino, NULL};
             if (!walk(&e, inputs[i], "", recursive, quiet, &top)) goto nomem;
         } else {
+            /* Only a regular file is opened to look at: a pipe (a FIFO,
+             * <(...)) would lose the bytes read, or block. */
             const char *base = strrchr(inputs[i], '/');
             base = base && base[1] ? base + 1 : inputs[i];
-            if (!add_entry(&e, inputs[i], base, cli_sniff_format(inputs[i]))) goto nomem;
+            const dd_format f = S_ISREG(sb.st_mode) ? cli_sniff_format(inputs[i]) : DD_FORMAT_UNKNOWN;
+            if (!add_entry(&e, inputs[i], base, f)) goto nomem;
         }
         if (cli_stop_signal) goto done; /* the caller reports the signal */
     }

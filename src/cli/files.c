@@ -14,8 +14,8 @@ int cli_read_all(const char *path, unsigned char **data, size_t *size) {
     const int is_stdin = !strcmp(path, "-");
     const char *name = is_stdin ? "standard input" : path;
     int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(errno));
+    if (fd < 0) { /* a FIFO's open waits for a writer: a signal ends it */
+        if (!cli_stop_signal) fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(errno));
         return 0;
     }
     struct stat sb;
