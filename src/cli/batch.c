@@ -197,7 +197,7 @@ int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_d
         }
         if (cli_stop_signal) goto done; /* the caller reports the signal */
     }
-    qsort(e.items, e.count, sizeof *e.items, by_input);
+    if (e.count) qsort(e.items, e.count, sizeof *e.items, by_input); /* items is NULL when none */
     plan->jobs = calloc(e.count ? e.count : 1, sizeof *plan->jobs);
     if (!plan->jobs) goto nomem;
     for (size_t i = 0; i < e.count; i++) {
