@@ -20,8 +20,9 @@ int cli_read_all(const char *path, unsigned char **data, size_t *size);
 
 /* Writes data to path through a temporary file in the same directory,
  * fsync'd and renamed into place ("-": standard output); prints the error
- * and leaves nothing behind on failure. */
-int cli_write_output(const char *path, const unsigned char *data, size_t size);
+ * and leaves nothing behind on failure. The file gets mode (permission
+ * bits), or with mode -1 what a new file gets under the umask. */
+int cli_write_output(const char *path, const unsigned char *data, size_t size, int mode);
 
 /* mkdir -p of path's parent directories; prints the error. */
 int cli_make_parents(const char *path);

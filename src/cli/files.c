@@ -69,7 +69,7 @@ static int write_fully(int fd, const unsigned char *data, size_t size) {
     return 1;
 }
 
-int cli_write_output(const char *path, const unsigned char *data, size_t size) {
+int cli_write_output(const char *path, const unsigned char *data, size_t size, int mode) {
     if (!strcmp(path, "-")) {
         if (!write_fully(STDOUT_FILENO, data, size)) {
             fprintf(stderr, "%s: standard output: %s\n", cli_prog, strerror(errno));
@@ -91,9 +91,12 @@ int cli_write_output(const char *path, const unsigned char *data, size_t size) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, path, strerror(errno));
         return 0;
     }
-    const mode_t mask = umask(0); /* mkstemp makes 0600; give what a new file would get */
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
+    if (mode < 0) { /* mkstemp makes 0600; give what a new file would get */
+        const mode_t mask = umask(0);
+        umask(mask);
+        mode = (int)(0666 & ~mask);
+    }
+    fchmod(fd, (mode_t)mode);
     int err = 0;
     if (!write_fully(fd, data, size) || fsync(fd) != 0) err = errno;
     if (close(fd) != 0 && !err) err = errno;

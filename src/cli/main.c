@@ -306,7 +306,12 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
         fprintf(stderr, "%s: %s: %s\n", cli_prog, output, dd_last_error());
         goto done;
     }
-    if (cli_write_output(output, out_data, out_size)) rc = 0;
+    /* In place, the file keeps its permissions (a private photo stays
+     * private); a new output gets what the umask gives. */
+    int mode = -1;
+    struct stat sb;
+    if (o->in_place && stat(input, &sb) == 0) mode = (int)(sb.st_mode & 07777);
+    if (cli_write_output(output, out_data, out_size, mode)) rc = 0;
 done:
     if (cli_stop_signal) rc = stopped_status();
     free(in_data);
