@@ -39,6 +39,17 @@ static void on_message(j_common_ptr cinfo, int level) {
     if (level < 0 && !((jpeg_failure *)cinfo->err)->lenient) on_error(cinfo);
 }
 
+/* Our error manager: errors and warnings longjmp to f->jump. */
+static struct jpeg_error_mgr *failure_init(jpeg_failure *f) {
+    struct jpeg_error_mgr *mgr = jpeg_std_error(&f->mgr);
+    f->mgr.error_exit = on_error;
+    f->mgr.emit_message = on_message;
+    f->message[0] = '\0';
+    f->lenient = 0;
+    f->status = DD_ERR_CORRUPT;
+    return mgr;
+}
+
 static void on_progress(j_common_ptr cinfo) {
     if (!cinfo->is_decompressor || ((j_decompress_ptr)cinfo)->input_scan_number <= JPEG_MAX_SCANS) return;
     jpeg_failure *f = (jpeg_failure *)cinfo->err;
@@ -118,12 +129,7 @@ dd_status img_load_jpeg(const unsigned char *data, size_t size, uint64_t max_pix
     dd_status st = DD_OK;
     *out = NULL;
     memset(&cinfo, 0, sizeof cinfo);
-    cinfo.err = jpeg_std_error(&f.mgr);
-    f.mgr.error_exit = on_error;
-    f.mgr.emit_message = on_message;
-    f.message[0] = '\0';
-    f.lenient = 0;
-    f.status = DD_ERR_CORRUPT;
+    cinfo.err = failure_init(&f);
     JOCTET *volatile icc = NULL;
     unsigned icc_size = 0;
     int orientation = 1;
@@ -185,11 +191,7 @@ dd_status img_save_jpeg(const dd_image *im, int quality, const char *comment, im
     unsigned char *volatile row = NULL;
     if (quality < 1 || quality > 100) return util_fail(DD_ERR_INVALID_ARG, "JPEG quality %d outside 1..100", quality);
     memset(&cinfo, 0, sizeof cinfo);
-    cinfo.err = jpeg_std_error(&f.mgr);
-    f.mgr.error_exit = on_error;
-    f.mgr.emit_message = on_message;
-    f.message[0] = '\0';
-    f.lenient = 0;
+    cinfo.err = failure_init(&f);
     const int ok = encode(&cinfo, &f, im, quality, comment, &buf, &size, &row);
     jpeg_destroy_compress(&cinfo);
     free(row);
