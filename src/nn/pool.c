@@ -143,48 +143,59 @@ void nn_avgpool_forward(float *out, const float *in, int c, const nn_window *s,
     }
 }
 
-static void avg_scatter(const nn_window *s, float *p, float d, int oy, int ox) {
-    int y0, y1, x0, x1;
-    window_extent(s, oy, ox, &y0, &y1, &x0, &x1);
-    const float g = d / (float)((y1 - y0) * (x1 - x0));
-    for (int y = y0; y < y1; y++)
-        for (int x = x0; x < x1; x++) p[(size_t)y * s->w + x] += g;
+/* Average-pool backward as a gather: each input pixel sums the shares of
+ * the outputs whose windows cover it, so every input is written once. */
+static float avg_gather_at(const nn_window *s, const float *d, int y, int x) {
+    /* Outputs covering input row y: oy*sh - pad_t <= y <= oy*sh - pad_t + kh - 1. */
+    int oy0 = y + s->pad_t - s->kh + 1, oy1 = y + s->pad_t;
+    int ox0 = x + s->pad_l - s->kw + 1, ox1 = x + s->pad_l;
+    oy0 = oy0 <= 0 ? 0 : (oy0 + s->sh - 1) / s->sh, oy1 = oy1 < 0 ? -1 : oy1 / s->sh;
+    ox0 = ox0 <= 0 ? 0 : (ox0 + s->sw - 1) / s->sw, ox1 = ox1 < 0 ? -1 : ox1 / s->sw;
+    if (oy1 >= s->oh) oy1 = s->oh - 1;
+    if (ox1 >= s->ow) ox1 = s->ow - 1;
+    float sum = 0.0f;
+    for (int oy = oy0; oy <= oy1; oy++)
+        for (int ox = ox0; ox <= ox1; ox++) {
+            int y0, y1, x0, x1;
+            window_extent(s, oy, ox, &y0, &y1, &x0, &x1);
+            sum += d[(size_t)oy * s->ow + ox] / (float)((y1 - y0) * (x1 - x0));
+        }
+    return sum;
 }
 
-/* The inside part of a 3x3 stride-1 row: the nine taps as nine vector
- * passes over a chunk of the row, each output's share divided once. */
-static void avg3_scatter_row(float *restrict r0, const float *restrict d, int w, int lo, int hi, int pad_l) {
-    enum { CHUNK = 256 };
-    float g[CHUNK];
-    for (int x0 = lo; x0 < hi; x0 += CHUNK) {
-        const int n = hi - x0 < CHUNK ? hi - x0 : CHUNK;
-        for (int i = 0; i < n; i++) g[i] = d[x0 + i] / 9.0f;
-        for (int ky = 0; ky < 3; ky++)
-            for (int kx = 0; kx < 3; kx++) {
-                float *restrict dst = r0 + (size_t)ky * w + (x0 - pad_l + kx);
-                for (int i = 0; i < n; i++) dst[i] += g[i];
-            }
+/* Inputs [lo, hi) of row y of a 3x3 stride-1 pool whose nine covering
+ * outputs all have whole windows (divisor 9): three rows of dout summed. */
+static void avg3_gather_row(float *restrict p, const float *restrict d0, int ow, int lo, int hi, int pad_l) {
+    const float *d1 = d0 + ow, *d2 = d1 + ow;
+    for (int x = lo; x < hi; x++) {
+        const int i = x + pad_l - 2;
+        p[x] += (d0[i] + d0[i + 1] + d0[i + 2] + d1[i] + d1[i + 1] + d1[i + 2] + d2[i] + d2[i + 1] + d2[i + 2]) / 9.0f;
     }
 }
 
 void nn_avgpool_backward(float *din, const float *dout, int c, const nn_window *s,
                          int threads) {
     const int fast = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
-    int lo = 0, hi = 0;
-    if (fast) inside_span(s, &lo, &hi);
+    /* Inputs whose covering outputs are all inside outputs: rows and columns
+     * with every oy in [y + pad - 2, y + pad] among the inside ones. */
+    int olo = 0, ohi = 0;
+    if (fast) inside_span(s, &olo, &ohi);
+    const int xlo = olo - s->pad_l + 2, xhi = ohi - 1 - s->pad_l + 1;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
         float *p = din + (size_t)ch * s->h * s->w;
         const float *d = dout + (size_t)ch * s->oh * s->ow;
-        for (int oy = 0; oy < s->oh; oy++) {
-            const float *drow = d + (size_t)oy * s->ow;
-            if (fast && row_inside(s, oy)) {
-                for (int ox = 0; ox < lo; ox++) avg_scatter(s, p, drow[ox], oy, ox);
-                avg3_scatter_row(p + (size_t)(oy - s->pad_t) * s->w, drow, s->w, lo, hi, s->pad_l);
-                for (int ox = hi; ox < s->ow; ox++) avg_scatter(s, p, drow[ox], oy, ox);
-            } else {
-                for (int ox = 0; ox < s->ow; ox++) avg_scatter(s, p, drow[ox], oy, ox);
+        for (int y = 0; y < s->h; y++) {
+            float *prow = p + (size_t)y * s->w;
+            const int oy0 = y + s->pad_t - 2;
+            int x = 0;
+            if (fast && oy0 >= 0 && y + s->pad_t < s->oh && row_inside(s, oy0) && row_inside(s, y + s->pad_t) &&
+                xlo < xhi) {
+                for (; x < xlo; x++) prow[x] += avg_gather_at(s, d, y, x);
+                avg3_gather_row(prow, d + (size_t)oy0 * s->ow, s->ow, xlo, xhi, s->pad_l);
+                x = xhi;
             }
+            for (; x < s->w; x++) prow[x] += avg_gather_at(s, d, y, x);
         }
     }
 }
