@@ -33,14 +33,7 @@ cd "$work" || exit 1
 umask 022
 start=$SECONDS
 
-passed=0 failed=0 skipped=0 group=setup
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); printf 'FAIL [%s] %s\n' "$group" "$*"; }
-skip() { skipped=$((skipped + 1)); printf 'SKIP [%s] %s\n' "$group" "$*"; }
-check() { local what=$1; shift; if "$@"; then pass; else fail "$what"; fi; }
-wanted() { [ "$groups" = "  " ] || [[ "$groups" == *" $1 "* ]]; }
-begin() { group=$1; group_start=$SECONDS; }
-end() { echo "group $group: $((SECONDS - group_start)) s"; }
+. "$top/tests/harness.sh"
 
 # run ARGS...: the CLI; status in $rc, standard output in $work/stdout,
 # standard error in $work/stderr. A run that hangs is stopped after 120 s

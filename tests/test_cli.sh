@@ -34,15 +34,7 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work" || exit 1
 umask 022
 
-passed=0 failed=0 skipped=0 group=setup
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); printf 'FAIL [%s] %s\n' "$group" "$*"; }
-skip() { skipped=$((skipped + 1)); printf 'SKIP [%s] %s\n' "$group" "$*"; }
-# check WHAT COMMAND...: passes when COMMAND succeeds.
-check() { local what=$1; shift; if "$@"; then pass; else fail "$what"; fi; }
-wanted() { [ "$groups" = "  " ] || [[ "$groups" == *" $1 "* ]]; }
-begin() { group=$1; group_start=$SECONDS; }
-end() { echo "group $group: $((SECONDS - group_start)) s"; }
+. "$top/tests/harness.sh"
 
 # run ARGS...: the CLI; status in $rc, standard output in $work/stdout,
 # standard error in $work/stderr. Standard input is the caller's.

@@ -10,20 +10,11 @@
 #include <string.h>
 
 #include "deepdream.h"
+#include "fuzz_check.h"
 
 /* 4 megapixels: the fuzzer spends its time in the parsers, not in malloc. */
 #define FUZZ_MAX_PIXELS ((uint64_t)4 << 20)
 
-/* A broken invariant is a crash, so libFuzzer keeps the input. */
-#define FUZZ_CHECK(cond, ...)                                                  \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "fuzz check failed: %s: ", #cond);                 \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 /* Encoding a decoded image may only fail for lack of memory. */
 static unsigned char *fuzz_encode(const dd_image *im, dd_format format, size_t *size) {

@@ -8,16 +8,8 @@
 #include <string.h>
 
 #include "deepdream.h"
+#include "fuzz_check.h"
 
-#define FUZZ_CHECK(cond, ...)                                                  \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "fuzz check failed: %s: ", #cond);                 \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 /* Input side for the net: small so an accepted model runs in milliseconds. */
 #define SIDE 16
