@@ -585,10 +585,12 @@ static dd_status read_preprocess(const st_file *f, dd_model *m) {
     m->divisor = 127.5f, m->offset = -1.0f;
     if (!f->preprocess) return DD_OK;
     json_t *d = json_object_get(f->preprocess, "divisor"), *o = json_object_get(f->preprocess, "offset");
-    if (!json_is_number(d) || !json_is_number(o) || !(json_number_value(d) > 0) ||
-        !isfinite(json_number_value(d)) || !isfinite(json_number_value(o)))
-        return util_fail(DD_ERR_MODEL, "__metadata__ preprocess needs a divisor > 0 and a finite offset");
-    m->divisor = (float)json_number_value(d), m->offset = (float)json_number_value(o);
+    /* Checked as the floats the engine uses: 1e308 is finite as a double. */
+    const float divisor = json_is_number(d) ? (float)json_number_value(d) : NAN;
+    const float offset = json_is_number(o) ? (float)json_number_value(o) : NAN;
+    if (!(divisor > 0) || !isfinite(divisor) || !isfinite(offset))
+        return util_fail(DD_ERR_MODEL, "__metadata__ preprocess needs a divisor > 0 and a finite offset (as float32)");
+    m->divisor = divisor, m->offset = offset;
     return DD_OK;
 }
 
