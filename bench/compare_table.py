@@ -85,13 +85,21 @@ def cell(x, fmt):
     return "n/a" if x is None else format(x, fmt)
 
 
+def fast_fell_back(kernel):
+    """dd_bench names the fast kernel, or says there is none on this CPU ("none", or a name
+    starting with "float32"): fast mode then ran the float32 kernels."""
+    return kernel == "none" or str(kernel).startswith("float32")
+
+
 def fast_note(runs):
     if not runs.facts.get("fast_mode"):
         return "n/a (this dd_bench has no --mode)"
     kernel = runs.first("fast", "fast_kernel")
-    if kernel == "none":
-        return "kernel none (this CPU has no bf16 kernel: fast ran the float32 kernels)"
-    return f"kernel {kernel}" if kernel else "no fast lines recorded"
+    if kernel is None:
+        return "no fast lines recorded"
+    if fast_fell_back(kernel):
+        return f"kernel {kernel} (this CPU has no fast kernel: fast ran the float32 kernels)"
+    return f"kernel {kernel}"
 
 
 def env_note(header):
@@ -185,7 +193,7 @@ def gnuplot_script(runs):
     series = [("exact", "step_s", "deepdream, exact (float32)")]
     if runs.facts.get("fast_mode") and any(runs.values(s, "fast", "step_s") for s in runs.sizes()):
         kernel = runs.first("fast", "fast_kernel")
-        shown = "float32 fallback" if kernel == "none" else kernel
+        shown = "float32 fallback" if fast_fell_back(kernel) else kernel
         series.append(("fast", "step_s", f"deepdream, fast ({shown})"))
     series.append(("peer", "median_s", f"PyTorch {runs.first('peer', 'torch') or ''} (oneDNN, float32)"))
 
