@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,16 @@ typedef struct bench_opts {
     int n_sizes;
     int threads;
     int reps;
+    int modes; /* MODE_EXACT | MODE_FAST */
 } bench_opts;
 
+enum { MODE_EXACT = 1, MODE_FAST = 2 };
+
 static const char *const usage =
-    "usage: dd_bench [--sizes 299,512,1024] [--threads N] [--reps N]\n"
+    "usage: dd_bench [--sizes 299,512,1024] [--mode exact,fast] [--threads N] [--reps N]\n"
     "  --sizes    square input sides, comma separated (default 299,512,1024)\n"
+    "  --mode     exact (float32), fast (bfloat16 products, dd_net_set_fast) or both,\n"
+    "             comma separated (default exact)\n"
     "  --threads  threads for the net and for OpenBLAS (default: online cores)\n"
     "  --reps     timed repetitions after one warm-up; medians are reported (default 3)\n"
     "One JSON line per size on stdout after a header line; a summary on stderr.\n";
@@ -87,6 +93,16 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
     return 1;
 }
 
+static int parse_modes(char *list, bench_opts *o) {
+    o->modes = 0;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strcmp(tok, "exact")) o->modes |= MODE_EXACT;
+        else if (!strcmp(tok, "fast")) o->modes |= MODE_FAST;
+        else return 0;
+    }
+    return o->modes != 0;
+}
+
 static int parse_sizes(char *list, bench_opts *o) {
     o->n_sizes = 0;
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
@@ -100,7 +116,7 @@ static int parse_sizes(char *list, bench_opts *o) {
 static int parse_opts(int argc, char **argv, bench_opts *o) {
     static const int default_sizes[] = {299, 512, 1024};
     memcpy(o->sizes, default_sizes, sizeof default_sizes);
-    o->n_sizes = 3, o->threads = 0, o->reps = 3;
+    o->n_sizes = 3, o->threads = 0, o->reps = 3, o->modes = MODE_EXACT;
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
@@ -117,6 +133,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
         if (!strcmp(opt, "--sizes")) ok = parse_sizes(val, o);
         else if (!strcmp(opt, "--threads")) ok = parse_int(val, 1, 1024, &o->threads);
         else if (!strcmp(opt, "--reps")) ok = parse_int(val, 1, MAX_REPS, &o->reps);
+        else if (!strcmp(opt, "--mode")) ok = parse_modes(val, o);
         else {
             fprintf(stderr, "dd_bench: %s: unknown option\n", opt);
             return 0;
@@ -196,43 +213,84 @@ static double gemm_set_median(const gemm_set *s, int backward, int reps, double 
 
 /* ---- one size ------------------------------------------------------------ */
 
+typedef struct mode_times {
+    const char *mode, *kernel;
+    double fwd_s, fwd_min_s, step_s, step_min_s, objective;
+    double grad_corr; /* against the exact gradient on the same input; 1 for exact */
+} mode_times;
+
+/* Pearson correlation of two vectors, in double. */
+static double correlation(const float *a, const float *b, size_t n) {
+    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+    for (size_t i = 0; i < n; i++) {
+        sa += a[i], sb += b[i];
+        saa += (double)a[i] * a[i], sbb += (double)b[i] * b[i], sab += (double)a[i] * b[i];
+    }
+    const double cov = sab - sa * sb / (double)n;
+    const double va = saa - sa * sa / (double)n, vb = sbb - sb * sb / (double)n;
+    return va > 0 && vb > 0 ? cov / sqrt(va * vb) : 0.0;
+}
+
+/* Times forward and step of net in its current mode; grad gets the gradient. */
+static void time_mode(dd_net *net, const float *input, float *grad, int reps, double *t,
+                      mode_times *m) {
+    /* One gradient call warms both passes: it touches every arena page and
+     * starts the worker threads. */
+    dd_net_gradient(net, input, grad, &m->objective);
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now_s();
+        dd_net_forward(net, input, NULL);
+        t[r] = now_s() - t0;
+    }
+    m->fwd_s = median(t, reps), m->fwd_min_s = t[0];
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now_s();
+        dd_net_gradient(net, input, grad, NULL);
+        t[r] = now_s() - t0;
+    }
+    m->step_s = median(t, reps), m->step_min_s = t[0];
+}
+
 static int bench_size(const dd_model *model, int side, const bench_opts *o) {
     const dd_term term = {"mixed5", -1, 1.0f};
     const size_t n_in = (size_t)3 * side * side;
     dd_net *net = NULL;
-    float *input = NULL, *grad = NULL;
+    float *input = NULL, *grad = NULL, *grad_exact = NULL;
     double *t = malloc((size_t)o->reps * sizeof *t);
     gemm_set gs = {0};
-    int ok = 0;
+    mode_times modes[2];
+    int n_modes = 0, ok = 0;
     dd_status st = dd_net_new(model, &term, 1, side, side, o->threads, &net);
     if (st != DD_OK) {
         fprintf(stderr, "dd_bench: %dx%d: %s: %s\n", side, side, dd_strerror(st), dd_last_error());
         goto done;
     }
-    input = alloc_floats(n_in), grad = alloc_floats(n_in);
-    if (!input || !grad || !t) {
+    input = alloc_floats(n_in), grad = alloc_floats(n_in), grad_exact = alloc_floats(n_in);
+    if (!input || !grad || !grad_exact || !t) {
         fprintf(stderr, "dd_bench: %dx%d: out of memory\n", side, side);
         goto done;
     }
     uint64_t state = 1;
     fill_random(input, n_in, &state);
 
-    /* One gradient call warms both passes: it touches every arena page and
-     * starts the worker threads. */
-    double objective = 0;
-    dd_net_gradient(net, input, grad, &objective);
-    for (int r = 0; r < o->reps; r++) {
-        const double t0 = now_s();
-        dd_net_forward(net, input, NULL);
-        t[r] = now_s() - t0;
+    /* Exact first, so the fast gradient can be compared with it. */
+    if (o->modes & MODE_EXACT) {
+        mode_times *m = &modes[n_modes++];
+        *m = (mode_times){.mode = "exact", .kernel = "float32", .grad_corr = 1.0};
+        time_mode(net, input, grad_exact, o->reps, t, m);
     }
-    const double fwd_s = median(t, o->reps), fwd_min_s = t[0];
-    for (int r = 0; r < o->reps; r++) {
-        const double t0 = now_s();
-        dd_net_gradient(net, input, grad, NULL);
-        t[r] = now_s() - t0;
+    if (o->modes & MODE_FAST) {
+        if ((st = dd_net_set_fast(net, 1)) != DD_OK) {
+            fprintf(stderr, "dd_bench: %dx%d: fast mode: %s: %s\n", side, side, dd_strerror(st), dd_last_error());
+            goto done;
+        }
+        mode_times *m = &modes[n_modes++];
+        *m = (mode_times){.mode = "fast", .kernel = dd_net_fast(net) ? dd_fast_kernel() : "float32 (no fast kernel)",
+                          .grad_corr = NAN};
+        time_mode(net, input, grad, o->reps, t, m);
+        if (o->modes & MODE_EXACT) m->grad_corr = correlation(grad, grad_exact, n_in);
+        dd_net_set_fast(net, 0);
     }
-    const double step_s = median(t, o->reps), step_min_s = t[0];
     const long rss_kib = peak_rss_kib(); /* before the sgemm buffers below */
 
     double flops_fwd, flops_bwd;
@@ -247,36 +305,46 @@ static int bench_size(const dd_model *model, int side, const bench_opts *o) {
     const double sgemm_bwd_s = gemm_set_median(&gs, 1, o->reps, t);
     int calls = 0;
     for (int i = 0; i < gs.n; i++) calls += gs.g[i].calls;
-
-    const double fwd_gflops = flops_fwd / fwd_s * 1e-9;
-    const double step_gflops = (flops_fwd + flops_bwd) / step_s * 1e-9;
     const double sgemm_gflops = gs.flops / sgemm_s * 1e-9;
     const double sgemm_bwd_gflops = gs.flops / sgemm_bwd_s * 1e-9;
-    printf("{\"size\":%d,\"threads\":%d,\"reps\":%d,\"objective\":%.9g,"
-           "\"forward_s\":%.6f,\"forward_min_s\":%.6f,\"step_s\":%.6f,\"step_min_s\":%.6f,"
-           "\"flops_forward\":%.0f,\"flops_backward\":%.0f,"
-           "\"forward_gflops\":%.2f,\"step_gflops\":%.2f,"
-           "\"arena_bytes\":%zu,\"peak_rss_kib\":%ld,"
-           "\"sgemm_shapes\":%d,\"sgemm_calls\":%d,\"sgemm_flops\":%.0f,"
-           "\"sgemm_s\":%.6f,\"sgemm_gflops\":%.2f,"
-           "\"sgemm_bwd_s\":%.6f,\"sgemm_bwd_gflops\":%.2f,"
-           "\"forward_frac_of_sgemm\":%.3f,\"step_frac_of_sgemm\":%.3f}\n",
-           side, o->threads, o->reps, objective, fwd_s, fwd_min_s, step_s, step_min_s, flops_fwd, flops_bwd,
-           fwd_gflops, step_gflops, dd_net_arena_bytes(net), rss_kib, gs.n, calls, gs.flops, sgemm_s,
-           sgemm_gflops, sgemm_bwd_s, sgemm_bwd_gflops, fwd_gflops / sgemm_gflops, step_gflops / sgemm_gflops);
-    fflush(stdout);
-    fprintf(stderr,
-            "dd_bench: %4dx%-4d forward %7.3f s (%5.1f GFLOP/s)  step %7.3f s (%5.1f GFLOP/s)  "
-            "sgemm fwd %5.1f bwd %5.1f GFLOP/s  step/sgemm %.2f  arena %.1f MiB  peak RSS %.1f MiB\n",
-            side, side, fwd_s, fwd_gflops, step_s, step_gflops, sgemm_gflops, sgemm_bwd_gflops,
-            step_gflops / sgemm_gflops, (double)dd_net_arena_bytes(net) / (1 << 20), (double)rss_kib / 1024);
+
+    for (int i = 0; i < n_modes; i++) {
+        const mode_times *m = &modes[i];
+        const double fwd_gflops = flops_fwd / m->fwd_s * 1e-9;
+        const double step_gflops = (flops_fwd + flops_bwd) / m->step_s * 1e-9;
+        printf("{\"size\":%d,\"mode\":\"%s\",\"fast_kernel\":", side, m->mode);
+        print_json_string(m->kernel);
+        printf(",\"threads\":%d,\"reps\":%d,\"objective\":%.9g,", o->threads, o->reps, m->objective);
+        if (isnan(m->grad_corr)) printf("\"grad_corr_vs_exact\":null,");
+        else printf("\"grad_corr_vs_exact\":%.6f,", m->grad_corr);
+        printf("\"forward_s\":%.6f,\"forward_min_s\":%.6f,\"step_s\":%.6f,\"step_min_s\":%.6f,"
+               "\"flops_forward\":%.0f,\"flops_backward\":%.0f,"
+               "\"forward_gflops\":%.2f,\"step_gflops\":%.2f,"
+               "\"arena_bytes\":%zu,\"peak_rss_kib\":%ld,"
+               "\"sgemm_shapes\":%d,\"sgemm_calls\":%d,\"sgemm_flops\":%.0f,"
+               "\"sgemm_s\":%.6f,\"sgemm_gflops\":%.2f,"
+               "\"sgemm_bwd_s\":%.6f,\"sgemm_bwd_gflops\":%.2f,"
+               "\"forward_frac_of_sgemm\":%.3f,\"step_frac_of_sgemm\":%.3f}\n",
+               m->fwd_s, m->fwd_min_s, m->step_s, m->step_min_s, flops_fwd, flops_bwd, fwd_gflops,
+               step_gflops, dd_net_arena_bytes(net), rss_kib, gs.n, calls, gs.flops, sgemm_s, sgemm_gflops,
+               sgemm_bwd_s, sgemm_bwd_gflops, fwd_gflops / sgemm_gflops, step_gflops / sgemm_gflops);
+        fflush(stdout);
+        fprintf(stderr,
+                "dd_bench: %4dx%-4d %-5s forward %7.3f s (%5.1f GFLOP/s)  step %7.3f s (%5.1f GFLOP/s)  "
+                "sgemm fwd %5.1f bwd %5.1f GFLOP/s  step/sgemm %.2f  arena %.1f MiB  peak RSS %.1f MiB",
+                side, side, m->mode, m->fwd_s, fwd_gflops, m->step_s, step_gflops, sgemm_gflops,
+                sgemm_bwd_gflops, step_gflops / sgemm_gflops, (double)dd_net_arena_bytes(net) / (1 << 20),
+                (double)rss_kib / 1024);
+        if (!isnan(m->grad_corr) && i > 0) fprintf(stderr, "  corr %.5f", m->grad_corr);
+        fputc('\n', stderr);
+    }
     if (gs.flops < 0.999 * flops_fwd || gs.flops > 1.001 * flops_fwd)
         fprintf(stderr, "dd_bench: %dx%d: warning: GEMM FLOPs %.4g differ from the net's forward FLOPs %.4g\n",
                 side, side, gs.flops, flops_fwd);
     ok = 1;
 done:
     gemm_set_free(&gs);
-    free(input), free(grad), free(t);
+    free(input), free(grad), free(grad_exact), free(t);
     dd_net_free(net);
     return ok;
 }

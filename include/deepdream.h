@@ -103,6 +103,18 @@ dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
                      int height, int width, int threads, dd_net **out);
 void dd_net_free(dd_net *net);
 
+/* Fast mode: the convolutions' products in bfloat16 with float32 sums, on
+ * CPUs with AVX512-BF16 (checked at run time), about twice the arithmetic
+ * rate; the input gradient stays close to the float32 one (correlation
+ * above 0.99 on photos, see docs/PERFORMANCE.md) but is no longer exact.
+ * On other CPUs the net stays float32 and dd_net_fast reports 0. Packs the
+ * weights once (memory about the size of the model's float32 weights). */
+dd_status dd_net_set_fast(dd_net *net, int fast);
+/* 1 if the net now runs the fast kernels. */
+int dd_net_fast(const dd_net *net);
+/* The fast kernels this CPU runs ("avx512bf16"), or NULL if none. */
+const char *dd_fast_kernel(void);
+
 /* Forward pass only. input: 3 x height x width floats (network input
  * space). *objective receives the objective value (may be NULL). */
 dd_status dd_net_forward(dd_net *net, const float *input, double *objective);
@@ -195,6 +207,8 @@ typedef struct dd_params {
     int threads;          /* <= 0: one per online core (0)                */
     int max_size;         /* > 0: dream at most this long side, then     *
                            * carry the detail up to the full size (0)     */
+    int fast;             /* bfloat16 products where the CPU has them,    *
+                           * see dd_net_set_fast (0)                       */
 } dd_params;
 
 /* The defaults above. */

@@ -137,6 +137,16 @@ static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
     }
 }
 
+/* C = op(W) B (+ C): the float32 sgemm, or bfloat16 in fast mode. */
+static void conv_gemm(const nn_conv *cv, int backward, int m, int n, int k, const float *w,
+                      const float *b, int ldb, float beta, float *c, int ldc, int threads) {
+    const uint32_t *packed = !cv->fast ? NULL : backward ? cv->fast->wt : cv->fast->w;
+    if (packed)
+        nn_gemm_bf16(m, n, k, packed, b, ldb, beta, c, ldc, cv->fast->scratch, threads);
+    else
+        nn_gemm(backward, m, n, k, w, backward ? m : k, b, ldb, beta, c, ldc, threads);
+}
+
 void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
                      const float *w, const float *b, const nn_conv *cv,
                      float *col, int threads) {
@@ -144,7 +154,7 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
     const int ckk = cv->c * s->kh * s->kw;
     const size_t plane = (size_t)s->oh * s->ow;
     if (nn_conv_is_pointwise(cv)) {
-        nn_gemm(0, cv->k, (int)plane, cv->c, w, cv->c, in, (int)plane, 0.0f, out, (int)plane, threads);
+        conv_gemm(cv, 0, cv->k, (int)plane, cv->c, w, in, (int)plane, 0.0f, out, (int)plane, threads);
         bias_relu(out, relu_mask, b, cv->k, plane, 0, plane, threads);
         return;
     }
@@ -152,7 +162,7 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
         const int n = rows * s->ow;
         im2col(col, in, cv, oy0, rows, threads);
-        nn_gemm(0, cv->k, n, ckk, w, ckk, col, n, 0.0f, out + (size_t)oy0 * s->ow, (int)plane, threads);
+        conv_gemm(cv, 0, cv->k, n, ckk, w, col, n, 0.0f, out + (size_t)oy0 * s->ow, (int)plane, threads);
         bias_relu(out, relu_mask, b, cv->k, plane, (size_t)oy0 * s->ow, (size_t)n,
                   threads);
     }
@@ -179,13 +189,13 @@ void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
     const size_t plane = (size_t)s->oh * s->ow;
     if (relu_mask) apply_mask(dout, relu_mask, cv->k, plane, threads);
     if (nn_conv_is_pointwise(cv)) {
-        nn_gemm(1, cv->c, (int)plane, cv->k, w, cv->c, dout, (int)plane, 1.0f, din, (int)plane, threads);
+        conv_gemm(cv, 1, cv->c, (int)plane, cv->k, w, dout, (int)plane, 1.0f, din, (int)plane, threads);
         return;
     }
     for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
         const int n = rows * s->ow;
-        nn_gemm(1, ckk, n, cv->k, w, ckk, dout + (size_t)oy0 * s->ow, (int)plane, 0.0f, col, n, threads);
+        conv_gemm(cv, 1, ckk, n, cv->k, w, dout + (size_t)oy0 * s->ow, (int)plane, 0.0f, col, n, threads);
         col2im_add(din, col, cv, oy0, rows, threads);
     }
 }

@@ -29,6 +29,27 @@ int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
 void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc, int threads);
 
+/* ---- bfloat16 GEMM (fast mode) -------------------------------------------
+ * The same product with A and B rounded to bfloat16 and float32 sums, on
+ * AVX512-BF16. A is packed once by nn_bf16_pack_a (op(A) is m x k; with
+ * trans_a, a is stored k x m). B is float32, k x n with row stride ldb.
+ * beta is 0 (C = AB) or 1 (C += AB). scratch: threads x
+ * nn_bf16_scratch_words(k) words. Only call when nn_bf16_supported(). */
+int nn_bf16_supported(void);
+size_t nn_bf16_packed_a_words(int m, int k);
+void nn_bf16_pack_a(uint32_t *dst, const float *a, int m, int k, int trans_a);
+size_t nn_bf16_scratch_words(int k);
+void nn_gemm_bf16(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
+                  float *c, int ldc, uint32_t *scratch, int threads);
+
+/* A convolution's weights packed for nn_gemm_bf16: w as K x (C KH KW) for
+ * the forward pass, its transpose for the backward one; NULL runs that
+ * direction in float32. */
+typedef struct nn_bf16_conv {
+    const uint32_t *w, *wt;
+    uint32_t *scratch;
+} nn_bf16_conv;
+
 /* ---- convolution (BN folded into w and b), optional fused ReLU ------------
  * in   (C, H, W)        w (K, C, KH, KW)        b (K) or NULL
  * out  (K, OH, OW)      relu_mask: K planes of nn_mask_bytes(OH*OW) bytes, one
@@ -38,6 +59,7 @@ typedef struct nn_conv {
     int c, k;
     nn_window win;
     int band_rows; /* output rows per im2col band (bounded scratch) */
+    const nn_bf16_conv *fast; /* bfloat16 GEMMs when set, else float32 sgemm */
 } nn_conv;
 
 /* Sizes the im2col band so that the band holds about col_budget floats. */

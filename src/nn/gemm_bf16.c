@@ -1,0 +1,181 @@
+/* The fast mode's GEMM: bfloat16 operands, float32 accumulation, on the
+ * AVX512-BF16 dot-product instruction (VDPBF16PS: per float lane, acc +=
+ * a0*b0 + a1*b1), which does twice the multiply-adds of a float32 FMA.
+ *
+ * Operands are packed as pairs along k, one 32-bit word per pair (first
+ * element in the low half):
+ *   A  panels of MR rows:        [m / MR][k / 2][MR]
+ *   B  panels of NR columns:     [n / NR][k / 2][NR]   (per thread, per chunk)
+ * so the kernel broadcasts one A word per row and loads NR B words per step.
+ * A (the weights) is packed once per net; B is converted from float32 by the
+ * thread that multiplies it, chunk by chunk, so it is read once from memory
+ * and then from cache. Every column is summed over all of k in one pass, in
+ * the same order whatever the thread count: results do not depend on it. */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "nn.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_BF16_KERNEL 1
+#include <immintrin.h>
+#else
+#define HAVE_BF16_KERNEL 0
+#endif
+
+enum {
+    MR = 12,             /* rows per A panel: 12 x 2 accumulators + 2 B vectors in 32 registers */
+    NR = 32,             /* columns per B panel: two 16-float vectors */
+    CHUNK_PANELS = 4,    /* B panels packed at a time by one thread */
+};
+
+int nn_bf16_supported(void) {
+#if HAVE_BF16_KERNEL
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512bf16");
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+/* Round to nearest even, as VCVTNEPS2BF16 does; NaN stays NaN. */
+static uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+size_t nn_bf16_packed_a_words(int m, int k) {
+    return (size_t)((m + MR - 1) / MR) * MR * (size_t)((k + 1) / 2);
+}
+
+void nn_bf16_pack_a(uint32_t *dst, const float *a, int m, int k, int trans_a) {
+    const int kp = (k + 1) / 2, panels = (m + MR - 1) / MR;
+    for (int p = 0; p < panels; p++)
+        for (int q = 0; q < kp; q++)
+            for (int r = 0; r < MR; r++) {
+                const int row = p * MR + r;
+                uint32_t word = 0;
+                for (int h = 0; h < 2; h++) {
+                    const int col = 2 * q + h;
+                    if (row >= m || col >= k) continue;
+                    const float v = trans_a ? a[(size_t)col * m + row] : a[(size_t)row * k + col];
+                    word |= (uint32_t)to_bf16(v) << (16 * h);
+                }
+                dst[((size_t)p * kp + q) * MR + r] = word;
+            }
+}
+
+size_t nn_bf16_scratch_words(int k) {
+    return (size_t)((k + 1) / 2) * NR * CHUNK_PANELS;
+}
+
+#if HAVE_BF16_KERNEL
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+/* Pairs of float rows (r, r + 1) -> bf16 words, for columns j0 .. j0+cols-1
+ * of b, into CHUNK_PANELS panels; columns past cols and a missing odd last
+ * row are zero. */
+TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0, int cols) {
+    const int kp = (k + 1) / 2;
+    const int panels = (cols + NR - 1) / NR;
+    static const uint16_t pairs[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i order = _mm512_loadu_si512(pairs);
+    for (int p = 0; p < panels; p++) {
+        uint32_t *panel = dst + (size_t)p * kp * NR;
+        for (int v = 0; v < NR / 16; v++) {
+            const int c0 = p * NR + v * 16;
+            const int n = cols - c0 < 16 ? (cols - c0 > 0 ? cols - c0 : 0) : 16;
+            const __mmask16 mask = (__mmask16)((1u << n) - 1u);
+            for (int q = 0; q < kp; q++) {
+                const float *r0 = b + (size_t)(2 * q) * ldb + j0 + c0;
+                const __m512 lo = _mm512_maskz_loadu_ps(mask, r0);
+                const __m512 hi = 2 * q + 1 < k ? _mm512_maskz_loadu_ps(mask, r0 + ldb) : _mm512_setzero_ps();
+                /* VCVTNE2PS2BF16 puts hi's 16 halves above lo's; interleave
+                 * them into (lo, hi) pairs per column. */
+                const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+                _mm512_storeu_si512(panel + (size_t)q * NR + v * 16, _mm512_permutexvar_epi16(order, both));
+            }
+        }
+    }
+}
+
+/* C[rows x cols] (= or +=) A panel x B panel over kp pairs. */
+TARGET static void kernel(const uint32_t *a, const uint32_t *b, int kp, float *c, int ldc, int rows,
+                          int cols, int add) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int q = 0; q < kp; q++, a += MR, b += NR) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
+        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            const __m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[r]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
+        }
+    }
+    const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xffffu : (1u << cols) - 1u);
+    const __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xffffu : cols > 16 ? (1u << (cols - 16)) - 1u : 0u);
+    for (int r = 0; r < rows; r++, c += ldc) {
+        __m512 v0 = acc[r][0], v1 = acc[r][1];
+        if (add) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
+        }
+        _mm512_mask_storeu_ps(c, m0, v0);
+        _mm512_mask_storeu_ps(c + 16, m1, v1);
+    }
+}
+
+TARGET static void gemm_columns(int m, int k, const uint32_t *a, const float *b, int ldb, int add, float *c,
+                                int ldc, uint32_t *scratch, int j0, int j1) {
+    const int kp = (k + 1) / 2, m_panels = (m + MR - 1) / MR;
+    for (int jc = j0; jc < j1; jc += NR * CHUNK_PANELS) {
+        const int cols = j1 - jc < NR * CHUNK_PANELS ? j1 - jc : NR * CHUNK_PANELS;
+        pack_b(scratch, b, ldb, k, jc, cols);
+        for (int p = 0; p < m_panels; p++) {
+            const int rows = m - p * MR < MR ? m - p * MR : MR;
+            for (int q = 0; q * NR < cols; q++)
+                kernel(a + (size_t)p * kp * MR, scratch + (size_t)q * kp * NR, kp,
+                       c + (size_t)p * MR * ldc + jc + q * NR, ldc, rows,
+                       cols - q * NR < NR ? cols - q * NR : NR, add);
+        }
+    }
+}
+#endif
+
+void nn_gemm_bf16(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
+                  float *c, int ldc, uint32_t *scratch, int threads) {
+#if HAVE_BF16_KERNEL
+    const int panels = (n + NR - 1) / NR;
+    if (threads > panels) threads = panels;
+    if (threads < 1) threads = 1;
+    const size_t scratch_words = nn_bf16_scratch_words(k);
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+        const int p0 = (int)((long)panels * t / nt), p1 = (int)((long)panels * (t + 1) / nt);
+        const int j0 = p0 * NR, j1 = p1 * NR < n ? p1 * NR : n;
+        if (j1 > j0)
+            gemm_columns(m, k, a_packed, b, ldb, beta != 0.0f, c, ldc, scratch + (size_t)t * scratch_words,
+                         j0, j1);
+    }
+#else
+    (void)m, (void)n, (void)k, (void)a_packed, (void)b, (void)ldb, (void)beta, (void)c, (void)ldc,
+        (void)scratch, (void)threads;
+#endif
+}
