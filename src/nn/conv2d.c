@@ -109,42 +109,68 @@ static void col2im_add(float *din, const float *col, const nn_conv *cv, int oy0,
     }
 }
 
-/* Bias and ReLU on outputs [from, from+count) of every channel, recording
- * mask bits. Parallel over channels: each channel's mask bytes are its own. */
-static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
-                      size_t plane, size_t from, size_t count, int threads) {
-    const size_t mask_plane = nn_mask_bytes(plane);
+/* Mask bits of outputs [from, from+count) of every channel: set where the
+ * (ReLU'd) output is positive. Whole bytes eight outputs at a time. */
+static void set_mask(const float *out, uint8_t *mask, int k, size_t plane, size_t from, size_t count,
+                     int threads) {
+    const size_t mask_plane = nn_mask_bytes(plane), end = from + count;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
-        float *o = out + (size_t)ch * plane;
-        const float bias = b ? b[ch] : 0.0f;
-        if (!mask) {
-            for (size_t i = from; i < from + count; i++) o[i] += bias;
-            continue;
-        }
+        const float *o = out + (size_t)ch * plane;
         uint8_t *m = mask + (size_t)ch * mask_plane;
-        for (size_t i = from; i < from + count; i++) {
-            const float v = o[i] + bias;
+        size_t i = from;
+        for (; i < end && (i & 7); i++) {
             const uint8_t bit = (uint8_t)(1u << (i & 7));
-            if (v > 0.0f) {
-                o[i] = v;
-                m[i >> 3] |= bit;
-            } else {
-                o[i] = 0.0f;
-                m[i >> 3] &= (uint8_t)~bit;
-            }
+            m[i >> 3] = o[i] > 0.0f ? (uint8_t)(m[i >> 3] | bit) : (uint8_t)(m[i >> 3] & ~bit);
+        }
+        for (; i + 8 <= end; i += 8) {
+            unsigned byte = 0;
+            for (int b = 0; b < 8; b++) byte |= (unsigned)(o[i + b] > 0.0f) << b;
+            m[i >> 3] = (uint8_t)byte;
+        }
+        for (; i < end; i++) {
+            const uint8_t bit = (uint8_t)(1u << (i & 7));
+            m[i >> 3] = o[i] > 0.0f ? (uint8_t)(m[i >> 3] | bit) : (uint8_t)(m[i >> 3] & ~bit);
         }
     }
 }
 
-/* C = op(W) B (+ C): the float32 sgemm, or bfloat16 in fast mode. */
-static void conv_gemm(const nn_conv *cv, int backward, int m, int n, int k, const float *w,
-                      const float *b, int ldb, float beta, float *c, int ldc, int threads) {
-    const uint32_t *packed = !cv->fast ? NULL : backward ? cv->fast->wt : cv->fast->w;
-    if (packed)
-        nn_gemm_bf16(m, n, k, packed, b, ldb, beta, c, ldc, cv->fast->scratch, threads);
-    else
-        nn_gemm(backward, m, n, k, w, backward ? m : k, b, ldb, beta, c, ldc, threads);
+/* Bias, then ReLU with its mask bits if mask, on outputs [from, from+count)
+ * of every channel. Parallel over channels: each channel's mask bytes are
+ * its own. */
+static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
+                      size_t plane, size_t from, size_t count, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int ch = 0; ch < k; ch++) {
+        float *o = out + (size_t)ch * plane + from;
+        const float bias = b ? b[ch] : 0.0f;
+        if (mask) {
+            for (size_t i = 0; i < count; i++) {
+                const float v = o[i] + bias;
+                o[i] = v > 0.0f ? v : 0.0f; /* NaN -> 0 */
+            }
+        } else {
+            for (size_t i = 0; i < count; i++) o[i] += bias;
+        }
+    }
+    if (mask) set_mask(out, mask, k, plane, from, count, threads);
+}
+
+/* C = op(W) B (+ C): the float32 sgemm, or bfloat16 in fast mode with the
+ * bias and ReLU (forward) or the ReLU mask of B (backward) fused in. Then
+ * the float32 path's bias and ReLU, and the mask bits either way. */
+static void conv_gemm_forward(const nn_conv *cv, int m, int n, int k, const float *w, const float *bias,
+                              const float *b, int ldb, float *out, uint8_t *mask, size_t plane,
+                              size_t from, int threads) {
+    if (cv->fast && cv->fast->w) {
+        const nn_bf16_fuse fuse = {.bias = bias, .relu = mask != NULL};
+        nn_gemm_bf16_fused(m, n, k, cv->fast->w, b, ldb, 0.0f, out + from, (int)plane, cv->fast->scratch,
+                           threads, &fuse);
+        if (mask) set_mask(out, mask, m, plane, from, (size_t)n, threads);
+    } else {
+        nn_gemm(0, m, n, k, w, k, b, ldb, 0.0f, out + from, (int)plane, threads);
+        bias_relu(out, mask, bias, m, plane, from, (size_t)n, threads);
+    }
 }
 
 void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
@@ -154,17 +180,16 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
     const int ckk = cv->c * s->kh * s->kw;
     const size_t plane = (size_t)s->oh * s->ow;
     if (nn_conv_is_pointwise(cv)) {
-        conv_gemm(cv, 0, cv->k, (int)plane, cv->c, w, in, (int)plane, 0.0f, out, (int)plane, threads);
-        bias_relu(out, relu_mask, b, cv->k, plane, 0, plane, threads);
+        conv_gemm_forward(cv, cv->k, (int)plane, cv->c, w, b, in, (int)plane, out, relu_mask, plane, 0,
+                          threads);
         return;
     }
     for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
         const int n = rows * s->ow;
         im2col(col, in, cv, oy0, rows, threads);
-        conv_gemm(cv, 0, cv->k, n, ckk, w, col, n, 0.0f, out + (size_t)oy0 * s->ow, (int)plane, threads);
-        bias_relu(out, relu_mask, b, cv->k, plane, (size_t)oy0 * s->ow, (size_t)n,
-                  threads);
+        conv_gemm_forward(cv, cv->k, n, ckk, w, b, col, n, out, relu_mask, plane, (size_t)oy0 * s->ow,
+                          threads);
     }
 }
 
@@ -181,21 +206,40 @@ static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
     }
 }
 
+/* din_part (m x n) = W^T dout (+ din_part), dout's columns from..from+n-1,
+ * masked by the ReLU bits: fused into the bfloat16 GEMM, or applied to all
+ * of dout once beforehand for the float32 one (the caller's masked flag). */
+static void conv_gemm_backward(const nn_conv *cv, int m, int n, int k, const float *w, const float *dout,
+                               const uint8_t *mask, size_t plane, size_t from, float beta, float *c,
+                               int ldc, int threads) {
+    if (cv->fast && cv->fast->wt) {
+        const nn_bf16_fuse fuse = {.b_mask = mask, .b_mask_row = nn_mask_bytes(plane), .b_mask_from = from};
+        nn_gemm_bf16_fused(m, n, k, cv->fast->wt, dout + from, (int)plane, beta, c, ldc, cv->fast->scratch,
+                           threads, &fuse);
+    } else {
+        nn_gemm(1, m, n, k, w, m, dout + from, (int)plane, beta, c, ldc, threads);
+    }
+}
+
 void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
                             const float *w, const nn_conv *cv, float *col,
                             int threads) {
     const nn_window *s = &cv->win;
     const int ckk = cv->c * s->kh * s->kw;
     const size_t plane = (size_t)s->oh * s->ow;
-    if (relu_mask) apply_mask(dout, relu_mask, cv->k, plane, threads);
+    const int fused = cv->fast && cv->fast->wt;
+    if (relu_mask && !fused) apply_mask(dout, relu_mask, cv->k, plane, threads);
+    const uint8_t *mask = fused ? relu_mask : NULL;
     if (nn_conv_is_pointwise(cv)) {
-        conv_gemm(cv, 1, cv->c, (int)plane, cv->k, w, dout, (int)plane, 1.0f, din, (int)plane, threads);
+        conv_gemm_backward(cv, cv->c, (int)plane, cv->k, w, dout, mask, plane, 0, 1.0f, din, (int)plane,
+                           threads);
         return;
     }
     for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
         const int n = rows * s->ow;
-        conv_gemm(cv, 1, ckk, n, cv->k, w, dout + (size_t)oy0 * s->ow, (int)plane, 0.0f, col, n, threads);
+        conv_gemm_backward(cv, ckk, n, cv->k, w, dout, mask, plane, (size_t)oy0 * s->ow, 0.0f, col, n,
+                           threads);
         col2im_add(din, col, cv, oy0, rows, threads);
     }
 }

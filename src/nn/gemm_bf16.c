@@ -85,7 +85,17 @@ size_t nn_bf16_scratch_words(int k) {
 /* Pairs of float rows (r, r + 1) -> bf16 words, for columns j0 .. j0+cols-1
  * of b, into CHUNK_PANELS panels; columns past cols and a missing odd last
  * row are zero. */
-TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0, int cols) {
+/* Bits bit .. bit+15 of a mask row of row_bytes bytes (zero past its end). */
+static inline uint32_t mask_bits16(const uint8_t *row, size_t bit, size_t row_bytes) {
+    const size_t byte = bit >> 3;
+    uint32_t v = 0;
+    for (size_t i = 0; i < 3 && byte + i < row_bytes; i++) v |= (uint32_t)row[byte + i] << (8 * i);
+    return (v >> (bit & 7)) & 0xffffu;
+}
+
+TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0, int cols,
+                          const nn_bf16_fuse *fuse) {
+    const uint8_t *bm = fuse ? fuse->b_mask : NULL;
     const int kp = (k + 1) / 2;
     const int panels = (cols + NR - 1) / NR;
     static const uint16_t pairs[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
@@ -99,8 +109,16 @@ TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0,
             const __mmask16 mask = (__mmask16)((1u << n) - 1u);
             for (int q = 0; q < kp; q++) {
                 const float *r0 = b + (size_t)(2 * q) * ldb + j0 + c0;
-                const __m512 lo = _mm512_maskz_loadu_ps(mask, r0);
-                const __m512 hi = 2 * q + 1 < k ? _mm512_maskz_loadu_ps(mask, r0 + ldb) : _mm512_setzero_ps();
+                __mmask16 m_lo = mask, m_hi = 2 * q + 1 < k ? mask : 0;
+                if (bm && mask) {
+                    const size_t bit = fuse->b_mask_from + (size_t)j0 + (size_t)c0;
+                    m_lo &= (__mmask16)mask_bits16(bm + (size_t)(2 * q) * fuse->b_mask_row, bit, fuse->b_mask_row);
+                    if (m_hi)
+                        m_hi &= (__mmask16)mask_bits16(bm + (size_t)(2 * q + 1) * fuse->b_mask_row, bit,
+                                                       fuse->b_mask_row);
+                }
+                const __m512 lo = _mm512_maskz_loadu_ps(m_lo, r0);
+                const __m512 hi = _mm512_maskz_loadu_ps(m_hi, r0 + ldb);
                 /* VCVTNE2PS2BF16 puts hi's 16 halves above lo's; interleave
                  * them into (lo, hi) pairs per column. */
                 const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
@@ -112,7 +130,7 @@ TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0,
 
 /* C[rows x cols] (= or +=) A panel x B panel over kp pairs. */
 TARGET static void kernel(const uint32_t *a, const uint32_t *b, int kp, float *c, int ldc, int rows,
-                          int cols, int add) {
+                          int cols, int add, const float *bias, int relu) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int q = 0; q < kp; q++, a += MR, b += NR) {
@@ -133,23 +151,32 @@ TARGET static void kernel(const uint32_t *a, const uint32_t *b, int kp, float *c
             v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
             v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
         }
+        if (bias) {
+            const __m512 br = _mm512_set1_ps(bias[r]);
+            v0 = _mm512_add_ps(v0, br), v1 = _mm512_add_ps(v1, br);
+        }
+        if (relu) { /* max(NaN, 0) is 0, as the float32 path's v > 0 test */
+            v0 = _mm512_max_ps(v0, _mm512_setzero_ps()), v1 = _mm512_max_ps(v1, _mm512_setzero_ps());
+        }
         _mm512_mask_storeu_ps(c, m0, v0);
         _mm512_mask_storeu_ps(c + 16, m1, v1);
     }
 }
 
 TARGET static void gemm_columns(int m, int k, const uint32_t *a, const float *b, int ldb, int add, float *c,
-                                int ldc, uint32_t *scratch, int j0, int j1) {
+                                int ldc, uint32_t *scratch, int j0, int j1, const nn_bf16_fuse *fuse) {
+    const float *bias = fuse ? fuse->bias : NULL;
+    const int relu = fuse ? fuse->relu : 0;
     const int kp = (k + 1) / 2, m_panels = (m + MR - 1) / MR;
     for (int jc = j0; jc < j1; jc += NR * CHUNK_PANELS) {
         const int cols = j1 - jc < NR * CHUNK_PANELS ? j1 - jc : NR * CHUNK_PANELS;
-        pack_b(scratch, b, ldb, k, jc, cols);
+        pack_b(scratch, b, ldb, k, jc, cols, fuse);
         for (int p = 0; p < m_panels; p++) {
             const int rows = m - p * MR < MR ? m - p * MR : MR;
             for (int q = 0; q * NR < cols; q++)
                 kernel(a + (size_t)p * kp * MR, scratch + (size_t)q * kp * NR, kp,
                        c + (size_t)p * MR * ldc + jc + q * NR, ldc, rows,
-                       cols - q * NR < NR ? cols - q * NR : NR, add);
+                       cols - q * NR < NR ? cols - q * NR : NR, add, bias ? bias + p * MR : NULL, relu);
         }
     }
 }
@@ -157,6 +184,11 @@ TARGET static void gemm_columns(int m, int k, const uint32_t *a, const float *b,
 
 void nn_gemm_bf16(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
                   float *c, int ldc, uint32_t *scratch, int threads) {
+    nn_gemm_bf16_fused(m, n, k, a_packed, b, ldb, beta, c, ldc, scratch, threads, NULL);
+}
+
+void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
+                        float *c, int ldc, uint32_t *scratch, int threads, const nn_bf16_fuse *fuse) {
 #if HAVE_BF16_KERNEL
     const int panels = (n + NR - 1) / NR;
     if (threads > panels) threads = panels;
@@ -172,10 +204,10 @@ void nn_gemm_bf16(int m, int n, int k, const uint32_t *a_packed, const float *b,
         const int j0 = p0 * NR, j1 = p1 * NR < n ? p1 * NR : n;
         if (j1 > j0)
             gemm_columns(m, k, a_packed, b, ldb, beta != 0.0f, c, ldc, scratch + (size_t)t * scratch_words,
-                         j0, j1);
+                         j0, j1, fuse);
     }
 #else
     (void)m, (void)n, (void)k, (void)a_packed, (void)b, (void)ldb, (void)beta, (void)c, (void)ldc,
-        (void)scratch, (void)threads;
+        (void)scratch, (void)threads, (void)fuse;
 #endif
 }

@@ -42,6 +42,17 @@ size_t nn_bf16_scratch_words(int k);
 void nn_gemm_bf16(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
                   float *c, int ldc, uint32_t *scratch, int threads);
 
+/* Work fused into nn_gemm_bf16's passes over B and C. */
+typedef struct nn_bf16_fuse {
+    const float *bias;     /* C row r += bias[r] after the product (or NULL) */
+    int relu;              /* then C = max(C, 0)                           */
+    const uint8_t *b_mask; /* B (r, j) counts as 0 unless bit b_mask_from + j
+                            * of mask row r (b_mask_row bytes each) is set  */
+    size_t b_mask_row, b_mask_from;
+} nn_bf16_fuse;
+void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
+                        float *c, int ldc, uint32_t *scratch, int threads, const nn_bf16_fuse *fuse);
+
 /* A convolution's weights packed for nn_gemm_bf16: w as K x (C KH KW) for
  * the forward pass, its transpose for the backward one; NULL runs that
  * direction in float32. */
