@@ -10,6 +10,7 @@
 #include "dream.h"
 #include "image/image.h"
 #include "model/model.h"
+#include "model/net.h"
 #include "util/util.h"
 
 #define MAX_TERMS 64
@@ -18,7 +19,7 @@
 dd_params dd_params_default(void) {
     return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
                        .step_size = 0.01f, .jitter = 32, .tile = 512, .seed = 0, .threads = 0,
-                       .max_size = 0};
+                       .max_size = 0, .fast = 0};
 }
 
 /* Chosen by eye on the three samples: see docs/ARCHITECTURE.md. */
@@ -163,6 +164,11 @@ static dd_status plan_octaves(dream *d, const dd_model *model, const dd_term *te
         o.ty = cut_axis(o.h, p->tile), o.tx = cut_axis(o.w, p->tile);
         dd_status st = dd_net_new(model, terms, n_terms, o.ty.side, o.tx.side, d->threads, &o.net);
         if (st == DD_ERR_TOO_SMALL && i < p->octaves - 1) continue; /* skip small octaves */
+        /* One packed copy of the weights, shared by every octave's net. */
+        if (!st && p->fast)
+            st = d->n_octaves && dd_net_fast(d->oct[0].net) ? net_borrow_fast(o.net, d->oct[0].net)
+                                                           : dd_net_set_fast(o.net, 1);
+        if (st && o.net) dd_net_free(o.net);
         if (st) return st;
         const size_t n = (size_t)3 * o.ty.side * o.tx.side;
         if (n > tile_floats) tile_floats = n;

@@ -50,7 +50,8 @@ struct dd_net {
     net_term *terms;
     float *col;
     util_arena arena;
-    uint32_t *fast_mem;    /* packed weights and pack scratch, or NULL */
+    int fast;              /* convolutions use their packed weights */
+    uint32_t *fast_mem;    /* packed weights and pack scratch it owns, or NULL */
     double flops_fwd, flops_bwd;
 };
 
@@ -333,12 +334,30 @@ fail:
 
 const char *dd_fast_kernel(void) { return nn_bf16_supported() ? "avx512bf16" : NULL; }
 
-int dd_net_fast(const dd_net *net) { return net && net->fast_mem; }
+int dd_net_fast(const dd_net *net) { return net && net->fast; }
 
 static void drop_fast(dd_net *net) {
     for (int i = 0; i < net->n_nodes; i++) net->nodes[i].conv.fast = NULL;
     free(net->fast_mem);
     net->fast_mem = NULL;
+    net->fast = 0;
+}
+
+dd_status net_borrow_fast(dd_net *net, const dd_net *from) {
+    if (!net || !from || !from->fast || net->model != from->model || net->threads != from->threads)
+        return util_fail(DD_ERR_INVALID_ARG, "no fast net of the same model and threads to share with");
+    for (int i = 1; i < net->n_nodes; i++)
+        if (net->nodes[i].needed != from->nodes[i].needed)
+            return util_fail(DD_ERR_INVALID_ARG, "nets with different objectives share no weights");
+    drop_fast(net);
+    for (int i = 1; i < net->n_nodes; i++) {
+        net_node *x = &net->nodes[i];
+        if (!x->needed || x->mn->op != MODEL_OP_CONV) continue;
+        x->fast = from->nodes[i].fast;
+        x->conv.fast = &x->fast;
+    }
+    net->fast = 1;
+    return DD_OK;
 }
 
 /* The stem's forward stays float32. In bfloat16 its rounding flips ReLU
@@ -362,7 +381,7 @@ dd_status dd_net_set_fast(dd_net *net, int fast) {
         drop_fast(net);
         return DD_OK;
     }
-    if (net->fast_mem) return DD_OK;
+    if (net->fast) return DD_OK;
     size_t words = 0, scratch = 0;
     for (int i = 1; i < net->n_nodes; i++) {
         const net_node *x = &net->nodes[i];
@@ -391,6 +410,7 @@ dd_status dd_net_set_fast(dd_net *net, int fast) {
         x->fast.scratch = p;
         x->conv.fast = &x->fast;
     }
+    net->fast = 1;
     return DD_OK;
 }
 

@@ -15,4 +15,9 @@ typedef struct net_gemm {
  * last, shorter band); returns how many there are in all. */
 int net_gemm_shapes(const dd_net *net, net_gemm *out, int max);
 
+/* net runs fast with from's packed weights and scratch, saving a copy per
+ * net: same model, objective and threads; from must outlive net, and the
+ * two must not run at the same time (one scratch). */
+dd_status net_borrow_fast(dd_net *net, const dd_net *from);
+
 #endif
