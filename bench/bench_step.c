@@ -217,6 +217,7 @@ typedef struct mode_times {
     const char *mode, *kernel;
     double fwd_s, fwd_min_s, step_s, step_min_s, objective;
     double grad_corr; /* against the exact gradient on the same input; 1 for exact */
+    net_profile profile; /* per step */
 } mode_times;
 
 /* Pearson correlation of two vectors, in double. */
@@ -243,12 +244,29 @@ static void time_mode(dd_net *net, const float *input, float *grad, int reps, do
         t[r] = now_s() - t0;
     }
     m->fwd_s = median(t, reps), m->fwd_min_s = t[0];
+    memset(&m->profile, 0, sizeof m->profile);
+    net_set_profile(net, &m->profile);
     for (int r = 0; r < reps; r++) {
         const double t0 = now_s();
         dd_net_gradient(net, input, grad, NULL);
         t[r] = now_s() - t0;
     }
+    net_set_profile(net, NULL);
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < NET_PROFILE_KINDS; k++) m->profile.seconds[pass][k] /= reps;
     m->step_s = median(t, reps), m->step_min_s = t[0];
+}
+
+/* "profile":{"forward":{"conv":s,...},"backward":{...}}, seconds per step. */
+static void print_profile(const net_profile *p) {
+    printf("\"profile\":{");
+    for (int pass = 0; pass < 2; pass++) {
+        printf("%s\"%s\":{", pass ? "," : "", pass ? "backward" : "forward");
+        for (int k = 0; k < NET_PROFILE_KINDS; k++)
+            printf("%s\"%s\":%.6f", k ? "," : "", net_profile_name(k), p->seconds[pass][k]);
+        putchar('}');
+    }
+    printf("},");
 }
 
 static int bench_size(const dd_model *model, int side, const bench_opts *o) {
@@ -315,6 +333,7 @@ static int bench_size(const dd_model *model, int side, const bench_opts *o) {
         printf("{\"size\":%d,\"mode\":\"%s\",\"fast_kernel\":", side, m->mode);
         print_json_string(m->kernel);
         printf(",\"threads\":%d,\"reps\":%d,\"objective\":%.9g,", o->threads, o->reps, m->objective);
+        print_profile(&m->profile);
         if (isnan(m->grad_corr)) printf("\"grad_corr_vs_exact\":null,");
         else printf("\"grad_corr_vs_exact\":%.6f,", m->grad_corr);
         printf("\"forward_s\":%.6f,\"forward_min_s\":%.6f,\"step_s\":%.6f,\"step_min_s\":%.6f,"
@@ -336,6 +355,11 @@ static int bench_size(const dd_model *model, int side, const bench_opts *o) {
                 sgemm_bwd_gflops, step_gflops / sgemm_gflops, (double)dd_net_arena_bytes(net) / (1 << 20),
                 (double)rss_kib / 1024);
         if (!isnan(m->grad_corr) && i > 0) fprintf(stderr, "  corr %.5f", m->grad_corr);
+        fputc('\n', stderr);
+        fprintf(stderr, "dd_bench: %4dx%-4d %-5s per step, forward / backward ms:", side, side, m->mode);
+        for (int k = 0; k < NET_PROFILE_KINDS; k++)
+            fprintf(stderr, "  %s %.1f / %.1f", net_profile_name(k), 1e3 * m->profile.seconds[0][k],
+                    1e3 * m->profile.seconds[1][k]);
         fputc('\n', stderr);
     }
     if (gs.flops < 0.999 * flops_fwd || gs.flops > 1.001 * flops_fwd)

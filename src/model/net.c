@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "model.h"
@@ -50,6 +51,7 @@ struct dd_net {
     net_term *terms;
     float *col;
     util_arena arena;
+    net_profile *profile;  /* time per kind of node, or NULL */
     int fast;              /* convolutions use their packed weights */
     uint32_t *fast_mem;    /* packed weights and pack scratch it owns, or NULL */
     double flops_fwd, flops_bwd;
@@ -466,7 +468,44 @@ static void record_terms(dd_net *net, int node) {
     }
 }
 
+/* ---- profile ---------------------------------------------------------------- */
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void net_set_profile(dd_net *net, net_profile *profile) { net->profile = profile; }
+
+const char *net_profile_name(int kind) {
+    static const char *const names[NET_PROFILE_KINDS] = {
+        [NET_PROFILE_CONV_STEM] = "conv stem", [NET_PROFILE_CONV] = "conv",
+        [NET_PROFILE_MAXPOOL] = "max pool",    [NET_PROFILE_AVGPOOL] = "avg pool",
+        [NET_PROFILE_CONCAT] = "concat",       [NET_PROFILE_OTHER] = "other"};
+    return kind >= 0 && kind < NET_PROFILE_KINDS ? names[kind] : "?";
+}
+
+static int profile_kind(const dd_net *net, int i) {
+    switch (net->nodes[i].mn->op) {
+    case MODEL_OP_CONV: return in_stem(net, i) ? NET_PROFILE_CONV_STEM : NET_PROFILE_CONV;
+    case MODEL_OP_MAXPOOL: return NET_PROFILE_MAXPOOL;
+    case MODEL_OP_AVGPOOL: return NET_PROFILE_AVGPOOL;
+    case MODEL_OP_CONCAT: return NET_PROFILE_CONCAT;
+    default: return NET_PROFILE_OTHER;
+    }
+}
+
+/* Charges the time since *t0 to node i's kind, pass 0 forward, 1 backward. */
+static void profile_charge(dd_net *net, int i, int pass, double *t0) {
+    if (!net->profile) return;
+    const double t = seconds_now();
+    net->profile->seconds[pass][i < 0 ? NET_PROFILE_OTHER : profile_kind(net, i)] += t - *t0;
+    *t0 = t;
+}
+
 static void forward(dd_net *net, const float *input) {
+    double t0 = net->profile ? seconds_now() : 0;
     openblas_set_num_threads(net->threads);
     net->nodes[0].act = (float *)input; /* only ever read */
     for (int i = 1; i < net->n_nodes; i++) {
@@ -495,6 +534,7 @@ static void forward(dd_net *net, const float *input) {
         case MODEL_OP_INPUT: break;
         }
         record_terms(net, i);
+        profile_charge(net, i, 0, &t0);
     }
 }
 
@@ -531,7 +571,9 @@ static void add_seeds(dd_net *net, int node) {
 }
 
 static void backward(dd_net *net, float *input_grad) {
+    double t0 = net->profile ? seconds_now() : 0;
     memset(input_grad, 0, (size_t)3 * net->h * net->w * sizeof(float));
+    profile_charge(net, -1, 1, &t0);
     for (int i = 0; i < net->n_nodes; i++) net->nodes[i].grad_zeroed = 0;
     net->nodes[0].grad = input_grad;
     net->nodes[0].grad_zeroed = 1;
@@ -568,6 +610,7 @@ static void backward(dd_net *net, float *input_grad) {
         } break;
         case MODEL_OP_INPUT: break;
         }
+        profile_charge(net, i, 1, &t0);
     }
 }
 

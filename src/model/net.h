@@ -15,6 +15,19 @@ typedef struct net_gemm {
  * last, shorter band); returns how many there are in all. */
 int net_gemm_shapes(const dd_net *net, net_gemm *out, int max);
 
+/* Seconds spent per kind of node, forward [0] and backward [1], summed
+ * over passes while set (benchmarks). The stem's convolutions (those above
+ * the first concatenation's resolution) are a kind of their own. */
+enum {
+    NET_PROFILE_CONV_STEM, NET_PROFILE_CONV, NET_PROFILE_MAXPOOL, NET_PROFILE_AVGPOOL, NET_PROFILE_CONCAT,
+    NET_PROFILE_OTHER, NET_PROFILE_KINDS
+};
+typedef struct net_profile {
+    double seconds[2][NET_PROFILE_KINDS];
+} net_profile;
+void net_set_profile(dd_net *net, net_profile *profile);
+const char *net_profile_name(int kind);
+
 /* net runs fast with from's packed weights and scratch, saving a copy per
  * net: same model, objective and threads; from must outlive net, and the
  * two must not run at the same time (one scratch). */
