@@ -8,7 +8,10 @@
  * correlation > 0.99 and the slope within 2 % of S / std(g). Pixels that the
  * CLI clipped at 0 or full scale are left out.
  *
- * usage: test_cli_grad IN OUT STEP_SIZE */
+ * With "fast" the library's gradient is taken in fast mode, as the CLI's
+ * --fast computed it.
+ *
+ * usage: test_cli_grad IN OUT STEP_SIZE [exact|fast] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,10 +47,11 @@ static dd_image *load(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: test_cli_grad IN OUT STEP_SIZE\n");
+    if (argc != 4 && !(argc == 5 && (!strcmp(argv[4], "exact") || !strcmp(argv[4], "fast")))) {
+        fprintf(stderr, "usage: test_cli_grad IN OUT STEP_SIZE [exact|fast]\n");
         return 2;
     }
+    const int fast = argc == 5 && !strcmp(argv[4], "fast");
     const double step = atof(argv[3]);
     dd_image *in = load(argv[1]), *out = load(argv[2]);
     dd_model *model = NULL;
@@ -84,7 +88,8 @@ int main(int argc, char **argv) {
     dd_net *net = NULL;
     double objective = 0;
     if (dd_terms_parse(model, dd_default_layers(), terms, 64, &n_terms) ||
-        dd_net_new(model, terms, n_terms, h, w, 1, &net) || dd_net_gradient(net, x, g, &objective)) {
+        dd_net_new(model, terms, n_terms, h, w, 1, &net) || dd_net_set_fast(net, fast) ||
+        dd_net_gradient(net, x, g, &objective)) {
         fprintf(stderr, "test_cli_grad: gradient failed: %s\n", dd_last_error());
         return 1;
     }
@@ -107,9 +112,9 @@ int main(int argc, char **argv) {
     const double corr = cov / sqrt(vg * vd);
     const double slope = sgd / sgg, want_slope = step / (gstd + 1e-8);
     fprintf(stderr,
-            "test_cli_grad: %dx%d %d-bit, objective %.6g, std(g) %.4g, %zu of %zu samples unclipped, "
+            "test_cli_grad: %s, %dx%d %d-bit, objective %.6g, std(g) %.4g, %zu of %zu samples unclipped, "
             "max |change| %.4g network units, correlation %.6f, slope %.5g (want %.5g)\n",
-            w, h, depth, objective, gstd, n, 3 * plane, max_delta, corr, slope, want_slope);
+            fast && dd_net_fast(net) ? "fast" : "exact", w, h, depth, objective, gstd, n, 3 * plane, max_delta, corr, slope, want_slope);
     CHECK(max_delta > 0.25 * step, "the CLI hardly changed the image: max |change| %.3g", max_delta);
     CHECK(n > 3 * plane * 9 / 10, "%zu of %zu samples clipped", 3 * plane - n, 3 * plane);
     CHECK(corr > 0.99, "correlation of the CLI's change with the library's gradient %.6f <= 0.99", corr);
