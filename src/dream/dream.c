@@ -205,7 +205,8 @@ static dd_status plan_octaves(dream *d, const dd_model *model, const dd_term *te
 }
 
 /* Memory: the image's own samples, two float planes of it (the dream x and
- * its gradient g, 24 bytes a pixel), the octaves' nets and scratch sized by the tile or a few rows. The photo at an
+ * its gradient g, 24 bytes a pixel), one octave's net (freed when its octave
+ * ends) and scratch sized by the tile or a few rows. The photo at an
  * octave's size is made again from the samples when it is needed (start and
  * end of each octave), and the detail lives in x between octaves. */
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im, dd_progress_fn progress,
@@ -250,7 +251,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     uint64_t rng = params->seed;
     int prev_h = 0, prev_w = 0;
     for (int k = 0; k < d.n_octaves; k++) {
-        const octave *o = &d.oct[k];
+        octave *o = &d.oct[k];
         const size_t on = (size_t)3 * o->h * o->w;
         /* x = this octave's photo plus the detail dreamed so far (in x, at
          * the previous octave's size): the detail resized into g, the photo
@@ -280,6 +281,8 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             if ((st = image_gradient(&d, o, oy, ox))) goto done;
             ascend(&d, on);
         }
+        dd_net_free(o->net); /* later octaves have their own */
+        o->net = NULL;
         prev_h = o->h, prev_w = o->w;
         if (k == d.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
         /* The detail (dreamed minus photo), in place in x. */
