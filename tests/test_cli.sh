@@ -692,37 +692,74 @@ if wanted gradient; then
 fi
 
 # ---- a large image in bounded memory --------------------------------------------
+# Peak RSS (/usr/bin/time). While it dreams, the process holds the image's
+# samples (3 B/px here) and two float32 RGB planes of it (the dream and its
+# gradient, 24 B/px); all else is set by the tile size: one octave's net (the
+# others are planned but not yet touched, or already freed), the tile
+# buffers, the model, a few rows of resize scratch. The encoded input is
+# freed once decoded; the output is encoded after the planes are freed. So a
+# run on P pixels, against the same options on a 512x512 image (one tile of
+# the largest side a 512 tile can have, so the largest net), peaks at most at
+#   peak(P) <= peak(512x512) + 27 B x (P - 512 x 512) + 16 MiB
+# (16 MiB: allocator rounding, thread stacks, scratch rows). The five float
+# planes kept before were 60 B/px; a net planned for the whole image would
+# need gigabytes. Under AddressSanitizer shadow memory adds 1/8 to what grows,
+# and the runs set quarantine_size_mb=0 so that a freed net leaves RSS as
+# without ASan.
 if wanted large; then
   begin large
-  convert "$top/samples/coffee.png" -resize '3000x2000!' large.ppm
-  convert "$top/samples/coffee.png" -resize '500x500!' tile.ppm
   if [ -x /usr/bin/time ]; then
-    /usr/bin/time -f %M -o tile.rss "$dd" "${one[@]}" tile.ppm tile_out.ppm 2>stderr
-    /usr/bin/time -f %M -o large.rss "$dd" "${one[@]}" large.ppm large_out.ppm 2>stderr
-    rc=$?
+    asan=0
+    if ldd "$dd" 2>/dev/null | grep -q libasan; then asan=1; fi
+    # rss_run NAME ARGS...: the CLI under /usr/bin/time; status in $rc, peak
+    # RSS in KiB in $kb.
+    rss_run() {
+      local name=$1
+      shift
+      ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0" \
+        /usr/bin/time -f %M -o "$name.rss" "$dd" "$@" 2>stderr
+      rc=$?
+      kb=$(tail -1 "$name.rss")
+    }
+    # rss_bound WHAT KB REF_KB PIXELS: KB against the formula above.
+    rss_bound() {
+      local grow_kb=$(((27 * ($4 - 512 * 512) + 16 * 1024 * 1024) / 1024))
+      if [ "$asan" = 1 ]; then grow_kb=$((grow_kb * 9 / 8)); fi
+      echo "  peak RSS, $1: ${2} KiB; 512x512 ${3} KiB; bound $(($3 + grow_kb)) KiB"
+      check "$1: peak RSS ${2} KiB <= ${3} + ${grow_kb} KiB" test "$2" -le "$(($3 + grow_kb))"
+    }
+    convert "$top/samples/coffee.png" -resize '512x512!' tile.ppm
+    convert "$top/samples/coffee.png" -resize '3000x2000!' large.ppm
+
+    # Steps on a tiled image: 35 tiles of the 3000x2000 image, one net.
+    rss_run tile "${one[@]}" tile.ppm tile_out.ppm
+    want_status 0 "512x512, one octave"
+    tile_kb=$kb
+    rss_run large "${one[@]}" large.ppm large_out.ppm
+    want_status 0 "3000x2000"
+    check "3000x2000: header of the output" test "$(pnm_header large_out.ppm 2 | tr '\n' ' ')" = "P6 3000 2000 "
+    differ_bytes large.ppm large_out.ppm "3000x2000 dreamed"
+    rss_bound "3000x2000, one octave, one step" "$kb" "$tile_kb" $((3000 * 2000))
+
+    # Four octaves of one 512-side tile each (scale 1.01): four nets of the
+    # largest size, of which only the current one may be resident.
+    rss_run octaves --octaves 4 --octave-scale 1.01 --steps 1 tile.ppm octaves_out.ppm
+    want_status 0 "512x512, four octaves"
+    rss_bound "512x512, four nets" "$kb" "$tile_kb" $((512 * 512))
+
+    # The 6000x4000 with the default octaves and no step: every
+    # image-sized buffer (the photo at each octave, the detail carried up,
+    # the dream and its gradient) is made, without the minutes of steps.
+    convert "$top/samples/coffee.png" -scale '6000x4000!' huge.ppm
+    rss_run tile0 --steps 0 tile.ppm tile0_out.ppm
+    want_status 0 "512x512, no step"
+    rss_run huge --steps 0 huge.ppm huge_out.ppm
+    want_status 0 "6000x4000, no step"
+    check "6000x4000: header of the output" test "$(pnm_header huge_out.ppm 2 | tr '\n' ' ')" = "P6 6000 4000 "
+    rss_bound "6000x4000, four octaves, no step" "$kb" "$(tail -1 tile0.rss)" $((6000 * 4000))
+    rm -f huge.ppm huge_out.ppm
   else
-    "$dd" "${one[@]}" large.ppm large_out.ppm 2>stderr
-    rc=$?
-  fi
-  want_status 0 "3000x2000"
-  check "3000x2000: header of the output" test "$(pnm_header large_out.ppm 2 | tr '\n' ' ')" = "P6 3000 2000 "
-  differ_bytes large.ppm large_out.ppm "3000x2000 dreamed"
-  if [ -x /usr/bin/time ]; then
-    # The dream keeps five float32 RGB copies of the image (the picture, its
-    # gradient, the base, the resized base, the detail: 60 B/px), the 8-bit
-    # samples (3 B/px) and the encoded input and output (3 + 3 B/px); all
-    # else (the net's arena, the tile buffers) is sized by the tile, as in a
-    # 500x500 image that is one tile of the same size. So peak RSS <= that
-    # run's + 72 B per extra pixel (~400 MB here). A net planned for the
-    # whole image would need gigabytes. Under AddressSanitizer, shadow
-    # memory (1/8) and the quarantine of freed blocks (256 MB) come on top.
-    tile_kb=$(tail -1 tile.rss) large_kb=$(tail -1 large.rss)
-    bound_kb=$((tile_kb + 72 * (3000 * 2000 - 500 * 500) / 1024))
-    if ldd "$dd" 2>/dev/null | grep -q libasan; then bound_kb=$((bound_kb * 9 / 8 + 256 * 1024)); fi
-    echo "  peak RSS: 500x500 ${tile_kb} KB, 3000x2000 ${large_kb} KB, bound ${bound_kb} KB"
-    check "3000x2000: peak RSS ${large_kb} KB <= ${bound_kb} KB" test "$large_kb" -le "$bound_kb"
-  else
-    skip "no /usr/bin/time: peak RSS of the large image not measured"
+    skip "no /usr/bin/time: peak RSS of large images not measured"
   fi
   end
 fi

@@ -286,7 +286,12 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
     int rc = EXIT_FAILED;
     dd_status st;
     if (!cli_read_all(input, &in_data, &in_size)) goto done;
-    if ((st = dd_image_load_memory(in_data, in_size, o->max_pixels, &image))) {
+    st = dd_image_load_memory(in_data, in_size, o->max_pixels, &image);
+    /* The image owns its pixels: the file's bytes (3 B/px for a PPM) need
+     * not stay through the dream. */
+    free(in_data);
+    in_data = NULL;
+    if (st) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, dd_last_error());
         goto done;
     }

@@ -73,6 +73,36 @@ typedef struct dream {
     float *x, *g;               /* the image being dreamed and its gradient */
 } dream;
 
+/* The photo in network units, made from the image's own samples whenever it
+ * is needed instead of kept as a float copy (12 bytes a pixel): the same
+ * expression gives the same bits every time. Grey is repeated into R, G
+ * and B. */
+typedef struct photo {
+    const dd_image *im;
+    int colour; /* 3, or 1 for grey */
+    float unit, divisor, offset;
+} photo;
+
+/* A dream_row_fn: row y of colour plane c at the image's size. */
+static const float *photo_row(const void *source, int c, int y, float *row) {
+    const photo *ph = source;
+    const dd_image *im = ph->im;
+    const size_t channels = (size_t)im->channels, first = (size_t)y * (size_t)im->width;
+    const size_t c_in = ph->colour == 3 ? (size_t)c : 0;
+    for (int x = 0; x < im->width; x++)
+        row[x] = (float)img_get(im, (first + (size_t)x) * channels + c_in) / ph->unit / ph->divisor + ph->offset;
+    return row;
+}
+
+/* The photo at h x w (3 planes) into dst. */
+static dd_status photo_at(float *dst, const photo *ph, int h, int w, int threads) {
+    const int ih = ph->im->height, iw = ph->im->width;
+    if (h != ih || w != iw) return dream_resize_rows(dst, h, w, photo_row, ph, ih, iw, 3, threads);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int r = 0; r < 3 * h; r++) photo_row(ph, r / h, r % h, dst + (size_t)r * w);
+    return DD_OK;
+}
+
 /* Gradient of the whole image x (3 x h x w) into g, tile by tile. The image
  * is treated as rolled by (oy, ox), wrapping around, as the jitter wants;
  * tiles read their margins across the wrap too. */
@@ -180,11 +210,15 @@ static dd_status plan_octaves(dream *d, const dd_model *model, const dd_term *te
     return DD_OK;
 }
 
+/* Memory: the image's own samples, two float planes of it (the dream x and
+ * its gradient g, 24 bytes a pixel), one octave's net (freed when its octave
+ * ends) and scratch sized by the tile or a few rows. The photo at an
+ * octave's size is made again from the samples when it is needed (start and
+ * end of each octave), and the detail lives in x between octaves. */
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im, dd_progress_fn progress,
                    void *user) {
     dream d;
     dd_term default_terms[MAX_TERMS];
-    float *base = NULL, *base_o = NULL, *detail = NULL;
     dd_status st;
     memset(&d, 0, sizeof d);
     if (!model || !params || !im) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or image");
@@ -211,41 +245,31 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         if (work_w < 1) work_w = 1;
     }
     if ((st = plan_octaves(&d, model, terms, n_terms, work_h, work_w))) goto done;
-    base = malloc(n * sizeof *base);
-    int resized = 0; /* does any octave need a resized copy of the photo? */
-    for (int k = 0; k < d.n_octaves; k++) resized |= d.oct[k].h != h || d.oct[k].w != w;
-    base_o = resized ? malloc(n * sizeof *base_o) : NULL;
-    detail = malloc(n * sizeof *detail);
     d.x = malloc(n * sizeof *d.x);
     d.g = malloc(n * sizeof *d.g);
-    if (!base || (resized && !base_o) || !detail || !d.x || !d.g) {
+    if (!d.x || !d.g) {
         st = util_fail(DD_ERR_NOMEM, "out of memory for a %dx%d dream", w, h);
         goto done;
     }
-    /* Pixels -> network input, grey repeated into R, G and B. */
     const int colour = im->channels >= 3 ? 3 : 1;
     const float unit = im->depth == 16 ? 257.0f : 1.0f;
-    for (size_t i = 0; i < plane; i++)
-        for (int c = 0; c < 3; c++) {
-            const unsigned v = img_get(im, i * (size_t)im->channels + (size_t)(colour == 3 ? c : 0));
-            base[c * plane + i] = (float)v / unit / model->divisor + model->offset;
-        }
+    const photo ph = {im, colour, unit, model->divisor, model->offset};
     uint64_t rng = params->seed;
     int prev_h = 0, prev_w = 0;
     for (int k = 0; k < d.n_octaves; k++) {
-        const octave *o = &d.oct[k];
+        octave *o = &d.oct[k];
         const size_t on = (size_t)3 * o->h * o->w;
-        const float *b = base;
-        if (o->h != h || o->w != w) {
-            if ((st = dream_resize(base_o, o->h, o->w, base, h, w, 3, d.threads))) goto done;
-            b = base_o;
-        }
-        /* x = this octave's picture plus the detail dreamed so far. */
+        /* x = this octave's photo plus the detail dreamed so far (in x, at
+         * the previous octave's size): the detail resized into g, the photo
+         * into x, their sum into g, and the two swapped. */
         if (k == 0) {
-            memcpy(d.x, b, on * sizeof(float));
+            if ((st = photo_at(d.x, &ph, o->h, o->w, d.threads))) goto done;
         } else {
-            if ((st = dream_resize(d.x, o->h, o->w, detail, prev_h, prev_w, 3, d.threads))) goto done;
-            for (size_t i = 0; i < on; i++) d.x[i] += b[i];
+            if ((st = dream_resize(d.g, o->h, o->w, d.x, prev_h, prev_w, 3, d.threads))) goto done;
+            if ((st = photo_at(d.x, &ph, o->h, o->w, d.threads))) goto done;
+            for (size_t i = 0; i < on; i++) d.g[i] += d.x[i];
+            float *t = d.x;
+            d.x = d.g, d.g = t;
         }
         for (int s = 0; s < params->steps; s++) {
             if (progress && progress(user, k, d.n_octaves, s, params->steps)) {
@@ -263,13 +287,19 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             if ((st = image_gradient(&d, o, oy, ox))) goto done;
             ascend(&d, on);
         }
-        for (size_t i = 0; i < on; i++) detail[i] = d.x[i] - b[i];
+        dd_net_free(o->net); /* later octaves have their own */
+        o->net = NULL;
         prev_h = o->h, prev_w = o->w;
+        if (k == d.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
+        /* The detail (dreamed minus photo), in place in x. */
+        if ((st = photo_at(d.g, &ph, o->h, o->w, d.threads))) goto done;
+        for (size_t i = 0; i < on; i++) d.x[i] -= d.g[i];
     }
-    if (prev_h != h || prev_w != w) {
-        if ((st = dream_resize(d.x, h, w, detail, prev_h, prev_w, 3, d.threads))) goto done;
+    if (prev_h != h || prev_w != w) { /* the detail up to the full size */
+        if ((st = dream_resize(d.g, h, w, d.x, prev_h, prev_w, 3, d.threads))) goto done;
+        if ((st = photo_at(d.x, &ph, h, w, d.threads))) goto done;
         for (size_t i = 0; i < n; i++) {
-            const float v = d.x[i] + base[i];
+            const float v = d.g[i] + d.x[i];
             d.x[i] = v < d.lo ? d.lo : v > d.hi ? d.hi : v;
         }
     }
@@ -288,6 +318,5 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
 done:
     for (int k = 0; k < d.n_octaves; k++) dd_net_free(d.oct[k].net);
     free(d.tile_in), free(d.tile_grad), free(d.x), free(d.g);
-    free(base), free(base_o), free(detail);
     return st;
 }

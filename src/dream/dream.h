@@ -4,7 +4,19 @@
 
 #include "deepdream.h"
 
-/* planes float planes of sh x sw -> dh x dw (dst must not alias src). */
+/* Row y of source plane p, sw floats. scratch (sw floats, owned by the
+ * calling thread) is there for sources that build their rows on demand;
+ * a source already in memory returns a pointer into itself. */
+typedef const float *(*dream_row_fn)(const void *source, int plane, int y, float *scratch);
+
+/* planes planes of sh x sw, read row by row from row(source, ...), ->
+ * dh x dw float planes in dst. Works in bands of output rows, so its
+ * scratch is a few rows, never an image. */
+dd_status dream_resize_rows(float *dst, int dh, int dw, dream_row_fn row, const void *source, int sh,
+                            int sw, int planes, int threads);
+
+/* The same from planes float planes of sh x sw in memory (dst must not
+ * alias src). */
 dd_status dream_resize(float *dst, int dh, int dw, const float *src, int sh, int sw, int planes,
                        int threads);
 

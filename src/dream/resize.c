@@ -1,6 +1,8 @@
 /* Separable resampling of float planes with a triangle filter whose support
- * widens with the reduction (antialiased downscaling, bilinear upscaling). */
+ * widens with the reduction (antialiased downscaling, bilinear upscaling),
+ * from planes in memory or from rows made on demand. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "dream.h"
@@ -42,39 +44,85 @@ static void taps_free(taps *t) {
     free(t->first), free(t->count), free(t->weights);
 }
 
-dd_status dream_resize(float *dst, int dh, int dw, const float *src, int sh, int sw, int planes,
-                       int threads) {
+/* Output rows are made in bands of this many: each band runs the horizontal
+ * pass over just the source rows its taps read (a band's first rows may
+ * repeat the last ones of the band before, with the same bits), so the
+ * intermediate is a few rows wide, not a whole image of sh x dw. */
+enum { BAND_ROWS = 64 };
+
+/* Source rows [*lo, *hi) read by output rows [y0, y1). */
+static void band_source(const taps *ty, int y0, int y1, int *lo, int *hi) {
+    *lo = ty->first[y0], *hi = ty->first[y0] + ty->count[y0];
+    for (int y = y0 + 1; y < y1; y++) {
+        if (ty->first[y] < *lo) *lo = ty->first[y];
+        if (ty->first[y] + ty->count[y] > *hi) *hi = ty->first[y] + ty->count[y];
+    }
+}
+
+dd_status dream_resize_rows(float *dst, int dh, int dw, dream_row_fn row, const void *source, int sh,
+                            int sw, int planes, int threads) {
     taps tx = {0}, ty = {0};
-    float *tmp = malloc((size_t)sh * dw * sizeof *tmp * (size_t)planes);
+    float *tmp = NULL, *scratch = NULL;
     dd_status st = DD_OK;
-    if (!tmp || !taps_make(&tx, dw, sw) || !taps_make(&ty, dh, sh)) {
-        st = util_fail(DD_ERR_NOMEM, "out of memory resizing to %dx%d", dw, dh);
-        goto done;
+    if (!taps_make(&tx, dw, sw) || !taps_make(&ty, dh, sh)) goto nomem;
+    int window = 0; /* the most source rows a band reads */
+    for (int y0 = 0; y0 < dh; y0 += BAND_ROWS) {
+        int lo, hi;
+        band_source(&ty, y0, y0 + BAND_ROWS < dh ? y0 + BAND_ROWS : dh, &lo, &hi);
+        if (hi - lo > window) window = hi - lo;
     }
+    tmp = malloc((size_t)window * (size_t)dw * sizeof *tmp);
+    scratch = malloc((size_t)threads * (size_t)sw * sizeof *scratch);
+    if (!tmp || !scratch) goto nomem;
+    for (int p = 0; p < planes; p++)
+        for (int y0 = 0; y0 < dh; y0 += BAND_ROWS) {
+            const int y1 = y0 + BAND_ROWS < dh ? y0 + BAND_ROWS : dh;
+            int lo, hi;
+            band_source(&ty, y0, y1, &lo, &hi);
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int r = 0; r < planes * sh; r++) { /* rows: horizontal pass */
-        const float *in = src + (size_t)r * sw;
-        float *out = tmp + (size_t)r * dw;
-        for (int x = 0; x < dw; x++) {
-            const float *w = tx.weights + (size_t)x * tx.max_taps;
-            float acc = 0;
-            for (int k = 0; k < tx.count[x]; k++) acc += w[k] * in[tx.first[x] + k];
-            out[x] = acc;
-        }
-    }
+            for (int s = lo; s < hi; s++) { /* rows: horizontal pass */
+                const float *in = row(source, p, s, scratch + (size_t)omp_get_thread_num() * sw);
+                float *out = tmp + (size_t)(s - lo) * dw;
+                for (int x = 0; x < dw; x++) {
+                    const float *w = tx.weights + (size_t)x * tx.max_taps;
+                    float acc = 0;
+                    for (int k = 0; k < tx.count[x]; k++) acc += w[k] * in[tx.first[x] + k];
+                    out[x] = acc;
+                }
+            }
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int r = 0; r < planes * dh; r++) { /* columns: vertical pass */
-        const int p = r / dh, y = r % dh;
-        const float *w = ty.weights + (size_t)y * ty.max_taps;
-        float *out = dst + (size_t)r * dw;
-        for (int x = 0; x < dw; x++) out[x] = 0;
-        for (int k = 0; k < ty.count[y]; k++) {
-            const float *in = tmp + ((size_t)p * sh + (size_t)(ty.first[y] + k)) * dw;
-            for (int x = 0; x < dw; x++) out[x] += w[k] * in[x];
+            for (int y = y0; y < y1; y++) { /* columns: vertical pass */
+                const float *w = ty.weights + (size_t)y * ty.max_taps;
+                float *out = dst + ((size_t)p * dh + (size_t)y) * dw;
+                for (int x = 0; x < dw; x++) out[x] = 0;
+                for (int k = 0; k < ty.count[y]; k++) {
+                    const float *in = tmp + (size_t)(ty.first[y] + k - lo) * dw;
+                    for (int x = 0; x < dw; x++) out[x] += w[k] * in[x];
+                }
+            }
         }
-    }
+    goto done;
+nomem:
+    st = util_fail(DD_ERR_NOMEM, "out of memory resizing to %dx%d", dw, dh);
 done:
-    free(tmp);
+    free(tmp), free(scratch);
     taps_free(&tx), taps_free(&ty);
     return st;
+}
+
+typedef struct float_planes {
+    const float *data;
+    int h, w;
+} float_planes;
+
+static const float *float_planes_row(const void *source, int plane, int y, float *scratch) {
+    const float_planes *f = source;
+    (void)scratch;
+    return f->data + ((size_t)plane * f->h + (size_t)y) * f->w;
+}
+
+dd_status dream_resize(float *dst, int dh, int dw, const float *src, int sh, int sw, int planes,
+                       int threads) {
+    const float_planes f = {src, sh, sw};
+    return dream_resize_rows(dst, dh, dw, float_planes_row, &f, sh, sw, planes, threads);
 }
