@@ -287,8 +287,13 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             if ((st = image_gradient(&d, o, oy, ox))) goto done;
             ascend(&d, on);
         }
-        dd_net_free(o->net); /* later octaves have their own */
-        o->net = NULL;
+        /* Later octaves have their own nets; but the first one (the
+         * smallest) owns the packed weights the others borrow in fast mode,
+         * so it lives to the end. */
+        if (k > 0 || !dd_net_fast(o->net)) {
+            dd_net_free(o->net);
+            o->net = NULL;
+        }
         prev_h = o->h, prev_w = o->w;
         if (k == d.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
         /* The detail (dreamed minus photo), in place in x. */
