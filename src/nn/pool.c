@@ -48,16 +48,36 @@ static float max_at(const nn_window *s, const float *p, int oy, int ox, uint8_t 
     return best;
 }
 
-/* The same for a 3x3 window wholly inside the plane, r0 its top-left. */
-static inline float max3_at(const float *r0, int w, uint8_t *at) {
-    float best = r0[0];
-    int best_at = 0;
-    for (int k = 1; k < 9; k++) {
-        const float v = r0[(size_t)(k / 3) * w + k % 3];
-        if (v > best) best = v, best_at = k;
+/* The same for n consecutive 3x3 windows wholly inside the plane, r0 the
+ * first one's top-left, stride SX: branch-free, since which tap wins is
+ * data and unpredictable. */
+#define MAX3_TAP(K, OFF)                                                                      \
+    {                                                                                         \
+        const float v = q[OFF];                                                               \
+        const int gt = v > best;                                                              \
+        best = gt ? v : best;                                                                 \
+        at = gt ? (K) : at;                                                                   \
     }
-    *at = (uint8_t)best_at;
-    return best;
+#define MAX3_ROW(SX)                                                                          \
+    for (int x = 0; x < n; x++) {                                                             \
+        const float *q = r0 + (size_t)x * (SX);                                               \
+        float best = q[0];                                                                    \
+        int at = 0;                                                                           \
+        MAX3_TAP(1, 1) MAX3_TAP(2, 2)                                                         \
+        MAX3_TAP(3, w) MAX3_TAP(4, w + 1) MAX3_TAP(5, w + 2)                                  \
+        MAX3_TAP(6, 2 * w) MAX3_TAP(7, 2 * w + 1) MAX3_TAP(8, 2 * w + 2)                      \
+        o[x] = best;                                                                          \
+        a[x] = (uint8_t)at;                                                                   \
+    }
+
+static void max3_row(const float *r0, size_t w, int sx, float *o, uint8_t *a, int n) {
+    if (sx == 2) {
+        MAX3_ROW(2)
+    } else if (sx == 1) {
+        MAX3_ROW(1)
+    } else {
+        MAX3_ROW(sx)
+    }
 }
 
 void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
@@ -78,7 +98,10 @@ void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
             if (fast && row_inside(s, oy)) {
                 const float *r0 = p + (size_t)(oy * s->sh - s->pad_t) * s->w;
                 for (; ox < lo; ox++) o[row + ox] = max_at(s, p, oy, ox, &a[row + ox]);
-                for (; ox < hi; ox++) o[row + ox] = max3_at(r0 + ox * s->sw - s->pad_l, s->w, &a[row + ox]);
+                if (hi > ox) {
+                    max3_row(r0 + ox * s->sw - s->pad_l, (size_t)s->w, s->sw, o + row + ox, a + row + ox, hi - ox);
+                    ox = hi;
+                }
             }
             for (; ox < s->ow; ox++) o[row + ox] = max_at(s, p, oy, ox, &a[row + ox]);
         }
@@ -92,12 +115,15 @@ void nn_maxpool_backward(float *din, const float *dout, const uint8_t *argmax,
         float *p = din + (size_t)ch * s->h * s->w;
         const float *d = dout + (size_t)ch * s->oh * s->ow;
         const uint8_t *a = argmax + (size_t)ch * s->oh * s->ow;
+        /* Winner index -> offset from the window's top-left, once, not a
+         * division per output. */
+        long offset[256];
+        for (int k = 0; k < s->kh * s->kw && k < 256; k++) offset[k] = (long)(k / s->kw) * s->w + k % s->kw;
         for (int oy = 0; oy < s->oh; oy++)
             for (int ox = 0; ox < s->ow; ox++) {
                 const size_t o = (size_t)oy * s->ow + ox;
-                const int iy = oy * s->sh - s->pad_t + a[o] / s->kw;
-                const int ix = ox * s->sw - s->pad_l + a[o] % s->kw;
-                p[(size_t)iy * s->w + ix] += d[o];
+                const long top_left = (long)(oy * s->sh - s->pad_t) * s->w + (ox * s->sw - s->pad_l);
+                p[top_left + offset[a[o]]] += d[o];
             }
     }
 }
