@@ -287,13 +287,11 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             if ((st = image_gradient(&d, o, oy, ox))) goto done;
             ascend(&d, on);
         }
-        /* Later octaves have their own nets; but the first one (the
-         * smallest) owns the packed weights the others borrow in fast mode,
-         * so it lives to the end. */
-        if (k > 0 || !dd_net_fast(o->net)) {
-            dd_net_free(o->net);
-            o->net = NULL;
-        }
+        /* Later octaves have their own nets; in fast mode they borrow the
+         * packed weights this one owns, so the next one takes them over. */
+        if (k + 1 < d.n_octaves) net_hand_over_fast(d.oct[k + 1].net, o->net);
+        dd_net_free(o->net);
+        o->net = NULL;
         prev_h = o->h, prev_w = o->w;
         if (k == d.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
         /* The detail (dreamed minus photo), in place in x. */

@@ -377,6 +377,12 @@ static int in_stem(const dd_net *net, int node) {
 
 /* One block: each conv's weights packed both ways, then the threads' B
  * scratch for the largest k either way. */
+void net_hand_over_fast(dd_net *net, dd_net *from) {
+    if (!net || !from || !from->fast_mem || !net->fast || net->fast_mem) return;
+    net->fast_mem = from->fast_mem;
+    from->fast_mem = NULL;
+}
+
 dd_status dd_net_set_fast(dd_net *net, int fast) {
     if (!net) return util_fail(DD_ERR_INVALID_ARG, "no net");
     if (!fast || !nn_bf16_supported()) {

@@ -32,5 +32,8 @@ const char *net_profile_name(int kind);
  * net: same model, objective and threads; from must outlive net, and the
  * two must not run at the same time (one scratch). */
 dd_status net_borrow_fast(dd_net *net, const dd_net *from);
+/* net, which borrows from's packed weights, takes them over: from can then
+ * be freed while net runs on. */
+void net_hand_over_fast(dd_net *net, dd_net *from);
 
 #endif
