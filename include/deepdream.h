@@ -202,7 +202,7 @@ typedef struct dd_params {
     int steps;            /* gradient steps per octave (10)               */
     float step_size;      /* in network input units, [-1, 1] (0.01)       */
     int jitter;           /* random roll of up to this many pixels (32)   */
-    int tile;             /* gradient tile side in pixels (512)           */
+    int tile;             /* gradient tile side in pixels (1024)          */
     uint64_t seed;        /* same seed + input = same output (0)          */
     int threads;          /* <= 0: one per online core (0)                */
     int max_size;         /* > 0: dream at most this long side, then     *

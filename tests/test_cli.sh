@@ -699,7 +699,8 @@ fi
 # buffers, the model, a few rows of resize scratch. The encoded input is
 # freed once decoded; the output is encoded after the planes are freed. So a
 # run on P pixels, against the same options on a 512x512 image (one tile of
-# the largest side a 512 tile can have, so the largest net), peaks at most at
+# the largest side a 512 tile can have, so the largest net; the runs use
+# --tile 512 to keep the steps short), peaks at most at
 #   peak(P) <= peak(512x512) + 27 B x (P - 512 x 512) + 16 MiB
 # (16 MiB: allocator rounding, thread stacks, scratch rows). The five float
 # planes kept before were 60 B/px; a net planned for the whole image would
@@ -728,14 +729,15 @@ if wanted large; then
       echo "  peak RSS, $1: ${2} KiB; 512x512 ${3} KiB; bound $(($3 + grow_kb)) KiB"
       check "$1: peak RSS ${2} KiB <= ${3} + ${grow_kb} KiB" test "$2" -le "$(($3 + grow_kb))"
     }
+    small_tiles=(--tile 512)
     convert "$top/samples/coffee.png" -resize '512x512!' tile.ppm
     convert "$top/samples/coffee.png" -resize '3000x2000!' large.ppm
 
     # Steps on a tiled image: 35 tiles of the 3000x2000 image, one net.
-    rss_run tile "${one[@]}" tile.ppm tile_out.ppm
+    rss_run tile "${small_tiles[@]}" "${one[@]}" tile.ppm tile_out.ppm
     want_status 0 "512x512, one octave"
     tile_kb=$kb
-    rss_run large "${one[@]}" large.ppm large_out.ppm
+    rss_run large "${small_tiles[@]}" "${one[@]}" large.ppm large_out.ppm
     want_status 0 "3000x2000"
     check "3000x2000: header of the output" test "$(pnm_header large_out.ppm 2 | tr '\n' ' ')" = "P6 3000 2000 "
     differ_bytes large.ppm large_out.ppm "3000x2000 dreamed"
@@ -743,7 +745,7 @@ if wanted large; then
 
     # Four octaves of one 512-side tile each (scale 1.01): four nets of the
     # largest size, of which only the current one may be resident.
-    rss_run octaves --octaves 4 --octave-scale 1.01 --steps 1 tile.ppm octaves_out.ppm
+    rss_run octaves "${small_tiles[@]}" --octaves 4 --octave-scale 1.01 --steps 1 tile.ppm octaves_out.ppm
     want_status 0 "512x512, four octaves"
     rss_bound "512x512, four nets" "$kb" "$tile_kb" $((512 * 512))
 
@@ -751,9 +753,9 @@ if wanted large; then
     # image-sized buffer (the photo at each octave, the detail carried up,
     # the dream and its gradient) is made, without the minutes of steps.
     convert "$top/samples/coffee.png" -scale '6000x4000!' huge.ppm
-    rss_run tile0 --steps 0 tile.ppm tile0_out.ppm
+    rss_run tile0 "${small_tiles[@]}" --steps 0 tile.ppm tile0_out.ppm
     want_status 0 "512x512, no step"
-    rss_run huge --steps 0 huge.ppm huge_out.ppm
+    rss_run huge "${small_tiles[@]}" --steps 0 huge.ppm huge_out.ppm
     want_status 0 "6000x4000, no step"
     check "6000x4000: header of the output" test "$(pnm_header huge_out.ppm 2 | tr '\n' ' ')" = "P6 6000 4000 "
     rss_bound "6000x4000, four octaves, no step" "$kb" "$(tail -1 tile0.rss)" $((6000 * 4000))

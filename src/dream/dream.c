@@ -18,7 +18,7 @@
 
 dd_params dd_params_default(void) {
     return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
-                       .step_size = 0.01f, .jitter = 32, .tile = 512, .seed = 0, .threads = 0,
+                       .step_size = 0.01f, .jitter = 32, .tile = 1024, .seed = 0, .threads = 0,
                        .max_size = 0, .fast = 1};
 }
 
