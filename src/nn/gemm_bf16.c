@@ -97,33 +97,36 @@ TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0,
                           const nn_bf16_fuse *fuse) {
     const uint8_t *bm = fuse ? fuse->b_mask : NULL;
     const int kp = (k + 1) / 2;
-    const int panels = (cols + NR - 1) / NR;
+    const int vectors = (cols + 15) / 16, padded = (cols + NR - 1) / NR * (NR / 16);
     static const uint16_t pairs[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     const __m512i order = _mm512_loadu_si512(pairs);
-    for (int p = 0; p < panels; p++) {
-        uint32_t *panel = dst + (size_t)p * kp * NR;
-        for (int v = 0; v < NR / 16; v++) {
-            const int c0 = p * NR + v * 16;
-            const int n = cols - c0 < 16 ? (cols - c0 > 0 ? cols - c0 : 0) : 16;
-            const __mmask16 mask = (__mmask16)((1u << n) - 1u);
-            for (int q = 0; q < kp; q++) {
-                const float *r0 = b + (size_t)(2 * q) * ldb + j0 + c0;
-                __mmask16 m_lo = mask, m_hi = 2 * q + 1 < k ? mask : 0;
-                if (bm && mask) {
-                    const size_t bit = fuse->b_mask_from + (size_t)j0 + (size_t)c0;
-                    m_lo &= (__mmask16)mask_bits16(bm + (size_t)(2 * q) * fuse->b_mask_row, bit, fuse->b_mask_row);
-                    if (m_hi)
-                        m_hi &= (__mmask16)mask_bits16(bm + (size_t)(2 * q + 1) * fuse->b_mask_row, bit,
-                                                       fuse->b_mask_row);
-                }
-                const __m512 lo = _mm512_maskz_loadu_ps(m_lo, r0);
-                const __m512 hi = _mm512_maskz_loadu_ps(m_hi, r0 + ldb);
-                /* VCVTNE2PS2BF16 puts hi's 16 halves above lo's; interleave
-                 * them into (lo, hi) pairs per column. */
-                const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-                _mm512_storeu_si512(panel + (size_t)q * NR + v * 16, _mm512_permutexvar_epi16(order, both));
+    /* Row pair by row pair, so each row's columns are read once, in order. */
+    for (int q = 0; q < kp; q++) {
+        const float *r0 = b + (size_t)(2 * q) * ldb + j0;
+        const int has_hi = 2 * q + 1 < k;
+        for (int v = 0; v < padded; v++) {
+            uint32_t *out = dst + (size_t)(v / (NR / 16)) * kp * NR + (size_t)q * NR + (v % (NR / 16)) * 16;
+            if (v >= vectors) { /* columns past cols: zero */
+                _mm512_storeu_si512(out, _mm512_setzero_si512());
+                continue;
             }
+            const int c0 = v * 16, n = cols - c0 < 16 ? cols - c0 : 16;
+            const __mmask16 mask = (__mmask16)((1u << n) - 1u);
+            __mmask16 m_lo = mask, m_hi = has_hi ? mask : 0;
+            if (bm) {
+                const size_t bit = fuse->b_mask_from + (size_t)j0 + (size_t)c0;
+                m_lo &= (__mmask16)mask_bits16(bm + (size_t)(2 * q) * fuse->b_mask_row, bit, fuse->b_mask_row);
+                if (m_hi)
+                    m_hi &= (__mmask16)mask_bits16(bm + (size_t)(2 * q + 1) * fuse->b_mask_row, bit,
+                                                   fuse->b_mask_row);
+            }
+            const __m512 lo = _mm512_maskz_loadu_ps(m_lo, r0 + c0);
+            const __m512 hi = _mm512_maskz_loadu_ps(m_hi, r0 + ldb + c0);
+            /* VCVTNE2PS2BF16 puts hi's 16 halves above lo's; interleave
+             * them into (lo, hi) pairs per column. */
+            const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            _mm512_storeu_si512(out, _mm512_permutexvar_epi16(order, both));
         }
     }
 }
