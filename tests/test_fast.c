@@ -341,7 +341,7 @@ static void test_conv(int c, int k, int h, int w, int kh, int kw, int s, int sam
     uint32_t *scratch = xmalloc(2 * nn_bf16_scratch_words(ckk > k ? ckk : k) * sizeof *scratch);
     nn_bf16_pack_a(pw, wt, k, ckk, 0);
     nn_bf16_pack_a(pwt, wt, ckk, k, 1);
-    const nn_bf16_conv fast = {pw, pwt, scratch};
+    const nn_bf16_conv fast = {.w = pw, .wt = pwt, .scratch = scratch};
     cv.fast = &fast;
 
     /* Three runs: one band 2 threads (checked), several bands 2 threads, one
@@ -439,6 +439,69 @@ static void test_conv(int c, int k, int h, int w, int kh, int kw, int s, int sam
 }
 
 /* ---- 5. the real network on photos ----------------------------------------- */
+
+/* Winograd F(2x2,3x3) (float32): the output against the double reference
+ * on the same float operands, within the float32 rounding of its
+ * transforms and GEMM sums: |diff| <= 4 (C*9 + 16) 2^-24 sum |w x| + 1e-30
+ * (about C*9 + 16 roundings, each of terms up to a few |w x|; the worst
+ * seen is below a hundredth of it, a wrong transform is far above); mask bits
+ * where the output is clear of that bound, for one band and for bands of
+ * one block row; one thread bit-identical to two; a scratch below one block
+ * row refused. */
+static void test_winograd(int c, int k, int h, int w, int same) {
+    char what[96];
+    snprintf(what, sizeof what, "winograd c%d k%d %dx%d %s", c, k, h, w, same ? "same" : "valid");
+    nn_conv cv = {.c = c, .k = k};
+    CHECK(nn_window_plan(&cv.win, h, w, 3, 3, 1, 1, same), "%s: plan", what);
+    CHECK(nn_winograd_applies(&cv), "%s: applies", what);
+    const size_t plane = (size_t)cv.win.oh * cv.win.ow, n_out = (size_t)k * plane, n_in = (size_t)c * h * w;
+    float *x = rand_floats(n_in, -1, 1), *wt = rand_floats((size_t)k * c * 9, -0.5, 0.5);
+    float *bias = rand_floats((size_t)k, -0.2, 0.2);
+    float *u = xmalloc(nn_winograd_weight_floats(&cv) * sizeof(float));
+    nn_winograd_pack(u, wt, &cv);
+    const int bw = (cv.win.ow + 1) / 2, bh = (cv.win.oh + 1) / 2;
+    /* V and M of a block row, and four padded input rows per thread (2). */
+    const size_t rowbuf = (size_t)2 * 4 * (2 * bw + 2);
+    const size_t row_floats = (size_t)16 * (c + k) * bw + rowbuf, big = (row_floats - rowbuf) * bh + rowbuf;
+    float *scratch = xmalloc(big * sizeof(float));
+    float *out[3], *ref = xmalloc(n_out * sizeof(float)), *ref_abs = xmalloc(n_out * sizeof(float));
+    uint8_t *mask[3];
+    const size_t mask_bytes = (size_t)k * nn_mask_bytes(plane);
+    /* 0: one band, 2 threads; 1: one block row per band; 2: one thread. */
+    const size_t scratch_of[3] = {big, row_floats, big};
+    const int threads_of[3] = {2, 2, 1};
+    for (int r = 0; r < 3; r++) {
+        out[r] = xmalloc(n_out * sizeof(float)), mask[r] = xmalloc(mask_bytes);
+        memset(mask[r], 0x5a, mask_bytes);
+        CHECK(nn_conv_forward_winograd(out[r], mask[r], x, u, bias, &cv, scratch, scratch_of[r], threads_of[r]),
+              "%s: run %d refused", what, r);
+    }
+    CHECK(!nn_conv_forward_winograd(out[0], mask[0], x, u, bias, &cv, scratch, row_floats - 1, 2),
+          "%s: a scratch below one block row was not refused", what);
+    nn_conv_forward_ref(ref, x, wt, bias, 1, &cv);
+    float *abs_w = xmalloc((size_t)k * c * 9 * sizeof(float)), *abs_x = xmalloc(n_in * sizeof(float));
+    for (size_t i = 0; i < (size_t)k * c * 9; i++) abs_w[i] = fabsf(wt[i]);
+    for (size_t i = 0; i < n_in; i++) abs_x[i] = fabsf(x[i]);
+    nn_conv_forward_ref(ref_abs, abs_x, abs_w, NULL, 0, &cv);
+    /* Bands change the GEMMs' widths, and OpenBLAS may then order a sum
+     * differently: run 1 is held to the bound; threads change nothing. */
+    for (int r = 0; r < 2; r++) {
+        size_t bad = 0, bad_bits = 0;
+        for (size_t i = 0; i < n_out; i++) {
+            const double bound =
+                4.0 * (c * 9 + 16) * ldexp(1.0, -24) * (ref_abs[i] + fabs(bias[i / plane])) + 1e-30;
+            if (!within(out[r][i], ref[i], bound, &worst_conv)) bad++;
+            const size_t ch = i / plane, at = i % plane;
+            if (fabs(ref[i]) > bound && bit(mask[r], plane, ch, at) != (ref[i] > 0)) bad_bits++;
+        }
+        CHECK(bad == 0, "%s, run %d: %zu of %zu outputs outside the float32 bound", what, r, bad, n_out);
+        CHECK(bad_bits == 0, "%s, run %d: %zu mask bits wrong", what, r, bad_bits);
+    }
+    CHECK(!memcmp(out[0], out[2], n_out * sizeof(float)), "%s: one thread differs from two", what);
+    CHECK(!memcmp(mask[0], mask[2], mask_bytes), "%s: one thread's mask differs from two's", what);
+    for (int r = 0; r < 3; r++) free(out[r]), free(mask[r]);
+    free(x), free(wt), free(bias), free(u), free(scratch), free(ref), free(ref_abs), free(abs_w), free(abs_x);
+}
 
 static dd_image *load_photo(const char *dir, const char *name) {
     char path[4096];
@@ -601,6 +664,12 @@ int main(int argc, char **argv) {
     test_conv(9, 24, 11, 13, 5, 5, 1, 1, 1);   /* 5x5 same                    */
     test_conv(4, 11, 9, 11, 5, 5, 1, 0, 0);    /* 5x5 valid                   */
     fprintf(stderr, "test_fast: convolutions: worst |diff| / bound %.3g\n", worst_conv);
+    worst_conv = 0;
+    test_winograd(3, 5, 7, 9, 1);     /* the smallest: one block row each way     */
+    test_winograd(32, 32, 19, 17, 0); /* conv2's channels, valid, odd output      */
+    test_winograd(32, 64, 16, 21, 1); /* conv3's, same                            */
+    test_winograd(13, 29, 11, 14, 1); /* K and C off every block                  */
+    fprintf(stderr, "test_fast: winograd: worst |diff| / bound %.3g\n", worst_conv);
 
     test_photos(argv[1]);
     return check_done("test_fast");

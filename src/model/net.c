@@ -50,6 +50,7 @@ struct dd_net {
     int n_terms;
     net_term *terms;
     float *col;
+    size_t col_floats;
     util_arena arena;
     net_profile *profile;  /* time per kind of node, or NULL */
     int fast;              /* convolutions use their packed weights */
@@ -231,6 +232,7 @@ static dd_status plan_memory(dd_net *net) {
         }
     }
     iv[COL].start = 0, iv[COL].end = 2 * n, iv[COL].bytes = col_floats * sizeof(float);
+    net->col_floats = col_floats;
     int used = 0;
     for (int i = 0; i < n_iv; i++) {
         if (!iv[i].bytes || iv[i].end < 0) continue;
@@ -396,6 +398,7 @@ dd_status dd_net_set_fast(dd_net *net, int fast) {
         if (!x->needed || x->mn->op != MODEL_OP_CONV) continue;
         const int ckk = x->conv.c * x->conv.win.kh * x->conv.win.kw, k = x->conv.k;
         words += nn_bf16_packed_a_words(k, ckk) + nn_bf16_packed_a_words(ckk, k);
+        if (in_stem(net, i) && nn_winograd_applies(&x->conv)) words += nn_winograd_weight_floats(&x->conv);
         const size_t s = nn_bf16_scratch_words(ckk > k ? ckk : k);
         if (s > scratch) scratch = s;
     }
@@ -411,6 +414,11 @@ dd_status dd_net_set_fast(dd_net *net, int fast) {
         p += nn_bf16_packed_a_words(k, ckk);
         nn_bf16_pack_a(p, x->mn->weights, ckk, k, 1);
         x->fast.wt = p, p += nn_bf16_packed_a_words(ckk, k);
+        x->fast.winograd = NULL, x->fast.col_floats = net->col_floats;
+        if (in_stem(net, i) && nn_winograd_applies(&x->conv)) { /* float32, fewer products */
+            nn_winograd_pack((float *)p, x->mn->weights, &x->conv);
+            x->fast.winograd = (const float *)p, p += nn_winograd_weight_floats(&x->conv);
+        }
     }
     for (int i = 1; i < net->n_nodes; i++) {
         net_node *x = &net->nodes[i];

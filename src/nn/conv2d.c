@@ -111,8 +111,8 @@ static void col2im_add(float *din, const float *col, const nn_conv *cv, int oy0,
 
 /* Mask bits of outputs [from, from+count) of every channel: set where the
  * (ReLU'd) output is positive. Whole bytes eight outputs at a time. */
-static void set_mask(const float *out, uint8_t *mask, int k, size_t plane, size_t from, size_t count,
-                     int threads) {
+void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t plane, size_t from,
+                              size_t count, int threads) {
     const size_t mask_plane = nn_mask_bytes(plane), end = from + count;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
@@ -153,7 +153,7 @@ static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
             for (size_t i = 0; i < count; i++) o[i] += bias;
         }
     }
-    if (mask) set_mask(out, mask, k, plane, from, count, threads);
+    if (mask) nn_relu_mask_from_output(out, mask, k, plane, from, count, threads);
 }
 
 /* C = op(W) B (+ C): the float32 sgemm, or bfloat16 in fast mode with the
@@ -166,7 +166,7 @@ static void conv_gemm_forward(const nn_conv *cv, int m, int n, int k, const floa
         const nn_bf16_fuse fuse = {.bias = bias, .relu = mask != NULL};
         nn_gemm_bf16_fused(m, n, k, cv->fast->w, b, ldb, 0.0f, out + from, (int)plane, cv->fast->scratch,
                            threads, &fuse);
-        if (mask) set_mask(out, mask, m, plane, from, (size_t)n, threads);
+        if (mask) nn_relu_mask_from_output(out, mask, m, plane, from, (size_t)n, threads);
     } else {
         nn_gemm(0, m, n, k, w, k, b, ldb, 0.0f, out + from, (int)plane, threads);
         bias_relu(out, mask, bias, m, plane, from, (size_t)n, threads);
@@ -179,6 +179,10 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
     const nn_window *s = &cv->win;
     const int ckk = cv->c * s->kh * s->kw;
     const size_t plane = (size_t)s->oh * s->ow;
+    if (cv->fast && cv->fast->winograd &&
+        nn_conv_forward_winograd(out, relu_mask, in, cv->fast->winograd, b, cv, col, cv->fast->col_floats,
+                                 threads))
+        return;
     if (nn_conv_is_pointwise(cv)) {
         conv_gemm_forward(cv, cv->k, (int)plane, cv->c, w, b, in, (int)plane, out, relu_mask, plane, 0,
                           threads);

@@ -59,6 +59,8 @@ void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const flo
 typedef struct nn_bf16_conv {
     const uint32_t *w, *wt;
     uint32_t *scratch;
+    const float *winograd; /* or the forward in float32 Winograd F(2x2,3x3) */
+    size_t col_floats;     /* floats of the col scratch, for Winograd    */
 } nn_bf16_conv;
 
 /* ---- convolution (BN folded into w and b), optional fused ReLU ------------
@@ -89,6 +91,22 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
 void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
                             const float *w, const nn_conv *cv, float *col,
                             int threads);
+
+/* Mask bits of outputs [from, from+count) of each of k planes: set where
+ * the (ReLU'd) output is positive. */
+void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t plane, size_t from,
+                              size_t count, int threads);
+
+/* Winograd F(2x2, 3x3), float32 forward of a 3x3 stride-1 convolution
+ * (src/nn/winograd.c). u: nn_winograd_weight_floats() floats from
+ * nn_winograd_pack. Returns 0, having done nothing, when the convolution is
+ * not 3x3 stride 1 or one block row does not fit in scratch_floats. */
+int nn_winograd_applies(const nn_conv *cv);
+size_t nn_winograd_weight_floats(const nn_conv *cv);
+void nn_winograd_pack(float *u, const float *w, const nn_conv *cv);
+int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, const float *u,
+                             const float *bias, const nn_conv *cv, float *scratch, size_t scratch_floats,
+                             int threads);
 
 /* Direct loops in double, for tests. */
 void nn_conv_forward_ref(float *out, const float *in, const float *w,

@@ -1,0 +1,147 @@
+/* Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions, float32, forward:
+ * each 2x2 block of outputs from a 4x4 block of input with 16 products per
+ * channel pair instead of 36. Per band of block rows: the input transform
+ * V = B^T d B (16 matrices of C x blocks), 16 GEMMs M = U V with the
+ * transformed weights U = G g G^T (K x C each), then the output transform
+ * Y = A^T M A with bias and ReLU. Fast mode runs the stem's forward with it:
+ * the stem must stay float32 (docs/ARCHITECTURE.md) and is 3x3 stride-1 for
+ * most of its FLOPs. The rounding differs from the direct sum by a few
+ * float32 ulps of the terms, far below bfloat16's. */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "nn.h"
+
+int nn_winograd_applies(const nn_conv *cv) {
+    const nn_window *s = &cv->win;
+    return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
+}
+
+size_t nn_winograd_weight_floats(const nn_conv *cv) { return (size_t)16 * cv->k * cv->c; }
+
+/* U[xi][k][c] = (G g G^T)[xi], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
+void nn_winograd_pack(float *u, const float *w, const nn_conv *cv) {
+    static const double g[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    for (int k = 0; k < cv->k; k++)
+        for (int c = 0; c < cv->c; c++) {
+            const float *f = w + ((size_t)k * cv->c + c) * 9;
+            double t[4][3]; /* G f */
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 3; j++) t[i][j] = g[i][0] * f[j] + g[i][1] * f[3 + j] + g[i][2] * f[6 + j];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    u[((size_t)(i * 4 + j) * cv->k + k) * cv->c + c] =
+                        (float)(t[i][0] * g[j][0] + t[i][1] * g[j][1] + t[i][2] * g[j][2]);
+        }
+}
+
+/* V[xi][c][b] for the blocks of block rows [by0, by0 + rows): B^T d B,
+ * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], zero outside the plane.
+ * B^T's row sums are taken once per input column into four padded rows
+ * (rowbuf: 4 x (2 bw + 2) floats per thread), then each block combines
+ * four columns of them with no bounds checks. */
+static void input_transform(float *v, const float *in, const nn_conv *cv, int by0, int rows, int bw,
+                            float *rowbuf, int threads) {
+    const nn_window *s = &cv->win;
+    const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->c * blocks;
+    const int span = 2 * bw + 2; /* input columns x0 .. x0 + span - 1 */
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        float *r = rowbuf + (size_t)t * 4 * span;
+#pragma omp for schedule(static)
+        for (int c = 0; c < cv->c; c++) {
+            const float *plane = in + (size_t)c * s->h * s->w;
+            for (int by = 0; by < rows; by++) {
+                const int y0 = 2 * (by0 + by) - s->pad_t;
+                const float *src[4];
+                for (int i = 0; i < 4; i++)
+                    src[i] = y0 + i >= 0 && y0 + i < s->h ? plane + (size_t)(y0 + i) * s->w : NULL;
+                for (int x = 0; x < span; x++) {
+                    const int ix = x - s->pad_l;
+                    float d[4];
+                    for (int i = 0; i < 4; i++) d[i] = src[i] && ix >= 0 && ix < s->w ? src[i][ix] : 0.0f;
+                    r[x] = d[0] - d[2], r[span + x] = d[1] + d[2];
+                    r[2 * span + x] = d[2] - d[1], r[3 * span + x] = d[1] - d[3];
+                }
+                float *dst = v + (size_t)c * blocks + (size_t)by * bw;
+                for (int i = 0; i < 4; i++) {
+                    const float *q = r + (size_t)i * span;
+                    float *o = dst + (size_t)(i * 4) * stride;
+                    for (int bx = 0; bx < bw; bx++) {
+                        const float q0 = q[2 * bx], q1 = q[2 * bx + 1], q2 = q[2 * bx + 2], q3 = q[2 * bx + 3];
+                        o[bx] = q0 - q2;
+                        o[stride + bx] = q1 + q2;
+                        o[2 * stride + bx] = q2 - q1;
+                        o[3 * stride + bx] = q1 - q3;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* out = relu?(A^T M A + bias) for the band, A^T = [1 1 1 0; 0 1 -1 -1]. */
+static void output_transform(float *out, const float *m, const float *bias, int relu, const nn_conv *cv,
+                             int by0, int rows, int bw, int threads) {
+    const nn_window *s = &cv->win;
+    const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->k * blocks;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int k = 0; k < cv->k; k++) {
+        float *plane = out + (size_t)k * s->oh * s->ow;
+        const float b = bias ? bias[k] : 0.0f;
+        for (int by = 0; by < rows; by++)
+            for (int bx = 0; bx < bw; bx++) {
+                const float *src = m + (size_t)k * blocks + (size_t)by * bw + bx;
+                float t[2][4];
+                for (int j = 0; j < 4; j++) {
+                    const float m0 = src[(size_t)j * stride], m1 = src[(size_t)(4 + j) * stride];
+                    const float m2 = src[(size_t)(8 + j) * stride], m3 = src[(size_t)(12 + j) * stride];
+                    t[0][j] = m0 + m1 + m2, t[1][j] = m1 - m2 - m3;
+                }
+                for (int i = 0; i < 2; i++) {
+                    const int y = 2 * (by0 + by) + i;
+                    if (y >= s->oh) break;
+                    float y0 = t[i][0] + t[i][1] + t[i][2] + b, y1 = t[i][1] - t[i][2] - t[i][3] + b;
+                    if (relu) y0 = y0 > 0.0f ? y0 : 0.0f, y1 = y1 > 0.0f ? y1 : 0.0f;
+                    float *row = plane + (size_t)y * s->ow + 2 * bx;
+                    row[0] = y0;
+                    if (2 * bx + 1 < s->ow) row[1] = y1;
+                }
+            }
+    }
+}
+
+int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, const float *u,
+                             const float *bias, const nn_conv *cv, float *scratch, size_t scratch_floats,
+                             int threads) {
+    const nn_window *s = &cv->win;
+    const int bh = (s->oh + 1) / 2, bw = (s->ow + 1) / 2;
+    const size_t per_row = (size_t)16 * (cv->c + cv->k) * bw; /* V and M of one block row */
+    const size_t rowbuf = (size_t)threads * 4 * (2 * bw + 2);
+    if (!nn_winograd_applies(cv) || threads < 1 || per_row + rowbuf > scratch_floats) return 0;
+    int band = (int)((scratch_floats - rowbuf) / per_row);
+    if (band > bh) band = bh;
+    for (int by0 = 0; by0 < bh; by0 += band) {
+        const int rows = bh - by0 < band ? bh - by0 : band;
+        const int blocks = rows * bw;
+        float *v = scratch, *m = scratch + (size_t)16 * cv->c * blocks;
+        input_transform(v, in, cv, by0, rows, bw, m + (size_t)16 * cv->k * blocks, threads);
+        for (int xi = 0; xi < 16; xi++)
+            nn_gemm(0, cv->k, blocks, cv->c, u + (size_t)xi * cv->k * cv->c, cv->c,
+                    v + (size_t)xi * cv->c * blocks, blocks, 0.0f, m + (size_t)xi * cv->k * blocks, blocks,
+                    threads);
+        output_transform(out, m, bias, relu_mask != NULL, cv, by0, rows, bw, threads);
+        if (relu_mask) {
+            const int y0 = 2 * by0, y1 = 2 * (by0 + rows) < s->oh ? 2 * (by0 + rows) : s->oh;
+            nn_relu_mask_from_output(out, relu_mask, cv->k, (size_t)s->oh * s->ow, (size_t)y0 * s->ow,
+                                     (size_t)(y1 - y0) * s->ow, threads);
+        }
+    }
+    return 1;
+}
