@@ -663,6 +663,13 @@ int main(int argc, char **argv) {
     test_conv(12, 14, 13, 9, 7, 1, 1, 1, 0);   /* 7x1 same                    */
     test_conv(9, 24, 11, 13, 5, 5, 1, 1, 1);   /* 5x5 same                    */
     test_conv(4, 11, 9, 11, 5, 5, 1, 0, 0);    /* 5x5 valid                   */
+    /* Planes at least 16 wide: stride-1 forwards pack B straight from the
+     * input, vectors crossing output rows at every offset. */
+    test_conv(5, 19, 7, 37, 3, 3, 1, 1, 1);    /* 3x3/1 same, ow 37           */
+    test_conv(6, 13, 9, 21, 3, 3, 1, 0, 1);    /* 3x3/1 valid, ow 19          */
+    test_conv(12, 14, 5, 40, 1, 7, 1, 1, 1);   /* 1x7 same, ow 40             */
+    test_conv(12, 14, 11, 16, 7, 1, 1, 1, 1);  /* 7x1 same, ow 16             */
+    test_conv(9, 24, 7, 33, 5, 5, 1, 1, 0);    /* 5x5 same, ow 33, no ReLU    */
     fprintf(stderr, "test_fast: convolutions: worst |diff| / bound %.3g\n", worst_conv);
     worst_conv = 0;
     test_winograd(3, 5, 7, 9, 1);     /* the smallest: one block row each way     */

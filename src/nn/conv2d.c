@@ -188,6 +188,14 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
                           threads);
         return;
     }
+    if (cv->fast && cv->fast->w && s->sh == 1 && s->sw == 1 && s->ow >= 16) {
+        /* The bfloat16 GEMM packs its B straight from the input. */
+        const nn_bf16_fuse fuse = {.bias = b, .relu = relu_mask != NULL, .im2col_in = in, .im2col_win = s};
+        nn_gemm_bf16_fused(cv->k, (int)plane, ckk, cv->fast->w, NULL, 0, 0.0f, out, (int)plane,
+                           cv->fast->scratch, threads, &fuse);
+        if (relu_mask) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, 0, plane, threads);
+        return;
+    }
     for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
         const int n = rows * s->ow;

@@ -131,6 +131,64 @@ TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0,
     }
 }
 
+/* Lanes [l0, l1) of one input row segment: lane l reads x0 + l of row iy of
+ * plane, zero outside the plane; merged into v. */
+TARGET static inline __m512 row_segment(__m512 v, const float *plane, const nn_window *s, int iy, int x0,
+                                        int l0, int l1) {
+    if (iy < 0 || iy >= s->h) return v;
+    int lo = l0 > -x0 ? l0 : -x0, hi = l1 < s->w - x0 ? l1 : s->w - x0;
+    if (hi <= lo) return v;
+    const __mmask16 m = (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+    /* Lane l's address is row + x0 + l; lanes below lo are masked and never
+     * read, so the base may lie before the row: computed as an integer. */
+    const uintptr_t base = (uintptr_t)(plane + (size_t)iy * s->w) + (uintptr_t)((intptr_t)x0 * 4);
+    return _mm512_mask_loadu_ps(v, m, (const void *)base);
+}
+
+/* pack_b for B = the im2col of a stride-1 window (fuse->im2col_*), read
+ * straight from the input: no im2col band in memory. Row r of B is
+ * (c, ky, kx); a vector of 16 columns spans at most two output rows (the
+ * caller makes sure ow >= 16). */
+TARGET static void pack_b_im2col(uint32_t *dst, const nn_bf16_fuse *fuse, int k, int j0, int cols) {
+    const nn_window *s = fuse->im2col_win;
+    const int kp = (k + 1) / 2, khw = s->kh * s->kw;
+    const int vectors = (cols + 15) / 16, padded = (cols + NR - 1) / NR * (NR / 16);
+    static const uint16_t pairs[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i order = _mm512_loadu_si512(pairs);
+    int oy[CHUNK_PANELS * NR / 16], ox[CHUNK_PANELS * NR / 16], n[CHUNK_PANELS * NR / 16],
+        split[CHUNK_PANELS * NR / 16];
+    for (int v = 0; v < vectors; v++) {
+        const size_t p = fuse->im2col_from + (size_t)j0 + (size_t)v * 16;
+        oy[v] = (int)(p / (size_t)s->ow), ox[v] = (int)(p % (size_t)s->ow);
+        n[v] = cols - v * 16 < 16 ? cols - v * 16 : 16;
+        split[v] = s->ow - ox[v] < n[v] ? s->ow - ox[v] : n[v];
+    }
+    for (int q = 0; q < kp; q++) {
+        for (int v = 0; v < padded; v++) {
+            uint32_t *out = dst + (size_t)(v / (NR / 16)) * kp * NR + (size_t)q * NR + (v % (NR / 16)) * 16;
+            if (v >= vectors) {
+                _mm512_storeu_si512(out, _mm512_setzero_si512());
+                continue;
+            }
+            __m512 half[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+            for (int h = 0; h < 2; h++) {
+                const int r = 2 * q + h;
+                if (r >= k) break;
+                const int c = r / khw, ky = r % khw / s->kw, kx = r % s->kw;
+                const float *plane = fuse->im2col_in + (size_t)c * s->h * s->w;
+                /* lanes [0, split) on output row oy from ox; the rest on the next row from 0 */
+                half[h] = row_segment(half[h], plane, s, oy[v] - s->pad_t + ky, ox[v] - s->pad_l + kx, 0, split[v]);
+                if (split[v] < n[v])
+                    half[h] = row_segment(half[h], plane, s, oy[v] + 1 - s->pad_t + ky, -split[v] - s->pad_l + kx,
+                                          split[v], n[v]);
+            }
+            const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(half[1], half[0]);
+            _mm512_storeu_si512(out, _mm512_permutexvar_epi16(order, both));
+        }
+    }
+}
+
 /* C[rows x cols] (= or +=) A panel x B panel over kp pairs. */
 TARGET static void kernel(const uint32_t *a, const uint32_t *b, int kp, float *c, int ldc, int rows,
                           int cols, int add, const float *bias, int relu) {
@@ -173,7 +231,8 @@ TARGET static void gemm_columns(int m, int k, const uint32_t *a, const float *b,
     const int kp = (k + 1) / 2, m_panels = (m + MR - 1) / MR;
     for (int jc = j0; jc < j1; jc += NR * CHUNK_PANELS) {
         const int cols = j1 - jc < NR * CHUNK_PANELS ? j1 - jc : NR * CHUNK_PANELS;
-        pack_b(scratch, b, ldb, k, jc, cols, fuse);
+        if (fuse && fuse->im2col_in) pack_b_im2col(scratch, fuse, k, jc, cols);
+        else pack_b(scratch, b, ldb, k, jc, cols, fuse);
         for (int p = 0; p < m_panels; p++) {
             const int rows = m - p * MR < MR ? m - p * MR : MR;
             for (int q = 0; q * NR < cols; q++)

@@ -49,6 +49,9 @@ typedef struct nn_bf16_fuse {
     const uint8_t *b_mask; /* B (r, j) counts as 0 unless bit b_mask_from + j
                             * of mask row r (b_mask_row bytes each) is set  */
     size_t b_mask_row, b_mask_from;
+    const float *im2col_in;      /* or B is the im2col of this (C, H, W) input */
+    const nn_window *im2col_win; /* under this stride-1 window, B's column j */
+    size_t im2col_from;          /* being output pixel im2col_from + j; b unused */
 } nn_bf16_fuse;
 void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
                         float *c, int ldc, uint32_t *scratch, int threads, const nn_bf16_fuse *fuse);
