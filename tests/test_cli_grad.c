@@ -20,31 +20,7 @@
 #include "check.h"
 #include "deepdream.h"
 #include "image/image.h"
-
-static dd_image *load(const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        fprintf(stderr, "test_cli_grad: %s: cannot open\n", path);
-        return NULL;
-    }
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len == cap) {
-            cap = cap ? 2 * cap : 1 << 16;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-    } while (got);
-    fclose(fp);
-    dd_image *im = NULL;
-    if (dd_image_load_memory(buf, len, 0, &im)) fprintf(stderr, "test_cli_grad: %s: %s\n", path, dd_last_error());
-    free(buf);
-    return im;
-}
+#include "support.h"
 
 int main(int argc, char **argv) {
     if (argc != 4 && !(argc == 5 && (!strcmp(argv[4], "exact") || !strcmp(argv[4], "fast")))) {
@@ -53,7 +29,7 @@ int main(int argc, char **argv) {
     }
     const int fast = argc == 5 && !strcmp(argv[4], "fast");
     const double step = atof(argv[3]);
-    dd_image *in = load(argv[1]), *out = load(argv[2]);
+    dd_image *in = load_image_file(argv[1]), *out = load_image_file(argv[2]);
     dd_model *model = NULL;
     if (!in || !out || dd_model_load_default(&model)) {
         fprintf(stderr, "test_cli_grad: setup failed: %s\n", dd_last_error());

@@ -15,6 +15,9 @@
 #include "image/image.h"
 #include "nn/nn.h"
 
+#define TEST_RNG_SEED 0x13198a2e03707344u
+#include "support.h"
+
 /* Error bound of a float32 sum of n terms: recursive summation errs by at
  * most about n * 2^-24 * sum|term|; we allow n * 2^-23 (VDPBF16PS adds the
  * two products of a pair one after the other, and a beta = 1 or bias add
@@ -33,35 +36,12 @@
 /* Worst |got - ref| / bound over all GEMM and convolution elements. */
 static double worst_gemm, worst_conv;
 
-/* ---- fixed-seed RNG (splitmix64) ------------------------------------------- */
-static uint64_t rng_state = 0x13198a2e03707344u;
-
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(double lo, double hi) {
-    return lo + (hi - lo) * (double)(rng_u64() >> 11) * 0x1.0p-53;
-}
-
 /* Mostly uniform in [-1, 1) with exponents spread over 2^-6 .. 2^2, and one
  * value in 8 an exact zero. */
 static float rng_value(void) {
     const uint64_t r = rng_u64();
     if ((r & 7) == 0) return 0.0f;
     return (float)ldexp(rng_uniform(-1.0, 1.0), (int)((r >> 3) % 9) - 6);
-}
-
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "test_fast: out of memory\n");
-        exit(1);
-    }
-    return p;
 }
 
 static float *rand_floats(size_t n, double lo, double hi) {
@@ -506,29 +486,8 @@ static void test_winograd(int c, int k, int h, int w, int same) {
 static dd_image *load_photo(const char *dir, const char *name) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        CHECK(0, "%s: cannot open", path);
-        return NULL;
-    }
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len == cap) {
-            cap = cap ? 2 * cap : 1 << 16;
-            buf = realloc(buf, cap);
-            if (!buf) {
-                fprintf(stderr, "test_fast: out of memory\n");
-                exit(1);
-            }
-        }
-        got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-    } while (got);
-    fclose(fp);
-    dd_image *im = NULL;
-    if (dd_image_load_memory(buf, len, 0, &im)) CHECK(0, "%s: %s", path, dd_last_error());
-    free(buf);
+    dd_image *im = load_image_file(path);
+    CHECK(im, "%s: not loaded", path);
     return im;
 }
 

@@ -9,6 +9,9 @@
 #include "check.h"
 #include "nn/nn.h"
 
+#define TEST_RNG_SEED 0x243f6a8885a308d3u
+#include "support.h"
+
 /* Central-difference step, in double. The objectives are piecewise linear in
  * the input, so the quotient is exact up to double rounding (~1e-12 here) as
  * long as no kink lies within FD_H of the point. */
@@ -33,30 +36,6 @@
 /* Worst |got - want| / max|want| seen per kind of comparison, for the summary. */
 static double worst_fd, worst_adjoint, worst_fwd, worst_ref;
 static int kinks_skipped, outputs_total;
-
-/* ---- fixed-seed RNG (splitmix64): the same tensors on every platform ------ */
-static uint64_t rng_state = 0x243f6a8885a308d3u;
-
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [lo, hi). */
-static double rng_uniform(double lo, double hi) {
-    return lo + (hi - lo) * (double)(rng_u64() >> 11) * 0x1.0p-53;
-}
-
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 static float *rand_floats(size_t n, double lo, double hi) {
     float *p = xmalloc(n * sizeof *p);
