@@ -635,6 +635,8 @@ int main(int argc, char **argv) {
     test_winograd(32, 32, 19, 17, 0); /* conv2's channels, valid, odd output      */
     test_winograd(32, 64, 16, 21, 1); /* conv3's, same                            */
     test_winograd(13, 29, 11, 14, 1); /* K and C off every block                  */
+    test_winograd(5, 7, 9, 70, 1);    /* 35 blocks a row: 16-block vector paths   */
+    test_winograd(4, 6, 8, 67, 0);    /* valid, 65 wide, odd: vector and tail     */
     fprintf(stderr, "test_fast: winograd: worst |diff| / bound %.3g\n", worst_conv);
 
     test_photos(argv[1]);

@@ -14,6 +14,60 @@
 
 #include "nn.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define VECTOR_PATHS 1
+#define TARGET __attribute__((target("avx512f")))
+
+/* Even and odd elements of the 32 floats a:b. */
+TARGET static inline __m512 evens(__m512 a, __m512 b) {
+    return _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
+}
+TARGET static inline __m512 odds(__m512 a, __m512 b) {
+    return _mm512_permutex2var_ps(a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
+}
+
+/* Blocks bx .. bx+15 of one block row of the input transform: q the four
+ * padded row sums (span floats apart), o the first of the 16 V planes. */
+TARGET static void input16(float *o, size_t stride, const float *q, int span, int bx) {
+    for (int i = 0; i < 4; i++, q += span, o += 4 * stride) {
+        const float *p = q + 2 * bx;
+        const __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
+        const __m512 a2 = _mm512_loadu_ps(p + 2), b2 = _mm512_loadu_ps(p + 18);
+        const __m512 e0 = evens(a, b), o0 = odds(a, b), e1 = evens(a2, b2), o1 = odds(a2, b2);
+        _mm512_storeu_ps(o + bx, _mm512_sub_ps(e0, e1));
+        _mm512_storeu_ps(o + stride + bx, _mm512_add_ps(o0, e1));
+        _mm512_storeu_ps(o + 2 * stride + bx, _mm512_sub_ps(e1, o0));
+        _mm512_storeu_ps(o + 3 * stride + bx, _mm512_sub_ps(o0, o1));
+    }
+}
+
+/* Blocks bx .. bx+15 of one block row of the output transform, all 32
+ * output columns inside the row: rows[i] is output row 2 by + i or NULL. */
+TARGET static void output16(float *const rows[2], const float *src, size_t stride, int bx, float bias, int relu) {
+    __m512 t[2][4];
+    for (int j = 0; j < 4; j++) {
+        const __m512 m0 = _mm512_loadu_ps(src + (size_t)j * stride), m1 = _mm512_loadu_ps(src + (size_t)(4 + j) * stride);
+        const __m512 m2 = _mm512_loadu_ps(src + (size_t)(8 + j) * stride), m3 = _mm512_loadu_ps(src + (size_t)(12 + j) * stride);
+        t[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        t[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    const __m512 b = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (int i = 0; i < 2 && rows[i]; i++) {
+        __m512 y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]), b);
+        __m512 y1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[i][1], t[i][2]), t[i][3]), b);
+        if (relu) /* max(NaN, 0) is 0, as the scalar y > 0 test */
+            y0 = _mm512_max_ps(y0, zero), y1 = _mm512_max_ps(y1, zero);
+        _mm512_storeu_ps(rows[i] + 2 * bx, _mm512_permutex2var_ps(y0, lo, y1));
+        _mm512_storeu_ps(rows[i] + 2 * bx + 16, _mm512_permutex2var_ps(y0, hi, y1));
+    }
+}
+#else
+#define VECTOR_PATHS 0
+#endif
+
 int nn_winograd_applies(const nn_conv *cv) {
     const nn_window *s = &cv->win;
     return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
@@ -45,6 +99,7 @@ void nn_winograd_pack(float *u, const float *w, const nn_conv *cv) {
 static void input_transform(float *v, const float *in, const nn_conv *cv, int by0, int rows, int bw,
                             float *rowbuf, int threads) {
     const nn_window *s = &cv->win;
+    const int vector = VECTOR_PATHS && nn_bf16_supported(); /* AVX-512 with it */
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->c * blocks;
     const int span = 2 * bw + 2; /* input columns x0 .. x0 + span - 1 */
 #pragma omp parallel num_threads(threads)
@@ -70,10 +125,15 @@ static void input_transform(float *v, const float *in, const nn_conv *cv, int by
                     r[2 * span + x] = d[2] - d[1], r[3 * span + x] = d[1] - d[3];
                 }
                 float *dst = v + (size_t)c * blocks + (size_t)by * bw;
+                int bx0 = 0;
+#if VECTOR_PATHS
+                if (vector)
+                    for (; bx0 + 16 <= bw; bx0 += 16) input16(dst, stride, r, span, bx0);
+#endif
                 for (int i = 0; i < 4; i++) {
                     const float *q = r + (size_t)i * span;
                     float *o = dst + (size_t)(i * 4) * stride;
-                    for (int bx = 0; bx < bw; bx++) {
+                    for (int bx = bx0; bx < bw; bx++) {
                         const float q0 = q[2 * bx], q1 = q[2 * bx + 1], q2 = q[2 * bx + 2], q3 = q[2 * bx + 3];
                         o[bx] = q0 - q2;
                         o[stride + bx] = q1 + q2;
@@ -91,12 +151,24 @@ static void output_transform(float *out, const float *m, const float *bias, int 
                              int by0, int rows, int bw, int threads) {
     const nn_window *s = &cv->win;
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->k * blocks;
+    const int vector = VECTOR_PATHS && nn_bf16_supported();
+    const int whole = s->ow / 32 * 16; /* blocks whose 32 outputs lie inside a row, in 16s */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int k = 0; k < cv->k; k++) {
         float *plane = out + (size_t)k * s->oh * s->ow;
         const float b = bias ? bias[k] : 0.0f;
-        for (int by = 0; by < rows; by++)
-            for (int bx = 0; bx < bw; bx++) {
+        for (int by = 0; by < rows; by++) {
+            int bx0 = 0;
+#if VECTOR_PATHS
+            if (vector) {
+                const int y = 2 * (by0 + by);
+                float *const out_rows[2] = {plane + (size_t)y * s->ow,
+                                            y + 1 < s->oh ? plane + (size_t)(y + 1) * s->ow : NULL};
+                for (; bx0 < whole; bx0 += 16)
+                    output16(out_rows, m + (size_t)k * blocks + (size_t)by * bw + bx0, stride, bx0, b, relu);
+            }
+#endif
+            for (int bx = bx0; bx < bw; bx++) {
                 const float *src = m + (size_t)k * blocks + (size_t)by * bw + bx;
                 float t[2][4];
                 for (int j = 0; j < 4; j++) {
@@ -114,6 +186,7 @@ static void output_transform(float *out, const float *m, const float *bias, int 
                     if (2 * bx + 1 < s->ow) row[1] = y1;
                 }
             }
+        }
     }
 }
 
