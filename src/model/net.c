@@ -54,6 +54,7 @@ struct dd_net {
     util_arena arena;
     net_profile *profile;  /* time per kind of node, or NULL */
     int fast;              /* convolutions use their packed weights */
+    size_t stem_below;     /* planes larger than the first concat's: the stem */
     uint32_t *fast_mem;    /* packed weights and pack scratch it owns, or NULL */
     double flops_fwd, flops_bwd;
 };
@@ -325,6 +326,11 @@ dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
     net->nodes[0].needed = 1;
     net->nodes[0].c = 3, net->nodes[0].h = height, net->nodes[0].w = width;
     if ((st = plan_shapes(net))) goto fail;
+    for (int i = 1; i < net->n_nodes; i++) /* no concat: everything is stem */
+        if (net->nodes[i].needed && net->nodes[i].mn->op == MODEL_OP_CONCAT) {
+            net->stem_below = (size_t)net->nodes[i].h * net->nodes[i].w;
+            break;
+        }
     plan_aliases(net);
     if ((st = plan_memory(net))) goto fail;
     *out = net;
@@ -370,11 +376,7 @@ dd_status net_borrow_fast(dd_net *net, const dd_net *from) {
  * only 0.96 with the exact one (0.99999 with every backward in bfloat16 and
  * every forward in float32; 0.997 with the stem's forward in float32). */
 static int in_stem(const dd_net *net, int node) {
-    for (int i = 1; i < net->n_nodes; i++)
-        if (net->nodes[i].needed && net->nodes[i].mn->op == MODEL_OP_CONCAT)
-            return (size_t)net->nodes[node].h * net->nodes[node].w >
-                   (size_t)net->nodes[i].h * net->nodes[i].w;
-    return 1;
+    return (size_t)net->nodes[node].h * net->nodes[node].w > net->stem_below;
 }
 
 /* One block: each conv's weights packed both ways, then the threads' B

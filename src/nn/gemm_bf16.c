@@ -93,14 +93,20 @@ static inline uint32_t mask_bits16(const uint8_t *row, size_t bit, size_t row_by
     return (v >> (bit & 7)) & 0xffffu;
 }
 
+/* 16 words of k-pairs from two rows' 16 columns: VCVTNE2PS2BF16 puts hi's
+ * halves above lo's, and the permute interleaves them into (lo, hi) pairs. */
+TARGET static inline void store_pairs(uint32_t *out, __m512 lo, __m512 hi) {
+    static const uint16_t pairs[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    _mm512_storeu_si512(out, _mm512_permutexvar_epi16(_mm512_loadu_si512(pairs), both));
+}
+
 TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0, int cols,
                           const nn_bf16_fuse *fuse) {
     const uint8_t *bm = fuse ? fuse->b_mask : NULL;
     const int kp = (k + 1) / 2;
     const int vectors = (cols + 15) / 16, padded = (cols + NR - 1) / NR * (NR / 16);
-    static const uint16_t pairs[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i order = _mm512_loadu_si512(pairs);
     /* Row pair by row pair, so each row's columns are read once, in order. */
     for (int q = 0; q < kp; q++) {
         const float *r0 = b + (size_t)(2 * q) * ldb + j0;
@@ -121,12 +127,7 @@ TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0,
                     m_hi &= (__mmask16)mask_bits16(bm + (size_t)(2 * q + 1) * fuse->b_mask_row, bit,
                                                    fuse->b_mask_row);
             }
-            const __m512 lo = _mm512_maskz_loadu_ps(m_lo, r0 + c0);
-            const __m512 hi = _mm512_maskz_loadu_ps(m_hi, r0 + ldb + c0);
-            /* VCVTNE2PS2BF16 puts hi's 16 halves above lo's; interleave
-             * them into (lo, hi) pairs per column. */
-            const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-            _mm512_storeu_si512(out, _mm512_permutexvar_epi16(order, both));
+            store_pairs(out, _mm512_maskz_loadu_ps(m_lo, r0 + c0), _mm512_maskz_loadu_ps(m_hi, r0 + ldb + c0));
         }
     }
 }
@@ -153,9 +154,6 @@ TARGET static void pack_b_im2col(uint32_t *dst, const nn_bf16_fuse *fuse, int k,
     const nn_window *s = fuse->im2col_win;
     const int kp = (k + 1) / 2, khw = s->kh * s->kw;
     const int vectors = (cols + 15) / 16, padded = (cols + NR - 1) / NR * (NR / 16);
-    static const uint16_t pairs[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i order = _mm512_loadu_si512(pairs);
     int oy[CHUNK_PANELS * NR / 16], ox[CHUNK_PANELS * NR / 16], n[CHUNK_PANELS * NR / 16],
         split[CHUNK_PANELS * NR / 16];
     for (int v = 0; v < vectors; v++) {
@@ -183,8 +181,7 @@ TARGET static void pack_b_im2col(uint32_t *dst, const nn_bf16_fuse *fuse, int k,
                     half[h] = row_segment(half[h], plane, s, oy[v] + 1 - s->pad_t + ky, -split[v] - s->pad_l + kx,
                                           split[v], n[v]);
             }
-            const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(half[1], half[0]);
-            _mm512_storeu_si512(out, _mm512_permutexvar_epi16(order, both));
+            store_pairs(out, half[0], half[1]);
         }
     }
 }
