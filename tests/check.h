@@ -7,6 +7,8 @@
 #include <stdio.h>
 
 static int check_failures;
+static double check_worst;             /* largest |diff| / tol of check_close */
+static char check_worst_what[256];
 
 #define CHECK(cond, ...)                                                       \
     do {                                                                       \
@@ -21,6 +23,10 @@ static int check_failures;
 /* |got - want| <= tol; returns whether it held. */
 static inline int check_close(const char *what, double got, double want, double tol) {
     const double diff = fabs(got - want);
+    if (tol > 0 && diff / tol > check_worst) {
+        check_worst = diff / tol;
+        snprintf(check_worst_what, sizeof check_worst_what, "%s", what);
+    }
     if (!(diff <= tol)) {
         check_failures++;
         fprintf(stderr, "FAIL %s: got %.10g, want %.10g, |diff| %.3g > tol %.3g\n", what, got, want,
@@ -39,7 +45,11 @@ static inline int check_done(const char *test) {
         fprintf(stderr, "%s: %d check(s) failed\n", test, check_failures);
         return 1;
     }
-    fprintf(stderr, "%s: all checks passed\n", test);
+    if (check_worst > 0)
+        fprintf(stderr, "%s: all checks passed; the closest came to %.3g of its tolerance (%s)\n", test,
+                check_worst, check_worst_what);
+    else
+        fprintf(stderr, "%s: all checks passed\n", test);
     return 0;
 }
 

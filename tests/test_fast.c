@@ -297,7 +297,7 @@ static void plan_band_rows(nn_conv *cv, int rows) {
     nn_conv_plan_bands(cv, rows ? (size_t)rows * row + row - 1 : SIZE_MAX / 2);
 }
 
-/* nn_conv_forward and nn_conv_backward_input with cv.fast set, against
+/* nn_conv_forward and nn_conv_backward_input with cv.packed set, against
  * direct loops in double over bfloat16-rounded weights and inputs (forward)
  * or weights and masked dout (backward). Bound: the float32 sum bound of
  * the element's products, counting C*KH*KW products plus the bias forward,
@@ -321,8 +321,8 @@ static void test_conv(int c, int k, int h, int w, int kh, int kw, int s, int sam
     uint32_t *scratch = xmalloc(2 * nn_bf16_scratch_words(ckk > k ? ckk : k) * sizeof *scratch);
     nn_bf16_pack_a(pw, wt, k, ckk, 0);
     nn_bf16_pack_a(pwt, wt, ckk, k, 1);
-    const nn_bf16_conv fast = {.w = pw, .wt = pwt, .scratch = scratch};
-    cv.fast = &fast;
+    const nn_conv_packed fast = {.w = pw, .wt = pwt, .scratch = scratch};
+    cv.packed = &fast;
 
     /* Three runs: one band 2 threads (checked), several bands 2 threads, one
      * band 1 thread (both bit-compared with the first). */

@@ -460,6 +460,85 @@ static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, i
     free(dout), free(dm), free(din_want);
 }
 
+/* Winograd F(2x2,3x3), the exact mode's path for 3x3 stride-1 convolutions,
+ * both ways: the forward through nn_conv_forward against the double forward,
+ * the backward (dout masked by the forward's ReLU bits, accumulating onto a
+ * random din) through nn_conv_backward_input and directly, against the
+ * double adjoint; bands of one block row and of all; 1 vs 2 threads bit for
+ * bit; a scratch below one block row refused (the caller then takes im2col).
+ * Widths of 32 and more reach the 16-block vector transforms on AVX-512. */
+static void test_winograd(int c, int k, int h, int w, int same) {
+    char what[160];
+    snprintf(what, sizeof what, "winograd %s in %dx%dx%d K %d", same ? "same" : "valid", c, h, w, k);
+    const geom g = geom_make(h, w, 3, 3, 1, 1, same);
+    nn_conv cv = {.c = c, .k = k, .win = plan_window(&g, same, what)};
+    plan_bands(&cv, 0, what);
+    const size_t plane = (size_t)g.oh * g.ow, n_in = (size_t)c * h * w, n_out = (size_t)k * plane;
+    float *x = rand_floats(n_in, -1, 1), *wt = rand_floats((size_t)k * c * 9, -1, 1);
+    float *b = rand_floats((size_t)k, -0.5, 0.5);
+    float *u = xmalloc(nn_winograd_weight_floats(&cv) * sizeof(float));
+    float *ut = xmalloc(nn_winograd_weight_floats(&cv) * sizeof(float));
+    nn_winograd_pack(u, wt, &cv);
+    nn_winograd_pack_backward(ut, wt, &cv);
+    /* Scratch for all block rows either way (the backward's blocks tile
+     * the input plane), and for exactly one block row of the forward. */
+    const int bw = (g.ow + 1) / 2, bh = (g.oh + 1) / 2, bwi = (w + 1) / 2, bhi = (h + 1) / 2;
+    const size_t all = (size_t)16 * (c + k) * ((size_t)bw * bh + (size_t)bwi * bhi) + (size_t)8 * (2 * w + 4);
+    const size_t one_row = (size_t)16 * (c + k) * bw + (size_t)2 * 4 * (2 * bw + 2);
+    float *scratch = xmalloc(all * sizeof(float));
+    nn_conv_packed packed = {.winograd = u, .winograd_t = ut, .col_floats = all};
+    cv.packed = &packed;
+
+    float *out[2];
+    uint8_t *mask[2];
+    for (int t = 0; t < 2; t++) {
+        out[t] = xmalloc(n_out * sizeof(float)), mask[t] = mask_alloc(k, plane);
+        nn_conv_forward(out[t], mask[t], x, wt, b, &cv, scratch, t + 1);
+    }
+    double *xd = to_double(x, n_in), *want = xmalloc(n_out * sizeof *want);
+    conv_d(want, xd, wt, b, c, k, &g, 1, 0, g.oh);
+    note(&worst_fwd, compare(what, out[0], NULL, want, n_out, TOL_FWD_ABS, TOL_FWD_REL));
+    CHECK(!memcmp(out[0], out[1], n_out * sizeof(float)) && !memcmp(mask[0], mask[1], (size_t)k * nn_mask_bytes(plane)),
+          "%s: forward threads 1 vs 2 differ", what);
+    float *one = xmalloc(n_out * sizeof(float));
+    CHECK(nn_conv_forward_winograd(one, NULL, x, u, b, &cv, scratch, one_row, 2), "%s: one block row refused", what);
+    CHECK(!nn_conv_forward_winograd(one, NULL, x, u, b, &cv, scratch, one_row - 1, 2),
+          "%s: a scratch below one block row was not refused", what);
+
+    /* Backward through the ReLU bits of the forward. */
+    float *dout = rand_floats(n_out, -1, 1);
+    double *dm = to_double(dout, n_out), *din_want = xmalloc(n_in * sizeof *din_want);
+    for (size_t i = 0; i < n_out; i++)
+        if (!mask_bit(mask[0], plane, i)) dm[i] = 0;
+    conv_adjoint_d(din_want, dm, wt, c, k, &g);
+    float *d0 = accum_start(n_in, din_want), *din[3];
+    for (int t = 0; t < 2; t++) {
+        float *d = copy_floats(dout, n_out);
+        din[t] = copy_floats(d0, n_in);
+        nn_conv_backward_input(din[t], d, mask[0], wt, &cv, scratch, t + 1);
+        free(d);
+    }
+    char what2[200];
+    snprintf(what2, sizeof what2, "%s backward vs adjoint", what);
+    note(&worst_adjoint, compare(what2, din[0], d0, din_want, n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+    CHECK(!memcmp(din[0], din[1], n_in * sizeof(float)), "%s: backward threads 1 vs 2 differ", what);
+    /* Directly, from the masked dout, one block row of the input a band. */
+    float *masked = xmalloc(n_out * sizeof(float));
+    for (size_t i = 0; i < n_out; i++) masked[i] = (float)dm[i];
+    din[2] = copy_floats(d0, n_in);
+    const size_t one_row_t = (size_t)16 * (c + k) * bwi + (size_t)2 * 4 * (2 * bwi + 2);
+    CHECK(nn_conv_backward_winograd(din[2], masked, ut, &cv, scratch, one_row_t, 2), "%s: backward one row refused",
+          what);
+    snprintf(what2, sizeof what2, "%s backward by block rows", what);
+    note(&worst_adjoint, compare(what2, din[2], d0, din_want, n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+    CHECK(!nn_conv_backward_winograd(din[2], masked, ut, &cv, scratch, one_row_t - 1, 2),
+          "%s: a backward scratch below one block row was not refused", what);
+
+    for (int t = 0; t < 2; t++) free(out[t]), free(mask[t]), free(din[t]);
+    free(din[2]), free(x), free(wt), free(b), free(u), free(ut), free(scratch), free(xd), free(want), free(one);
+    free(dout), free(dm), free(din_want), free(d0), free(masked);
+}
+
 /* ---- pooling ------------------------------------------------------------- */
 
 /* Distinct values spaced 2 * KINK apart in a shuffled order, so no two
@@ -733,6 +812,14 @@ int main(void) {
      * and a wide pointwise layer that exercises the GEMM with K > C. */
     test_conv_naive(3, 17, 9, 7, 3, 3, 1, 1, 2, 1, 1);
     test_conv_naive(19, 6, 6, 5, 1, 1, 1, 0, 0, 1, 1);
+
+    /* 3. Winograd: odd and even sides, 'same' and 'valid' (its backward
+     * pads by 1 and 2), C and K off any blocking, rows of 16+ blocks. */
+    test_winograd(3, 4, 7, 9, 1);
+    test_winograd(5, 7, 8, 11, 0);
+    test_winograd(13, 29, 11, 14, 1);
+    test_winograd(4, 6, 9, 70, 1);
+    test_winograd(6, 5, 8, 67, 0);
     const double t2 = now_s();
 
     fprintf(stderr,

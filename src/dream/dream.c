@@ -195,9 +195,8 @@ static dd_status plan_octaves(dream *d, const dd_model *model, const dd_term *te
         dd_status st = dd_net_new(model, terms, n_terms, o.ty.side, o.tx.side, d->threads, &o.net);
         if (st == DD_ERR_TOO_SMALL && i < p->octaves - 1) continue; /* skip small octaves */
         /* One packed copy of the weights, shared by every octave's net. */
-        if (!st && p->fast)
-            st = d->n_octaves && dd_net_fast(d->oct[0].net) ? net_borrow_fast(o.net, d->oct[0].net)
-                                                           : dd_net_set_fast(o.net, 1);
+        if (!st)
+            st = d->n_octaves ? net_borrow_packs(o.net, d->oct[0].net) : dd_net_set_fast(o.net, p->fast);
         if (st && o.net) dd_net_free(o.net);
         if (st) return st;
         const size_t n = (size_t)3 * o.ty.side * o.tx.side;
@@ -287,9 +286,9 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             if ((st = image_gradient(&d, o, oy, ox))) goto done;
             ascend(&d, on);
         }
-        /* Later octaves have their own nets; in fast mode they borrow the
-         * packed weights this one owns, so the next one takes them over. */
-        if (k + 1 < d.n_octaves) net_hand_over_fast(d.oct[k + 1].net, o->net);
+        /* Later octaves have their own nets; they borrow the packed weights
+         * this one owns, so the next one takes them over. */
+        if (k + 1 < d.n_octaves) net_hand_over_packs(d.oct[k + 1].net, o->net);
         dd_net_free(o->net);
         o->net = NULL;
         prev_h = o->h, prev_w = o->w;

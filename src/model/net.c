@@ -32,7 +32,7 @@ typedef struct net_node {
     float *act, *grad;     /* forward output, gradient of it (arena) */
     uint8_t *mask;         /* ReLU bits */
     uint8_t *argmax;       /* max-pool winners */
-    nn_bf16_conv fast;     /* packed weights (fast mode) */
+    nn_conv_packed packed; /* its weights packed for the faster paths */
     int grad_zeroed;       /* this pass (roots only) */
 } net_node;
 
@@ -53,9 +53,9 @@ struct dd_net {
     size_t col_floats;
     util_arena arena;
     net_profile *profile;  /* time per kind of node, or NULL */
-    int fast;              /* convolutions use their packed weights */
+    int fast;              /* bfloat16 products (fast mode) */
     size_t stem_below;     /* planes larger than the first concat's: the stem */
-    uint32_t *fast_mem;    /* packed weights and pack scratch it owns, or NULL */
+    uint32_t *packed_mem;  /* packed weights and pack scratch it owns, or NULL */
     double flops_fwd, flops_bwd;
 };
 
@@ -278,6 +278,8 @@ done:
     return st;
 }
 
+static dd_status pack_weights(dd_net *net, int fast);
+
 dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
                      int height, int width, int threads, dd_net **out) {
     dd_status st;
@@ -333,6 +335,7 @@ dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
         }
     plan_aliases(net);
     if ((st = plan_memory(net))) goto fail;
+    if ((st = pack_weights(net, 0))) goto fail;
     *out = net;
     return DD_OK;
 fail:
@@ -340,101 +343,126 @@ fail:
     return st;
 }
 
-/* ---- fast mode ------------------------------------------------------------ */
+/* ---- packed weights --------------------------------------------------------
+ * Each convolution's faster paths, packed once per net (or borrowed):
+ * - exact mode: Winograd F(2x2,3x3) in float32 both ways for 3x3 stride-1
+ *   convolutions (2.25x fewer products, no im2col or col2im); im2col +
+ *   sgemm for the rest.
+ * - fast mode: bfloat16 GEMMs, except the stem's forward, which stays
+ *   float32 (Winograd where it applies). In bfloat16 the stem's rounding
+ *   flips ReLU masks and max-pool winners at full resolution, and each flip
+ *   moves gradient between input pixels: the input gradient of a photo
+ *   correlated only 0.96 with the exact one (0.99999 with every backward in
+ *   bfloat16 and every forward in float32; 0.997 with the stem's forward in
+ *   float32). */
 
 const char *dd_fast_kernel(void) { return nn_bf16_supported() ? "avx512bf16" : NULL; }
 
 int dd_net_fast(const dd_net *net) { return net && net->fast; }
 
-static void drop_fast(dd_net *net) {
-    for (int i = 0; i < net->n_nodes; i++) net->nodes[i].conv.fast = NULL;
-    free(net->fast_mem);
-    net->fast_mem = NULL;
-    net->fast = 0;
-}
-
-dd_status net_borrow_fast(dd_net *net, const dd_net *from) {
-    if (!net || !from || !from->fast || net->model != from->model || net->threads != from->threads)
-        return util_fail(DD_ERR_INVALID_ARG, "no fast net of the same model and threads to share with");
-    for (int i = 1; i < net->n_nodes; i++)
-        if (net->nodes[i].needed != from->nodes[i].needed)
-            return util_fail(DD_ERR_INVALID_ARG, "nets with different objectives share no weights");
-    drop_fast(net);
-    for (int i = 1; i < net->n_nodes; i++) {
-        net_node *x = &net->nodes[i];
-        if (!x->needed || x->mn->op != MODEL_OP_CONV) continue;
-        x->fast = from->nodes[i].fast;
-        x->conv.fast = &x->fast;
-    }
-    net->fast = 1;
-    return DD_OK;
-}
-
-/* The stem's forward stays float32. In bfloat16 its rounding flips ReLU
- * masks and max-pool winners at full resolution, and each flip moves
- * gradient between input pixels: the input gradient of a photo correlated
- * only 0.96 with the exact one (0.99999 with every backward in bfloat16 and
- * every forward in float32; 0.997 with the stem's forward in float32). */
 static int in_stem(const dd_net *net, int node) {
     return (size_t)net->nodes[node].h * net->nodes[node].w > net->stem_below;
 }
 
-/* One block: each conv's weights packed both ways, then the threads' B
- * scratch for the largest k either way. */
-void net_hand_over_fast(dd_net *net, dd_net *from) {
-    if (!net || !from || !from->fast_mem || !net->fast || net->fast_mem) return;
-    net->fast_mem = from->fast_mem;
-    from->fast_mem = NULL;
+typedef struct conv_paths {
+    int bf16_w, bf16_wt, winograd, winograd_t;
+} conv_paths;
+
+static conv_paths paths_of(const dd_net *net, int i, int fast) {
+    const nn_conv *cv = &net->nodes[i].conv;
+    const int wino = nn_winograd_applies(cv);
+    if (!fast) return (conv_paths){.winograd = wino, .winograd_t = wino};
+    const int stem = in_stem(net, i);
+    return (conv_paths){.bf16_w = !stem, .bf16_wt = 1, .winograd = stem && wino};
+}
+
+static int is_conv(const dd_net *net, int i) {
+    return net->nodes[i].needed && net->nodes[i].mn->op == MODEL_OP_CONV;
+}
+
+static void drop_packs(dd_net *net) {
+    for (int i = 0; i < net->n_nodes; i++) net->nodes[i].conv.packed = NULL;
+    free(net->packed_mem);
+    net->packed_mem = NULL;
+    net->fast = 0;
+}
+
+/* One block: the packed weights of every conv, then the threads' bfloat16
+ * B scratch for the largest k either way. */
+static dd_status pack_weights(dd_net *net, int fast) {
+    drop_packs(net);
+    size_t words = 0, scratch = 0;
+    for (int i = 1; i < net->n_nodes; i++) {
+        if (!is_conv(net, i)) continue;
+        const nn_conv *cv = &net->nodes[i].conv;
+        const conv_paths use = paths_of(net, i, fast);
+        const int ckk = cv->c * cv->win.kh * cv->win.kw, k = cv->k;
+        if (use.bf16_w) words += nn_bf16_packed_a_words(k, ckk);
+        if (use.bf16_wt) words += nn_bf16_packed_a_words(ckk, k);
+        words += (size_t)(use.winograd + use.winograd_t) * nn_winograd_weight_floats(cv);
+        const size_t s = use.bf16_w || use.bf16_wt ? nn_bf16_scratch_words(ckk > k ? ckk : k) : 0;
+        if (s > scratch) scratch = s;
+    }
+    net->packed_mem = malloc((words + scratch * (size_t)net->threads) * sizeof(uint32_t) + 64);
+    if (!net->packed_mem) return util_fail(DD_ERR_NOMEM, "out of memory for the packed weights");
+    uint32_t *p = net->packed_mem;
+    for (int i = 1; i < net->n_nodes; i++) {
+        if (!is_conv(net, i)) continue;
+        net_node *x = &net->nodes[i];
+        const conv_paths use = paths_of(net, i, fast);
+        const int ckk = x->conv.c * x->conv.win.kh * x->conv.win.kw, k = x->conv.k;
+        x->packed = (nn_conv_packed){.col_floats = net->col_floats};
+        if (use.bf16_w) nn_bf16_pack_a(p, x->mn->weights, k, ckk, 0), x->packed.w = p, p += nn_bf16_packed_a_words(k, ckk);
+        if (use.bf16_wt) nn_bf16_pack_a(p, x->mn->weights, ckk, k, 1), x->packed.wt = p, p += nn_bf16_packed_a_words(ckk, k);
+        if (use.winograd) {
+            nn_winograd_pack((float *)p, x->mn->weights, &x->conv);
+            x->packed.winograd = (const float *)p, p += nn_winograd_weight_floats(&x->conv);
+        }
+        if (use.winograd_t) {
+            nn_winograd_pack_backward((float *)p, x->mn->weights, &x->conv);
+            x->packed.winograd_t = (const float *)p, p += nn_winograd_weight_floats(&x->conv);
+        }
+    }
+    for (int i = 1; i < net->n_nodes; i++)
+        if (is_conv(net, i)) net->nodes[i].packed.scratch = p, net->nodes[i].conv.packed = &net->nodes[i].packed;
+    net->fast = fast;
+    return DD_OK;
+}
+
+dd_status net_borrow_packs(dd_net *net, const dd_net *from) {
+    if (!net || !from || !from->packed_mem || net->model != from->model || net->threads != from->threads)
+        return util_fail(DD_ERR_INVALID_ARG, "no net of the same model and threads to share weights with");
+    for (int i = 1; i < net->n_nodes; i++)
+        if (net->nodes[i].needed != from->nodes[i].needed)
+            return util_fail(DD_ERR_INVALID_ARG, "nets with different objectives share no weights");
+    drop_packs(net);
+    for (int i = 1; i < net->n_nodes; i++) {
+        if (!is_conv(net, i)) continue;
+        net_node *x = &net->nodes[i];
+        x->packed = from->nodes[i].packed;
+        x->packed.col_floats = net->col_floats; /* its own col scratch */
+        x->conv.packed = &x->packed;
+    }
+    net->fast = from->fast;
+    return DD_OK;
+}
+
+void net_hand_over_packs(dd_net *net, dd_net *from) {
+    if (!net || !from || !from->packed_mem || net->packed_mem || net->fast != from->fast) return;
+    net->packed_mem = from->packed_mem;
+    from->packed_mem = NULL;
 }
 
 dd_status dd_net_set_fast(dd_net *net, int fast) {
     if (!net) return util_fail(DD_ERR_INVALID_ARG, "no net");
-    if (!fast || !nn_bf16_supported()) {
-        drop_fast(net);
-        return DD_OK;
-    }
-    if (net->fast) return DD_OK;
-    size_t words = 0, scratch = 0;
-    for (int i = 1; i < net->n_nodes; i++) {
-        const net_node *x = &net->nodes[i];
-        if (!x->needed || x->mn->op != MODEL_OP_CONV) continue;
-        const int ckk = x->conv.c * x->conv.win.kh * x->conv.win.kw, k = x->conv.k;
-        words += nn_bf16_packed_a_words(k, ckk) + nn_bf16_packed_a_words(ckk, k);
-        if (in_stem(net, i) && nn_winograd_applies(&x->conv)) words += nn_winograd_weight_floats(&x->conv);
-        const size_t s = nn_bf16_scratch_words(ckk > k ? ckk : k);
-        if (s > scratch) scratch = s;
-    }
-    net->fast_mem = malloc((words + scratch * (size_t)net->threads) * sizeof(uint32_t) + 64);
-    if (!net->fast_mem) return util_fail(DD_ERR_NOMEM, "out of memory for the fast mode's weights");
-    uint32_t *p = net->fast_mem;
-    for (int i = 1; i < net->n_nodes; i++) {
-        net_node *x = &net->nodes[i];
-        if (!x->needed || x->mn->op != MODEL_OP_CONV) continue;
-        const int ckk = x->conv.c * x->conv.win.kh * x->conv.win.kw, k = x->conv.k;
-        nn_bf16_pack_a(p, x->mn->weights, k, ckk, 0);
-        x->fast.w = in_stem(net, i) ? NULL : p;
-        p += nn_bf16_packed_a_words(k, ckk);
-        nn_bf16_pack_a(p, x->mn->weights, ckk, k, 1);
-        x->fast.wt = p, p += nn_bf16_packed_a_words(ckk, k);
-        x->fast.winograd = NULL, x->fast.col_floats = net->col_floats;
-        if (in_stem(net, i) && nn_winograd_applies(&x->conv)) { /* float32, fewer products */
-            nn_winograd_pack((float *)p, x->mn->weights, &x->conv);
-            x->fast.winograd = (const float *)p, p += nn_winograd_weight_floats(&x->conv);
-        }
-    }
-    for (int i = 1; i < net->n_nodes; i++) {
-        net_node *x = &net->nodes[i];
-        if (!x->needed || x->mn->op != MODEL_OP_CONV) continue;
-        x->fast.scratch = p;
-        x->conv.fast = &x->fast;
-    }
-    net->fast = 1;
-    return DD_OK;
+    fast = fast && nn_bf16_supported();
+    if (fast == net->fast) return DD_OK; /* packed (or borrowed) that way already */
+    return pack_weights(net, fast);
 }
 
 void dd_net_free(dd_net *net) {
     if (!net) return;
-    free(net->fast_mem);
+    free(net->packed_mem);
     util_arena_free(&net->arena);
     free(net->nodes);
     free(net->terms);

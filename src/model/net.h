@@ -28,12 +28,12 @@ typedef struct net_profile {
 void net_set_profile(dd_net *net, net_profile *profile);
 const char *net_profile_name(int kind);
 
-/* net runs fast with from's packed weights and scratch, saving a copy per
- * net: same model, objective and threads; from must outlive net, and the
- * two must not run at the same time (one scratch). */
-dd_status net_borrow_fast(dd_net *net, const dd_net *from);
+/* net runs with from's packed weights and bfloat16 scratch (and its mode),
+ * saving a copy per net: same model, objective and threads; from must
+ * outlive net, and the two must not run at the same time (one scratch). */
+dd_status net_borrow_packs(dd_net *net, const dd_net *from);
 /* net, which borrows from's packed weights, takes them over: from can then
  * be freed while net runs on. */
-void net_hand_over_fast(dd_net *net, dd_net *from);
+void net_hand_over_packs(dd_net *net, dd_net *from);
 
 #endif

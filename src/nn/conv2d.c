@@ -162,9 +162,9 @@ static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
 static void conv_gemm_forward(const nn_conv *cv, int m, int n, int k, const float *w, const float *bias,
                               const float *b, int ldb, float *out, uint8_t *mask, size_t plane,
                               size_t from, int threads) {
-    if (cv->fast && cv->fast->w) {
+    if (cv->packed && cv->packed->w) {
         const nn_bf16_fuse fuse = {.bias = bias, .relu = mask != NULL};
-        nn_gemm_bf16_fused(m, n, k, cv->fast->w, b, ldb, 0.0f, out + from, (int)plane, cv->fast->scratch,
+        nn_gemm_bf16_fused(m, n, k, cv->packed->w, b, ldb, 0.0f, out + from, (int)plane, cv->packed->scratch,
                            threads, &fuse);
         if (mask) nn_relu_mask_from_output(out, mask, m, plane, from, (size_t)n, threads);
     } else {
@@ -179,8 +179,8 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
     const nn_window *s = &cv->win;
     const int ckk = cv->c * s->kh * s->kw;
     const size_t plane = (size_t)s->oh * s->ow;
-    if (cv->fast && cv->fast->winograd &&
-        nn_conv_forward_winograd(out, relu_mask, in, cv->fast->winograd, b, cv, col, cv->fast->col_floats,
+    if (cv->packed && cv->packed->winograd &&
+        nn_conv_forward_winograd(out, relu_mask, in, cv->packed->winograd, b, cv, col, cv->packed->col_floats,
                                  threads))
         return;
     if (nn_conv_is_pointwise(cv)) {
@@ -188,11 +188,11 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
                           threads);
         return;
     }
-    if (cv->fast && cv->fast->w && s->sh == 1 && s->sw == 1 && s->ow >= 16) {
+    if (cv->packed && cv->packed->w && s->sh == 1 && s->sw == 1 && s->ow >= 16) {
         /* The bfloat16 GEMM packs its B straight from the input. */
         const nn_bf16_fuse fuse = {.bias = b, .relu = relu_mask != NULL, .im2col_in = in, .im2col_win = s};
-        nn_gemm_bf16_fused(cv->k, (int)plane, ckk, cv->fast->w, NULL, 0, 0.0f, out, (int)plane,
-                           cv->fast->scratch, threads, &fuse);
+        nn_gemm_bf16_fused(cv->k, (int)plane, ckk, cv->packed->w, NULL, 0, 0.0f, out, (int)plane,
+                           cv->packed->scratch, threads, &fuse);
         if (relu_mask) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, 0, plane, threads);
         return;
     }
@@ -224,9 +224,9 @@ static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
 static void conv_gemm_backward(const nn_conv *cv, int m, int n, int k, const float *w, const float *dout,
                                const uint8_t *mask, size_t plane, size_t from, float beta, float *c,
                                int ldc, int threads) {
-    if (cv->fast && cv->fast->wt) {
+    if (cv->packed && cv->packed->wt) {
         const nn_bf16_fuse fuse = {.b_mask = mask, .b_mask_row = nn_mask_bytes(plane), .b_mask_from = from};
-        nn_gemm_bf16_fused(m, n, k, cv->fast->wt, dout + from, (int)plane, beta, c, ldc, cv->fast->scratch,
+        nn_gemm_bf16_fused(m, n, k, cv->packed->wt, dout + from, (int)plane, beta, c, ldc, cv->packed->scratch,
                            threads, &fuse);
     } else {
         nn_gemm(1, m, n, k, w, m, dout + from, (int)plane, beta, c, ldc, threads);
@@ -239,8 +239,10 @@ void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
     const nn_window *s = &cv->win;
     const int ckk = cv->c * s->kh * s->kw;
     const size_t plane = (size_t)s->oh * s->ow;
-    const int fused = cv->fast && cv->fast->wt;
+    const nn_conv_packed *p = cv->packed;
+    const int winograd = p && p->winograd_t, fused = p && p->wt && !winograd;
     if (relu_mask && !fused) apply_mask(dout, relu_mask, cv->k, plane, threads);
+    if (winograd && nn_conv_backward_winograd(din, dout, p->winograd_t, cv, col, p->col_floats, threads)) return;
     const uint8_t *mask = fused ? relu_mask : NULL;
     if (nn_conv_is_pointwise(cv)) {
         conv_gemm_backward(cv, cv->c, (int)plane, cv->k, w, dout, mask, plane, 0, 1.0f, din, (int)plane,

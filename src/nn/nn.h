@@ -56,15 +56,17 @@ typedef struct nn_bf16_fuse {
 void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
                         float *c, int ldc, uint32_t *scratch, int threads, const nn_bf16_fuse *fuse);
 
-/* A convolution's weights packed for nn_gemm_bf16: w as K x (C KH KW) for
- * the forward pass, its transpose for the backward one; NULL runs that
- * direction in float32. */
-typedef struct nn_bf16_conv {
+/* A convolution's weights packed for its faster paths: for nn_gemm_bf16 w
+ * as K x (C KH KW) for the forward pass and its transpose for the backward
+ * one (NULL: that direction's GEMM runs in float32), and the transformed
+ * weights of Winograd F(2x2,3x3) in float32 for either direction (NULL: no
+ * Winograd that way). */
+typedef struct nn_conv_packed {
     const uint32_t *w, *wt;
-    uint32_t *scratch;
-    const float *winograd; /* or the forward in float32 Winograd F(2x2,3x3) */
-    size_t col_floats;     /* floats of the col scratch, for Winograd    */
-} nn_bf16_conv;
+    uint32_t *scratch;                      /* for the bfloat16 GEMMs */
+    const float *winograd, *winograd_t;     /* forward, backward       */
+    size_t col_floats;                      /* floats of the col scratch, for Winograd */
+} nn_conv_packed;
 
 /* ---- convolution (BN folded into w and b), optional fused ReLU ------------
  * in   (C, H, W)        w (K, C, KH, KW)        b (K) or NULL
@@ -75,7 +77,7 @@ typedef struct nn_conv {
     int c, k;
     nn_window win;
     int band_rows; /* output rows per im2col band (bounded scratch) */
-    const nn_bf16_conv *fast; /* bfloat16 GEMMs when set, else float32 sgemm */
+    const nn_conv_packed *packed; /* faster paths when set, else im2col + sgemm */
 } nn_conv;
 
 /* Sizes the im2col band so that the band holds about col_budget floats. */
@@ -100,16 +102,21 @@ void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
 void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t plane, size_t from,
                               size_t count, int threads);
 
-/* Winograd F(2x2, 3x3), float32 forward of a 3x3 stride-1 convolution
+/* Winograd F(2x2, 3x3) in float32 for 3x3 stride-1 convolutions
  * (src/nn/winograd.c). u: nn_winograd_weight_floats() floats from
- * nn_winograd_pack. Returns 0, having done nothing, when the convolution is
- * not 3x3 stride 1 or one block row does not fit in scratch_floats. */
+ * nn_winograd_pack (forward) or nn_winograd_pack_backward. The backward
+ * adds d out / d in to din for dout already masked by the ReLU. Both
+ * return 0, having done nothing, when the convolution is not 3x3 stride 1
+ * or one block row does not fit in scratch_floats. */
 int nn_winograd_applies(const nn_conv *cv);
 size_t nn_winograd_weight_floats(const nn_conv *cv);
 void nn_winograd_pack(float *u, const float *w, const nn_conv *cv);
+void nn_winograd_pack_backward(float *u, const float *w, const nn_conv *cv);
 int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, const float *u,
                              const float *bias, const nn_conv *cv, float *scratch, size_t scratch_floats,
                              int threads);
+int nn_conv_backward_winograd(float *din, const float *dout, const float *u_backward, const nn_conv *cv,
+                              float *scratch, size_t scratch_floats, int threads);
 
 /* Direct loops in double, for tests. */
 void nn_conv_forward_ref(float *out, const float *in, const float *w,

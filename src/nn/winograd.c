@@ -1,12 +1,13 @@
-/* Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions, float32, forward:
- * each 2x2 block of outputs from a 4x4 block of input with 16 products per
- * channel pair instead of 36. Per band of block rows: the input transform
+/* Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions, float32: each 2x2
+ * block of outputs from a 4x4 block of input with 16 products per channel
+ * pair instead of 36. Per band of block rows: the input transform
  * V = B^T d B (16 matrices of C x blocks), 16 GEMMs M = U V with the
  * transformed weights U = G g G^T (K x C each), then the output transform
- * Y = A^T M A with bias and ReLU. Fast mode runs the stem's forward with it:
- * the stem must stay float32 (docs/ARCHITECTURE.md) and is 3x3 stride-1 for
- * most of its FLOPs. The rounding differs from the direct sum by a few
- * float32 ulps of the terms, far below bfloat16's. */
+ * Y = A^T M A with bias and ReLU. The backward to the input is the same
+ * machinery run on dout with the weights turned and transposed. The exact
+ * mode runs every 3x3 stride-1 convolution this way, the fast mode the
+ * stem's forward (which must stay float32, docs/ARCHITECTURE.md). The
+ * rounding differs from the direct sum by a few float32 ulps of the terms. */
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -44,7 +45,8 @@ TARGET static void input16(float *o, size_t stride, const float *q, int span, in
 
 /* Blocks bx .. bx+15 of one block row of the output transform, all 32
  * output columns inside the row: rows[i] is output row 2 by + i or NULL. */
-TARGET static void output16(float *const rows[2], const float *src, size_t stride, int bx, float bias, int relu) {
+TARGET static void output16(float *const rows[2], const float *src, size_t stride, int bx, float bias, int relu,
+                           int accumulate) {
     __m512 t[2][4];
     for (int j = 0; j < 4; j++) {
         const __m512 m0 = _mm512_loadu_ps(src + (size_t)j * stride), m1 = _mm512_loadu_ps(src + (size_t)(4 + j) * stride);
@@ -60,8 +62,12 @@ TARGET static void output16(float *const rows[2], const float *src, size_t strid
         __m512 y1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[i][1], t[i][2]), t[i][3]), b);
         if (relu) /* max(NaN, 0) is 0, as the scalar y > 0 test */
             y0 = _mm512_max_ps(y0, zero), y1 = _mm512_max_ps(y1, zero);
-        _mm512_storeu_ps(rows[i] + 2 * bx, _mm512_permutex2var_ps(y0, lo, y1));
-        _mm512_storeu_ps(rows[i] + 2 * bx + 16, _mm512_permutex2var_ps(y0, hi, y1));
+        __m512 r0 = _mm512_permutex2var_ps(y0, lo, y1), r1 = _mm512_permutex2var_ps(y0, hi, y1);
+        if (accumulate)
+            r0 = _mm512_add_ps(_mm512_loadu_ps(rows[i] + 2 * bx), r0),
+            r1 = _mm512_add_ps(_mm512_loadu_ps(rows[i] + 2 * bx + 16), r1);
+        _mm512_storeu_ps(rows[i] + 2 * bx, r0);
+        _mm512_storeu_ps(rows[i] + 2 * bx + 16, r1);
     }
 }
 #else
@@ -75,21 +81,30 @@ int nn_winograd_applies(const nn_conv *cv) {
 
 size_t nn_winograd_weight_floats(const nn_conv *cv) { return (size_t)16 * cv->k * cv->c; }
 
-/* U[xi][k][c] = (G g G^T)[xi], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
-void nn_winograd_pack(float *u, const float *w, const nn_conv *cv) {
+/* U[xi][k][c] = (G g G^T)[xi], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1];
+ * for the backward pass g is w[k][c] turned by 180 degrees and stored at
+ * U[xi][c][k]: the transposed convolution's weights. */
+static void pack(float *u, const float *w, const nn_conv *cv, int backward) {
     static const double g[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     for (int k = 0; k < cv->k; k++)
         for (int c = 0; c < cv->c; c++) {
-            const float *f = w + ((size_t)k * cv->c + c) * 9;
+            const float *w_kc = w + ((size_t)k * cv->c + c) * 9;
+            float f[9];
+            for (int i = 0; i < 9; i++) f[i] = backward ? w_kc[8 - i] : w_kc[i];
             double t[4][3]; /* G f */
             for (int i = 0; i < 4; i++)
                 for (int j = 0; j < 3; j++) t[i][j] = g[i][0] * f[j] + g[i][1] * f[3 + j] + g[i][2] * f[6 + j];
             for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++)
-                    u[((size_t)(i * 4 + j) * cv->k + k) * cv->c + c] =
-                        (float)(t[i][0] * g[j][0] + t[i][1] * g[j][1] + t[i][2] * g[j][2]);
+                for (int j = 0; j < 4; j++) {
+                    const size_t at = backward ? ((size_t)(i * 4 + j) * cv->c + c) * cv->k + k
+                                               : ((size_t)(i * 4 + j) * cv->k + k) * cv->c + c;
+                    u[at] = (float)(t[i][0] * g[j][0] + t[i][1] * g[j][1] + t[i][2] * g[j][2]);
+                }
         }
 }
+
+void nn_winograd_pack(float *u, const float *w, const nn_conv *cv) { pack(u, w, cv, 0); }
+void nn_winograd_pack_backward(float *u, const float *w, const nn_conv *cv) { pack(u, w, cv, 1); }
 
 /* V[xi][c][b] for the blocks of block rows [by0, by0 + rows): B^T d B,
  * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], zero outside the plane.
@@ -146,9 +161,10 @@ static void input_transform(float *v, const float *in, const nn_conv *cv, int by
     }
 }
 
-/* out = relu?(A^T M A + bias) for the band, A^T = [1 1 1 0; 0 1 -1 -1]. */
-static void output_transform(float *out, const float *m, const float *bias, int relu, const nn_conv *cv,
-                             int by0, int rows, int bw, int threads) {
+/* out = relu?(A^T M A + bias), or out += A^T M A, for the band,
+ * A^T = [1 1 1 0; 0 1 -1 -1]. */
+static void output_transform(float *out, const float *m, const float *bias, int relu, int accumulate,
+                             const nn_conv *cv, int by0, int rows, int bw, int threads) {
     const nn_window *s = &cv->win;
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->k * blocks;
     const int vector = VECTOR_PATHS && nn_bf16_supported();
@@ -165,7 +181,8 @@ static void output_transform(float *out, const float *m, const float *bias, int 
                 float *const out_rows[2] = {plane + (size_t)y * s->ow,
                                             y + 1 < s->oh ? plane + (size_t)(y + 1) * s->ow : NULL};
                 for (; bx0 < whole; bx0 += 16)
-                    output16(out_rows, m + (size_t)k * blocks + (size_t)by * bw + bx0, stride, bx0, b, relu);
+                    output16(out_rows, m + (size_t)k * blocks + (size_t)by * bw + bx0, stride, bx0, b, relu,
+                             accumulate);
             }
 #endif
             for (int bx = bx0; bx < bw; bx++) {
@@ -182,6 +199,7 @@ static void output_transform(float *out, const float *m, const float *bias, int 
                     float y0 = t[i][0] + t[i][1] + t[i][2] + b, y1 = t[i][1] - t[i][2] - t[i][3] + b;
                     if (relu) y0 = y0 > 0.0f ? y0 : 0.0f, y1 = y1 > 0.0f ? y1 : 0.0f;
                     float *row = plane + (size_t)y * s->ow + 2 * bx;
+                    if (accumulate) y0 += row[0], y1 += 2 * bx + 1 < s->ow ? row[1] : 0.0f;
                     row[0] = y0;
                     if (2 * bx + 1 < s->ow) row[1] = y1;
                 }
@@ -190,9 +208,10 @@ static void output_transform(float *out, const float *m, const float *bias, int 
     }
 }
 
-int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, const float *u,
-                             const float *bias, const nn_conv *cv, float *scratch, size_t scratch_floats,
-                             int threads) {
+/* The convolution cv of in by u into out (+= with accumulate), band by
+ * band of block rows as scratch allows; 0 when one row does not fit. */
+static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, const float *u,
+               const float *bias, const nn_conv *cv, float *scratch, size_t scratch_floats, int threads) {
     const nn_window *s = &cv->win;
     const int bh = (s->oh + 1) / 2, bw = (s->ow + 1) / 2;
     const size_t per_row = (size_t)16 * (cv->c + cv->k) * bw; /* V and M of one block row */
@@ -209,7 +228,7 @@ int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, co
             nn_gemm(0, cv->k, blocks, cv->c, u + (size_t)xi * cv->k * cv->c, cv->c,
                     v + (size_t)xi * cv->c * blocks, blocks, 0.0f, m + (size_t)xi * cv->k * blocks, blocks,
                     threads);
-        output_transform(out, m, bias, relu_mask != NULL, cv, by0, rows, bw, threads);
+        output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, by0, rows, bw, threads);
         if (relu_mask) {
             const int y0 = 2 * by0, y1 = 2 * (by0 + rows) < s->oh ? 2 * (by0 + rows) : s->oh;
             nn_relu_mask_from_output(out, relu_mask, cv->k, (size_t)s->oh * s->ow, (size_t)y0 * s->ow,
@@ -217,4 +236,23 @@ int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, co
         }
     }
     return 1;
+}
+
+int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, const float *u,
+                             const float *bias, const nn_conv *cv, float *scratch, size_t scratch_floats,
+                             int threads) {
+    return run(out, 0, relu_mask, in, u, bias, cv, scratch, scratch_floats, threads);
+}
+
+/* The gradient of a stride-1 3x3 convolution with respect to its input is
+ * the 'full' correlation of dout with the weights turned by 180 degrees and
+ * transposed: again 3x3 stride 1, from K channels to C, padded by 2 - pad. */
+int nn_conv_backward_winograd(float *din, const float *dout, const float *u_backward, const nn_conv *cv,
+                              float *scratch, size_t scratch_floats, int threads) {
+    const nn_window *s = &cv->win;
+    if (!nn_winograd_applies(cv)) return 0;
+    nn_conv t = {.c = cv->k, .k = cv->c};
+    t.win = (nn_window){.h = s->oh, .w = s->ow, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                        .pad_t = 2 - s->pad_t, .pad_l = 2 - s->pad_l, .oh = s->h, .ow = s->w};
+    return run(din, 1, NULL, dout, u_backward, NULL, &t, scratch, scratch_floats, threads);
 }
