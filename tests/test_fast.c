@@ -420,7 +420,7 @@ static void test_conv(int c, int k, int h, int w, int kh, int kw, int s, int sam
 
 /* ---- 5. the real network on photos ----------------------------------------- */
 
-/* Winograd F(2x2,3x3) (float32): the output against the double reference
+/* Winograd F(4x4,3x3) (float32): the output against the double reference
  * on the same float operands, within the float32 rounding of its
  * transforms and GEMM sums: |diff| <= 4 (C*9 + 16) 2^-24 sum |w x| + 1e-30
  * (about C*9 + 16 roundings, each of terms up to a few |w x|; the worst
@@ -439,10 +439,8 @@ static void test_winograd(int c, int k, int h, int w, int same) {
     float *bias = rand_floats((size_t)k, -0.2, 0.2);
     float *u = xmalloc(nn_winograd_weight_floats(&cv) * sizeof(float));
     nn_winograd_pack(u, wt, &cv);
-    const int bw = (cv.win.ow + 1) / 2, bh = (cv.win.oh + 1) / 2;
-    /* V and M of a block row, and four padded input rows per thread (2). */
-    const size_t rowbuf = (size_t)2 * 4 * (2 * bw + 2);
-    const size_t row_floats = (size_t)16 * (c + k) * bw + rowbuf, big = (row_floats - rowbuf) * bh + rowbuf;
+    /* One block row for two threads, or all of them (4 output rows each). */
+    const size_t row_floats = nn_winograd_row_floats(&cv, 0, 2), big = row_floats * (size_t)((cv.win.oh + 3) / 4);
     float *scratch = xmalloc(big * sizeof(float));
     float *out[3], *ref = xmalloc(n_out * sizeof(float)), *ref_abs = xmalloc(n_out * sizeof(float));
     uint8_t *mask[3];

@@ -460,13 +460,13 @@ static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, i
     free(dout), free(dm), free(din_want);
 }
 
-/* Winograd F(2x2,3x3), the exact mode's path for 3x3 stride-1 convolutions,
+/* Winograd F(4x4,3x3), the exact mode's path for 3x3 stride-1 convolutions,
  * both ways: the forward through nn_conv_forward against the double forward,
  * the backward (dout masked by the forward's ReLU bits, accumulating onto a
  * random din) through nn_conv_backward_input and directly, against the
  * double adjoint; bands of one block row and of all; 1 vs 2 threads bit for
  * bit; a scratch below one block row refused (the caller then takes im2col).
- * Widths of 32 and more reach the 16-block vector transforms on AVX-512. */
+ * Widths of 64 and more reach the 16-block vector transforms on AVX-512. */
 static void test_winograd(int c, int k, int h, int w, int same) {
     char what[160];
     snprintf(what, sizeof what, "winograd %s in %dx%dx%d K %d", same ? "same" : "valid", c, h, w, k);
@@ -482,9 +482,8 @@ static void test_winograd(int c, int k, int h, int w, int same) {
     nn_winograd_pack_backward(ut, wt, &cv);
     /* Scratch for all block rows either way (the backward's blocks tile
      * the input plane), and for exactly one block row of the forward. */
-    const int bw = (g.ow + 1) / 2, bh = (g.oh + 1) / 2, bwi = (w + 1) / 2, bhi = (h + 1) / 2;
-    const size_t all = (size_t)16 * (c + k) * ((size_t)bw * bh + (size_t)bwi * bhi) + (size_t)8 * (2 * w + 4);
-    const size_t one_row = (size_t)16 * (c + k) * bw + (size_t)2 * 4 * (2 * bw + 2);
+    const size_t one_row = nn_winograd_row_floats(&cv, 0, 2), one_row_t = nn_winograd_row_floats(&cv, 1, 2);
+    const size_t all = (one_row > one_row_t ? one_row : one_row_t) * (size_t)(h > g.oh ? h : g.oh);
     float *scratch = xmalloc(all * sizeof(float));
     nn_conv_packed packed = {.winograd = u, .winograd_t = ut, .col_floats = all};
     cv.packed = &packed;
@@ -526,13 +525,30 @@ static void test_winograd(int c, int k, int h, int w, int same) {
     float *masked = xmalloc(n_out * sizeof(float));
     for (size_t i = 0; i < n_out; i++) masked[i] = (float)dm[i];
     din[2] = copy_floats(d0, n_in);
-    const size_t one_row_t = (size_t)16 * (c + k) * bwi + (size_t)2 * 4 * (2 * bwi + 2);
     CHECK(nn_conv_backward_winograd(din[2], masked, ut, &cv, scratch, one_row_t, 2), "%s: backward one row refused",
           what);
     snprintf(what2, sizeof what2, "%s backward by block rows", what);
     note(&worst_adjoint, compare(what2, din[2], d0, din_want, n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
     CHECK(!nn_conv_backward_winograd(din[2], masked, ut, &cv, scratch, one_row_t - 1, 2),
           "%s: a backward scratch below one block row was not refused", what);
+
+    /* A zero margin of dout (bottom 2 rows, right 3 columns, as 'valid'
+     * layers downstream leave) reaches din exactly: untouched past its reach. */
+    if (g.oh > 3 && g.ow > 4) {
+        for (int ch = 0; ch < k; ch++)
+            for (int y = 0; y < g.oh; y++)
+                for (int x = 0; x < g.ow; x++)
+                    if (y >= g.oh - 2 || x >= g.ow - 3) dm[((size_t)ch * g.oh + y) * g.ow + x] = 0;
+        for (size_t i = 0; i < n_out; i++) masked[i] = (float)dm[i];
+        conv_adjoint_d(din_want, dm, wt, c, k, &g);
+        memcpy(din[2], d0, n_in * sizeof(float));
+        CHECK(nn_conv_backward_winograd(din[2], masked, ut, &cv, scratch, all, 2), "%s: margin run refused", what);
+        snprintf(what2, sizeof what2, "%s backward, zero margin", what);
+        note(&worst_adjoint, compare(what2, din[2], d0, din_want, n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
+        size_t moved = 0;
+        for (size_t i = 0; i < n_in; i++) moved += din_want[i] == 0.0 && din[2][i] != d0[i];
+        CHECK(moved == 0, "%s: %zu inputs outside dout's reach changed", what2, moved);
+    }
 
     for (int t = 0; t < 2; t++) free(out[t]), free(mask[t]), free(din[t]);
     free(din[2]), free(x), free(wt), free(b), free(u), free(ut), free(scratch), free(xd), free(want), free(one);
@@ -820,6 +836,8 @@ int main(void) {
     test_winograd(13, 29, 11, 14, 1);
     test_winograd(4, 6, 9, 70, 1);
     test_winograd(6, 5, 8, 67, 0);
+    test_winograd(5, 3, 10, 133, 1);  /* two 16-block groups and a tail */
+    test_winograd(3, 5, 13, 130, 0);
     const double t2 = now_s();
 
     fprintf(stderr,

@@ -59,7 +59,7 @@ void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const flo
 /* A convolution's weights packed for its faster paths: for nn_gemm_bf16 w
  * as K x (C KH KW) for the forward pass and its transpose for the backward
  * one (NULL: that direction's GEMM runs in float32), and the transformed
- * weights of Winograd F(2x2,3x3) in float32 for either direction (NULL: no
+ * weights of Winograd F(4x4,3x3) in float32 for either direction (NULL: no
  * Winograd that way). */
 typedef struct nn_conv_packed {
     const uint32_t *w, *wt;
@@ -102,14 +102,15 @@ void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
 void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t plane, size_t from,
                               size_t count, int threads);
 
-/* Winograd F(2x2, 3x3) in float32 for 3x3 stride-1 convolutions
+/* Winograd F(4x4, 3x3) in float32 for 3x3 stride-1 convolutions
  * (src/nn/winograd.c). u: nn_winograd_weight_floats() floats from
  * nn_winograd_pack (forward) or nn_winograd_pack_backward. The backward
  * adds d out / d in to din for dout already masked by the ReLU. Both
  * return 0, having done nothing, when the convolution is not 3x3 stride 1
- * or one block row does not fit in scratch_floats. */
+ * or one block row (nn_winograd_row_floats) does not fit in scratch_floats. */
 int nn_winograd_applies(const nn_conv *cv);
 size_t nn_winograd_weight_floats(const nn_conv *cv);
+size_t nn_winograd_row_floats(const nn_conv *cv, int backward, int threads);
 void nn_winograd_pack(float *u, const float *w, const nn_conv *cv);
 void nn_winograd_pack_backward(float *u, const float *w, const nn_conv *cv);
 int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, const float *u,

@@ -1,13 +1,20 @@
-/* Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions, float32: each 2x2
- * block of outputs from a 4x4 block of input with 16 products per channel
- * pair instead of 36. Per band of block rows: the input transform
- * V = B^T d B (16 matrices of C x blocks), 16 GEMMs M = U V with the
+/* Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions, float32: each 4x4
+ * block of outputs from a 6x6 block of input with 36 products per channel
+ * pair instead of 144. Per band of block rows: the input transform
+ * V = B^T d B (36 matrices of C x blocks), 36 GEMMs M = U V with the
  * transformed weights U = G g G^T (K x C each), then the output transform
  * Y = A^T M A with bias and ReLU. The backward to the input is the same
  * machinery run on dout with the weights turned and transposed. The exact
  * mode runs every 3x3 stride-1 convolution this way, the fast mode the
- * stem's forward (which must stay float32, docs/ARCHITECTURE.md). The
- * rounding differs from the direct sum by a few float32 ulps of the terms. */
+ * stem's forward (which must stay float32, docs/ARCHITECTURE.md).
+ *
+ * F(4x4) rather than F(2x2): 4x fewer products instead of 2.25x, and fewer
+ * transformed values per output (36/16 against 16/4), so less memory
+ * traffic too. Its transforms have coefficients up to 8, so its rounding is
+ * a few times F(2x2)'s: tens of float32 ulps of the terms, still far inside
+ * the golden test's tolerance (docs/PERFORMANCE.md). The interpolation
+ * points are 0, 1, -1, 2, -2 and infinity. */
+#include <cblas.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -15,59 +22,100 @@
 
 #include "nn.h"
 
+enum { TILE = 6, OUT = 4, XI = TILE * TILE };
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define VECTOR_PATHS 1
 #define TARGET __attribute__((target("avx512f")))
 
-/* Even and odd elements of the 32 floats a:b. */
-TARGET static inline __m512 evens(__m512 a, __m512 b) {
-    return _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
-}
-TARGET static inline __m512 odds(__m512 a, __m512 b) {
-    return _mm512_permutex2var_ps(a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
-}
-
-/* Blocks bx .. bx+15 of one block row of the input transform: q the four
- * padded row sums (span floats apart), o the first of the 16 V planes. */
-TARGET static void input16(float *o, size_t stride, const float *q, int span, int bx) {
-    for (int i = 0; i < 4; i++, q += span, o += 4 * stride) {
-        const float *p = q + 2 * bx;
-        const __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
-        const __m512 a2 = _mm512_loadu_ps(p + 2), b2 = _mm512_loadu_ps(p + 18);
-        const __m512 e0 = evens(a, b), o0 = odds(a, b), e1 = evens(a2, b2), o1 = odds(a2, b2);
-        _mm512_storeu_ps(o + bx, _mm512_sub_ps(e0, e1));
-        _mm512_storeu_ps(o + stride + bx, _mm512_add_ps(o0, e1));
-        _mm512_storeu_ps(o + 2 * stride + bx, _mm512_sub_ps(e1, o0));
-        _mm512_storeu_ps(o + 3 * stride + bx, _mm512_sub_ps(o0, o1));
-    }
+/* Elements 4 i + j of the 64 floats a0:a1:a2:a3, for i = 0..15, into c[j]. */
+TARGET static inline void deinterleave4(__m512 c[4], __m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 b0 = _mm512_permutex2var_ps(a0, ev, a1), b1 = _mm512_permutex2var_ps(a0, od, a1);
+    const __m512 b2 = _mm512_permutex2var_ps(a2, ev, a3), b3 = _mm512_permutex2var_ps(a2, od, a3);
+    c[0] = _mm512_permutex2var_ps(b0, ev, b2), c[2] = _mm512_permutex2var_ps(b0, od, b2);
+    c[1] = _mm512_permutex2var_ps(b1, ev, b3), c[3] = _mm512_permutex2var_ps(b1, od, b3);
 }
 
-/* Blocks bx .. bx+15 of one block row of the output transform, all 32
- * output columns inside the row: rows[i] is output row 2 by + i or NULL. */
-TARGET static void output16(float *const rows[2], const float *src, size_t stride, int bx, float bias, int relu,
-                           int accumulate) {
-    __m512 t[2][4];
-    for (int j = 0; j < 4; j++) {
-        const __m512 m0 = _mm512_loadu_ps(src + (size_t)j * stride), m1 = _mm512_loadu_ps(src + (size_t)(4 + j) * stride);
-        const __m512 m2 = _mm512_loadu_ps(src + (size_t)(8 + j) * stride), m3 = _mm512_loadu_ps(src + (size_t)(12 + j) * stride);
-        t[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-        t[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-    }
-    const __m512 b = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
+/* The inverse: out[4 i + j] = y[j][i]. */
+TARGET static inline void interleave4(float *out, const __m512 y[4]) {
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    for (int i = 0; i < 2 && rows[i]; i++) {
-        __m512 y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]), b);
-        __m512 y1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[i][1], t[i][2]), t[i][3]), b);
-        if (relu) /* max(NaN, 0) is 0, as the scalar y > 0 test */
-            y0 = _mm512_max_ps(y0, zero), y1 = _mm512_max_ps(y1, zero);
-        __m512 r0 = _mm512_permutex2var_ps(y0, lo, y1), r1 = _mm512_permutex2var_ps(y0, hi, y1);
-        if (accumulate)
-            r0 = _mm512_add_ps(_mm512_loadu_ps(rows[i] + 2 * bx), r0),
-            r1 = _mm512_add_ps(_mm512_loadu_ps(rows[i] + 2 * bx + 16), r1);
-        _mm512_storeu_ps(rows[i] + 2 * bx, r0);
-        _mm512_storeu_ps(rows[i] + 2 * bx + 16, r1);
+    const __m512 p0 = _mm512_permutex2var_ps(y[0], lo, y[2]), p1 = _mm512_permutex2var_ps(y[0], hi, y[2]);
+    const __m512 q0 = _mm512_permutex2var_ps(y[1], lo, y[3]), q1 = _mm512_permutex2var_ps(y[1], hi, y[3]);
+    _mm512_storeu_ps(out, _mm512_permutex2var_ps(p0, lo, q0));
+    _mm512_storeu_ps(out + 16, _mm512_permutex2var_ps(p0, hi, q0));
+    _mm512_storeu_ps(out + 32, _mm512_permutex2var_ps(p1, lo, q1));
+    _mm512_storeu_ps(out + 48, _mm512_permutex2var_ps(p1, hi, q1));
+}
+
+/* Element 1 .. 15 of c, then next: the column four to the right. */
+TARGET static inline __m512 shift_in(__m512 c, float next) {
+    return _mm512_castsi512_ps(
+        _mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(next)), _mm512_castps_si512(c), 1));
+}
+
+/* Blocks bx .. bx+15 of one block row of the input transform: q the six
+ * row-transformed padded rows (span floats apart), o the first V plane. */
+TARGET static void input16(float *o, size_t stride, const float *q, int span, int bx) {
+    const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+    for (int i = 0; i < TILE; i++, q += span, o += TILE * stride) {
+        const float *p = q + 4 * bx;
+        __m512 d[6];
+        deinterleave4(d, _mm512_loadu_ps(p), _mm512_loadu_ps(p + 16), _mm512_loadu_ps(p + 32),
+                      _mm512_loadu_ps(p + 48));
+        d[4] = shift_in(d[0], p[64]), d[5] = shift_in(d[1], p[65]);
+        const __m512 d24 = _mm512_sub_ps(d[4], d[2]), d13 = _mm512_sub_ps(d[3], d[1]);
+        _mm512_storeu_ps(o + bx, _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])));
+        _mm512_storeu_ps(o + stride + bx,
+                         _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4])));
+        _mm512_storeu_ps(o + 2 * stride + bx,
+                         _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3])));
+        _mm512_storeu_ps(o + 3 * stride + bx, _mm512_fmadd_ps(two, d13, d24));
+        _mm512_storeu_ps(o + 4 * stride + bx, _mm512_fnmadd_ps(two, d13, d24));
+        _mm512_storeu_ps(o + 5 * stride + bx, _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])));
+    }
+}
+
+/* A^T applied to six vectors m0..m5, giving four. */
+TARGET static inline void at6(__m512 y[4], __m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __m512 m5) {
+    const __m512 a = _mm512_add_ps(m1, m2), b = _mm512_sub_ps(m1, m2);
+    const __m512 c = _mm512_add_ps(m3, m4), d = _mm512_sub_ps(m3, m4);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m0, a), c);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m5);
+}
+
+/* Blocks bx .. bx+15 of one block row of the output transform, all 64
+ * output columns inside the row: rows[i] is output row 4 by + i or NULL. */
+TARGET static void output16(float *const rows[OUT], const float *src, size_t stride, int bx, float bias, int relu,
+                            int accumulate) {
+    __m512 t[OUT][TILE]; /* A^T M, column by column */
+    for (int j = 0; j < TILE; j++) {
+        __m512 m[TILE], y[OUT];
+        for (int r = 0; r < TILE; r++) m[r] = _mm512_loadu_ps(src + (size_t)(r * TILE + j) * stride);
+        at6(y, m[0], m[1], m[2], m[3], m[4], m[5]);
+        for (int i = 0; i < OUT; i++) t[i][j] = y[i];
+    }
+    const __m512 b = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
+    for (int i = 0; i < OUT && rows[i]; i++) {
+        __m512 y[OUT];
+        at6(y, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5]);
+        float *dst = rows[i] + OUT * bx;
+        for (int j = 0; j < OUT; j++) {
+            y[j] = _mm512_add_ps(y[j], b);
+            if (relu) y[j] = _mm512_max_ps(y[j], zero); /* max(NaN, 0) is 0, as the scalar y > 0 test */
+        }
+        if (accumulate) {
+            __m512 old[OUT];
+            deinterleave4(old, _mm512_loadu_ps(dst), _mm512_loadu_ps(dst + 16), _mm512_loadu_ps(dst + 32),
+                          _mm512_loadu_ps(dst + 48));
+            for (int j = 0; j < OUT; j++) y[j] = _mm512_add_ps(old[j], y[j]);
+        }
+        interleave4(dst, y);
     }
 }
 #else
@@ -79,25 +127,31 @@ int nn_winograd_applies(const nn_conv *cv) {
     return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
 }
 
-size_t nn_winograd_weight_floats(const nn_conv *cv) { return (size_t)16 * cv->k * cv->c; }
+size_t nn_winograd_weight_floats(const nn_conv *cv) { return (size_t)XI * cv->k * cv->c; }
 
-/* U[xi][k][c] = (G g G^T)[xi], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1];
- * for the backward pass g is w[k][c] turned by 180 degrees and stored at
- * U[xi][c][k]: the transposed convolution's weights. */
+/* U[xi][k][c] = (G g G^T)[xi], G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
+ * 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]; for the backward pass g is
+ * w[k][c] turned by 180 degrees and stored at U[xi][c][k]: the transposed
+ * convolution's weights. */
 static void pack(float *u, const float *w, const nn_conv *cv, int backward) {
-    static const double g[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double g[TILE][3] = {{1.0 / 4, 0, 0},
+                                      {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                      {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                      {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                      {0, 0, 1}};
     for (int k = 0; k < cv->k; k++)
         for (int c = 0; c < cv->c; c++) {
             const float *w_kc = w + ((size_t)k * cv->c + c) * 9;
             float f[9];
             for (int i = 0; i < 9; i++) f[i] = backward ? w_kc[8 - i] : w_kc[i];
-            double t[4][3]; /* G f */
-            for (int i = 0; i < 4; i++)
+            double t[TILE][3]; /* G f */
+            for (int i = 0; i < TILE; i++)
                 for (int j = 0; j < 3; j++) t[i][j] = g[i][0] * f[j] + g[i][1] * f[3 + j] + g[i][2] * f[6 + j];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
-                    const size_t at = backward ? ((size_t)(i * 4 + j) * cv->c + c) * cv->k + k
-                                               : ((size_t)(i * 4 + j) * cv->k + k) * cv->c + c;
+            for (int i = 0; i < TILE; i++)
+                for (int j = 0; j < TILE; j++) {
+                    const size_t xi = (size_t)i * TILE + j;
+                    const size_t at = backward ? (xi * cv->c + c) * cv->k + k : (xi * cv->k + k) * cv->c + c;
                     u[at] = (float)(t[i][0] * g[j][0] + t[i][1] * g[j][1] + t[i][2] * g[j][2]);
                 }
         }
@@ -106,38 +160,57 @@ static void pack(float *u, const float *w, const nn_conv *cv, int backward) {
 void nn_winograd_pack(float *u, const float *w, const nn_conv *cv) { pack(u, w, cv, 0); }
 void nn_winograd_pack_backward(float *u, const float *w, const nn_conv *cv) { pack(u, w, cv, 1); }
 
-/* V[xi][c][b] for the blocks of block rows [by0, by0 + rows): B^T d B,
- * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], zero outside the plane.
- * B^T's row sums are taken once per input column into four padded rows
- * (rowbuf: 4 x (2 bw + 2) floats per thread), then each block combines
- * four columns of them with no bounds checks. */
+/* B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+ *        0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1] applied to d[0..5]. */
+static inline void bt6(float r[TILE], const float d[TILE]) {
+    r[0] = 4 * d[0] - 5 * d[2] + d[4];
+    r[1] = -4 * (d[1] + d[2]) + d[3] + d[4];
+    r[2] = 4 * (d[1] - d[2]) + d[4] - d[3];
+    r[3] = 2 * (d[3] - d[1]) + d[4] - d[2];
+    r[4] = -2 * (d[3] - d[1]) + d[4] - d[2];
+    r[5] = 4 * d[1] - 5 * d[3] + d[5];
+}
+
+/* A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
+static inline void at6_scalar(float y[OUT], const float m[TILE]) {
+    const float a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+    y[0] = m[0] + a + c, y[1] = b + 2 * d, y[2] = a + 4 * c, y[3] = b + 8 * d + m[5];
+}
+
+/* Floats of the per-thread buffer of row-transformed input rows. */
+static size_t rowbuf_floats(int bw) { return (size_t)TILE * (OUT * bw + 2); }
+
+/* V[xi][c][b] for the blocks of block rows [by0, by0 + rows): B^T d B, zero
+ * outside the plane. B^T is applied down each input column once, into six
+ * padded rows (rowbuf per thread), then across each block's six columns of
+ * them with no bounds checks. */
 static void input_transform(float *v, const float *in, const nn_conv *cv, int by0, int rows, int bw,
                             float *rowbuf, int threads) {
     const nn_window *s = &cv->win;
     const int vector = VECTOR_PATHS && nn_bf16_supported(); /* AVX-512 with it */
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->c * blocks;
-    const int span = 2 * bw + 2; /* input columns x0 .. x0 + span - 1 */
+    const int span = OUT * bw + 2; /* input columns x0 .. x0 + span - 1 */
 #pragma omp parallel num_threads(threads)
     {
         int t = 0;
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        float *r = rowbuf + (size_t)t * 4 * span;
+        float *r = rowbuf + (size_t)t * rowbuf_floats(bw);
 #pragma omp for schedule(static)
         for (int c = 0; c < cv->c; c++) {
             const float *plane = in + (size_t)c * s->h * s->w;
             for (int by = 0; by < rows; by++) {
-                const int y0 = 2 * (by0 + by) - s->pad_t;
-                const float *src[4];
-                for (int i = 0; i < 4; i++)
+                const int y0 = OUT * (by0 + by) - s->pad_t;
+                const float *src[TILE];
+                for (int i = 0; i < TILE; i++)
                     src[i] = y0 + i >= 0 && y0 + i < s->h ? plane + (size_t)(y0 + i) * s->w : NULL;
                 for (int x = 0; x < span; x++) {
                     const int ix = x - s->pad_l;
-                    float d[4];
-                    for (int i = 0; i < 4; i++) d[i] = src[i] && ix >= 0 && ix < s->w ? src[i][ix] : 0.0f;
-                    r[x] = d[0] - d[2], r[span + x] = d[1] + d[2];
-                    r[2 * span + x] = d[2] - d[1], r[3 * span + x] = d[1] - d[3];
+                    float d[TILE], q[TILE];
+                    for (int i = 0; i < TILE; i++) d[i] = src[i] && ix >= 0 && ix < s->w ? src[i][ix] : 0.0f;
+                    bt6(q, d);
+                    for (int i = 0; i < TILE; i++) r[(size_t)i * span + x] = q[i];
                 }
                 float *dst = v + (size_t)c * blocks + (size_t)by * bw;
                 int bx0 = 0;
@@ -145,15 +218,13 @@ static void input_transform(float *v, const float *in, const nn_conv *cv, int by
                 if (vector)
                     for (; bx0 + 16 <= bw; bx0 += 16) input16(dst, stride, r, span, bx0);
 #endif
-                for (int i = 0; i < 4; i++) {
+                for (int i = 0; i < TILE; i++) {
                     const float *q = r + (size_t)i * span;
-                    float *o = dst + (size_t)(i * 4) * stride;
+                    float *o = dst + (size_t)(i * TILE) * stride;
                     for (int bx = bx0; bx < bw; bx++) {
-                        const float q0 = q[2 * bx], q1 = q[2 * bx + 1], q2 = q[2 * bx + 2], q3 = q[2 * bx + 3];
-                        o[bx] = q0 - q2;
-                        o[stride + bx] = q1 + q2;
-                        o[2 * stride + bx] = q2 - q1;
-                        o[3 * stride + bx] = q1 - q3;
+                        float e[TILE];
+                        bt6(e, q + OUT * bx);
+                        for (int j = 0; j < TILE; j++) o[(size_t)j * stride + bx] = e[j];
                     }
                 }
             }
@@ -161,25 +232,25 @@ static void input_transform(float *v, const float *in, const nn_conv *cv, int by
     }
 }
 
-/* out = relu?(A^T M A + bias), or out += A^T M A, for the band,
- * A^T = [1 1 1 0; 0 1 -1 -1]. */
+/* out = relu?(A^T M A + bias), or out += A^T M A, for the band; outputs
+ * (y, x) with y < oh, x < ow only (out's planes are s->oh x s->ow). */
 static void output_transform(float *out, const float *m, const float *bias, int relu, int accumulate,
-                             const nn_conv *cv, int by0, int rows, int bw, int threads) {
+                             const nn_conv *cv, int oh, int ow, int by0, int rows, int bw, int threads) {
     const nn_window *s = &cv->win;
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->k * blocks;
     const int vector = VECTOR_PATHS && nn_bf16_supported();
-    const int whole = s->ow / 32 * 16; /* blocks whose 32 outputs lie inside a row, in 16s */
+    const int whole = ow / 64 * 16; /* blocks whose 64 outputs lie inside a row, in 16s */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int k = 0; k < cv->k; k++) {
         float *plane = out + (size_t)k * s->oh * s->ow;
         const float b = bias ? bias[k] : 0.0f;
         for (int by = 0; by < rows; by++) {
+            const int y = OUT * (by0 + by);
             int bx0 = 0;
 #if VECTOR_PATHS
             if (vector) {
-                const int y = 2 * (by0 + by);
-                float *const out_rows[2] = {plane + (size_t)y * s->ow,
-                                            y + 1 < s->oh ? plane + (size_t)(y + 1) * s->ow : NULL};
+                float *out_rows[OUT];
+                for (int i = 0; i < OUT; i++) out_rows[i] = y + i < oh ? plane + (size_t)(y + i) * s->ow : NULL;
                 for (; bx0 < whole; bx0 += 16)
                     output16(out_rows, m + (size_t)k * blocks + (size_t)by * bw + bx0, stride, bx0, b, relu,
                              accumulate);
@@ -187,50 +258,63 @@ static void output_transform(float *out, const float *m, const float *bias, int 
 #endif
             for (int bx = bx0; bx < bw; bx++) {
                 const float *src = m + (size_t)k * blocks + (size_t)by * bw + bx;
-                float t[2][4];
-                for (int j = 0; j < 4; j++) {
-                    const float m0 = src[(size_t)j * stride], m1 = src[(size_t)(4 + j) * stride];
-                    const float m2 = src[(size_t)(8 + j) * stride], m3 = src[(size_t)(12 + j) * stride];
-                    t[0][j] = m0 + m1 + m2, t[1][j] = m1 - m2 - m3;
+                float t[OUT][TILE];
+                for (int j = 0; j < TILE; j++) {
+                    float col[TILE], yj[OUT];
+                    for (int r = 0; r < TILE; r++) col[r] = src[(size_t)(r * TILE + j) * stride];
+                    at6_scalar(yj, col);
+                    for (int i = 0; i < OUT; i++) t[i][j] = yj[i];
                 }
-                for (int i = 0; i < 2; i++) {
-                    const int y = 2 * (by0 + by) + i;
-                    if (y >= s->oh) break;
-                    float y0 = t[i][0] + t[i][1] + t[i][2] + b, y1 = t[i][1] - t[i][2] - t[i][3] + b;
-                    if (relu) y0 = y0 > 0.0f ? y0 : 0.0f, y1 = y1 > 0.0f ? y1 : 0.0f;
-                    float *row = plane + (size_t)y * s->ow + 2 * bx;
-                    if (accumulate) y0 += row[0], y1 += 2 * bx + 1 < s->ow ? row[1] : 0.0f;
-                    row[0] = y0;
-                    if (2 * bx + 1 < s->ow) row[1] = y1;
+                for (int i = 0; i < OUT && y + i < oh; i++) {
+                    float yi[OUT];
+                    at6_scalar(yi, t[i]);
+                    float *row = plane + (size_t)(y + i) * s->ow;
+                    for (int j = 0; j < OUT && OUT * bx + j < ow; j++) {
+                        float v = yi[j] + b;
+                        if (relu) v = v > 0.0f ? v : 0.0f;
+                        if (accumulate) v += row[OUT * bx + j];
+                        row[OUT * bx + j] = v;
+                    }
                 }
             }
         }
     }
 }
 
-/* The convolution cv of in by u into out (+= with accumulate), band by
- * band of block rows as scratch allows; 0 when one row does not fit. */
+size_t nn_winograd_row_floats(const nn_conv *cv, int backward, int threads) {
+    const int ow = backward ? cv->win.w : cv->win.ow, bw = (ow + OUT - 1) / OUT;
+    return (size_t)XI * (cv->c + cv->k) * bw + (size_t)threads * rowbuf_floats(bw);
+}
+
+/* The convolution cv of in by u into out (+= with accumulate), outputs
+ * (y, x) with y < oh, x < ow, band by band of block rows as scratch
+ * allows; 0 when one row does not fit. */
 static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, const float *u,
-               const float *bias, const nn_conv *cv, float *scratch, size_t scratch_floats, int threads) {
+               const float *bias, const nn_conv *cv, int oh, int ow, float *scratch, size_t scratch_floats,
+               int threads) {
     const nn_window *s = &cv->win;
-    const int bh = (s->oh + 1) / 2, bw = (s->ow + 1) / 2;
-    const size_t per_row = (size_t)16 * (cv->c + cv->k) * bw; /* V and M of one block row */
-    const size_t rowbuf = (size_t)threads * 4 * (2 * bw + 2);
+    const int bh = (oh + OUT - 1) / OUT, bw = (ow + OUT - 1) / OUT;
+    const size_t per_row = (size_t)XI * (cv->c + cv->k) * bw; /* V and M of one block row */
+    const size_t rowbuf = (size_t)threads * rowbuf_floats(bw);
     if (!nn_winograd_applies(cv) || threads < 1 || per_row + rowbuf > scratch_floats) return 0;
     int band = (int)((scratch_floats - rowbuf) / per_row);
     if (band > bh) band = bh;
     for (int by0 = 0; by0 < bh; by0 += band) {
         const int rows = bh - by0 < band ? bh - by0 : band;
         const int blocks = rows * bw;
-        float *v = scratch, *m = scratch + (size_t)16 * cv->c * blocks;
-        input_transform(v, in, cv, by0, rows, bw, m + (size_t)16 * cv->k * blocks, threads);
-        for (int xi = 0; xi < 16; xi++)
-            nn_gemm(0, cv->k, blocks, cv->c, u + (size_t)xi * cv->k * cv->c, cv->c,
-                    v + (size_t)xi * cv->c * blocks, blocks, 0.0f, m + (size_t)xi * cv->k * blocks, blocks,
-                    threads);
-        output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, by0, rows, bw, threads);
+        float *v = scratch, *m = scratch + (size_t)XI * cv->c * blocks;
+        input_transform(v, in, cv, by0, rows, bw, m + (size_t)XI * cv->k * blocks, threads);
+        /* One whole GEMM per thread at a time: the 36 are independent, and a
+         * band's are too narrow to split by columns without idling threads.
+         * Each is summed by one thread, so threads change no bits. */
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int xi = 0; xi < XI; xi++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cv->k, blocks, cv->c, 1.0f,
+                        u + (size_t)xi * cv->k * cv->c, cv->c, v + (size_t)xi * cv->c * blocks, blocks, 0.0f,
+                        m + (size_t)xi * cv->k * blocks, blocks);
+        output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, oh, ow, by0, rows, bw, threads);
         if (relu_mask) {
-            const int y0 = 2 * by0, y1 = 2 * (by0 + rows) < s->oh ? 2 * (by0 + rows) : s->oh;
+            const int y0 = OUT * by0, y1 = OUT * (by0 + rows) < oh ? OUT * (by0 + rows) : oh;
             nn_relu_mask_from_output(out, relu_mask, cv->k, (size_t)s->oh * s->ow, (size_t)y0 * s->ow,
                                      (size_t)(y1 - y0) * s->ow, threads);
         }
@@ -241,12 +325,41 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
 int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, const float *u,
                              const float *bias, const nn_conv *cv, float *scratch, size_t scratch_floats,
                              int threads) {
-    return run(out, 0, relu_mask, in, u, bias, cv, scratch, scratch_floats, threads);
+    return run(out, 0, relu_mask, in, u, bias, cv, cv->win.oh, cv->win.ow, scratch, scratch_floats, threads);
+}
+
+/* The last row and column of planes (k of h x w) holding a non-zero: -1
+ * when all are zero. Scans from the bottom and the right, so costs about a
+ * row and a column per plane when there is no zero margin. */
+static void nonzero_extent(const float *planes, int k, int h, int w, int *last_row, int *last_col) {
+    int r = -1, c = -1;
+    for (int ch = 0; ch < k; ch++) {
+        const float *p = planes + (size_t)ch * h * w;
+        for (int y = h - 1; y > r; y--) {
+            int x = w - 1;
+            while (x >= 0 && p[(size_t)y * w + x] == 0.0f) x--;
+            if (x >= 0) {
+                r = y;
+                break;
+            }
+        }
+        for (int y = 0; y <= r && c < w - 1; y++)
+            for (int x = w - 1; x > c; x--)
+                if (p[(size_t)y * w + x] != 0.0f) {
+                    c = x;
+                    break;
+                }
+    }
+    *last_row = r, *last_col = c;
 }
 
 /* The gradient of a stride-1 3x3 convolution with respect to its input is
  * the 'full' correlation of dout with the weights turned by 180 degrees and
- * transposed: again 3x3 stride 1, from K channels to C, padded by 2 - pad. */
+ * transposed: again 3x3 stride 1, from K channels to C, padded by 2 - pad.
+ * Inputs past the reach of dout's last non-zero row and column are left
+ * alone: they get exactly 0 (a zero margin there is the work of 'valid'
+ * layers downstream, and the reference demands it exact), whereas F(4x4)'s
+ * transforms would cancel their terms only to rounding. */
 int nn_conv_backward_winograd(float *din, const float *dout, const float *u_backward, const nn_conv *cv,
                               float *scratch, size_t scratch_floats, int threads) {
     const nn_window *s = &cv->win;
@@ -254,5 +367,11 @@ int nn_conv_backward_winograd(float *din, const float *dout, const float *u_back
     nn_conv t = {.c = cv->k, .k = cv->c};
     t.win = (nn_window){.h = s->oh, .w = s->ow, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
                         .pad_t = 2 - s->pad_t, .pad_l = 2 - s->pad_l, .oh = s->h, .ow = s->w};
-    return run(din, 1, NULL, dout, u_backward, NULL, &t, scratch, scratch_floats, threads);
+    if (threads < 1 || nn_winograd_row_floats(cv, 1, threads) > scratch_floats) return 0;
+    int last_row, last_col;
+    nonzero_extent(dout, cv->k, s->oh, s->ow, &last_row, &last_col);
+    if (last_row < 0) return 1; /* din += 0 */
+    const int oh = last_row + 3 - s->pad_t < s->h ? last_row + 3 - s->pad_t : s->h;
+    const int ow = last_col + 3 - s->pad_l < s->w ? last_col + 3 - s->pad_l : s->w;
+    return run(din, 1, NULL, dout, u_backward, NULL, &t, oh, ow, scratch, scratch_floats, threads);
 }
