@@ -29,6 +29,16 @@ enum { TILE = 6, OUT = 4, XI = TILE * TILE };
 #define VECTOR_PATHS 1
 #define TARGET __attribute__((target("avx512f")))
 
+/* Lanes [0, count) of a vector, count clamped to 0..16. */
+static inline __mmask16 lanes(int count) {
+    return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
+}
+
+/* The first count of 64 floats at p, zero past them. */
+TARGET static inline void load64(__m512 a[4], const float *p, int count) {
+    for (int q = 0; q < 4; q++) a[q] = _mm512_maskz_loadu_ps(lanes(count - 16 * q), p + 16 * q);
+}
+
 /* Elements 4 i + j of the 64 floats a0:a1:a2:a3, for i = 0..15, into c[j]. */
 TARGET static inline void deinterleave4(__m512 c[4], __m512 a0, __m512 a1, __m512 a2, __m512 a3) {
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -39,16 +49,16 @@ TARGET static inline void deinterleave4(__m512 c[4], __m512 a0, __m512 a1, __m51
     c[1] = _mm512_permutex2var_ps(b1, ev, b3), c[3] = _mm512_permutex2var_ps(b1, od, b3);
 }
 
-/* The inverse: out[4 i + j] = y[j][i]. */
-TARGET static inline void interleave4(float *out, const __m512 y[4]) {
+/* The inverse: out[4 i + j] = y[j][i], for the first count of the 64. */
+TARGET static inline void interleave4(float *out, const __m512 y[4], int count) {
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     const __m512 p0 = _mm512_permutex2var_ps(y[0], lo, y[2]), p1 = _mm512_permutex2var_ps(y[0], hi, y[2]);
     const __m512 q0 = _mm512_permutex2var_ps(y[1], lo, y[3]), q1 = _mm512_permutex2var_ps(y[1], hi, y[3]);
-    _mm512_storeu_ps(out, _mm512_permutex2var_ps(p0, lo, q0));
-    _mm512_storeu_ps(out + 16, _mm512_permutex2var_ps(p0, hi, q0));
-    _mm512_storeu_ps(out + 32, _mm512_permutex2var_ps(p1, lo, q1));
-    _mm512_storeu_ps(out + 48, _mm512_permutex2var_ps(p1, hi, q1));
+    _mm512_mask_storeu_ps(out, lanes(count), _mm512_permutex2var_ps(p0, lo, q0));
+    _mm512_mask_storeu_ps(out + 16, lanes(count - 16), _mm512_permutex2var_ps(p0, hi, q0));
+    _mm512_mask_storeu_ps(out + 32, lanes(count - 32), _mm512_permutex2var_ps(p1, lo, q1));
+    _mm512_mask_storeu_ps(out + 48, lanes(count - 48), _mm512_permutex2var_ps(p1, hi, q1));
 }
 
 /* Element 1 .. 15 of c, then next: the column four to the right. */
@@ -57,25 +67,51 @@ TARGET static inline __m512 shift_in(__m512 c, float next) {
         _mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(next)), _mm512_castps_si512(c), 1));
 }
 
-/* Blocks bx .. bx+15 of one block row of the input transform: q the six
- * row-transformed padded rows (span floats apart), o the first V plane. */
-TARGET static void input16(float *o, size_t stride, const float *q, int span, int bx) {
+/* B^T down six input rows, columns [x0, x1) of the padded row buffer r
+ * (rows span apart); src[i] is input row i shifted by the left padding, or
+ * NULL for a padding row. */
+TARGET static void rows_bt(float *r, int span, const float *const src[TILE], int x0, int x1) {
     const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+    for (int x = x0; x < x1; x += 16) {
+        const __mmask16 k = lanes(x1 - x);
+        __m512 d[TILE];
+        for (int i = 0; i < TILE; i++) d[i] = src[i] ? _mm512_maskz_loadu_ps(k, src[i] + x) : _mm512_setzero_ps();
+        const __m512 d24 = _mm512_sub_ps(d[4], d[2]), d13 = _mm512_sub_ps(d[3], d[1]);
+        float *o = r + x;
+        _mm512_mask_storeu_ps(o, k, _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])));
+        _mm512_mask_storeu_ps(o + span, k,
+                              _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4])));
+        _mm512_mask_storeu_ps(o + 2 * span, k,
+                              _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3])));
+        _mm512_mask_storeu_ps(o + 3 * span, k, _mm512_fmadd_ps(two, d13, d24));
+        _mm512_mask_storeu_ps(o + 4 * span, k, _mm512_fnmadd_ps(two, d13, d24));
+        _mm512_mask_storeu_ps(o + 5 * span, k, _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])));
+    }
+}
+
+/* Blocks bx .. bx+n-1 (n <= 16) of one block row of the input transform:
+ * q the six row-transformed padded rows (span floats apart, the block row's
+ * columns 4 bx .. 4 bx + 4 n + 1 in them), o the first V plane. */
+TARGET static void input16(float *o, size_t stride, const float *q, int span, int bx, int n) {
+    const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+    const __mmask16 k = lanes(n);
+    const int avail = 4 * n + 2;
     for (int i = 0; i < TILE; i++, q += span, o += TILE * stride) {
         const float *p = q + 4 * bx;
-        __m512 d[6];
-        deinterleave4(d, _mm512_loadu_ps(p), _mm512_loadu_ps(p + 16), _mm512_loadu_ps(p + 32),
-                      _mm512_loadu_ps(p + 48));
-        d[4] = shift_in(d[0], p[64]), d[5] = shift_in(d[1], p[65]);
+        __m512 a[4], d[6];
+        load64(a, p, avail);
+        deinterleave4(d, a[0], a[1], a[2], a[3]);
+        d[4] = shift_in(d[0], avail > 64 ? p[64] : 0.0f), d[5] = shift_in(d[1], avail > 65 ? p[65] : 0.0f);
         const __m512 d24 = _mm512_sub_ps(d[4], d[2]), d13 = _mm512_sub_ps(d[3], d[1]);
-        _mm512_storeu_ps(o + bx, _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])));
-        _mm512_storeu_ps(o + stride + bx,
-                         _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4])));
-        _mm512_storeu_ps(o + 2 * stride + bx,
-                         _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3])));
-        _mm512_storeu_ps(o + 3 * stride + bx, _mm512_fmadd_ps(two, d13, d24));
-        _mm512_storeu_ps(o + 4 * stride + bx, _mm512_fnmadd_ps(two, d13, d24));
-        _mm512_storeu_ps(o + 5 * stride + bx, _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])));
+        _mm512_mask_storeu_ps(o + bx, k, _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])));
+        _mm512_mask_storeu_ps(o + stride + bx, k,
+                              _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4])));
+        _mm512_mask_storeu_ps(o + 2 * stride + bx, k,
+                              _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3])));
+        _mm512_mask_storeu_ps(o + 3 * stride + bx, k, _mm512_fmadd_ps(two, d13, d24));
+        _mm512_mask_storeu_ps(o + 4 * stride + bx, k, _mm512_fnmadd_ps(two, d13, d24));
+        _mm512_mask_storeu_ps(o + 5 * stride + bx, k,
+                              _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])));
     }
 }
 
@@ -89,14 +125,16 @@ TARGET static inline void at6(__m512 y[4], __m512 m0, __m512 m1, __m512 m2, __m5
     y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m5);
 }
 
-/* Blocks bx .. bx+15 of one block row of the output transform, all 64
- * output columns inside the row: rows[i] is output row 4 by + i or NULL. */
-TARGET static void output16(float *const rows[OUT], const float *src, size_t stride, int bx, float bias, int relu,
-                            int accumulate) {
+/* Blocks bx .. bx+n-1 (n <= 16) of one block row of the output transform,
+ * writing the first cols (<= 64) of their outputs: rows[i] is output row
+ * 4 by + i or NULL. */
+TARGET static void output16(float *const rows[OUT], const float *src, size_t stride, int bx, int n, int cols,
+                            float bias, int relu, int accumulate) {
+    const __mmask16 k = lanes(n);
     __m512 t[OUT][TILE]; /* A^T M, column by column */
     for (int j = 0; j < TILE; j++) {
         __m512 m[TILE], y[OUT];
-        for (int r = 0; r < TILE; r++) m[r] = _mm512_loadu_ps(src + (size_t)(r * TILE + j) * stride);
+        for (int r = 0; r < TILE; r++) m[r] = _mm512_maskz_loadu_ps(k, src + (size_t)(r * TILE + j) * stride);
         at6(y, m[0], m[1], m[2], m[3], m[4], m[5]);
         for (int i = 0; i < OUT; i++) t[i][j] = y[i];
     }
@@ -110,12 +148,12 @@ TARGET static void output16(float *const rows[OUT], const float *src, size_t str
             if (relu) y[j] = _mm512_max_ps(y[j], zero); /* max(NaN, 0) is 0, as the scalar y > 0 test */
         }
         if (accumulate) {
-            __m512 old[OUT];
-            deinterleave4(old, _mm512_loadu_ps(dst), _mm512_loadu_ps(dst + 16), _mm512_loadu_ps(dst + 32),
-                          _mm512_loadu_ps(dst + 48));
+            __m512 a[4], old[OUT];
+            load64(a, dst, cols);
+            deinterleave4(old, a[0], a[1], a[2], a[3]);
             for (int j = 0; j < OUT; j++) y[j] = _mm512_add_ps(old[j], y[j]);
         }
-        interleave4(dst, y);
+        interleave4(dst, y, cols);
     }
 }
 #else
@@ -205,19 +243,30 @@ static void input_transform(float *v, const float *in, const nn_conv *cv, int by
                 const float *src[TILE];
                 for (int i = 0; i < TILE; i++)
                     src[i] = y0 + i >= 0 && y0 + i < s->h ? plane + (size_t)(y0 + i) * s->w : NULL;
-                for (int x = 0; x < span; x++) {
+                float *dst = v + (size_t)c * blocks + (size_t)by * bw;
+                int bx0 = 0;
+#if VECTOR_PATHS
+                if (vector) {
+                    /* Padded columns are zero; the rest straight from the rows. */
+                    const int x0 = s->pad_l < span ? s->pad_l : span;
+                    const int x1 = s->pad_l + s->w < span ? s->pad_l + s->w : span;
+                    const float *shifted[TILE];
+                    for (int i = 0; i < TILE; i++) shifted[i] = src[i] ? src[i] - s->pad_l : NULL;
+                    for (int i = 0; i < TILE; i++) {
+                        memset(r + (size_t)i * span, 0, sizeof(float) * (size_t)x0);
+                        memset(r + (size_t)i * span + x1, 0, sizeof(float) * (size_t)(span - x1));
+                    }
+                    rows_bt(r, span, shifted, x0, x1);
+                    for (; bx0 < bw; bx0 += 16) input16(dst, stride, r, span, bx0, bw - bx0 < 16 ? bw - bx0 : 16);
+                }
+#endif
+                for (int x = 0; x < span && bx0 < bw; x++) {
                     const int ix = x - s->pad_l;
                     float d[TILE], q[TILE];
                     for (int i = 0; i < TILE; i++) d[i] = src[i] && ix >= 0 && ix < s->w ? src[i][ix] : 0.0f;
                     bt6(q, d);
                     for (int i = 0; i < TILE; i++) r[(size_t)i * span + x] = q[i];
                 }
-                float *dst = v + (size_t)c * blocks + (size_t)by * bw;
-                int bx0 = 0;
-#if VECTOR_PATHS
-                if (vector)
-                    for (; bx0 + 16 <= bw; bx0 += 16) input16(dst, stride, r, span, bx0);
-#endif
                 for (int i = 0; i < TILE; i++) {
                     const float *q = r + (size_t)i * span;
                     float *o = dst + (size_t)(i * TILE) * stride;
@@ -239,7 +288,6 @@ static void output_transform(float *out, const float *m, const float *bias, int 
     const nn_window *s = &cv->win;
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->k * blocks;
     const int vector = VECTOR_PATHS && nn_bf16_supported();
-    const int whole = ow / 64 * 16; /* blocks whose 64 outputs lie inside a row, in 16s */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int k = 0; k < cv->k; k++) {
         float *plane = out + (size_t)k * s->oh * s->ow;
@@ -251,8 +299,9 @@ static void output_transform(float *out, const float *m, const float *bias, int 
             if (vector) {
                 float *out_rows[OUT];
                 for (int i = 0; i < OUT; i++) out_rows[i] = y + i < oh ? plane + (size_t)(y + i) * s->ow : NULL;
-                for (; bx0 < whole; bx0 += 16)
-                    output16(out_rows, m + (size_t)k * blocks + (size_t)by * bw + bx0, stride, bx0, b, relu,
+                for (; bx0 < bw; bx0 += 16)
+                    output16(out_rows, m + (size_t)k * blocks + (size_t)by * bw + bx0, stride, bx0,
+                             bw - bx0 < 16 ? bw - bx0 : 16, ow - OUT * bx0 < 64 ? ow - OUT * bx0 : 64, b, relu,
                              accumulate);
             }
 #endif
