@@ -1,6 +1,7 @@
 /* Max and average pooling, forward and backward to the input, parallel over
  * channels (each channel's planes belong to one thread). */
 #include <float.h>
+#include <stdlib.h>
 
 #include "nn.h"
 
@@ -189,39 +190,52 @@ static float avg_gather_at(const nn_window *s, const float *d, int y, int x) {
     return sum;
 }
 
-/* Inputs [lo, hi) of row y of a 3x3 stride-1 pool whose nine covering
- * outputs all have whole windows (divisor 9): three rows of dout summed. */
-static void avg3_gather_row(float *restrict p, const float *restrict d0, int ow, int lo, int hi, int pad_l) {
-    const float *d1 = d0 + ow, *d2 = d1 + ow;
-    for (int x = lo; x < hi; x++) {
-        const int i = x + pad_l - 2;
-        p[x] += (d0[i] + d0[i + 1] + d0[i + 2] + d1[i] + d1[i + 1] + d1[i + 2] + d2[i] + d2[i + 1] + d2[i + 2]) / 9.0f;
+/* 3x3 stride-1 backward, separable: the window of output (oy, ox) holds
+ * rows(oy) x cols(ox) real pixels, so each input row takes the sum of its
+ * (up to) three covering output rows scaled by 1 / rows, scaled by 1 / cols,
+ * then summed three columns at a time. t is ow + 4 floats, two zeros at
+ * either end so edges need no tests; rc is ow floats. */
+static void avg3_backward_plane(float *p, const float *d, const nn_window *s, float *t, float *rc) {
+    float *tz = t + 2;
+    t[0] = t[1] = tz[s->ow] = tz[s->ow + 1] = 0.0f;
+    for (int ox = 0; ox < s->ow; ox++) {
+        const int x0 = ox - s->pad_l, x1 = x0 + 3;
+        rc[ox] = 1.0f / (float)((x1 < s->w ? x1 : s->w) - (x0 > 0 ? x0 : 0));
+    }
+    for (int y = 0; y < s->h; y++) {
+        const int oy0 = y + s->pad_t - 2 > 0 ? y + s->pad_t - 2 : 0;
+        const int oy1 = y + s->pad_t < s->oh - 1 ? y + s->pad_t : s->oh - 1;
+        for (int ox = 0; ox < s->ow; ox++) tz[ox] = 0.0f;
+        for (int oy = oy0; oy <= oy1; oy++) {
+            const int y0 = oy - s->pad_t, y1 = y0 + 3;
+            const float rr = 1.0f / (float)((y1 < s->h ? y1 : s->h) - (y0 > 0 ? y0 : 0));
+            const float *drow = d + (size_t)oy * s->ow;
+            for (int ox = 0; ox < s->ow; ox++) tz[ox] += drow[ox] * rr;
+        }
+        for (int ox = 0; ox < s->ow; ox++) tz[ox] *= rc[ox];
+        float *prow = p + (size_t)y * s->w;
+        const float *q = t + s->pad_l; /* q[x + j] = tz[x + pad_l - 2 + j] */
+        for (int x = 0; x < s->w; x++) prow[x] += q[x] + q[x + 1] + q[x + 2];
     }
 }
 
 void nn_avgpool_backward(float *din, const float *dout, int c, const nn_window *s,
                          int threads) {
-    const int fast = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
-    /* Inputs whose covering outputs are all inside outputs: rows and columns
-     * with every oy in [y + pad - 2, y + pad] among the inside ones. */
-    int olo = 0, ohi = 0;
-    if (fast) inside_span(s, &olo, &ohi);
-    const int xlo = olo - s->pad_l + 2, xhi = ohi - 1 - s->pad_l + 1;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int ch = 0; ch < c; ch++) {
-        float *p = din + (size_t)ch * s->h * s->w;
-        const float *d = dout + (size_t)ch * s->oh * s->ow;
-        for (int y = 0; y < s->h; y++) {
-            float *prow = p + (size_t)y * s->w;
-            const int oy0 = y + s->pad_t - 2;
-            int x = 0;
-            if (fast && oy0 >= 0 && y + s->pad_t < s->oh && row_inside(s, oy0) && row_inside(s, y + s->pad_t) &&
-                xlo < xhi) {
-                for (; x < xlo; x++) prow[x] += avg_gather_at(s, d, y, x);
-                avg3_gather_row(prow, d + (size_t)oy0 * s->ow, s->ow, xlo, xhi, s->pad_l);
-                x = xhi;
+    const int fast = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->pad_l <= 2 && s->pad_t <= 2;
+#pragma omp parallel num_threads(threads)
+    {
+        float *t = fast ? malloc(sizeof(float) * ((size_t)2 * s->ow + 4)) : NULL;
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < c; ch++) {
+            float *p = din + (size_t)ch * s->h * s->w;
+            const float *d = dout + (size_t)ch * s->oh * s->ow;
+            if (t) { /* else the gather, pixel by pixel */
+                avg3_backward_plane(p, d, s, t, t + s->ow + 4);
+                continue;
             }
-            for (; x < s->w; x++) prow[x] += avg_gather_at(s, d, y, x);
+            for (int y = 0; y < s->h; y++)
+                for (int x = 0; x < s->w; x++) p[(size_t)y * s->w + x] += avg_gather_at(s, d, y, x);
         }
+        free(t);
     }
 }
