@@ -31,6 +31,19 @@ enum {
     CHUNK_PANELS = 4,    /* B panels packed at a time by one thread */
 };
 
+int nn_avx512_supported(void) {
+#if HAVE_BF16_KERNEL
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f");
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
 int nn_bf16_supported(void) {
 #if HAVE_BF16_KERNEL
     static int cached = -1;

@@ -71,7 +71,55 @@ static float max_at(const nn_window *s, const float *p, int oy, int ox, uint8_t 
         a[x] = (uint8_t)at;                                                                   \
     }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define VECTOR_PATHS 1
+
+/* Stride 2, sixteen windows at a time: each tap's sixteen values are the
+ * even (or odd) elements of 32 consecutive floats; ties keep the earlier
+ * tap, as in the scalar rows (v > best is false for NaN either way). */
+__attribute__((target("avx512f"))) static int max3_row_s2_avx512(const float *r0, size_t w, float *o, uint8_t *a,
+                                                                 int n) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    int x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m512 best = _mm512_setzero_ps();
+        __m512i at = _mm512_setzero_si512();
+        for (int ky = 0; ky < 3; ky++) {
+            const float *q = r0 + ky * w + 2 * (size_t)x;
+            const __m512 a0 = _mm512_loadu_ps(q), a1 = _mm512_loadu_ps(q + 16);
+            /* Tap kx = 2 is the even elements one step on, up to q[32], the
+             * last window's third column: no read past it. */
+            const __m512 b0 = _mm512_loadu_ps(q + 2), b1 = _mm512_maskz_loadu_ps(0x7FFF, q + 18);
+            const __m512 taps[3] = {_mm512_permutex2var_ps(a0, ev, a1), _mm512_permutex2var_ps(a0, od, a1),
+                                    _mm512_permutex2var_ps(b0, ev, b1)};
+            for (int kx = 0; kx < 3; kx++) {
+                if (ky == 0 && kx == 0) {
+                    best = taps[0];
+                    continue;
+                }
+                const __mmask16 gt = _mm512_cmp_ps_mask(taps[kx], best, _CMP_GT_OQ);
+                best = _mm512_mask_mov_ps(best, gt, taps[kx]);
+                at = _mm512_mask_mov_epi32(at, gt, _mm512_set1_epi32(ky * 3 + kx));
+            }
+        }
+        _mm512_storeu_ps(o + x, best);
+        _mm_storeu_si128((__m128i *)(a + x), _mm512_cvtepi32_epi8(at));
+    }
+    return x;
+}
+#else
+#define VECTOR_PATHS 0
+#endif
+
 static void max3_row(const float *r0, size_t w, int sx, float *o, uint8_t *a, int n) {
+#if VECTOR_PATHS
+    if (sx == 2 && nn_avx512_supported()) {
+        const int done = max3_row_s2_avx512(r0, w, o, a, n);
+        r0 += 2 * (size_t)done, o += done, a += done, n -= done;
+    }
+#endif
     if (sx == 2) {
         MAX3_ROW(2)
     } else if (sx == 1) {

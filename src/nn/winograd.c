@@ -225,7 +225,7 @@ static size_t rowbuf_floats(int bw) { return (size_t)TILE * (OUT * bw + 2); }
 static void input_transform(float *v, const float *in, const nn_conv *cv, int by0, int rows, int bw,
                             float *rowbuf, int threads) {
     const nn_window *s = &cv->win;
-    const int vector = VECTOR_PATHS && nn_bf16_supported(); /* AVX-512 with it */
+    const int vector = VECTOR_PATHS && nn_avx512_supported();
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->c * blocks;
     const int span = OUT * bw + 2; /* input columns x0 .. x0 + span - 1 */
 #pragma omp parallel num_threads(threads)
@@ -287,7 +287,7 @@ static void output_transform(float *out, const float *m, const float *bias, int 
                              const nn_conv *cv, int oh, int ow, int by0, int rows, int bw, int threads) {
     const nn_window *s = &cv->win;
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->k * blocks;
-    const int vector = VECTOR_PATHS && nn_bf16_supported();
+    const int vector = VECTOR_PATHS && nn_avx512_supported();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int k = 0; k < cv->k; k++) {
         float *plane = out + (size_t)k * s->oh * s->ow;
