@@ -847,6 +847,21 @@ int main(void) {
     test_winograd(6, 5, 8, 67, 0);
     test_winograd(5, 3, 10, 133, 1);  /* two 16-block groups and a tail */
     test_winograd(3, 5, 13, 130, 0);
+
+    /* 4. The plain loops beside the AVX-512 paths (mask bits, masking dout,
+     * Winograd's transforms, pools), on machines where those would run. */
+    if (nn_avx512_supported()) {
+        nn_set_plain_loops(1);
+        test_maxpool(2, 7, 75, 3, 2, 0);
+        test_maxpool(3, 6, 70, 3, 2, 1);
+        test_avgpool(2, 8, 9, 3, 1, 1);
+        test_conv_naive(5, 7, 13, 11, 3, 3, 1, 1, 3, 1, 1);
+        test_conv_naive(3, 17, 9, 7, 3, 3, 1, 1, 2, 1, 1);
+        test_conv_naive(5, 7, 13, 11, 5, 5, 2, 0, 0, 1, 1);
+        test_winograd(5, 3, 10, 133, 1);
+        test_winograd(3, 5, 13, 130, 0);
+        nn_set_plain_loops(0);
+    }
     const double t2 = now_s();
 
     fprintf(stderr,

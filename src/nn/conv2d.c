@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nn.h"
+#include "vector.h"
 
 int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
                    int same_padding) {
@@ -109,11 +110,42 @@ static void col2im_add(float *din, const float *col, const nn_conv *cv, int oy0,
     }
 }
 
+#if VECTOR_PATHS
+/* Bits of o[0..n) > 0, n a multiple of 8 (the callers' whole bytes), sixteen
+ * at a time. */
+AVX512 static void mask_bytes16(const float *o, uint8_t *m, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const uint16_t bits = _mm512_cmp_ps_mask(_mm512_loadu_ps(o + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+        memcpy(m + i / 8, &bits, 2);
+    }
+    if (i < n) m[i / 8] = (uint8_t)_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(0xFF, o + i), _mm512_setzero_ps(),
+                                                       _CMP_GT_OQ);
+}
+
+/* d[i] = 0 where bit i of m is clear, i < n: zeros stored through the
+ * complement of the mask, nothing loaded. */
+AVX512 static void zero_unmasked16(float *d, const uint8_t *m, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint16_t bits;
+        memcpy(&bits, m + i / 8, 2);
+        _mm512_mask_storeu_ps(d + i, (__mmask16)~bits, _mm512_setzero_ps());
+    }
+    if (i < n) {
+        uint16_t bits = m[i / 8];
+        if (n - i > 8) bits |= (uint16_t)(m[i / 8 + 1] << 8);
+        _mm512_mask_storeu_ps(d + i, (__mmask16)(~bits & lanes((int)(n - i))), _mm512_setzero_ps());
+    }
+}
+#endif
+
 /* Mask bits of outputs [from, from+count) of every channel: set where the
  * (ReLU'd) output is positive. Whole bytes eight outputs at a time. */
 void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t plane, size_t from,
                               size_t count, int threads) {
     const size_t mask_plane = nn_mask_bytes(plane), end = from + count;
+    const int vector = VECTOR_PATHS && nn_avx512_supported();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
         const float *o = out + (size_t)ch * plane;
@@ -123,6 +155,13 @@ void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t pla
             const uint8_t bit = (uint8_t)(1u << (i & 7));
             m[i >> 3] = o[i] > 0.0f ? (uint8_t)(m[i >> 3] | bit) : (uint8_t)(m[i >> 3] & ~bit);
         }
+#if VECTOR_PATHS
+        if (vector && i < end) {
+            const size_t whole = (end - i) & ~(size_t)7;
+            mask_bytes16(o + i, m + (i >> 3), whole);
+            i += whole;
+        }
+#endif
         for (; i + 8 <= end; i += 8) {
             unsigned byte = 0;
             for (int b = 0; b < 8; b++) byte |= (unsigned)(o[i + b] > 0.0f) << b;
@@ -209,10 +248,17 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
 static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
                        int threads) {
     const size_t mask_plane = nn_mask_bytes(plane);
+    const int vector = VECTOR_PATHS && nn_avx512_supported();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
         float *d = dout + (size_t)ch * plane;
         const uint8_t *m = mask + (size_t)ch * mask_plane;
+#if VECTOR_PATHS
+        if (vector) {
+            zero_unmasked16(d, m, plane);
+            continue;
+        }
+#endif
         for (size_t i = 0; i < plane; i++)
             if (!(m[i >> 3] >> (i & 7) & 1)) d[i] = 0.0f;
     }

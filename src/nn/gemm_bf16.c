@@ -31,6 +31,10 @@ enum {
     CHUNK_PANELS = 4,    /* B panels packed at a time by one thread */
 };
 
+static int plain_loops; /* nn_set_plain_loops */
+
+void nn_set_plain_loops(int on) { plain_loops = on; }
+
 int nn_avx512_supported(void) {
 #if HAVE_BF16_KERNEL
     static int cached = -1;
@@ -38,7 +42,7 @@ int nn_avx512_supported(void) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx512f");
     }
-    return cached;
+    return cached && !plain_loops;
 #else
     return 0;
 #endif

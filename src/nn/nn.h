@@ -37,6 +37,9 @@ void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
  * nn_bf16_scratch_words(k) words. Only call when nn_bf16_supported(). */
 int nn_bf16_supported(void);
 int nn_avx512_supported(void); /* AVX-512F, for the other vector paths */
+/* With on, nn_avx512_supported() says no: tests run the plain loops beside
+ * the AVX-512 paths on machines that have it. Not for use while a net runs. */
+void nn_set_plain_loops(int on);
 size_t nn_bf16_packed_a_words(int m, int k);
 void nn_bf16_pack_a(uint32_t *dst, const float *a, int m, int k, int trans_a);
 size_t nn_bf16_scratch_words(int k);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "nn.h"
+#include "vector.h"
 
 /* The real (unpadded) part of the window of output (oy, ox). */
 static void window_extent(const nn_window *s, int oy, int ox, int *y0, int *y1,
@@ -71,14 +72,12 @@ static float max_at(const nn_window *s, const float *p, int oy, int ox, uint8_t 
         a[x] = (uint8_t)at;                                                                   \
     }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define VECTOR_PATHS 1
+#if VECTOR_PATHS
 
 /* Stride 2, sixteen windows at a time: each tap's sixteen values are the
  * even (or odd) elements of 32 consecutive floats; ties keep the earlier
  * tap, as in the scalar rows (v > best is false for NaN either way). */
-__attribute__((target("avx512f"))) static int max3_row_s2_avx512(const float *r0, size_t w, float *o, uint8_t *a,
+AVX512 static int max3_row_s2_avx512(const float *r0, size_t w, float *o, uint8_t *a,
                                                                  int n) {
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -109,8 +108,6 @@ __attribute__((target("avx512f"))) static int max3_row_s2_avx512(const float *r0
     }
     return x;
 }
-#else
-#define VECTOR_PATHS 0
 #endif
 
 static void max3_row(const float *r0, size_t w, int sx, float *o, uint8_t *a, int n) {

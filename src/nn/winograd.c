@@ -21,26 +21,18 @@
 #endif
 
 #include "nn.h"
+#include "vector.h"
 
 enum { TILE = 6, OUT = 4, XI = TILE * TILE };
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define VECTOR_PATHS 1
-#define TARGET __attribute__((target("avx512f")))
-
-/* Lanes [0, count) of a vector, count clamped to 0..16. */
-static inline __mmask16 lanes(int count) {
-    return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
-}
-
+#if VECTOR_PATHS
 /* The first count of 64 floats at p, zero past them. */
-TARGET static inline void load64(__m512 a[4], const float *p, int count) {
+AVX512 static inline void load64(__m512 a[4], const float *p, int count) {
     for (int q = 0; q < 4; q++) a[q] = _mm512_maskz_loadu_ps(lanes(count - 16 * q), p + 16 * q);
 }
 
 /* Elements 4 i + j of the 64 floats a0:a1:a2:a3, for i = 0..15, into c[j]. */
-TARGET static inline void deinterleave4(__m512 c[4], __m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+AVX512 static inline void deinterleave4(__m512 c[4], __m512 a0, __m512 a1, __m512 a2, __m512 a3) {
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512 b0 = _mm512_permutex2var_ps(a0, ev, a1), b1 = _mm512_permutex2var_ps(a0, od, a1);
@@ -50,7 +42,7 @@ TARGET static inline void deinterleave4(__m512 c[4], __m512 a0, __m512 a1, __m51
 }
 
 /* The inverse: out[4 i + j] = y[j][i], for the first count of the 64. */
-TARGET static inline void interleave4(float *out, const __m512 y[4], int count) {
+AVX512 static inline void interleave4(float *out, const __m512 y[4], int count) {
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     const __m512 p0 = _mm512_permutex2var_ps(y[0], lo, y[2]), p1 = _mm512_permutex2var_ps(y[0], hi, y[2]);
@@ -62,7 +54,7 @@ TARGET static inline void interleave4(float *out, const __m512 y[4], int count) 
 }
 
 /* Element 1 .. 15 of c, then next: the column four to the right. */
-TARGET static inline __m512 shift_in(__m512 c, float next) {
+AVX512 static inline __m512 shift_in(__m512 c, float next) {
     return _mm512_castsi512_ps(
         _mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(next)), _mm512_castps_si512(c), 1));
 }
@@ -70,7 +62,7 @@ TARGET static inline __m512 shift_in(__m512 c, float next) {
 /* B^T down six input rows, columns [x0, x1) of the padded row buffer r
  * (rows span apart); src[i] is input row i shifted by the left padding, or
  * NULL for a padding row. */
-TARGET static void rows_bt(float *r, int span, const float *const src[TILE], int x0, int x1) {
+AVX512 static void rows_bt(float *r, int span, const float *const src[TILE], int x0, int x1) {
     const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
     for (int x = x0; x < x1; x += 16) {
         const __mmask16 k = lanes(x1 - x);
@@ -92,7 +84,7 @@ TARGET static void rows_bt(float *r, int span, const float *const src[TILE], int
 /* Blocks bx .. bx+n-1 (n <= 16) of one block row of the input transform:
  * q the six row-transformed padded rows (span floats apart, the block row's
  * columns 4 bx .. 4 bx + 4 n + 1 in them), o the first V plane. */
-TARGET static void input16(float *o, size_t stride, const float *q, int span, int bx, int n) {
+AVX512 static void input16(float *o, size_t stride, const float *q, int span, int bx, int n) {
     const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
     const __mmask16 k = lanes(n);
     const int avail = 4 * n + 2;
@@ -116,7 +108,7 @@ TARGET static void input16(float *o, size_t stride, const float *q, int span, in
 }
 
 /* A^T applied to six vectors m0..m5, giving four. */
-TARGET static inline void at6(__m512 y[4], __m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __m512 m5) {
+AVX512 static inline void at6(__m512 y[4], __m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __m512 m5) {
     const __m512 a = _mm512_add_ps(m1, m2), b = _mm512_sub_ps(m1, m2);
     const __m512 c = _mm512_add_ps(m3, m4), d = _mm512_sub_ps(m3, m4);
     y[0] = _mm512_add_ps(_mm512_add_ps(m0, a), c);
@@ -128,7 +120,7 @@ TARGET static inline void at6(__m512 y[4], __m512 m0, __m512 m1, __m512 m2, __m5
 /* Blocks bx .. bx+n-1 (n <= 16) of one block row of the output transform,
  * writing the first cols (<= 64) of their outputs: rows[i] is output row
  * 4 by + i or NULL. */
-TARGET static void output16(float *const rows[OUT], const float *src, size_t stride, int bx, int n, int cols,
+AVX512 static void output16(float *const rows[OUT], const float *src, size_t stride, int bx, int n, int cols,
                             float bias, int relu, int accumulate) {
     const __mmask16 k = lanes(n);
     __m512 t[OUT][TILE]; /* A^T M, column by column */
@@ -156,8 +148,6 @@ TARGET static void output16(float *const rows[OUT], const float *src, size_t str
         interleave4(dst, y, cols);
     }
 }
-#else
-#define VECTOR_PATHS 0
 #endif
 
 int nn_winograd_applies(const nn_conv *cv) {

@@ -1,0 +1,20 @@
+/* The AVX-512 paths' common ground: compiled on x86-64 by GCC or Clang and
+ * taken at run time only where nn_avx512_supported(); elsewhere
+ * VECTOR_PATHS is 0 and the plain loops beside them run. */
+#ifndef DD_NN_VECTOR_H
+#define DD_NN_VECTOR_H
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define VECTOR_PATHS 1
+#define AVX512 __attribute__((target("avx512f")))
+
+/* Lanes [0, count) of a vector, count clamped to 0..16. */
+static inline __mmask16 lanes(int count) {
+    return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
+}
+#else
+#define VECTOR_PATHS 0
+#endif
+
+#endif
