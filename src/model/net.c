@@ -348,19 +348,17 @@ fail:
  * - exact mode: Winograd F(4x4,3x3) in float32 both ways for 3x3 stride-1
  *   convolutions (4x fewer products, no im2col or col2im); im2col + sgemm
  *   for the rest.
- * - fast mode: the same float32 Winograd forward for every 3x3 stride-1
- *   convolution, and its backward where the input has at least 64 channels
- *   (below that the Winograd domain's GEMMs are too thin: conv2 and conv3's
- *   backward run faster in bfloat16); bfloat16 GEMMs for everything else
- *   except the rest of the stem's forward, which stays float32. In bfloat16
- *   the stem's rounding flips ReLU masks and max-pool winners at full
- *   resolution, and each flip moves gradient between input pixels: the
- *   input gradient of a photo correlated only 0.96 with the exact one
- *   (0.99999 with every backward in bfloat16 and every forward in float32;
- *   0.997 with the stem's forward in float32). Winograd's 4x fewer products
- *   in float32 beat bfloat16's 2x faster ones on the mixed blocks' 3x3s
- *   (forward 2.15 -> 1.55 ms, backward 2.1 -> 1.75 at 512), and their
- *   float32 rounding raises the photos' correlation a little. */
+ * - fast mode: the same float32 Winograd both ways for 3x3 stride-1
+ *   convolutions, bfloat16 GEMMs for everything else except the rest of the
+ *   stem's forward, which stays float32. In bfloat16 the stem's rounding
+ *   flips ReLU masks and max-pool winners at full resolution, and each flip
+ *   moves gradient between input pixels: the input gradient of a photo
+ *   correlated only 0.96 with the exact one (0.99999 with every backward in
+ *   bfloat16 and every forward in float32; 0.997 with the stem's forward in
+ *   float32). Winograd's 4x fewer products in float32 beat bfloat16's 2x
+ *   faster ones wherever it applies (at 512, mixed blocks' 3x3 forward 2.15
+ *   -> 1.4 ms, conv3's backward 9.4 -> 6.7), and their float32 rounding
+ *   raises the photos' correlation a little. */
 
 const char *dd_fast_kernel(void) { return nn_bf16_supported() ? "avx512bf16" : NULL; }
 
@@ -371,15 +369,14 @@ static int in_stem(const dd_net *net, int node) {
 }
 
 typedef struct conv_paths {
-    int bf16_w, bf16_wt, winograd, winograd_t;
+    int bf16_w, bf16_wt, winograd; /* winograd: both ways */
 } conv_paths;
 
 static conv_paths paths_of(const dd_net *net, int i, int fast) {
     const nn_conv *cv = &net->nodes[i].conv;
     const int wino = nn_winograd_applies(cv);
-    if (!fast) return (conv_paths){.winograd = wino, .winograd_t = wino};
-    const int wino_t = wino && cv->c >= 64;
-    return (conv_paths){.bf16_w = !in_stem(net, i) && !wino, .bf16_wt = !wino_t, .winograd = wino, .winograd_t = wino_t};
+    if (!fast) return (conv_paths){.winograd = wino};
+    return (conv_paths){.bf16_w = !in_stem(net, i) && !wino, .bf16_wt = !wino, .winograd = wino};
 }
 
 static int is_conv(const dd_net *net, int i) {
@@ -405,7 +402,7 @@ static dd_status pack_weights(dd_net *net, int fast) {
         const int ckk = cv->c * cv->win.kh * cv->win.kw, k = cv->k;
         if (use.bf16_w) words += nn_bf16_packed_a_words(k, ckk);
         if (use.bf16_wt) words += nn_bf16_packed_a_words(ckk, k);
-        words += (size_t)(use.winograd + use.winograd_t) * nn_winograd_weight_floats(cv);
+        words += (size_t)(2 * use.winograd) * nn_winograd_weight_floats(cv);
         const size_t s = use.bf16_w || use.bf16_wt ? nn_bf16_scratch_words(ckk > k ? ckk : k) : 0;
         if (s > scratch) scratch = s;
     }
@@ -423,8 +420,6 @@ static dd_status pack_weights(dd_net *net, int fast) {
         if (use.winograd) {
             nn_winograd_pack((float *)p, x->mn->weights, &x->conv);
             x->packed.winograd = (const float *)p, p += nn_winograd_weight_floats(&x->conv);
-        }
-        if (use.winograd_t) {
             nn_winograd_pack_backward((float *)p, x->mn->weights, &x->conv);
             x->packed.winograd_t = (const float *)p, p += nn_winograd_weight_floats(&x->conv);
         }
