@@ -224,8 +224,14 @@ static dd_status plan_memory(dd_net *net) {
                 interval *m = &iv[i * KINDS + MASK];
                 m->start = 0, m->end = 2 * n, m->bytes = (size_t)x->c * nn_mask_bytes((size_t)x->h * x->w);
             }
-            if (x->mn->op == MODEL_OP_CONV && nn_conv_col_floats(&x->conv) > col_floats)
-                col_floats = nn_conv_col_floats(&x->conv);
+            if (x->mn->op == MODEL_OP_CONV) {
+                size_t need = nn_conv_col_floats(&x->conv);
+                if (nn_winograd_applies(&x->conv)) /* its bands for every thread, either way */
+                    for (int backward = 0; backward <= 1; backward++)
+                        if (nn_winograd_scratch_floats(&x->conv, backward, net->threads) > need)
+                            need = nn_winograd_scratch_floats(&x->conv, backward, net->threads);
+                if (need > col_floats) col_floats = need;
+            }
         }
         if (x->mn->op == MODEL_OP_MAXPOOL) {
             interval *a = &iv[i * KINDS + ARGMAX];

@@ -111,10 +111,13 @@ void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t pla
  * nn_winograd_pack (forward) or nn_winograd_pack_backward. The backward
  * adds d out / d in to din for dout already masked by the ReLU. Both
  * return 0, having done nothing, when the convolution is not 3x3 stride 1
- * or one block row (nn_winograd_row_floats) does not fit in scratch_floats. */
+ * or one block row per thread (nn_winograd_row_floats) does not fit in
+ * scratch_floats. With nn_winograd_scratch_floats or more, the results
+ * are the same bits for any number of threads. */
 int nn_winograd_applies(const nn_conv *cv);
 size_t nn_winograd_weight_floats(const nn_conv *cv);
 size_t nn_winograd_row_floats(const nn_conv *cv, int backward, int threads);
+size_t nn_winograd_scratch_floats(const nn_conv *cv, int backward, int threads);
 void nn_winograd_pack(float *u, const float *w, const nn_conv *cv);
 void nn_winograd_pack_backward(float *u, const float *w, const nn_conv *cv);
 int nn_conv_forward_winograd(float *out, uint8_t *relu_mask, const float *in, const float *u,

@@ -4,9 +4,14 @@
  * V = B^T d B (36 matrices of C x blocks), 36 GEMMs M = U V with the
  * transformed weights U = G g G^T (K x C each), then the output transform
  * Y = A^T M A with bias and ReLU. The backward to the input is the same
- * machinery run on dout with the weights turned and transposed. The exact
- * mode runs every 3x3 stride-1 convolution this way, the fast mode the
- * stem's forward (which must stay float32, docs/ARCHITECTURE.md).
+ * machinery run on dout with the weights turned and transposed. Every 3x3
+ * stride-1 convolution runs this way in both modes (docs/ARCHITECTURE.md).
+ *
+ * Each thread owns a stripe of block rows through all three steps (see
+ * stripe()), and its GEMMs are small: on AVX-512 they run in a 12 x 32
+ * register tile of our own over U packed in panels, whose sums do not
+ * depend on the GEMM's width, so neither bands nor threads change a bit;
+ * elsewhere OpenBLAS's sgemm on a band grid fixed by the convolution.
  *
  * F(4x4) rather than F(2x2): 4x fewer products instead of 2.25x, and fewer
  * transformed values per output (36/16 against 16/4), so less memory
@@ -24,6 +29,7 @@
 #include "vector.h"
 
 enum { TILE = 6, OUT = 4, XI = TILE * TILE };
+enum { MR = 12, NR = 32 }; /* the AVX-512 GEMM's tile: 24 accumulators, 2 B vectors, a broadcast */
 
 #if VECTOR_PATHS
 /* The first count of 64 floats at p, zero past them. */
@@ -148,6 +154,42 @@ AVX512 static void output16(float *const rows[OUT], const float *src, size_t str
         interleave4(dst, y, cols);
     }
 }
+
+/* c (rows x cols of a 12 x 32 tile, row stride ldc) = a b: a one panel of
+ * U (kdim x 12, packed by pack), b kdim rows of V (row stride ldb). Each
+ * sum runs over kdim in order, however the blocks are cut into bands. */
+AVX512 static void tile12x32(int kdim, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int rows,
+                             int cols) {
+    const __mmask16 k0 = lanes(cols), k1 = lanes(cols - 16);
+    __m512 acc[MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int q = 0; q < kdim; q++) {
+        const float *bq = b + (size_t)q * ldb, *aq = a + (size_t)q * MR;
+        const __m512 b0 = _mm512_maskz_loadu_ps(k0, bq), b1 = _mm512_maskz_loadu_ps(k1, bq + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            const __m512 ai = _mm512_set1_ps(aq[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) /* constant indices keep acc in registers */
+        if (i < rows) {
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc, k0, acc[i][0]);
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, k1, acc[i][1]);
+        }
+}
+
+/* c (m x n) = U_xi V_xi, 32 columns at a time so that the B tile stays in
+ * L1 while every panel of U passes over it. */
+AVX512 static void gemm_panels(int m, int n, int kdim, const float *a, const float *b, int ldb, float *c, int ldc) {
+    for (int j = 0; j < n; j += NR)
+        for (int p = 0; p < m; p += MR)
+            tile12x32(kdim, a + (size_t)p * kdim, b + j, (size_t)ldb, c + (size_t)p * ldc + j, (size_t)ldc,
+                      m - p < MR ? m - p : MR, n - j < NR ? n - j : NR);
+}
 #endif
 
 int nn_winograd_applies(const nn_conv *cv) {
@@ -155,13 +197,23 @@ int nn_winograd_applies(const nn_conv *cv) {
     return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
 }
 
-size_t nn_winograd_weight_floats(const nn_conv *cv) { return (size_t)XI * cv->k * cv->c; }
+/* With the AVX-512 GEMM, each U_xi is stored in panels of 12 rows (rows
+ * padded with zeros), column by column within a panel; else row-major. */
+static int panel_layout(void) { return VECTOR_PATHS && nn_avx512_supported(); }
+static size_t padded(int m) { return (size_t)(m + MR - 1) / MR * MR; }
+
+size_t nn_winograd_weight_floats(const nn_conv *cv) {
+    const size_t fwd = padded(cv->k) * cv->c, bwd = padded(cv->c) * cv->k;
+    return (size_t)XI * (fwd > bwd ? fwd : bwd);
+}
 
 /* U[xi][k][c] = (G g G^T)[xi], G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
  * 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]; for the backward pass g is
  * w[k][c] turned by 180 degrees and stored at U[xi][c][k]: the transposed
  * convolution's weights. */
 static void pack(float *u, const float *w, const nn_conv *cv, int backward) {
+    const int panels = panel_layout();
+    memset(u, 0, nn_winograd_weight_floats(cv) * sizeof(float));
     static const double g[TILE][3] = {{1.0 / 4, 0, 0},
                                       {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                       {-1.0 / 6, 1.0 / 6, -1.0 / 6},
@@ -179,7 +231,10 @@ static void pack(float *u, const float *w, const nn_conv *cv, int backward) {
             for (int i = 0; i < TILE; i++)
                 for (int j = 0; j < TILE; j++) {
                     const size_t xi = (size_t)i * TILE + j;
-                    const size_t at = backward ? (xi * cv->c + c) * cv->k + k : (xi * cv->k + k) * cv->c + c;
+                    const int row = backward ? c : k, col = backward ? k : c, m = backward ? cv->c : cv->k;
+                    const int n = backward ? cv->k : cv->c;
+                    const size_t at = panels ? (xi * padded(m) + (size_t)(row / MR * MR)) * n + (size_t)col * MR + row % MR
+                                             : (xi * m + row) * n + col;
                     u[at] = (float)(t[i][0] * g[j][0] + t[i][1] * g[j][1] + t[i][2] * g[j][2]);
                 }
         }
@@ -205,66 +260,57 @@ static inline void at6_scalar(float y[OUT], const float m[TILE]) {
     y[0] = m[0] + a + c, y[1] = b + 2 * d, y[2] = a + 4 * c, y[3] = b + 8 * d + m[5];
 }
 
-/* Floats of the per-thread buffer of row-transformed input rows. */
+/* Floats of a thread's buffer of row-transformed input rows. */
 static size_t rowbuf_floats(int bw) { return (size_t)TILE * (OUT * bw + 2); }
 
 /* V[xi][c][b] for the blocks of block rows [by0, by0 + rows): B^T d B, zero
  * outside the plane. B^T is applied down each input column once, into six
- * padded rows (rowbuf per thread), then across each block's six columns of
- * them with no bounds checks. */
+ * padded rows (rowbuf), then across each block's six columns of them with
+ * no bounds checks. */
 static void input_transform(float *v, const float *in, const nn_conv *cv, int by0, int rows, int bw,
-                            float *rowbuf, int threads) {
+                            float *r, int vector) {
     const nn_window *s = &cv->win;
-    const int vector = VECTOR_PATHS && nn_avx512_supported();
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->c * blocks;
     const int span = OUT * bw + 2; /* input columns x0 .. x0 + span - 1 */
-#pragma omp parallel num_threads(threads)
-    {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        float *r = rowbuf + (size_t)t * rowbuf_floats(bw);
-#pragma omp for schedule(static)
-        for (int c = 0; c < cv->c; c++) {
-            const float *plane = in + (size_t)c * s->h * s->w;
-            for (int by = 0; by < rows; by++) {
-                const int y0 = OUT * (by0 + by) - s->pad_t;
-                const float *src[TILE];
-                for (int i = 0; i < TILE; i++)
-                    src[i] = y0 + i >= 0 && y0 + i < s->h ? plane + (size_t)(y0 + i) * s->w : NULL;
-                float *dst = v + (size_t)c * blocks + (size_t)by * bw;
-                int bx0 = 0;
+    (void)vector;
+    for (int c = 0; c < cv->c; c++) {
+        const float *plane = in + (size_t)c * s->h * s->w;
+        for (int by = 0; by < rows; by++) {
+            const int y0 = OUT * (by0 + by) - s->pad_t;
+            const float *src[TILE];
+            for (int i = 0; i < TILE; i++)
+                src[i] = y0 + i >= 0 && y0 + i < s->h ? plane + (size_t)(y0 + i) * s->w : NULL;
+            float *dst = v + (size_t)c * blocks + (size_t)by * bw;
+            int bx0 = 0;
 #if VECTOR_PATHS
-                if (vector) {
-                    /* Padded columns are zero; the rest straight from the rows. */
-                    const int x0 = s->pad_l < span ? s->pad_l : span;
-                    const int x1 = s->pad_l + s->w < span ? s->pad_l + s->w : span;
-                    const float *shifted[TILE];
-                    for (int i = 0; i < TILE; i++) shifted[i] = src[i] ? src[i] - s->pad_l : NULL;
-                    for (int i = 0; i < TILE; i++) {
-                        memset(r + (size_t)i * span, 0, sizeof(float) * (size_t)x0);
-                        memset(r + (size_t)i * span + x1, 0, sizeof(float) * (size_t)(span - x1));
-                    }
-                    rows_bt(r, span, shifted, x0, x1);
-                    for (; bx0 < bw; bx0 += 16) input16(dst, stride, r, span, bx0, bw - bx0 < 16 ? bw - bx0 : 16);
-                }
-#endif
-                for (int x = 0; x < span && bx0 < bw; x++) {
-                    const int ix = x - s->pad_l;
-                    float d[TILE], q[TILE];
-                    for (int i = 0; i < TILE; i++) d[i] = src[i] && ix >= 0 && ix < s->w ? src[i][ix] : 0.0f;
-                    bt6(q, d);
-                    for (int i = 0; i < TILE; i++) r[(size_t)i * span + x] = q[i];
-                }
+            if (vector) {
+                /* Padded columns are zero; the rest straight from the rows. */
+                const int x0 = s->pad_l < span ? s->pad_l : span;
+                const int x1 = s->pad_l + s->w < span ? s->pad_l + s->w : span;
+                const float *shifted[TILE];
+                for (int i = 0; i < TILE; i++) shifted[i] = src[i] ? src[i] - s->pad_l : NULL;
                 for (int i = 0; i < TILE; i++) {
-                    const float *q = r + (size_t)i * span;
-                    float *o = dst + (size_t)(i * TILE) * stride;
-                    for (int bx = bx0; bx < bw; bx++) {
-                        float e[TILE];
-                        bt6(e, q + OUT * bx);
-                        for (int j = 0; j < TILE; j++) o[(size_t)j * stride + bx] = e[j];
-                    }
+                    memset(r + (size_t)i * span, 0, sizeof(float) * (size_t)x0);
+                    memset(r + (size_t)i * span + x1, 0, sizeof(float) * (size_t)(span - x1));
+                }
+                rows_bt(r, span, shifted, x0, x1);
+                for (; bx0 < bw; bx0 += 16) input16(dst, stride, r, span, bx0, bw - bx0 < 16 ? bw - bx0 : 16);
+            }
+#endif
+            for (int x = 0; x < span && bx0 < bw; x++) {
+                const int ix = x - s->pad_l;
+                float d[TILE], q[TILE];
+                for (int i = 0; i < TILE; i++) d[i] = src[i] && ix >= 0 && ix < s->w ? src[i][ix] : 0.0f;
+                bt6(q, d);
+                for (int i = 0; i < TILE; i++) r[(size_t)i * span + x] = q[i];
+            }
+            for (int i = 0; i < TILE; i++) {
+                const float *q = r + (size_t)i * span;
+                float *o = dst + (size_t)(i * TILE) * stride;
+                for (int bx = bx0; bx < bw; bx++) {
+                    float e[TILE];
+                    bt6(e, q + OUT * bx);
+                    for (int j = 0; j < TILE; j++) o[(size_t)j * stride + bx] = e[j];
                 }
             }
         }
@@ -274,11 +320,10 @@ static void input_transform(float *v, const float *in, const nn_conv *cv, int by
 /* out = relu?(A^T M A + bias), or out += A^T M A, for the band; outputs
  * (y, x) with y < oh, x < ow only (out's planes are s->oh x s->ow). */
 static void output_transform(float *out, const float *m, const float *bias, int relu, int accumulate,
-                             const nn_conv *cv, int oh, int ow, int by0, int rows, int bw, int threads) {
+                             const nn_conv *cv, int oh, int ow, int by0, int rows, int bw, int vector) {
     const nn_window *s = &cv->win;
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->k * blocks;
-    const int vector = VECTOR_PATHS && nn_avx512_supported();
-#pragma omp parallel for num_threads(threads) schedule(static)
+    (void)vector;
     for (int k = 0; k < cv->k; k++) {
         float *plane = out + (size_t)k * s->oh * s->ow;
         const float b = bias ? bias[k] : 0.0f;
@@ -320,42 +365,99 @@ static void output_transform(float *out, const float *m, const float *bias, int 
     }
 }
 
+/* V and M of one block row. */
+static size_t row_floats(const nn_conv *cv, int bw) { return (size_t)XI * (cv->c + cv->k) * bw; }
+
+/* Block rows per band: about BAND_FLOATS of V and M, so that a band's
+ * transforms and GEMMs meet in cache, yet its GEMMs stay wide enough for
+ * OpenBLAS. Fixed by the convolution alone, so the GEMMs, and with them
+ * the bits, are the same for any number of threads. */
+enum { BAND_FLOATS = 1 << 19 };
+static int band_rows(const nn_conv *cv, int bh, int bw) {
+    const size_t rows = BAND_FLOATS / row_floats(cv, bw);
+    return rows < 1 ? 1 : rows > (size_t)bh ? bh : (int)rows;
+}
+
+static int block_cols(const nn_conv *cv, int backward) {
+    return ((backward ? cv->win.w : cv->win.ow) + OUT - 1) / OUT;
+}
+
 size_t nn_winograd_row_floats(const nn_conv *cv, int backward, int threads) {
-    const int ow = backward ? cv->win.w : cv->win.ow, bw = (ow + OUT - 1) / OUT;
-    return (size_t)XI * (cv->c + cv->k) * bw + (size_t)threads * rowbuf_floats(bw);
+    const int bw = block_cols(cv, backward);
+    return (size_t)threads * (row_floats(cv, bw) + rowbuf_floats(bw));
+}
+
+size_t nn_winograd_scratch_floats(const nn_conv *cv, int backward, int threads) {
+    const int bw = block_cols(cv, backward), bh = ((backward ? cv->win.h : cv->win.oh) + OUT - 1) / OUT;
+    return (size_t)threads * (band_rows(cv, bh, bw) * row_floats(cv, bw) + rowbuf_floats(bw));
+}
+
+/* Where thread t of n starts, in units of bands (or of block rows): each
+ * thread transforms, multiplies and writes its own stripe of the planes.
+ * Threads never pass each other data between the three steps, so two
+ * cores that share no cache (a VM's vCPUs on different dies) do not ship V
+ * and M across: with the steps split by channel, by xi and by output
+ * channel in turn, a step at 512 ran 1.7x slower in such phases. */
+static int stripe(int units, int t, int n) { return (int)((long)units * t / n); }
+
+/* The first output of thread i's mask bytes, whole bytes so that no two
+ * threads write one: near the first output of its stripe. */
+static size_t mask_split(int first_row, int ow, size_t plane) {
+    const size_t at = ((size_t)first_row * ow + 7) / 8 * 8;
+    return at < plane ? at : plane;
 }
 
 /* The convolution cv of in by u into out (+= with accumulate), outputs
- * (y, x) with y < oh, x < ow, band by band of block rows as scratch
- * allows; 0 when one row does not fit. */
+ * (y, x) with y < oh, x < ow; each thread its stripe of bands; 0 when one
+ * block row per thread does not fit in scratch. */
 static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, const float *u,
                const float *bias, const nn_conv *cv, int oh, int ow, float *scratch, size_t scratch_floats,
                int threads) {
     const nn_window *s = &cv->win;
     const int bh = (oh + OUT - 1) / OUT, bw = (ow + OUT - 1) / OUT;
-    const size_t per_row = (size_t)XI * (cv->c + cv->k) * bw; /* V and M of one block row */
-    const size_t rowbuf = (size_t)threads * rowbuf_floats(bw);
-    if (!nn_winograd_applies(cv) || threads < 1 || per_row + rowbuf > scratch_floats) return 0;
-    int band = (int)((scratch_floats - rowbuf) / per_row);
-    if (band > bh) band = bh;
-    for (int by0 = 0; by0 < bh; by0 += band) {
-        const int rows = bh - by0 < band ? bh - by0 : band;
-        const int blocks = rows * bw;
-        float *v = scratch, *m = scratch + (size_t)XI * cv->c * blocks;
-        input_transform(v, in, cv, by0, rows, bw, m + (size_t)XI * cv->k * blocks, threads);
-        /* One whole GEMM per thread at a time: the 36 are independent, and a
-         * band's are too narrow to split by columns without idling threads.
-         * Each is summed by one thread, so threads change no bits. */
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int xi = 0; xi < XI; xi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cv->k, blocks, cv->c, 1.0f,
-                        u + (size_t)xi * cv->k * cv->c, cv->c, v + (size_t)xi * cv->c * blocks, blocks, 0.0f,
-                        m + (size_t)xi * cv->k * blocks, blocks);
-        output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, oh, ow, by0, rows, bw, threads);
+    if (!nn_winograd_applies(cv) || threads < 1) return 0;
+    const size_t share = scratch_floats / (size_t)threads, per_row = row_floats(cv, bw);
+    if (per_row + rowbuf_floats(bw) > share) return 0;
+    int band = band_rows(cv, bh, bw);
+    if (band * per_row + rowbuf_floats(bw) > share) band = (int)((share - rowbuf_floats(bw)) / per_row);
+    const int bands = (bh + band - 1) / band;
+    const int vector = VECTOR_PATHS && nn_avx512_supported();
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, n = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num(), n = omp_get_num_threads();
+#endif
+        float *rowbuf = scratch + (size_t)t * share, *v = rowbuf + rowbuf_floats(bw);
+        const int r0 = band * stripe(bands, t, n), r1 = band * stripe(bands, t + 1, n) < bh ? band * stripe(bands, t + 1, n) : bh;
+        for (int by0 = r0; by0 < r1; by0 += band) {
+            const int rows = r1 - by0 < band ? r1 - by0 : band;
+            const int blocks = rows * bw;
+            float *m = v + (size_t)XI * cv->c * blocks;
+            input_transform(v, in, cv, by0, rows, bw, rowbuf, vector);
+            for (int xi = 0; xi < XI; xi++) {
+                const float *vx = v + (size_t)xi * cv->c * blocks;
+                float *mx = m + (size_t)xi * cv->k * blocks;
+#if VECTOR_PATHS
+                if (vector) {
+                    gemm_panels(cv->k, blocks, cv->c, u + (size_t)xi * padded(cv->k) * cv->c, vx, blocks, mx, blocks);
+                    continue;
+                }
+#endif
+                /* Single-threaded inside the team. */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cv->k, blocks, cv->c, 1.0f,
+                            u + (size_t)xi * cv->k * cv->c, cv->c, vx, blocks, 0.0f, mx, blocks);
+            }
+            output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, oh, ow, by0, rows, bw, vector);
+        }
         if (relu_mask) {
-            const int y0 = OUT * by0, y1 = OUT * (by0 + rows) < oh ? OUT * (by0 + rows) : oh;
-            nn_relu_mask_from_output(out, relu_mask, cv->k, (size_t)s->oh * s->ow, (size_t)y0 * s->ow,
-                                     (size_t)(y1 - y0) * s->ow, threads);
+            /* The few outputs past a split come from the next thread's
+             * stripe, written before the barrier. */
+            const size_t plane = (size_t)s->oh * s->ow;
+            const size_t from = t ? mask_split(OUT * r0, s->ow, plane) : 0;
+            const size_t to = t + 1 < n ? mask_split(OUT * r1, s->ow, plane) : plane;
+#pragma omp barrier
+            if (to > from) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, from, to - from, 1);
         }
     }
     return 1;
