@@ -374,8 +374,12 @@ static size_t row_floats(const nn_conv *cv, int bw) { return (size_t)XI * (cv->c
  * the bits, are the same for any number of threads. */
 enum { BAND_FLOATS = 1 << 19 };
 static int band_rows(const nn_conv *cv, int bh, int bw) {
-    const size_t rows = BAND_FLOATS / row_floats(cv, bw);
-    return rows < 1 ? 1 : rows > (size_t)bh ? bh : (int)rows;
+    const size_t most = BAND_FLOATS / row_floats(cv, bw);
+    if (most < 1) return 1;
+    /* Bands of even height (9 rows in at most 8: 5 and 4, not 8 and 1), so
+     * that stripes of whole bands balance. */
+    const size_t bands = ((size_t)bh + most - 1) / most;
+    return (int)(((size_t)bh + bands - 1) / bands);
 }
 
 static int block_cols(const nn_conv *cv, int backward) {
