@@ -9,6 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "model.h"
 #include "net.h"
 #include "nn/nn.h"
@@ -596,11 +600,42 @@ static double objective_value(const dd_net *net) {
 }
 
 /* The gradient buffer of node i, zeroed on its first use in a pass. */
+/* Outputs [from, to) of each plane belong to thread t of n: the contiguous
+ * top-to-bottom split that the GEMMs' columns and Winograd's stripes make,
+ * so what is zeroed or summed here sits in the cache of the core that next
+ * writes or reads it. Two vCPUs of a VM may share no cache; a main thread
+ * that zeroed every gradient alone cost 1.7x on the backward's 1x1 convs. */
+static void plane_share(size_t plane, int t, int n, size_t *from, size_t *to) {
+    *from = plane * (size_t)t / (size_t)n, *to = plane * (size_t)(t + 1) / (size_t)n;
+}
+
+/* dst = 0 (src NULL) or dst += src, planes x plane floats. */
+static void planes_zero_or_add(float *dst, const float *src, int planes, size_t plane, int threads) {
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, n = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num(), n = omp_get_num_threads();
+#endif
+        size_t from, to;
+        plane_share(plane, t, n, &from, &to);
+        for (int c = 0; c < planes; c++) {
+            float *d = dst + (size_t)c * plane;
+            if (!src) {
+                memset(d + from, 0, (to - from) * sizeof(float));
+                continue;
+            }
+            const float *q = src + (size_t)c * plane;
+            for (size_t e = from; e < to; e++) d[e] += q[e];
+        }
+    }
+}
+
 static float *grad_of(dd_net *net, int i) {
     net_node *x = &net->nodes[i];
     net_node *r = &net->nodes[x->root];
     if (!r->grad_zeroed) {
-        memset(r->grad, 0, node_floats(r) * sizeof(float));
+        planes_zero_or_add(r->grad, NULL, r->c, (size_t)r->h * r->w, net->threads);
         r->grad_zeroed = 1;
     }
     return x->grad;
@@ -623,7 +658,7 @@ static void add_seeds(dd_net *net, int node) {
 
 static void backward(dd_net *net, float *input_grad) {
     double t0 = net->profile ? seconds_now() : 0;
-    memset(input_grad, 0, (size_t)3 * net->h * net->w * sizeof(float));
+    planes_zero_or_add(input_grad, NULL, 3, (size_t)net->h * net->w, net->threads);
     profile_charge(net, -1, 1, &t0);
     for (int i = 0; i < net->n_nodes; i++) net->nodes[i].grad_zeroed = 0;
     net->nodes[0].grad = input_grad;
@@ -652,10 +687,9 @@ static void backward(dd_net *net, float *input_grad) {
             for (int j = 0; j < mn->n_inputs; j++) {
                 const int k = mn->inputs[j];
                 const size_t n = node_floats(&net->nodes[k]);
-                if (net->nodes[k].alias != i) { /* aliased inputs already hold their slice */
-                    float *g = grad_of(net, k);
-                    for (size_t e = 0; e < n; e++) g[e] += x->grad[off + e];
-                }
+                if (net->nodes[k].alias != i) /* aliased inputs already hold their slice */
+                    planes_zero_or_add(grad_of(net, k), x->grad + off, net->nodes[k].c,
+                                       (size_t)net->nodes[k].h * net->nodes[k].w, net->threads);
                 off += n;
             }
         } break;

@@ -3,6 +3,10 @@
 #include <float.h>
 #include <stdlib.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "nn.h"
 #include "vector.h"
 
@@ -198,18 +202,27 @@ void nn_avgpool_forward(float *out, const float *in, int c, const nn_window *s,
     const int fast = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
     int lo = 0, hi = 0;
     if (fast) inside_span(s, &lo, &hi);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int ch = 0; ch < c; ch++) {
-        const float *p = in + (size_t)ch * s->h * s->w;
-        float *o = out + (size_t)ch * s->oh * s->ow;
-        for (int oy = 0; oy < s->oh; oy++) {
-            float *orow = o + (size_t)oy * s->ow;
-            if (fast && row_inside(s, oy)) {
-                for (int ox = 0; ox < lo; ox++) orow[ox] = avg_at(s, p, oy, ox);
-                avg3_row(orow, p + (size_t)(oy - s->pad_t) * s->w, s->w, lo, hi, s->pad_l);
-                for (int ox = hi; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
-            } else {
-                for (int ox = 0; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
+    /* Each thread its band of rows in every channel, not whole channels:
+     * the rows the convolutions before it wrote on the same core. */
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, n = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num(), n = omp_get_num_threads();
+#endif
+        const int oy0 = (int)((long)s->oh * t / n), oy1 = (int)((long)s->oh * (t + 1) / n);
+        for (int ch = 0; ch < c; ch++) {
+            const float *p = in + (size_t)ch * s->h * s->w;
+            float *o = out + (size_t)ch * s->oh * s->ow;
+            for (int oy = oy0; oy < oy1; oy++) {
+                float *orow = o + (size_t)oy * s->ow;
+                if (fast && row_inside(s, oy)) {
+                    for (int ox = 0; ox < lo; ox++) orow[ox] = avg_at(s, p, oy, ox);
+                    avg3_row(orow, p + (size_t)(oy - s->pad_t) * s->w, s->w, lo, hi, s->pad_l);
+                    for (int ox = hi; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
+                } else {
+                    for (int ox = 0; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
+                }
             }
         }
     }
