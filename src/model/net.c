@@ -599,7 +599,6 @@ static double objective_value(const dd_net *net) {
     return v;
 }
 
-/* The gradient buffer of node i, zeroed on its first use in a pass. */
 /* Outputs [from, to) of each plane belong to thread t of n: the contiguous
  * top-to-bottom split that the GEMMs' columns and Winograd's stripes make,
  * so what is zeroed or summed here sits in the cache of the core that next
@@ -631,6 +630,7 @@ static void planes_zero_or_add(float *dst, const float *src, int planes, size_t 
     }
 }
 
+/* The gradient buffer of node i, zeroed on its first use in a pass. */
 static float *grad_of(dd_net *net, int i) {
     net_node *x = &net->nodes[i];
     net_node *r = &net->nodes[x->root];

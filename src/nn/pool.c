@@ -81,8 +81,7 @@ static float max_at(const nn_window *s, const float *p, int oy, int ox, uint8_t 
 /* Stride 2, sixteen windows at a time: each tap's sixteen values are the
  * even (or odd) elements of 32 consecutive floats; ties keep the earlier
  * tap, as in the scalar rows (v > best is false for NaN either way). */
-AVX512 static int max3_row_s2_avx512(const float *r0, size_t w, float *o, uint8_t *a,
-                                                                 int n) {
+AVX512 static int max3_row_s2_avx512(const float *r0, size_t w, float *o, uint8_t *a, int n) {
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     int x = 0;

@@ -369,9 +369,9 @@ static void output_transform(float *out, const float *m, const float *bias, int 
 static size_t row_floats(const nn_conv *cv, int bw) { return (size_t)XI * (cv->c + cv->k) * bw; }
 
 /* Block rows per band: about BAND_FLOATS of V and M, so that a band's
- * transforms and GEMMs meet in cache, yet its GEMMs stay wide enough for
- * OpenBLAS. Fixed by the convolution alone, so the GEMMs, and with them
- * the bits, are the same for any number of threads. */
+ * transforms and GEMMs meet in cache. Fixed by the convolution alone, so
+ * that OpenBLAS's GEMMs (the path without AVX-512), and with them the bits,
+ * are the same for any number of threads. */
 enum { BAND_FLOATS = 1 << 19 };
 static int band_rows(const nn_conv *cv, int bh, int bw) {
     const size_t most = BAND_FLOATS / row_floats(cv, bw);
@@ -396,8 +396,8 @@ size_t nn_winograd_scratch_floats(const nn_conv *cv, int backward, int threads) 
     return (size_t)threads * (band_rows(cv, bh, bw) * row_floats(cv, bw) + rowbuf_floats(bw));
 }
 
-/* Where thread t of n starts, in units of bands (or of block rows): each
- * thread transforms, multiplies and writes its own stripe of the planes.
+/* The first band of thread t of n: each thread transforms, multiplies and
+ * writes its own stripe of the planes.
  * Threads never pass each other data between the three steps, so two
  * cores that share no cache (a VM's vCPUs on different dies) do not ship V
  * and M across: with the steps split by channel, by xi and by output
@@ -433,7 +433,7 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
         t = omp_get_thread_num(), n = omp_get_num_threads();
 #endif
         float *rowbuf = scratch + (size_t)t * share, *v = rowbuf + rowbuf_floats(bw);
-        const int r0 = band * stripe(bands, t, n), r1 = band * stripe(bands, t + 1, n) < bh ? band * stripe(bands, t + 1, n) : bh;
+        const int r0 = band * stripe(bands, t, n), end = band * stripe(bands, t + 1, n), r1 = end < bh ? end : bh;
         for (int by0 = r0; by0 < r1; by0 += band) {
             const int rows = r1 - by0 < band ? r1 - by0 : band;
             const int blocks = rows * bw;
