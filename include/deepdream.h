@@ -115,6 +115,17 @@ int dd_net_fast(const dd_net *net);
 /* The fast kernels this CPU runs ("avx512bf16"), or NULL if none. */
 const char *dd_fast_kernel(void);
 
+/* The vector kernels nets planned now run: "plain" (portable C and
+ * OpenBLAS), "avx2" (AVX2 + FMA), "avx512" or "avx512bf16" (which also has
+ * the fast mode): the best the CPU has, capped by the environment variable
+ * DD_CPU set to one of those names. DD_CPU only lowers the level, to test
+ * or time a lower path on a bigger CPU. Results are the same bytes for any
+ * thread count at every level; levels may differ from each other in the
+ * last bits. *name (may be NULL) gets the level in use; the return is
+ * DD_ERR_INVALID_ARG when DD_CPU holds something else (it is then
+ * ignored). Thread-safe; DD_CPU is read once. */
+dd_status dd_cpu_kernels(const char **name);
+
 /* Forward pass only. input: 3 x height x width floats (network input
  * space). *objective receives the objective value (may be NULL). */
 dd_status dd_net_forward(dd_net *net, const float *input, double *objective);

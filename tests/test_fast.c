@@ -307,7 +307,7 @@ static void test_conv(int c, int k, int h, int w, int kh, int kw, int s, int sam
     char what[128];
     snprintf(what, sizeof what, "fast conv %dx%d/%d %s in %dx%dx%d K %d relu %d", kh, kw, s,
              same ? "same" : "valid", c, h, w, k, relu);
-    nn_conv cv = {.c = c, .k = k};
+    nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu()};
     if (!nn_window_plan(&cv.win, h, w, kh, kw, s, s, same)) {
         CHECK(0, "%s: no output", what);
         return;
@@ -431,7 +431,7 @@ static void test_conv(int c, int k, int h, int w, int kh, int kw, int s, int sam
 static void test_winograd(int c, int k, int h, int w, int same) {
     char what[96];
     snprintf(what, sizeof what, "winograd c%d k%d %dx%d %s", c, k, h, w, same ? "same" : "valid");
-    nn_conv cv = {.c = c, .k = k};
+    nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu()};
     CHECK(nn_window_plan(&cv.win, h, w, 3, 3, 1, 1, same), "%s: plan", what);
     CHECK(nn_winograd_applies(&cv), "%s: applies", what);
     const size_t plane = (size_t)cv.win.oh * cv.win.ow, n_out = (size_t)k * plane, n_in = (size_t)c * h * w;
@@ -597,37 +597,39 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_fast SAMPLES_DIR\n");
         return 2;
     }
-    if (!nn_bf16_supported()) {
-        fprintf(stderr, "test_fast: skipped: this CPU has no AVX512-BF16 (dd_fast_kernel() is NULL)\n");
-        return 77;
+    /* The bfloat16 parts need AVX512-BF16; the float32 Winograd the fast
+     * mode runs for 3x3 convolutions runs everywhere. */
+    const int bf16 = nn_cpu() >= NN_CPU_AVX512BF16;
+    CHECK(!dd_fast_kernel() == !bf16, "dd_fast_kernel() = %s at level %s", dd_fast_kernel() ? dd_fast_kernel() : "NULL",
+          nn_cpu_name(nn_cpu()));
+    if (bf16) {
+        test_gemm_rounding();
+        test_gemm_specials();
+        test_gemm_shapes();
+        /* Every kernel shape of InceptionV3 on odd planes, with K and C*KH*KW
+         * off the GEMM's 12-row and 32-column blocks. */
+        test_conv(37, 29, 13, 11, 1, 1, 1, 1, 1);  /* pointwise: the input is B   */
+        test_conv(8, 13, 13, 11, 1, 1, 2, 0, 0);   /* 1x1 stride 2: im2col        */
+        test_conv(5, 19, 13, 11, 3, 3, 1, 1, 1);   /* 3x3/1 same                  */
+        test_conv(6, 25, 15, 9, 3, 3, 1, 0, 0);    /* 3x3/1 valid                 */
+        test_conv(7, 32, 13, 17, 3, 3, 2, 1, 1);   /* 3x3/2 same                  */
+        test_conv(3, 32, 17, 15, 3, 3, 2, 0, 1);   /* 3x3/2 valid, the stem's     */
+        test_conv(12, 14, 9, 13, 1, 7, 1, 1, 1);   /* 1x7 same                    */
+        test_conv(12, 14, 13, 9, 7, 1, 1, 1, 0);   /* 7x1 same                    */
+        test_conv(9, 24, 11, 13, 5, 5, 1, 1, 1);   /* 5x5 same                    */
+        test_conv(4, 11, 9, 11, 5, 5, 1, 0, 0);    /* 5x5 valid                   */
+        /* Planes at least 16 wide: stride-1 forwards pack B straight from the
+         * input, vectors crossing output rows at every offset. */
+        test_conv(5, 19, 7, 37, 3, 3, 1, 1, 1);    /* 3x3/1 same, ow 37           */
+        test_conv(6, 13, 9, 21, 3, 3, 1, 0, 1);    /* 3x3/1 valid, ow 19          */
+        test_conv(12, 14, 5, 40, 1, 7, 1, 1, 1);   /* 1x7 same, ow 40             */
+        test_conv(12, 14, 11, 16, 7, 1, 1, 1, 1);  /* 7x1 same, ow 16             */
+        test_conv(9, 24, 7, 33, 5, 5, 1, 1, 0);    /* 5x5 same, ow 33, no ReLU    */
+        fprintf(stderr, "test_fast: convolutions: worst |diff| / bound %.3g\n", worst_conv);
+    } else {
+        fprintf(stderr, "test_fast: level %s: no AVX512-BF16, so the bfloat16 GEMMs and convolutions are not run\n",
+                nn_cpu_name(nn_cpu()));
     }
-    CHECK(dd_fast_kernel() && !strcmp(dd_fast_kernel(), "avx512bf16"), "dd_fast_kernel() = %s",
-          dd_fast_kernel() ? dd_fast_kernel() : "NULL");
-
-    test_gemm_rounding();
-    test_gemm_specials();
-    test_gemm_shapes();
-
-    /* Every kernel shape of InceptionV3 on odd planes, with K and C*KH*KW
-     * off the GEMM's 12-row and 32-column blocks. */
-    test_conv(37, 29, 13, 11, 1, 1, 1, 1, 1);  /* pointwise: the input is B   */
-    test_conv(8, 13, 13, 11, 1, 1, 2, 0, 0);   /* 1x1 stride 2: im2col        */
-    test_conv(5, 19, 13, 11, 3, 3, 1, 1, 1);   /* 3x3/1 same                  */
-    test_conv(6, 25, 15, 9, 3, 3, 1, 0, 0);    /* 3x3/1 valid                 */
-    test_conv(7, 32, 13, 17, 3, 3, 2, 1, 1);   /* 3x3/2 same                  */
-    test_conv(3, 32, 17, 15, 3, 3, 2, 0, 1);   /* 3x3/2 valid, the stem's     */
-    test_conv(12, 14, 9, 13, 1, 7, 1, 1, 1);   /* 1x7 same                    */
-    test_conv(12, 14, 13, 9, 7, 1, 1, 1, 0);   /* 7x1 same                    */
-    test_conv(9, 24, 11, 13, 5, 5, 1, 1, 1);   /* 5x5 same                    */
-    test_conv(4, 11, 9, 11, 5, 5, 1, 0, 0);    /* 5x5 valid                   */
-    /* Planes at least 16 wide: stride-1 forwards pack B straight from the
-     * input, vectors crossing output rows at every offset. */
-    test_conv(5, 19, 7, 37, 3, 3, 1, 1, 1);    /* 3x3/1 same, ow 37           */
-    test_conv(6, 13, 9, 21, 3, 3, 1, 0, 1);    /* 3x3/1 valid, ow 19          */
-    test_conv(12, 14, 5, 40, 1, 7, 1, 1, 1);   /* 1x7 same, ow 40             */
-    test_conv(12, 14, 11, 16, 7, 1, 1, 1, 1);  /* 7x1 same, ow 16             */
-    test_conv(9, 24, 7, 33, 5, 5, 1, 1, 0);    /* 5x5 same, ow 33, no ReLU    */
-    fprintf(stderr, "test_fast: convolutions: worst |diff| / bound %.3g\n", worst_conv);
     worst_conv = 0;
     test_winograd(3, 5, 7, 9, 1);     /* the smallest: one block row each way     */
     test_winograd(32, 32, 19, 17, 0); /* conv2's channels, valid, odd output      */
@@ -637,6 +639,6 @@ int main(int argc, char **argv) {
     test_winograd(4, 6, 8, 67, 0);    /* valid, 65 wide, odd: vector and tail     */
     fprintf(stderr, "test_fast: winograd: worst |diff| / bound %.3g\n", worst_conv);
 
-    test_photos(argv[1]);
+    if (bf16) test_photos(argv[1]);
     return check_done("test_fast");
 }

@@ -343,7 +343,7 @@ static void test_conv_grad(int c, int k, int h, int w, int kh, int kw, int s, in
     snprintf(what, sizeof what, "conv grad %dx%d/%d %s in %dx%dx%d bands %d relu %d", kh, kw, s,
              same ? "same" : "valid", c, h, w, band_req, relu);
     op o = {.kind = OP_CONV, .g = geom_make(h, w, kh, kw, s, s, same), .c = c, .k = k, .relu = relu};
-    nn_conv cv = {.c = c, .k = k, .win = plan_window(&o.g, same, what)};
+    nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu(), .win = plan_window(&o.g, same, what)};
     plan_bands(&cv, band_req, what);
     const size_t plane = (size_t)o.g.oh * o.g.ow;
     o.n_in = (size_t)c * h * w, o.n_out = (size_t)k * plane;
@@ -395,7 +395,7 @@ static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, i
     snprintf(what, sizeof what, "conv %dx%d/%d %s in %dx%dx%d K %d bands %d bias %d relu %d", kh,
              kw, s, same ? "same" : "valid", c, h, w, k, band_req, bias, relu);
     const geom g = geom_make(h, w, kh, kw, s, s, same);
-    nn_conv cv = {.c = c, .k = k, .win = plan_window(&g, same, what)};
+    nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu(), .win = plan_window(&g, same, what)};
     plan_bands(&cv, band_req, what);
     CHECK(nn_conv_flops(&cv) == 2.0 * k * c * kh * kw * g.oh * g.ow, "%s: flops %.0f", what,
           nn_conv_flops(&cv));
@@ -471,7 +471,7 @@ static void test_winograd(int c, int k, int h, int w, int same) {
     char what[160];
     snprintf(what, sizeof what, "winograd %s in %dx%dx%d K %d", same ? "same" : "valid", c, h, w, k);
     const geom g = geom_make(h, w, 3, 3, 1, 1, same);
-    nn_conv cv = {.c = c, .k = k, .win = plan_window(&g, same, what)};
+    nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu(), .win = plan_window(&g, same, what)};
     plan_bands(&cv, 0, what);
     const size_t plane = (size_t)g.oh * g.ow, n_in = (size_t)c * h * w, n_out = (size_t)k * plane;
     float *x = rand_floats(n_in, -1, 1), *wt = rand_floats((size_t)k * c * 9, -1, 1);
@@ -850,8 +850,8 @@ int main(void) {
 
     /* 4. The plain loops beside the AVX-512 paths (mask bits, masking dout,
      * Winograd's transforms, pools), on machines where those would run. */
-    if (nn_avx512_supported()) {
-        nn_set_plain_loops(1);
+    for (int level = NN_CPU_PLAIN; level < (int)nn_cpu(); level++) {
+        nn_cpu_cap((nn_cpu_level)level);
         test_maxpool(2, 7, 75, 3, 2, 0);
         test_maxpool(3, 6, 70, 3, 2, 1);
         test_avgpool(2, 8, 9, 3, 1, 1);
@@ -860,7 +860,7 @@ int main(void) {
         test_conv_naive(5, 7, 13, 11, 5, 5, 2, 0, 0, 1, 1);
         test_winograd(5, 3, 10, 133, 1);
         test_winograd(3, 5, 13, 130, 0);
-        nn_set_plain_loops(0);
+        nn_cpu_cap(NN_CPU_LEVELS);
     }
     const double t2 = now_s();
 

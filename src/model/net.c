@@ -49,6 +49,7 @@ typedef struct net_term {
 struct dd_net {
     const dd_model *model;
     int threads, h, w;
+    nn_cpu_level cpu;      /* the kernels' level, fixed at planning */
     int n_nodes;
     net_node *nodes;
     int n_terms;
@@ -76,7 +77,7 @@ static dd_status plan_shapes(dd_net *net) {
         x->c = mn->channels;
         switch (mn->op) {
         case MODEL_OP_CONV:
-            x->conv.c = in->c, x->conv.k = mn->channels;
+            x->conv.c = in->c, x->conv.k = mn->channels, x->conv.cpu = net->cpu;
             if (!nn_window_plan(&x->conv.win, in->h, in->w, mn->kh, mn->kw, mn->sh, mn->sw, mn->same_padding))
                 goto too_small;
             nn_conv_plan_bands(&x->conv, COL_BUDGET_FLOATS);
@@ -304,6 +305,7 @@ dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
     net->h = height, net->w = width;
     net->threads = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (net->threads < 1) net->threads = 1;
+    net->cpu = nn_cpu();
     net->n_nodes = model->n_nodes;
     net->nodes = calloc((size_t)net->n_nodes, sizeof *net->nodes);
     net->terms = calloc((size_t)n_terms, sizeof *net->terms);
@@ -370,7 +372,7 @@ fail:
  *   -> 1.4 ms, conv3's backward 9.4 -> 6.7), and their float32 rounding
  *   raises the photos' correlation a little. */
 
-const char *dd_fast_kernel(void) { return nn_bf16_supported() ? "avx512bf16" : NULL; }
+const char *dd_fast_kernel(void) { return nn_cpu() >= NN_CPU_AVX512BF16 ? "avx512bf16" : NULL; }
 
 int dd_net_fast(const dd_net *net) { return net && net->fast; }
 
@@ -441,7 +443,8 @@ static dd_status pack_weights(dd_net *net, int fast) {
 }
 
 dd_status net_borrow_packs(dd_net *net, const dd_net *from) {
-    if (!net || !from || !from->packed_mem || net->model != from->model || net->threads != from->threads)
+    if (!net || !from || !from->packed_mem || net->model != from->model || net->threads != from->threads ||
+        net->cpu != from->cpu)
         return util_fail(DD_ERR_INVALID_ARG, "no net of the same model and threads to share weights with");
     for (int i = 1; i < net->n_nodes; i++)
         if (net->nodes[i].needed != from->nodes[i].needed)
@@ -466,7 +469,7 @@ void net_hand_over_packs(dd_net *net, dd_net *from) {
 
 dd_status dd_net_set_fast(dd_net *net, int fast) {
     if (!net) return util_fail(DD_ERR_INVALID_ARG, "no net");
-    fast = fast && nn_bf16_supported();
+    fast = fast && net->cpu >= NN_CPU_AVX512BF16;
     if (fast == net->fast) return DD_OK; /* packed (or borrowed) that way already */
     return pack_weights(net, fast);
 }
@@ -561,7 +564,6 @@ static void profile_charge(dd_net *net, int i, int pass, double *t0) {
 
 static void forward(dd_net *net, const float *input) {
     double t0 = net->profile ? seconds_now() : 0;
-    openblas_set_num_threads(net->threads);
     net->nodes[0].act = (float *)input; /* only ever read */
     for (int i = 1; i < net->n_nodes; i++) {
         net_node *x = &net->nodes[i];

@@ -145,7 +145,7 @@ AVX512 static void zero_unmasked16(float *d, const uint8_t *m, size_t n) {
 void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t plane, size_t from,
                               size_t count, int threads) {
     const size_t mask_plane = nn_mask_bytes(plane), end = from + count;
-    const int vector = VECTOR_PATHS && nn_avx512_supported();
+    const int vector = VECTOR_PATHS && nn_cpu() >= NN_CPU_AVX512;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
         const float *o = out + (size_t)ch * plane;
@@ -248,7 +248,7 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
 static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
                        int threads) {
     const size_t mask_plane = nn_mask_bytes(plane);
-    const int vector = VECTOR_PATHS && nn_avx512_supported();
+    const int vector = VECTOR_PATHS && nn_cpu() >= NN_CPU_AVX512;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
         float *d = dout + (size_t)ch * plane;

@@ -1,8 +1,10 @@
-/* sgemm split by columns over our own OpenMP team: each thread runs a
- * single-threaded OpenBLAS GEMM (OpenBLAS's OpenMP build runs serially inside
- * a parallel region) on a 64-aligned block of columns. Every element is then
- * summed in the same order whatever the thread count, so results are
- * bit-identical from 1 to N threads, which OpenBLAS's own split is not. */
+/* sgemm over our own OpenMP team, on a grid of column blocks fixed by n:
+ * each block is one single-threaded OpenBLAS call and threads take whole
+ * blocks. OpenBLAS's kernels sum an element in an order that can depend on
+ * the call's n (Haswell's do), and its own threads split a call by the
+ * thread count, so calls that followed the thread count gave other bits for
+ * another count; with calls fixed by the shape and always serial, results
+ * are bit-identical from 1 to N threads. */
 #include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -10,21 +12,33 @@
 
 #include "nn.h"
 
+/* Blocks of 64 columns or a multiple, at least 16 of them where n allows:
+ * narrower calls repack A more often, fewer blocks balance worse. */
+static int block_cols(int n) {
+    const int units = (n + 63) / 64;
+    return 64 * ((units + 15) / 16);
+}
+
+void nn_sgemm_serial(int trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                     float beta, float *c, int ldc) {
+#ifdef _OPENMP
+    /* OpenBLAS's OpenMP build runs on omp_get_max_threads() threads unless
+     * called inside an active parallel region, and a team of one is not
+     * active. This task's own ICV, gone when its region ends. */
+    omp_set_num_threads(1);
+#endif
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
+                beta, c, ldc);
+}
+
 void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc, int threads) {
-    const int blocks = (n + 63) / 64;
+    const int width = block_cols(n), blocks = (n + width - 1) / width;
     if (threads > blocks) threads = blocks;
     if (threads < 1) threads = 1;
-#pragma omp parallel num_threads(threads)
-    {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num(), nt = omp_get_num_threads();
-#endif
-        const int b0 = (int)((long)blocks * t / nt), b1 = (int)((long)blocks * (t + 1) / nt);
-        const int j0 = b0 * 64, j1 = b1 * 64 < n ? b1 * 64 : n;
-        if (j1 > j0)
-            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, j1 - j0, k,
-                        1.0f, a, lda, b + j0, ldb, beta, c + j0, ldc);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int blk = 0; blk < blocks; blk++) {
+        const int j0 = blk * width, cols = n - j0 < width ? n - j0 : width;
+        nn_sgemm_serial(trans_a, m, cols, k, a, lda, b + j0, ldb, beta, c + j0, ldc);
     }
 }

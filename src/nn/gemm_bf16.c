@@ -31,37 +31,6 @@ enum {
     CHUNK_PANELS = 4,    /* B panels packed at a time by one thread */
 };
 
-static int plain_loops; /* nn_set_plain_loops */
-
-void nn_set_plain_loops(int on) { plain_loops = on; }
-
-int nn_avx512_supported(void) {
-#if HAVE_BF16_KERNEL
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f");
-    }
-    return cached && !plain_loops;
-#else
-    return 0;
-#endif
-}
-
-int nn_bf16_supported(void) {
-#if HAVE_BF16_KERNEL
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512bf16");
-    }
-    return cached;
-#else
-    return 0;
-#endif
-}
-
 /* Round to nearest even, as VCVTNEPS2BF16 does; NaN stays NaN. */
 static uint16_t to_bf16(float f) {
     uint32_t u;

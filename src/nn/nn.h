@@ -28,18 +28,34 @@ int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
  * result does not depend on the thread count. */
 void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc, int threads);
+/* The same as one single-threaded OpenBLAS call; only inside one of our
+ * parallel regions (it sets the calling task's OpenMP thread count to 1). */
+void nn_sgemm_serial(int trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                     float beta, float *c, int ldc);
+
+/* ---- the CPU's vector level (src/nn/cpu.c) --------------------------------
+ * The kernels run at nn_cpu(): what the CPU has, capped by the environment
+ * variable DD_CPU (plain, avx2, avx512, avx512bf16) and by nn_cpu_cap. Each
+ * level has its own kernels for everything the level above it vectorizes;
+ * plain is portable C (and OpenBLAS). A level only ever lowers. */
+typedef enum nn_cpu_level {
+    NN_CPU_PLAIN, NN_CPU_AVX2, NN_CPU_AVX512, NN_CPU_AVX512BF16, NN_CPU_LEVELS
+} nn_cpu_level;
+nn_cpu_level nn_cpu(void);
+nn_cpu_level nn_cpu_detected(void);
+const char *nn_cpu_name(nn_cpu_level level);
+int nn_cpu_parse(const char *name, nn_cpu_level *out); /* 1 if name is a level's */
+/* Tests: run at most cap (NN_CPU_LEVELS lifts it). A net keeps the level it
+ * was planned at; the other kernels read it per call, so change it only
+ * while nothing runs. */
+void nn_cpu_cap(nn_cpu_level cap);
 
 /* ---- bfloat16 GEMM (fast mode) -------------------------------------------
  * The same product with A and B rounded to bfloat16 and float32 sums, on
  * AVX512-BF16. A is packed once by nn_bf16_pack_a (op(A) is m x k; with
  * trans_a, a is stored k x m). B is float32, k x n with row stride ldb.
  * beta is 0 (C = AB) or 1 (C += AB). scratch: threads x
- * nn_bf16_scratch_words(k) words. Only call when nn_bf16_supported(). */
-int nn_bf16_supported(void);
-int nn_avx512_supported(void); /* AVX-512F, for the other vector paths */
-/* With on, nn_avx512_supported() says no: tests run the plain loops beside
- * the AVX-512 paths on machines that have it. Not for use while a net runs. */
-void nn_set_plain_loops(int on);
+ * nn_bf16_scratch_words(k) words. Only call at NN_CPU_AVX512BF16. */
 size_t nn_bf16_packed_a_words(int m, int k);
 void nn_bf16_pack_a(uint32_t *dst, const float *a, int m, int k, int trans_a);
 size_t nn_bf16_scratch_words(int k);
@@ -81,6 +97,7 @@ typedef struct nn_conv {
     int c, k;
     nn_window win;
     int band_rows; /* output rows per im2col band (bounded scratch) */
+    nn_cpu_level cpu; /* the level its weights were packed for and its kernels run at */
     const nn_conv_packed *packed; /* faster paths when set, else im2col + sgemm */
 } nn_conv;
 

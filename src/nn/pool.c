@@ -115,7 +115,7 @@ AVX512 static int max3_row_s2_avx512(const float *r0, size_t w, float *o, uint8_
 
 static void max3_row(const float *r0, size_t w, int sx, float *o, uint8_t *a, int n) {
 #if VECTOR_PATHS
-    if (sx == 2 && nn_avx512_supported()) {
+    if (sx == 2 && nn_cpu() >= NN_CPU_AVX512) {
         const int done = max3_row_s2_avx512(r0, w, o, a, n);
         r0 += 2 * (size_t)done, o += done, a += done, n -= done;
     }

@@ -1,5 +1,5 @@
 /* The AVX-512 paths' common ground: compiled on x86-64 by GCC or Clang and
- * taken at run time only where nn_avx512_supported(); elsewhere
+ * taken at run time only at the levels nn_cpu() allows; elsewhere
  * VECTOR_PATHS is 0 and the plain loops beside them run. */
 #ifndef DD_NN_VECTOR_H
 #define DD_NN_VECTOR_H

@@ -19,7 +19,6 @@
  * a few times F(2x2)'s: tens of float32 ulps of the terms, still far inside
  * the golden test's tolerance (docs/PERFORMANCE.md). The interpolation
  * points are 0, 1, -1, 2, -2 and infinity. */
-#include <cblas.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -199,7 +198,7 @@ int nn_winograd_applies(const nn_conv *cv) {
 
 /* With the AVX-512 GEMM, each U_xi is stored in panels of 12 rows (rows
  * padded with zeros), column by column within a panel; else row-major. */
-static int panel_layout(void) { return VECTOR_PATHS && nn_avx512_supported(); }
+static int panel_layout(const nn_conv *cv) { return VECTOR_PATHS && cv->cpu >= NN_CPU_AVX512; }
 static size_t padded(int m) { return (size_t)(m + MR - 1) / MR * MR; }
 
 size_t nn_winograd_weight_floats(const nn_conv *cv) {
@@ -212,7 +211,7 @@ size_t nn_winograd_weight_floats(const nn_conv *cv) {
  * w[k][c] turned by 180 degrees and stored at U[xi][c][k]: the transposed
  * convolution's weights. */
 static void pack(float *u, const float *w, const nn_conv *cv, int backward) {
-    const int panels = panel_layout();
+    const int panels = panel_layout(cv);
     memset(u, 0, nn_winograd_weight_floats(cv) * sizeof(float));
     static const double g[TILE][3] = {{1.0 / 4, 0, 0},
                                       {-1.0 / 6, -1.0 / 6, -1.0 / 6},
@@ -425,7 +424,7 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
     int band = band_rows(cv, bh, bw);
     if (band * per_row + rowbuf_floats(bw) > share) band = (int)((share - rowbuf_floats(bw)) / per_row);
     const int bands = (bh + band - 1) / band;
-    const int vector = VECTOR_PATHS && nn_avx512_supported();
+    const int vector = panel_layout(cv);
 #pragma omp parallel num_threads(threads)
     {
         int t = 0, n = 1;
@@ -448,9 +447,8 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
                     continue;
                 }
 #endif
-                /* Single-threaded inside the team. */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cv->k, blocks, cv->c, 1.0f,
-                            u + (size_t)xi * cv->k * cv->c, cv->c, vx, blocks, 0.0f, mx, blocks);
+                nn_sgemm_serial(0, cv->k, blocks, cv->c, u + (size_t)xi * cv->k * cv->c, cv->c, vx, blocks, 0.0f, mx,
+                                blocks);
             }
             output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, oh, ow, by0, rows, bw, vector);
         }
@@ -509,7 +507,7 @@ int nn_conv_backward_winograd(float *din, const float *dout, const float *u_back
                               float *scratch, size_t scratch_floats, int threads) {
     const nn_window *s = &cv->win;
     if (!nn_winograd_applies(cv)) return 0;
-    nn_conv t = {.c = cv->k, .k = cv->c};
+    nn_conv t = {.c = cv->k, .k = cv->c, .cpu = cv->cpu};
     t.win = (nn_window){.h = s->oh, .w = s->ow, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
                         .pad_t = 2 - s->pad_t, .pad_l = 2 - s->pad_l, .oh = s->h, .ow = s->w};
     if (threads < 1 || nn_winograd_row_floats(cv, 1, threads) > scratch_floats) return 0;
