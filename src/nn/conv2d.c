@@ -138,6 +138,22 @@ AVX512 static void zero_unmasked16(float *d, const uint8_t *m, size_t n) {
         _mm512_mask_storeu_ps(d + i, (__mmask16)(~bits & lanes((int)(n - i))), _mm512_setzero_ps());
     }
 }
+
+/* The same in AVX2, eight at a time. */
+AVX2 static void mask_bytes8(const float *o, uint8_t *m, size_t n) {
+    for (size_t i = 0; i < n; i += 8)
+        m[i / 8] = (uint8_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(o + i), _mm256_setzero_ps(), _CMP_GT_OQ));
+}
+
+AVX2 static void zero_unmasked8(float *d, const uint8_t *m, size_t n) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (size_t i = 0; i < n; i += 8) {
+        /* lanes whose bit is clear, and which exist */
+        __m256i clear = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m[i / 8]), bit), _mm256_setzero_si256());
+        if (n - i < 8) clear = _mm256_and_si256(clear, lanes8((int)(n - i)));
+        _mm256_maskstore_ps(d + i, clear, _mm256_setzero_ps());
+    }
+}
 #endif
 
 /* Mask bits of outputs [from, from+count) of every channel: set where the
@@ -145,7 +161,7 @@ AVX512 static void zero_unmasked16(float *d, const uint8_t *m, size_t n) {
 void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t plane, size_t from,
                               size_t count, int threads) {
     const size_t mask_plane = nn_mask_bytes(plane), end = from + count;
-    const int vector = VECTOR_PATHS && nn_cpu() >= NN_CPU_AVX512;
+    const nn_cpu_level cpu = nn_cpu();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
         const float *o = out + (size_t)ch * plane;
@@ -156,9 +172,10 @@ void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t pla
             m[i >> 3] = o[i] > 0.0f ? (uint8_t)(m[i >> 3] | bit) : (uint8_t)(m[i >> 3] & ~bit);
         }
 #if VECTOR_PATHS
-        if (vector && i < end) {
+        if (cpu >= NN_CPU_AVX2 && i < end) {
             const size_t whole = (end - i) & ~(size_t)7;
-            mask_bytes16(o + i, m + (i >> 3), whole);
+            if (cpu >= NN_CPU_AVX512) mask_bytes16(o + i, m + (i >> 3), whole);
+            else mask_bytes8(o + i, m + (i >> 3), whole);
             i += whole;
         }
 #endif
@@ -248,14 +265,18 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
 static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
                        int threads) {
     const size_t mask_plane = nn_mask_bytes(plane);
-    const int vector = VECTOR_PATHS && nn_cpu() >= NN_CPU_AVX512;
+    const nn_cpu_level cpu = nn_cpu();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
         float *d = dout + (size_t)ch * plane;
         const uint8_t *m = mask + (size_t)ch * mask_plane;
 #if VECTOR_PATHS
-        if (vector) {
+        if (cpu >= NN_CPU_AVX512) {
             zero_unmasked16(d, m, plane);
+            continue;
+        }
+        if (cpu >= NN_CPU_AVX2) {
+            zero_unmasked8(d, m, plane);
             continue;
         }
 #endif

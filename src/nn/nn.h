@@ -50,6 +50,29 @@ int nn_cpu_parse(const char *name, nn_cpu_level *out); /* 1 if name is a level's
  * while nothing runs. */
 void nn_cpu_cap(nn_cpu_level cap);
 
+/* ---- the float32 register tile (src/nn/tile.c) ----------------------------
+ * A packed in panels of NN_TILE_MR rows: panel p holds rows 12p .. 12p+11,
+ * each of its k columns as 12 consecutive floats, rows past m zero.
+ * nn_tile: c (rows x cols, at most 12 x 32, row stride ldc) = the panel a
+ * times kdim rows of b (row stride ldb), then + c (add), + bias[row], ReLU.
+ * Every sum runs over kdim in order, with FMA at the vector levels (AVX2
+ * and AVX-512 give the same bits), so a tile's bits do not depend on where
+ * it lies or how the GEMM around it is cut. */
+enum { NN_TILE_MR = 12, NN_TILE_NR = 32 };
+typedef struct nn_tile_out {
+    int add;
+    const float *bias; /* bias[0 .. rows) for the tile's rows, or NULL */
+    int relu;
+} nn_tile_out;
+size_t nn_tile_panels_floats(int m, int k);
+/* op(A) is m x k; with trans_a, a is stored k x m. */
+void nn_tile_pack(float *dst, const float *a, int m, int k, int trans_a);
+void nn_tile(nn_cpu_level cpu, int kdim, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int rows,
+             int cols, const nn_tile_out *e);
+/* c (m x n) = A b for A in panels, tile by tile. */
+void nn_tile_gemm(nn_cpu_level cpu, int m, int n, int kdim, const float *a, const float *b, size_t ldb, float *c,
+                  size_t ldc);
+
 /* ---- bfloat16 GEMM (fast mode) -------------------------------------------
  * The same product with A and B rounded to bfloat16 and float32 sums, on
  * AVX512-BF16. A is packed once by nn_bf16_pack_a (op(A) is m x k; with

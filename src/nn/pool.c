@@ -111,12 +111,47 @@ AVX512 static int max3_row_s2_avx512(const float *r0, size_t w, float *o, uint8_
     }
     return x;
 }
+
+/* The same eight windows at a time in AVX2. */
+AVX2 static int max3_row_s2_avx2(const float *r0, size_t w, float *o, uint8_t *a, int n) {
+    int x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256 best = _mm256_setzero_ps();
+        __m256i at = _mm256_setzero_si256();
+        for (int ky = 0; ky < 3; ky++) {
+            const float *q = r0 + ky * w + 2 * (size_t)x;
+            const __m256 a0 = _mm256_loadu_ps(q), a1 = _mm256_loadu_ps(q + 8);
+            /* Tap 2 reaches q[16], the last window's third column: no further. */
+            const __m256 b0 = _mm256_loadu_ps(q + 2), b1 = _mm256_maskload_ps(q + 10, lanes8(7));
+            /* Even (odd) elements of a0:a1, in order: shuffles within halves, then the
+             * halves' middle quarters swapped. */
+            const __m256 taps[3] = {
+                _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0x88)), 0xD8)),
+                _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0xDD)), 0xD8)),
+                _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(b0, b1, 0x88)), 0xD8))};
+            for (int kx = 0; kx < 3; kx++) {
+                if (ky == 0 && kx == 0) {
+                    best = taps[0];
+                    continue;
+                }
+                const __m256 gt = _mm256_cmp_ps(taps[kx], best, _CMP_GT_OQ);
+                best = _mm256_blendv_ps(best, taps[kx], gt);
+                at = _mm256_castps_si256(
+                    _mm256_blendv_ps(_mm256_castsi256_ps(at), _mm256_castsi256_ps(_mm256_set1_epi32(ky * 3 + kx)), gt));
+            }
+        }
+        _mm256_storeu_ps(o + x, best);
+        const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(at), _mm256_extracti128_si256(at, 1));
+        _mm_storel_epi64((__m128i *)(a + x), _mm_packus_epi16(words, words));
+    }
+    return x;
+}
 #endif
 
 static void max3_row(const float *r0, size_t w, int sx, float *o, uint8_t *a, int n) {
 #if VECTOR_PATHS
-    if (sx == 2 && nn_cpu() >= NN_CPU_AVX512) {
-        const int done = max3_row_s2_avx512(r0, w, o, a, n);
+    if (sx == 2 && nn_cpu() >= NN_CPU_AVX2) {
+        const int done = nn_cpu() >= NN_CPU_AVX512 ? max3_row_s2_avx512(r0, w, o, a, n) : max3_row_s2_avx2(r0, w, o, a, n);
         r0 += 2 * (size_t)done, o += done, a += done, n -= done;
     }
 #endif

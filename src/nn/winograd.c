@@ -28,7 +28,7 @@
 #include "vector.h"
 
 enum { TILE = 6, OUT = 4, XI = TILE * TILE };
-enum { MR = 12, NR = 32 }; /* the AVX-512 GEMM's tile: 24 accumulators, 2 B vectors, a broadcast */
+enum { MR = NN_TILE_MR };
 
 #if VECTOR_PATHS
 /* The first count of 64 floats at p, zero past them. */
@@ -154,40 +154,116 @@ AVX512 static void output16(float *const rows[OUT], const float *src, size_t str
     }
 }
 
-/* c (rows x cols of a 12 x 32 tile, row stride ldc) = a b: a one panel of
- * U (kdim x 12, packed by pack), b kdim rows of V (row stride ldb). Each
- * sum runs over kdim in order, however the blocks are cut into bands. */
-AVX512 static void tile12x32(int kdim, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int rows,
-                             int cols) {
-    const __mmask16 k0 = lanes(cols), k1 = lanes(cols - 16);
-    __m512 acc[MR][2];
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int q = 0; q < kdim; q++) {
-        const float *bq = b + (size_t)q * ldb, *aq = a + (size_t)q * MR;
-        const __m512 b0 = _mm512_maskz_loadu_ps(k0, bq), b1 = _mm512_maskz_loadu_ps(k1, bq + 16);
-#pragma GCC unroll 12
-        for (int i = 0; i < MR; i++) {
-            const __m512 ai = _mm512_set1_ps(aq[i]);
-            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+/* ---- AVX2: eight blocks at a time, the same arithmetic as AVX-512's ---- */
+
+/* B^T down six input rows, as rows_bt. */
+AVX2 static void rows_bt8(float *r, int span, const float *const src[TILE], int x0, int x1) {
+    const __m256 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f), two = _mm256_set1_ps(2.0f);
+    for (int x = x0; x < x1; x += 8) {
+        const __m256i k = lanes8(x1 - x);
+        const int whole = x1 - x >= 8;
+        __m256 d[TILE], o[TILE];
+        for (int i = 0; i < TILE; i++)
+            d[i] = !src[i] ? _mm256_setzero_ps() : whole ? _mm256_loadu_ps(src[i] + x) : _mm256_maskload_ps(src[i] + x, k);
+        const __m256 d24 = _mm256_sub_ps(d[4], d[2]), d13 = _mm256_sub_ps(d[3], d[1]);
+        o[0] = _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4]));
+        o[1] = _mm256_fnmadd_ps(four, _mm256_add_ps(d[1], d[2]), _mm256_add_ps(d[3], d[4]));
+        o[2] = _mm256_fmadd_ps(four, _mm256_sub_ps(d[1], d[2]), _mm256_sub_ps(d[4], d[3]));
+        o[3] = _mm256_fmadd_ps(two, d13, d24);
+        o[4] = _mm256_fnmadd_ps(two, d13, d24);
+        o[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
+        for (int i = 0; i < TILE; i++) {
+            if (whole) _mm256_storeu_ps(r + (size_t)i * span + x, o[i]);
+            else _mm256_maskstore_ps(r + (size_t)i * span + x, k, o[i]);
         }
     }
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) /* constant indices keep acc in registers */
-        if (i < rows) {
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc, k0, acc[i][0]);
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, k1, acc[i][1]);
-        }
 }
 
-/* c (m x n) = U_xi V_xi, 32 columns at a time so that the B tile stays in
- * L1 while every panel of U passes over it. */
-AVX512 static void gemm_panels(int m, int n, int kdim, const float *a, const float *b, int ldb, float *c, int ldc) {
-    for (int j = 0; j < n; j += NR)
-        for (int p = 0; p < m; p += MR)
-            tile12x32(kdim, a + (size_t)p * kdim, b + j, (size_t)ldb, c + (size_t)p * ldc + j, (size_t)ldc,
-                      m - p < MR ? m - p : MR, n - j < NR ? n - j : NR);
+/* The first count (clamped to 0..4) of the four floats at p, zero past them. */
+AVX2 static inline __m128 load4(const float *p, int count) {
+    return count >= 4 ? _mm_loadu_ps(p) : count <= 0 ? _mm_setzero_ps() : _mm_maskload_ps(p, lanes4(count));
+}
+
+/* Blocks j and j + 4 in a[j]'s two halves (j = 0..3) -> c[e] holding element
+ * e of blocks 0..7 in order: a 4 x 4 transpose within each half. */
+AVX2 static inline void transpose_halves(__m256 c[4], const __m256 a[4]) {
+    const __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
+    c[0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    c[1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    c[2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    c[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+/* Element 1 .. 7 of c, then next. */
+AVX2 static inline __m256 shift_in8(__m256 c, float next) {
+    const __m256i up = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+    return _mm256_blend_ps(_mm256_permutevar8x32_ps(c, up), _mm256_set1_ps(next), 0x80);
+}
+
+/* Blocks bx .. bx+n-1 (n <= 8) of one block row of the input transform, as
+ * input16. */
+AVX2 static void input8(float *o, size_t stride, const float *q, int span, int bx, int n) {
+    const __m256 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f), two = _mm256_set1_ps(2.0f);
+    const __m256i k = lanes8(n);
+    const int avail = 4 * n + 2;
+    for (int i = 0; i < TILE; i++, q += span, o += TILE * stride) {
+        const float *p = q + 4 * bx;
+        __m256 a[4], d[6], e[TILE];
+        for (int j = 0; j < 4; j++)
+            a[j] = _mm256_set_m128(load4(p + 4 * (j + 4), avail - 4 * (j + 4)), load4(p + 4 * j, avail - 4 * j));
+        transpose_halves(d, a);
+        d[4] = shift_in8(d[0], avail > 32 ? p[32] : 0.0f), d[5] = shift_in8(d[1], avail > 33 ? p[33] : 0.0f);
+        const __m256 d24 = _mm256_sub_ps(d[4], d[2]), d13 = _mm256_sub_ps(d[3], d[1]);
+        e[0] = _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4]));
+        e[1] = _mm256_fnmadd_ps(four, _mm256_add_ps(d[1], d[2]), _mm256_add_ps(d[3], d[4]));
+        e[2] = _mm256_fmadd_ps(four, _mm256_sub_ps(d[1], d[2]), _mm256_sub_ps(d[4], d[3]));
+        e[3] = _mm256_fmadd_ps(two, d13, d24);
+        e[4] = _mm256_fnmadd_ps(two, d13, d24);
+        e[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
+        for (int j = 0; j < TILE; j++) _mm256_maskstore_ps(o + (size_t)j * stride + bx, k, e[j]);
+    }
+}
+
+AVX2 static inline void at6_avx2(__m256 y[4], __m256 m0, __m256 m1, __m256 m2, __m256 m3, __m256 m4, __m256 m5) {
+    const __m256 a = _mm256_add_ps(m1, m2), b = _mm256_sub_ps(m1, m2);
+    const __m256 c = _mm256_add_ps(m3, m4), d = _mm256_sub_ps(m3, m4);
+    y[0] = _mm256_add_ps(_mm256_add_ps(m0, a), c);
+    y[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), d, b);
+    y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), c, a);
+    y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d, b), m5);
+}
+
+/* Blocks bx .. bx+n-1 (n <= 8) of one block row of the output transform,
+ * the first cols (<= 32) of their outputs, as output16. */
+AVX2 static void output8(float *const rows[OUT], const float *src, size_t stride, int bx, int n, int cols,
+                         float bias, int relu, int accumulate) {
+    const __m256i k = lanes8(n);
+    __m256 t[OUT][TILE];
+    for (int j = 0; j < TILE; j++) {
+        __m256 m[TILE], y[OUT];
+        for (int r = 0; r < TILE; r++) m[r] = _mm256_maskload_ps(src + (size_t)(r * TILE + j) * stride, k);
+        at6_avx2(y, m[0], m[1], m[2], m[3], m[4], m[5]);
+        for (int i = 0; i < OUT; i++) t[i][j] = y[i];
+    }
+    const __m256 b = _mm256_set1_ps(bias), zero = _mm256_setzero_ps();
+    for (int i = 0; i < OUT && rows[i]; i++) {
+        __m256 y[OUT], blk[4];
+        at6_avx2(y, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5]);
+        for (int j = 0; j < OUT; j++) {
+            y[j] = _mm256_add_ps(y[j], b);
+            if (relu) y[j] = _mm256_max_ps(y[j], zero);
+        }
+        transpose_halves(blk, y); /* blk[j]: blocks j and j + 4, four outputs each */
+        float *dst = rows[i] + OUT * bx;
+        for (int bb = 0; bb < 8 && OUT * bb < cols; bb++) {
+            const int count = cols - OUT * bb;
+            __m128 v = bb < 4 ? _mm256_castps256_ps128(blk[bb]) : _mm256_extractf128_ps(blk[bb - 4], 1);
+            if (accumulate) v = _mm_add_ps(load4(dst + OUT * bb, count), v);
+            if (count >= 4) _mm_storeu_ps(dst + OUT * bb, v);
+            else _mm_maskstore_ps(dst + OUT * bb, lanes4(count), v);
+        }
+    }
 }
 #endif
 
@@ -198,7 +274,7 @@ int nn_winograd_applies(const nn_conv *cv) {
 
 /* With the AVX-512 GEMM, each U_xi is stored in panels of 12 rows (rows
  * padded with zeros), column by column within a panel; else row-major. */
-static int panel_layout(const nn_conv *cv) { return VECTOR_PATHS && cv->cpu >= NN_CPU_AVX512; }
+static int panel_layout(const nn_conv *cv) { return VECTOR_PATHS && cv->cpu >= NN_CPU_AVX2; }
 static size_t padded(int m) { return (size_t)(m + MR - 1) / MR * MR; }
 
 size_t nn_winograd_weight_floats(const nn_conv *cv) {
@@ -267,11 +343,10 @@ static size_t rowbuf_floats(int bw) { return (size_t)TILE * (OUT * bw + 2); }
  * padded rows (rowbuf), then across each block's six columns of them with
  * no bounds checks. */
 static void input_transform(float *v, const float *in, const nn_conv *cv, int by0, int rows, int bw,
-                            float *r, int vector) {
+                            float *r) {
     const nn_window *s = &cv->win;
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->c * blocks;
     const int span = OUT * bw + 2; /* input columns x0 .. x0 + span - 1 */
-    (void)vector;
     for (int c = 0; c < cv->c; c++) {
         const float *plane = in + (size_t)c * s->h * s->w;
         for (int by = 0; by < rows; by++) {
@@ -282,7 +357,7 @@ static void input_transform(float *v, const float *in, const nn_conv *cv, int by
             float *dst = v + (size_t)c * blocks + (size_t)by * bw;
             int bx0 = 0;
 #if VECTOR_PATHS
-            if (vector) {
+            if (cv->cpu >= NN_CPU_AVX2) {
                 /* Padded columns are zero; the rest straight from the rows. */
                 const int x0 = s->pad_l < span ? s->pad_l : span;
                 const int x1 = s->pad_l + s->w < span ? s->pad_l + s->w : span;
@@ -292,8 +367,13 @@ static void input_transform(float *v, const float *in, const nn_conv *cv, int by
                     memset(r + (size_t)i * span, 0, sizeof(float) * (size_t)x0);
                     memset(r + (size_t)i * span + x1, 0, sizeof(float) * (size_t)(span - x1));
                 }
-                rows_bt(r, span, shifted, x0, x1);
-                for (; bx0 < bw; bx0 += 16) input16(dst, stride, r, span, bx0, bw - bx0 < 16 ? bw - bx0 : 16);
+                if (cv->cpu >= NN_CPU_AVX512) {
+                    rows_bt(r, span, shifted, x0, x1);
+                    for (; bx0 < bw; bx0 += 16) input16(dst, stride, r, span, bx0, bw - bx0 < 16 ? bw - bx0 : 16);
+                } else {
+                    rows_bt8(r, span, shifted, x0, x1);
+                    for (; bx0 < bw; bx0 += 8) input8(dst, stride, r, span, bx0, bw - bx0 < 8 ? bw - bx0 : 8);
+                }
             }
 #endif
             for (int x = 0; x < span && bx0 < bw; x++) {
@@ -319,10 +399,9 @@ static void input_transform(float *v, const float *in, const nn_conv *cv, int by
 /* out = relu?(A^T M A + bias), or out += A^T M A, for the band; outputs
  * (y, x) with y < oh, x < ow only (out's planes are s->oh x s->ow). */
 static void output_transform(float *out, const float *m, const float *bias, int relu, int accumulate,
-                             const nn_conv *cv, int oh, int ow, int by0, int rows, int bw, int vector) {
+                             const nn_conv *cv, int oh, int ow, int by0, int rows, int bw) {
     const nn_window *s = &cv->win;
     const size_t blocks = (size_t)rows * bw, stride = (size_t)cv->k * blocks;
-    (void)vector;
     for (int k = 0; k < cv->k; k++) {
         float *plane = out + (size_t)k * s->oh * s->ow;
         const float b = bias ? bias[k] : 0.0f;
@@ -330,13 +409,17 @@ static void output_transform(float *out, const float *m, const float *bias, int 
             const int y = OUT * (by0 + by);
             int bx0 = 0;
 #if VECTOR_PATHS
-            if (vector) {
+            if (cv->cpu >= NN_CPU_AVX2) {
                 float *out_rows[OUT];
                 for (int i = 0; i < OUT; i++) out_rows[i] = y + i < oh ? plane + (size_t)(y + i) * s->ow : NULL;
-                for (; bx0 < bw; bx0 += 16)
-                    output16(out_rows, m + (size_t)k * blocks + (size_t)by * bw + bx0, stride, bx0,
-                             bw - bx0 < 16 ? bw - bx0 : 16, ow - OUT * bx0 < 64 ? ow - OUT * bx0 : 64, b, relu,
-                             accumulate);
+                const int group = cv->cpu >= NN_CPU_AVX512 ? 16 : 8;
+                for (; bx0 < bw; bx0 += group) {
+                    const float *src = m + (size_t)k * blocks + (size_t)by * bw + bx0;
+                    const int n = bw - bx0 < group ? bw - bx0 : group;
+                    const int cols = ow - OUT * bx0 < OUT * group ? ow - OUT * bx0 : OUT * group;
+                    if (group == 16) output16(out_rows, src, stride, bx0, n, cols, b, relu, accumulate);
+                    else output8(out_rows, src, stride, bx0, n, cols, b, relu, accumulate);
+                }
             }
 #endif
             for (int bx = bx0; bx < bw; bx++) {
@@ -437,20 +520,19 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
             const int rows = r1 - by0 < band ? r1 - by0 : band;
             const int blocks = rows * bw;
             float *m = v + (size_t)XI * cv->c * blocks;
-            input_transform(v, in, cv, by0, rows, bw, rowbuf, vector);
+            input_transform(v, in, cv, by0, rows, bw, rowbuf);
             for (int xi = 0; xi < XI; xi++) {
                 const float *vx = v + (size_t)xi * cv->c * blocks;
                 float *mx = m + (size_t)xi * cv->k * blocks;
-#if VECTOR_PATHS
                 if (vector) {
-                    gemm_panels(cv->k, blocks, cv->c, u + (size_t)xi * padded(cv->k) * cv->c, vx, blocks, mx, blocks);
+                    nn_tile_gemm(cv->cpu, cv->k, blocks, cv->c, u + (size_t)xi * padded(cv->k) * cv->c, vx,
+                                 (size_t)blocks, mx, (size_t)blocks);
                     continue;
                 }
-#endif
                 nn_sgemm_serial(0, cv->k, blocks, cv->c, u + (size_t)xi * cv->k * cv->c, cv->c, vx, blocks, 0.0f, mx,
                                 blocks);
             }
-            output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, oh, ow, by0, rows, bw, vector);
+            output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, oh, ow, by0, rows, bw);
         }
         if (relu_mask) {
             /* The few outputs past a split come from the next thread's
