@@ -386,7 +386,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     openblas_set_num_threads(o.threads);
-    const char *coretype = getenv("OPENBLAS_CORETYPE");
+    const char *coretype = getenv("OPENBLAS_CORETYPE"), *kernels = NULL;
+    if (dd_cpu_kernels(&kernels) != DD_OK) {
+        fprintf(stderr, "dd_bench: %s\n", dd_last_error());
+        dd_model_free(model);
+        return 2;
+    }
     /* openblas_parallel: 0 sequential, 1 its own pthreads pool, 2 OpenMP. */
     printf("{\"bench\":\"dd_bench\",\"version\":\"%s\",\"threads\":%d,\"reps\":%d,"
            "\"cpus_online\":%ld,\"openblas_threads\":%d,\"openblas_parallel\":%d,\"openblas_config\":",
@@ -395,6 +400,11 @@ int main(int argc, char **argv) {
     print_json_string(openblas_get_config());
     printf(",\"openblas_corename\":");
     print_json_string(openblas_get_corename());
+    printf(",\"kernels\":");
+    print_json_string(kernels);
+    printf(",\"DD_CPU\":");
+    if (getenv("DD_CPU")) print_json_string(getenv("DD_CPU"));
+    else printf("null");
     printf(",\"OPENBLAS_CORETYPE\":");
     if (coretype) print_json_string(coretype);
     else printf("null");
@@ -412,8 +422,8 @@ int main(int argc, char **argv) {
            "before its sgemm buffers\"}\n",
            peak_rss_kib());
     fflush(stdout);
-    fprintf(stderr, "dd_bench: %d thread(s), OpenBLAS %s, core %s, OPENBLAS_CORETYPE=%s\n", o.threads,
-            openblas_get_config(), openblas_get_corename(), coretype ? coretype : "(unset)");
+    fprintf(stderr, "dd_bench: %d thread(s), kernels %s, OpenBLAS %s, core %s, OPENBLAS_CORETYPE=%s\n", o.threads,
+            kernels, openblas_get_config(), openblas_get_corename(), coretype ? coretype : "(unset)");
     int failed = 0;
     for (int i = 0; i < o.n_sizes; i++) failed |= !bench_size(model, o.sizes[i], &o);
     dd_model_free(model);

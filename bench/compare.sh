@@ -18,6 +18,9 @@ usage="usage: bench/compare.sh [OPTIONS]
   --dd-bench PATH   the dd_bench binary (default build/dd_bench)
   --peer PATH       the peer's step_time.py (default \$PEER_DIR/step_time.py,
                     PEER_DIR defaulting to /work/shared/peer)
+DD_CPU=avx2 (or plain) in the environment runs deepdream's AVX2 (plain) kernels, and caps the
+peer to the same instruction set (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA), so that an AVX-512
+machine measures both programs as an AVX2-only one would run them.
 Prints the table on stdout, progress on stderr. Exit 0; 1 when something needed is missing
 or a run fails; 2 on a usage error; 3 when the table was made but gnuplot is missing."
 
@@ -159,6 +162,17 @@ record_facts cpu_model="${cpu_model:-unknown}" git="$git_rev" date="$(date -u +%
   fast_mode:="$([ $fast_mode = 1 ] && echo true || echo false)" loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$prog: sizes $sizes, $rounds round(s), $threads thread(s), fast mode $([ $fast_mode = 1 ] && echo yes || echo n/a)" >&2
 
+# The peer on the instruction set deepdream is capped to.
+peer_env=()
+case ${DD_CPU:-} in
+  avx2) peer_env=(ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2) ;;
+  plain) peer_env=(ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 DNNL_MAX_CPU_ISA=SSE41) ;;
+  avx512) peer_env=(ONEDNN_MAX_CPU_ISA=AVX512_CORE DNNL_MAX_CPU_ISA=AVX512_CORE) ;;
+esac
+kernels=$("$dd_bench" --sizes 64 --reps 1 2>/dev/null | sed -n 's/.*"kernels":"\([a-z0-9]*\)".*/\1/p' | head -n 1)
+record_facts kernels="${kernels:-unknown}" peer_env="${peer_env[*]:-}"
+echo "$prog: deepdream's kernels: ${kernels:-unknown}; peer environment: ${peer_env[*]:-as is}" >&2
+
 start_s=$SECONDS
 IFS=, read -r -a size_list <<<"$sizes"
 for ((round = 1; round <= rounds; round++)); do
@@ -166,7 +180,7 @@ for ((round = 1; round <= rounds; round++)); do
     run_tool "$round" dd_bench "$size" \
       "$dd_bench" --sizes "$size" --threads "$threads" --reps "$reps" "${mode_args[@]}"
     run_tool "$round" peer "$size" \
-      python3 "$peer" --size "$size" --threads "$threads" --steps "$peer_steps"
+      env "${peer_env[@]}" python3 "$peer" --size "$size" --threads "$threads" --steps "$peer_steps"
   done
 done
 rm -f "$scratch"

@@ -103,7 +103,7 @@ def fast_note(runs):
 
 
 def env_note(header):
-    names = ["OPENBLAS_CORETYPE", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
+    names = ["DD_CPU", "OPENBLAS_CORETYPE", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
     return ", ".join(f"{n}={header.get(n) if header.get(n) is not None else 'unset'}" for n in names)
 
 
@@ -115,8 +115,9 @@ def header_lines(runs):
     lines = [
         f"- CPU: {f.get('cpu_model', 'unknown')}, {h.get('cpus_online', '?')} online; "
         f"threads {h.get('threads', f.get('threads', '?'))} for both programs",
-        f"- OpenBLAS: {h.get('openblas_config', '?')}; core {h.get('openblas_corename', '?')}",
-        f"- environment: {env_note(h)}",
+        f"- deepdream's kernels: {h.get('kernels', '?')}; OpenBLAS: {h.get('openblas_config', '?')}; "
+        f"core {h.get('openblas_corename', '?')} (the sgemm yardstick; deepdream uses OpenBLAS only at the plain level)",
+        f"- environment: {env_note(h)}; peer: {f.get('peer_env') or 'as is'}",
         f"- deepdream {h.get('version', '?')} at {f.get('git', '?')}: dd_bench --reps {h.get('reps', '?')}, "
         f"objective {h.get('objective', '?')}; fast mode: {fast_note(runs)}",
         f"- PyTorch {torch_version or '?'} (peer: float32 NCHW, BN folded; median of {peer_steps or '?'} "

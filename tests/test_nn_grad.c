@@ -330,6 +330,21 @@ static float *accum_start(size_t n, const double *grad) {
 }
 
 /* ---- convolution ----------------------------------------------------------- */
+
+/* The path the GEMM convolution tests run: main runs them on each path the
+ * level has (OpenBLAS's sgemm everywhere, our float32 tile from AVX2 up). */
+static nn_conv_path gemm_path = NN_CONV_SGEMM;
+
+/* cv runs path both ways at the current level, its weights w packed into
+ * *mem (freed by the caller) with GEMM scratch for two threads beside. */
+static void conv_use(nn_conv *cv, nn_conv_packed *p, nn_conv_path path, const float *w, uint32_t **mem) {
+    cv->cpu = nn_cpu(), cv->forward = cv->backward = path;
+    const size_t words = nn_conv_pack_words(cv), scratch = nn_conv_scratch_words(cv);
+    *mem = xmalloc((words + 2 * scratch + 1) * sizeof(uint32_t));
+    *p = (nn_conv_packed){.scratch = *mem + words};
+    nn_conv_pack(p, *mem, w, cv);
+    cv->packed = p;
+}
 static const int kernel_shapes[][2] = {{1, 1}, {3, 3}, {5, 5}, {1, 7}, {7, 1}, {1, 3}, {3, 1}};
 enum { N_SHAPES = sizeof kernel_shapes / sizeof *kernel_shapes };
 
@@ -340,8 +355,8 @@ enum { N_SHAPES = sizeof kernel_shapes / sizeof *kernel_shapes };
 static void test_conv_grad(int c, int k, int h, int w, int kh, int kw, int s, int same,
                            int band_req, int relu) {
     char what[160];
-    snprintf(what, sizeof what, "conv grad %dx%d/%d %s in %dx%dx%d bands %d relu %d", kh, kw, s,
-             same ? "same" : "valid", c, h, w, band_req, relu);
+    snprintf(what, sizeof what, "%s conv grad %dx%d/%d %s in %dx%dx%d bands %d relu %d", nn_conv_path_name(gemm_path),
+             kh, kw, s, same ? "same" : "valid", c, h, w, band_req, relu);
     op o = {.kind = OP_CONV, .g = geom_make(h, w, kh, kw, s, s, same), .c = c, .k = k, .relu = relu};
     nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu(), .win = plan_window(&o.g, same, what)};
     plan_bands(&cv, band_req, what);
@@ -350,6 +365,9 @@ static void test_conv_grad(int c, int k, int h, int w, int kh, int kw, int s, in
     float *x = rand_floats(o.n_in, -1, 1), *wt = rand_floats((size_t)k * c * kh * kw, -1, 1);
     float *b = rand_floats((size_t)k, -0.5, 0.5), *r = rand_floats(o.n_out, -1, 1);
     o.w = wt, o.b = b;
+    nn_conv_packed packed;
+    uint32_t *packed_mem;
+    conv_use(&cv, &packed, gemm_path, wt, &packed_mem);
     float *col = col_alloc(&cv), *out = xmalloc(o.n_out * sizeof *out);
     uint8_t *mask = relu ? mask_alloc(k, plane) : NULL;
     nn_conv_forward(out, mask, x, wt, b, &cv, col, 2);
@@ -383,7 +401,7 @@ static void test_conv_grad(int c, int k, int h, int w, int kh, int kw, int s, in
     note(&worst_fd, compare(what, din2, d0, grad, o.n_in, TOL_GRAD_ABS, TOL_GRAD_REL));
 
     free(x), free(wt), free(b), free(r), free(col), free(out), free(mask), free(grad);
-    free(din), free(dout), free(d0), free(din2);
+    free(din), free(dout), free(d0), free(din2), free(packed_mem);
 }
 
 /* nn_conv_forward (bias and fused ReLU optional) against nn_conv_forward_ref
@@ -392,8 +410,8 @@ static void test_conv_grad(int c, int k, int h, int w, int kh, int kw, int s, in
 static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, int same,
                             int band_req, int bias, int relu) {
     char what[160];
-    snprintf(what, sizeof what, "conv %dx%d/%d %s in %dx%dx%d K %d bands %d bias %d relu %d", kh,
-             kw, s, same ? "same" : "valid", c, h, w, k, band_req, bias, relu);
+    snprintf(what, sizeof what, "%s conv %dx%d/%d %s in %dx%dx%d K %d bands %d bias %d relu %d",
+             nn_conv_path_name(gemm_path), kh, kw, s, same ? "same" : "valid", c, h, w, k, band_req, bias, relu);
     const geom g = geom_make(h, w, kh, kw, s, s, same);
     nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu(), .win = plan_window(&g, same, what)};
     plan_bands(&cv, band_req, what);
@@ -404,6 +422,9 @@ static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, i
     const size_t plane = (size_t)g.oh * g.ow, n_in = (size_t)c * h * w, n_out = (size_t)k * plane;
     float *x = rand_floats(n_in, -1, 1), *wt = rand_floats((size_t)k * c * kh * kw, -1, 1);
     float *b = bias ? rand_floats((size_t)k, -0.5, 0.5) : NULL;
+    nn_conv_packed packed;
+    uint32_t *packed_mem;
+    conv_use(&cv, &packed, gemm_path, wt, &packed_mem);
     float *col = col_alloc(&cv), *out[2], *ref = xmalloc(n_out * sizeof *ref);
     uint8_t *mask[2] = {NULL, NULL};
     for (int t = 0; t < 2; t++) {
@@ -455,9 +476,48 @@ static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, i
         CHECK(memcmp(din[0], din[t], n_in * sizeof *din[0]) == 0,
               "%s: backward threads 1 vs %d differ", what, t + 1);
 
+    free(packed_mem);
     for (int t = 0; t < 2; t++) free(out[t]), free(mask[t]), free(din[t]);
     free(x), free(wt), free(b), free(col), free(ref), free(xd), free(want), free(ref_d);
     free(dout), free(dm), free(din_want);
+}
+
+/* One convolution, forward (bias, ReLU) and backward (through the mask,
+ * accumulating), on path at AVX2 and at AVX-512: bit-identical. */
+static void test_levels_agree(int c, int k, int h, int w, int kh, int kw, int s, int same, nn_conv_path path) {
+    char what[160];
+    snprintf(what, sizeof what, "%s %dx%d/%d %s in %dx%dx%d K %d", nn_conv_path_name(path), kh, kw, s,
+             same ? "same" : "valid", c, h, w, k);
+    const geom g = geom_make(h, w, kh, kw, s, s, same);
+    const size_t plane = (size_t)g.oh * g.ow, n_in = (size_t)c * h * w, n_out = (size_t)k * plane;
+    float *x = rand_floats(n_in, -1, 1), *wt = rand_floats((size_t)k * c * kh * kw, -1, 1);
+    float *b = rand_floats((size_t)k, -0.5, 0.5), *dout = rand_floats(n_out, -1, 1);
+    float *out[2], *din[2];
+    uint8_t *mask[2];
+    for (int l = 0; l < 2; l++) {
+        nn_cpu_cap(l ? NN_CPU_AVX512 : NN_CPU_AVX2);
+        nn_conv cv = {.c = c, .k = k, .win = plan_window(&g, same, what)};
+        plan_bands(&cv, 0, what);
+        nn_conv_packed packed;
+        uint32_t *packed_mem;
+        conv_use(&cv, &packed, path, wt, &packed_mem);
+        size_t col_n = nn_conv_col_floats(&cv);
+        for (int way = 0; way < 2; way++)
+            if (path == NN_CONV_WINOGRAD && nn_winograd_scratch_floats(&cv, way, 2) > col_n)
+                col_n = nn_winograd_scratch_floats(&cv, way, 2);
+        packed.col_floats = col_n;
+        float *col = xmalloc((col_n + 1) * sizeof *col), *d = copy_floats(dout, n_out);
+        out[l] = xmalloc(n_out * sizeof(float)), mask[l] = mask_alloc(k, plane), din[l] = copy_floats(x, n_in);
+        nn_conv_forward(out[l], mask[l], x, wt, b, &cv, col, 2);
+        nn_conv_backward_input(din[l], d, mask[l], wt, &cv, col, 2);
+        free(col), free(d), free(packed_mem);
+    }
+    nn_cpu_cap(NN_CPU_LEVELS);
+    CHECK(!memcmp(out[0], out[1], n_out * sizeof(float)) && !memcmp(din[0], din[1], n_in * sizeof(float)) &&
+              !memcmp(mask[0], mask[1], (size_t)k * nn_mask_bytes(plane)),
+          "%s: AVX2 and AVX-512 differ", what);
+    for (int l = 0; l < 2; l++) free(out[l]), free(mask[l]), free(din[l]);
+    free(x), free(wt), free(b), free(dout);
 }
 
 /* Winograd F(4x4,3x3), the exact mode's path for 3x3 stride-1 convolutions,
@@ -486,7 +546,7 @@ static void test_winograd(int c, int k, int h, int w, int same) {
     const size_t all = (one_row > one_row_t ? one_row : one_row_t) * (size_t)(h > g.oh ? h : g.oh);
     float *scratch = xmalloc(all * sizeof(float));
     nn_conv_packed packed = {.winograd = u, .winograd_t = ut, .col_floats = all};
-    cv.packed = &packed;
+    cv.packed = &packed, cv.forward = cv.backward = NN_CONV_WINOGRAD;
 
     float *out[2];
     uint8_t *mask[2];
@@ -794,13 +854,17 @@ int main(void) {
     static const int fd_sizes[][2] = {{8, 7}, {7, 10}};
     static const int fd_bands[] = {0, 1, 2};
     int cycle = 0;
-    for (int sz = 0; sz < 2; sz++)
-        for (int ks = 0; ks < N_SHAPES; ks++)
-            for (int s = 1; s <= 2; s++)
-                for (int same = 0; same <= 1; same++)
-                    for (int relu = 0; relu <= 1; relu++)
-                        test_conv_grad(3, 4, fd_sizes[sz][0], fd_sizes[sz][1], kernel_shapes[ks][0],
-                                       kernel_shapes[ks][1], s, same, fd_bands[cycle++ % 3], relu);
+    const int gemm_paths = nn_cpu() >= NN_CPU_AVX2 ? 2 : 1; /* sgemm, then the tile */
+    for (int gp = 0; gp < gemm_paths; gp++) {
+        gemm_path = gp ? NN_CONV_TILE : NN_CONV_SGEMM;
+        for (int sz = 0; sz < 2; sz++)
+            for (int ks = 0; ks < N_SHAPES; ks++)
+                for (int s = 1; s <= 2; s++)
+                    for (int same = 0; same <= 1; same++)
+                        for (int relu = 0; relu <= 1; relu++)
+                            test_conv_grad(3, 4, fd_sizes[sz][0], fd_sizes[sz][1], kernel_shapes[ks][0],
+                                           kernel_shapes[ks][1], s, same, fd_bands[cycle++ % 3], relu);
+    }
     const double t1 = now_s();
 
     test_maxpool(3, 9, 8, 3, 2, 0);  /* InceptionV3's 3x3/2 'valid' */
@@ -825,18 +889,26 @@ int main(void) {
      * padding and band plan (1, 3 and all rows), with bias + fused ReLU, and
      * the two other combinations in turn. */
     static const int naive_bands[] = {1, 3, 0};
-    for (int ks = 0; ks < N_SHAPES; ks++)
-        for (int s = 1; s <= 2; s++)
-            for (int same = 0; same <= 1; same++)
-                for (int bi = 0; bi < 3; bi++) {
-                    const int kh = kernel_shapes[ks][0], kw = kernel_shapes[ks][1];
-                    test_conv_naive(5, 7, 13, 11, kh, kw, s, same, naive_bands[bi], 1, 1);
-                    test_conv_naive(5, 7, 13, 11, kh, kw, s, same, naive_bands[bi], bi != 1, 0);
-                }
-    /* A plane of more than 8 outputs not divisible by 8 across many channels,
-     * and a wide pointwise layer that exercises the GEMM with K > C. */
-    test_conv_naive(3, 17, 9, 7, 3, 3, 1, 1, 2, 1, 1);
-    test_conv_naive(19, 6, 6, 5, 1, 1, 1, 0, 0, 1, 1);
+    for (int gp = 0; gp < gemm_paths; gp++) {
+        gemm_path = gp ? NN_CONV_TILE : NN_CONV_SGEMM;
+        for (int ks = 0; ks < N_SHAPES; ks++)
+            for (int s = 1; s <= 2; s++)
+                for (int same = 0; same <= 1; same++)
+                    for (int bi = 0; bi < 3; bi++) {
+                        const int kh = kernel_shapes[ks][0], kw = kernel_shapes[ks][1];
+                        test_conv_naive(5, 7, 13, 11, kh, kw, s, same, naive_bands[bi], 1, 1);
+                        test_conv_naive(5, 7, 13, 11, kh, kw, s, same, naive_bands[bi], bi != 1, 0);
+                    }
+        /* A plane of more than 8 outputs not divisible by 8 across many
+         * channels, a wide pointwise layer that exercises the GEMM with
+         * K > C, and for the tile: K over two panels and rows crossing
+         * 32-column panels (stride 1 and 2). */
+        test_conv_naive(3, 17, 9, 7, 3, 3, 1, 1, 2, 1, 1);
+        test_conv_naive(19, 6, 6, 5, 1, 1, 1, 0, 0, 1, 1);
+        test_conv_naive(7, 29, 9, 45, 1, 7, 1, 1, 0, 1, 1);
+        test_conv_naive(6, 26, 11, 37, 3, 3, 2, 0, 2, 1, 1);
+        test_conv_naive(40, 13, 7, 70, 1, 1, 1, 0, 0, 1, 1);
+    }
 
     /* 3. Winograd: odd and even sides, 'same' and 'valid' (its backward
      * pads by 1 and 2), C and K off any blocking, rows of 16+ blocks. */
@@ -852,6 +924,7 @@ int main(void) {
      * Winograd's transforms, pools), on machines where those would run. */
     for (int level = NN_CPU_PLAIN; level < (int)nn_cpu(); level++) {
         nn_cpu_cap((nn_cpu_level)level);
+        gemm_path = level >= NN_CPU_AVX2 ? NN_CONV_TILE : NN_CONV_SGEMM;
         test_maxpool(2, 7, 75, 3, 2, 0);
         test_maxpool(3, 6, 70, 3, 2, 1);
         test_avgpool(2, 8, 9, 3, 1, 1);
@@ -860,7 +933,18 @@ int main(void) {
         test_conv_naive(5, 7, 13, 11, 5, 5, 2, 0, 0, 1, 1);
         test_winograd(5, 3, 10, 133, 1);
         test_winograd(3, 5, 13, 130, 0);
+        test_conv_naive(7, 29, 9, 45, 1, 7, 1, 1, 0, 1, 1);
+        test_conv_naive(6, 26, 11, 37, 3, 3, 2, 0, 2, 1, 1);
         nn_cpu_cap(NN_CPU_LEVELS);
+    }
+    /* 5. AVX2 and AVX-512 run the same arithmetic in the tile and in
+     * Winograd: the same bits both ways. */
+    if (nn_cpu() >= NN_CPU_AVX512) {
+        test_levels_agree(13, 29, 11, 70, 3, 3, 1, 1, NN_CONV_WINOGRAD);
+        test_levels_agree(6, 5, 8, 67, 3, 3, 1, 0, NN_CONV_WINOGRAD);
+        test_levels_agree(7, 29, 9, 45, 1, 7, 1, 1, NN_CONV_TILE);
+        test_levels_agree(6, 26, 11, 37, 3, 3, 2, 0, NN_CONV_TILE);
+        test_levels_agree(40, 13, 7, 70, 1, 1, 1, 0, NN_CONV_TILE);
     }
     const double t2 = now_s();
 

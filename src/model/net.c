@@ -380,15 +380,17 @@ static int in_stem(const dd_net *net, int node) {
     return (size_t)net->nodes[node].h * net->nodes[node].w > net->stem_below;
 }
 
-typedef struct conv_paths {
-    int bf16_w, bf16_wt, winograd; /* winograd: both ways */
-} conv_paths;
-
-static conv_paths paths_of(const dd_net *net, int i, int fast) {
-    const nn_conv *cv = &net->nodes[i].conv;
-    const int wino = nn_winograd_applies(cv);
-    if (!fast) return (conv_paths){.winograd = wino};
-    return (conv_paths){.bf16_w = !in_stem(net, i) && !wino, .bf16_wt = !wino, .winograd = wino};
+/* The path of convolution i each way (docs/ARCHITECTURE.md, Kernels). */
+static void choose_paths(const dd_net *net, int i, int fast, nn_conv_path *forward, nn_conv_path *backward) {
+    const nn_conv_path gemm = net->cpu >= NN_CPU_AVX2 ? NN_CONV_TILE : NN_CONV_SGEMM;
+    if (nn_winograd_applies(&net->nodes[i].conv)) {
+        *forward = *backward = NN_CONV_WINOGRAD;
+    } else if (!fast) {
+        *forward = *backward = gemm;
+    } else {
+        *forward = in_stem(net, i) ? gemm : NN_CONV_BF16;
+        *backward = NN_CONV_BF16;
+    }
 }
 
 static int is_conv(const dd_net *net, int i) {
@@ -402,21 +404,17 @@ static void drop_packs(dd_net *net) {
     net->fast = 0;
 }
 
-/* One block: the packed weights of every conv, then the threads' bfloat16
- * B scratch for the largest k either way. */
+/* One block: the packed weights of every conv, then the threads' GEMM
+ * scratch for the largest k either way. */
 static dd_status pack_weights(dd_net *net, int fast) {
     drop_packs(net);
     size_t words = 0, scratch = 0;
     for (int i = 1; i < net->n_nodes; i++) {
         if (!is_conv(net, i)) continue;
-        const nn_conv *cv = &net->nodes[i].conv;
-        const conv_paths use = paths_of(net, i, fast);
-        const int ckk = cv->c * cv->win.kh * cv->win.kw, k = cv->k;
-        if (use.bf16_w) words += nn_bf16_packed_a_words(k, ckk);
-        if (use.bf16_wt) words += nn_bf16_packed_a_words(ckk, k);
-        words += (size_t)(2 * use.winograd) * nn_winograd_weight_floats(cv);
-        const size_t s = use.bf16_w || use.bf16_wt ? nn_bf16_scratch_words(ckk > k ? ckk : k) : 0;
-        if (s > scratch) scratch = s;
+        nn_conv *cv = &net->nodes[i].conv;
+        choose_paths(net, i, fast, &cv->forward, &cv->backward);
+        words += nn_conv_pack_words(cv);
+        if (nn_conv_scratch_words(cv) > scratch) scratch = nn_conv_scratch_words(cv);
     }
     net->packed_mem = malloc((words + scratch * (size_t)net->threads) * sizeof(uint32_t) + 64);
     if (!net->packed_mem) return util_fail(DD_ERR_NOMEM, "out of memory for the packed weights");
@@ -424,17 +422,9 @@ static dd_status pack_weights(dd_net *net, int fast) {
     for (int i = 1; i < net->n_nodes; i++) {
         if (!is_conv(net, i)) continue;
         net_node *x = &net->nodes[i];
-        const conv_paths use = paths_of(net, i, fast);
-        const int ckk = x->conv.c * x->conv.win.kh * x->conv.win.kw, k = x->conv.k;
         x->packed = (nn_conv_packed){.col_floats = net->col_floats};
-        if (use.bf16_w) nn_bf16_pack_a(p, x->mn->weights, k, ckk, 0), x->packed.w = p, p += nn_bf16_packed_a_words(k, ckk);
-        if (use.bf16_wt) nn_bf16_pack_a(p, x->mn->weights, ckk, k, 1), x->packed.wt = p, p += nn_bf16_packed_a_words(ckk, k);
-        if (use.winograd) {
-            nn_winograd_pack((float *)p, x->mn->weights, &x->conv);
-            x->packed.winograd = (const float *)p, p += nn_winograd_weight_floats(&x->conv);
-            nn_winograd_pack_backward((float *)p, x->mn->weights, &x->conv);
-            x->packed.winograd_t = (const float *)p, p += nn_winograd_weight_floats(&x->conv);
-        }
+        nn_conv_pack(&x->packed, p, x->mn->weights, &x->conv);
+        p += nn_conv_pack_words(&x->conv);
     }
     for (int i = 1; i < net->n_nodes; i++)
         if (is_conv(net, i)) net->nodes[i].packed.scratch = p, net->nodes[i].conv.packed = &net->nodes[i].packed;
@@ -455,6 +445,7 @@ dd_status net_borrow_packs(dd_net *net, const dd_net *from) {
         net_node *x = &net->nodes[i];
         x->packed = from->nodes[i].packed;
         x->packed.col_floats = net->col_floats; /* its own col scratch */
+        x->conv.forward = from->nodes[i].conv.forward, x->conv.backward = from->nodes[i].conv.backward;
         x->conv.packed = &x->packed;
     }
     net->fast = from->fast;
@@ -538,15 +529,20 @@ void net_set_profile(dd_net *net, net_profile *profile) { net->profile = profile
 
 const char *net_profile_name(int kind) {
     static const char *const names[NET_PROFILE_KINDS] = {
-        [NET_PROFILE_CONV_STEM] = "conv stem", [NET_PROFILE_CONV] = "conv",
-        [NET_PROFILE_MAXPOOL] = "max pool",    [NET_PROFILE_AVGPOOL] = "avg pool",
-        [NET_PROFILE_CONCAT] = "concat",       [NET_PROFILE_OTHER] = "other"};
+        [NET_PROFILE_CONV_SGEMM] = "conv sgemm", [NET_PROFILE_CONV_TILE] = "conv tile",
+        [NET_PROFILE_CONV_BF16] = "conv bf16",   [NET_PROFILE_CONV_WINOGRAD] = "conv winograd",
+        [NET_PROFILE_MAXPOOL] = "max pool",      [NET_PROFILE_AVGPOOL] = "avg pool",
+        [NET_PROFILE_CONCAT] = "concat",         [NET_PROFILE_OTHER] = "other"};
     return kind >= 0 && kind < NET_PROFILE_KINDS ? names[kind] : "?";
 }
 
-static int profile_kind(const dd_net *net, int i) {
+static int profile_kind(const dd_net *net, int i, int pass) {
+    _Static_assert((int)NET_PROFILE_CONV_SGEMM == (int)NN_CONV_SGEMM && (int)NET_PROFILE_CONV_TILE == (int)NN_CONV_TILE &&
+                       (int)NET_PROFILE_CONV_BF16 == (int)NN_CONV_BF16 &&
+                       (int)NET_PROFILE_CONV_WINOGRAD == (int)NN_CONV_WINOGRAD,
+                   "profile kinds follow nn_conv_path");
     switch (net->nodes[i].mn->op) {
-    case MODEL_OP_CONV: return in_stem(net, i) ? NET_PROFILE_CONV_STEM : NET_PROFILE_CONV;
+    case MODEL_OP_CONV: return (int)(pass ? net->nodes[i].conv.backward : net->nodes[i].conv.forward);
     case MODEL_OP_MAXPOOL: return NET_PROFILE_MAXPOOL;
     case MODEL_OP_AVGPOOL: return NET_PROFILE_AVGPOOL;
     case MODEL_OP_CONCAT: return NET_PROFILE_CONCAT;
@@ -558,7 +554,7 @@ static int profile_kind(const dd_net *net, int i) {
 static void profile_charge(dd_net *net, int i, int pass, double *t0) {
     if (!net->profile) return;
     const double t = seconds_now();
-    net->profile->seconds[pass][i < 0 ? NET_PROFILE_OTHER : profile_kind(net, i)] += t - *t0;
+    net->profile->seconds[pass][i < 0 ? NET_PROFILE_OTHER : profile_kind(net, i, pass)] += t - *t0;
     *t0 = t;
 }
 

@@ -16,11 +16,11 @@ typedef struct net_gemm {
 int net_gemm_shapes(const dd_net *net, net_gemm *out, int max);
 
 /* Seconds spent per kind of node, forward [0] and backward [1], summed
- * over passes while set (benchmarks). The stem's convolutions (those above
- * the first concatenation's resolution) are a kind of their own. */
+ * over passes while set (benchmarks). Convolutions are counted by the path
+ * that ran them (kinds 0 .. NN_CONV_PATHS - 1, as nn_conv_path). */
 enum {
-    NET_PROFILE_CONV_STEM, NET_PROFILE_CONV, NET_PROFILE_MAXPOOL, NET_PROFILE_AVGPOOL, NET_PROFILE_CONCAT,
-    NET_PROFILE_OTHER, NET_PROFILE_KINDS
+    NET_PROFILE_CONV_SGEMM, NET_PROFILE_CONV_TILE, NET_PROFILE_CONV_BF16, NET_PROFILE_CONV_WINOGRAD,
+    NET_PROFILE_MAXPOOL, NET_PROFILE_AVGPOOL, NET_PROFILE_CONCAT, NET_PROFILE_OTHER, NET_PROFILE_KINDS
 };
 typedef struct net_profile {
     double seconds[2][NET_PROFILE_KINDS];

@@ -212,52 +212,123 @@ static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
     if (mask) nn_relu_mask_from_output(out, mask, k, plane, from, count, threads);
 }
 
-/* C = op(W) B (+ C): the float32 sgemm, or bfloat16 in fast mode with the
- * bias and ReLU (forward) or the ReLU mask of B (backward) fused in. Then
- * the float32 path's bias and ReLU, and the mask bits either way. */
-static void conv_gemm_forward(const nn_conv *cv, int m, int n, int k, const float *w, const float *bias,
-                              const float *b, int ldb, float *out, uint8_t *mask, size_t plane,
-                              size_t from, int threads) {
-    if (cv->packed && cv->packed->w) {
-        const nn_bf16_fuse fuse = {.bias = bias, .relu = mask != NULL};
-        nn_gemm_bf16_fused(m, n, k, cv->packed->w, b, ldb, 0.0f, out + from, (int)plane, cv->packed->scratch,
-                           threads, &fuse);
-        if (mask) nn_relu_mask_from_output(out, mask, m, plane, from, (size_t)n, threads);
-    } else {
-        nn_gemm(0, m, n, k, w, k, b, ldb, 0.0f, out + from, (int)plane, threads);
-        bias_relu(out, mask, bias, m, plane, from, (size_t)n, threads);
+const char *nn_conv_path_name(nn_conv_path path) {
+    static const char *const names[NN_CONV_PATHS] = {
+        [NN_CONV_SGEMM] = "sgemm", [NN_CONV_TILE] = "tile", [NN_CONV_BF16] = "bf16", [NN_CONV_WINOGRAD] = "winograd"};
+    return path >= 0 && path < NN_CONV_PATHS ? names[path] : "?";
+}
+
+/* Words of w packed for path one way (trans: the backward's W^T), packed
+ * at dst unless it is NULL. */
+static size_t pack_way(uint32_t *dst, nn_conv_path path, int trans, const float *w, const nn_conv *cv) {
+    const int ckk = cv->c * cv->win.kh * cv->win.kw, m = trans ? ckk : cv->k, k = trans ? cv->k : ckk;
+    switch (path) {
+    case NN_CONV_BF16:
+        if (dst) nn_bf16_pack_a(dst, w, m, k, trans);
+        return nn_bf16_packed_a_words(m, k);
+    case NN_CONV_TILE:
+        if (dst) nn_tile_pack((float *)dst, w, m, k, trans);
+        return nn_tile_panels_floats(m, k);
+    case NN_CONV_WINOGRAD:
+        if (dst && trans) nn_winograd_pack_backward((float *)dst, w, cv);
+        else if (dst) nn_winograd_pack((float *)dst, w, cv);
+        return nn_winograd_weight_floats(cv);
+    default: return 0;
     }
+}
+
+size_t nn_conv_pack_words(const nn_conv *cv) {
+    return pack_way(NULL, cv->forward, 0, NULL, cv) + pack_way(NULL, cv->backward, 1, NULL, cv);
+}
+
+size_t nn_conv_scratch_words(const nn_conv *cv) {
+    const int ckk = cv->c * cv->win.kh * cv->win.kw, kmax = ckk > cv->k ? ckk : cv->k;
+    size_t most = 0;
+    for (int way = 0; way < 2; way++) {
+        const nn_conv_path path = way ? cv->backward : cv->forward;
+        const size_t s = path == NN_CONV_BF16   ? nn_bf16_scratch_words(kmax)
+                         : path == NN_CONV_TILE ? nn_gemm_f32_scratch_floats(kmax)
+                                                : 0;
+        if (s > most) most = s;
+    }
+    return most;
+}
+
+void nn_conv_pack(nn_conv_packed *p, uint32_t *dst, const float *w, const nn_conv *cv) {
+    const void *way[2];
+    for (int trans = 0; trans < 2; trans++) {
+        way[trans] = dst;
+        dst += pack_way(dst, trans ? cv->backward : cv->forward, trans, w, cv);
+    }
+    if (cv->forward == NN_CONV_BF16) p->w = way[0];
+    if (cv->backward == NN_CONV_BF16) p->wt = way[1];
+    if (cv->forward == NN_CONV_TILE) p->tile_w = way[0];
+    if (cv->backward == NN_CONV_TILE) p->tile_wt = way[1];
+    if (cv->forward == NN_CONV_WINOGRAD) p->winograd = way[0];
+    if (cv->backward == NN_CONV_WINOGRAD) p->winograd_t = way[1];
+}
+
+/* C = op(W) B (+ C) for the GEMM paths: B is the first n columns from
+ * from of B's rows (row stride ldb); in the forward pass (trans 0) with
+ * bias and ReLU, in the backward one (trans 1) B counts only where mask
+ * (the ReLU bits of dout, NULL once applied) is set. The float32 sgemm
+ * gets bias and ReLU afterwards; the others fuse them. */
+static void conv_gemm(const nn_conv *cv, nn_conv_path path, int trans, int m, int n, int k, const float *w,
+                      const float *b, size_t ldb, size_t from, const float *bias, int relu, const uint8_t *mask,
+                      size_t mask_plane, float beta, float *c, size_t ldc, int threads) {
+    const nn_conv_packed *p = cv->packed;
+    const nn_gemm_fuse fuse = {.bias = bias, .relu = relu, .b_mask = mask, .b_mask_row = mask_plane,
+                               .b_mask_from = from};
+    if (path == NN_CONV_TILE)
+        nn_gemm_f32(cv->cpu, m, n, k, trans ? p->tile_wt : p->tile_w, b + from, (int)ldb, beta, c, (int)ldc,
+                    p->scratch, threads, &fuse);
+    else if (path == NN_CONV_BF16)
+        nn_gemm_bf16_fused(m, n, k, trans ? p->wt : p->w, b + from, (int)ldb, beta, c, (int)ldc, p->scratch, threads,
+                           &fuse);
+    else
+        nn_gemm(trans, m, n, k, w, trans ? m : k, b + from, (int)ldb, beta, c, (int)ldc, threads);
 }
 
 void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
                      const float *w, const float *b, const nn_conv *cv,
                      float *col, int threads) {
     const nn_window *s = &cv->win;
-    const int ckk = cv->c * s->kh * s->kw;
+    const int ckk = cv->c * s->kh * s->kw, relu = relu_mask != NULL;
     const size_t plane = (size_t)s->oh * s->ow;
-    if (cv->packed && cv->packed->winograd &&
-        nn_conv_forward_winograd(out, relu_mask, in, cv->packed->winograd, b, cv, col, cv->packed->col_floats,
-                                 threads))
-        return;
-    if (nn_conv_is_pointwise(cv)) {
-        conv_gemm_forward(cv, cv->k, (int)plane, cv->c, w, b, in, (int)plane, out, relu_mask, plane, 0,
-                          threads);
-        return;
+    nn_conv_path path = cv->forward;
+    if (path == NN_CONV_WINOGRAD) {
+        if (nn_conv_forward_winograd(out, relu_mask, in, cv->packed->winograd, b, cv, col, cv->packed->col_floats,
+                                     threads))
+            return;
+        path = NN_CONV_SGEMM; /* scratch below one block row: only outside a planned net */
     }
-    if (cv->packed && cv->packed->w && s->sh == 1 && s->sw == 1 && s->ow >= 16) {
-        /* The bfloat16 GEMM packs its B straight from the input. */
-        const nn_bf16_fuse fuse = {.bias = b, .relu = relu_mask != NULL, .im2col_in = in, .im2col_win = s};
-        nn_gemm_bf16_fused(cv->k, (int)plane, ckk, cv->packed->w, NULL, 0, 0.0f, out, (int)plane,
-                           cv->packed->scratch, threads, &fuse);
-        if (relu_mask) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, 0, plane, threads);
+    /* The fused paths take B straight from the input: a 1x1 stride-1 input
+     * is B itself; else the packing reads the im2col from it (for
+     * bfloat16, stride 1 and rows of 16 or more only). */
+    const int pointwise = nn_conv_is_pointwise(cv);
+    const int direct = path == NN_CONV_TILE || (path == NN_CONV_BF16 && s->sh == 1 && s->sw == 1 && s->ow >= 16);
+    if (pointwise || direct) {
+        const nn_conv_packed *p = cv->packed;
+        const nn_gemm_fuse fuse = {.bias = b, .relu = relu, .im2col_in = pointwise ? NULL : in, .im2col_win = s};
+        if (path == NN_CONV_TILE)
+            nn_gemm_f32(cv->cpu, cv->k, (int)plane, ckk, p->tile_w, in, (int)plane, 0.0f, out, (int)plane, p->scratch,
+                        threads, &fuse);
+        else if (path == NN_CONV_BF16)
+            nn_gemm_bf16_fused(cv->k, (int)plane, ckk, p->w, in, (int)plane, 0.0f, out, (int)plane, p->scratch, threads,
+                               &fuse);
+        else
+            conv_gemm(cv, path, 0, cv->k, (int)plane, ckk, w, in, plane, 0, b, relu, NULL, 0, 0.0f, out, plane, threads);
+        if (path == NN_CONV_SGEMM) bias_relu(out, relu_mask, b, cv->k, plane, 0, plane, threads);
+        else if (relu_mask) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, 0, plane, threads);
         return;
     }
     for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
-        const int n = rows * s->ow;
+        const size_t n = (size_t)rows * s->ow, from = (size_t)oy0 * s->ow;
         im2col(col, in, cv, oy0, rows, threads);
-        conv_gemm_forward(cv, cv->k, n, ckk, w, b, col, n, out, relu_mask, plane, (size_t)oy0 * s->ow,
-                          threads);
+        conv_gemm(cv, path, 0, cv->k, (int)n, ckk, w, col, n, 0, b, relu, NULL, 0, 0.0f, out + from, plane, threads);
+        if (path == NN_CONV_SGEMM) bias_relu(out, relu_mask, b, cv->k, plane, from, n, threads);
+        else if (relu_mask) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, from, n, threads);
     }
 }
 
@@ -285,21 +356,6 @@ static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
     }
 }
 
-/* din_part (m x n) = W^T dout (+ din_part), dout's columns from..from+n-1,
- * masked by the ReLU bits: fused into the bfloat16 GEMM, or applied to all
- * of dout once beforehand for the float32 one (the caller's masked flag). */
-static void conv_gemm_backward(const nn_conv *cv, int m, int n, int k, const float *w, const float *dout,
-                               const uint8_t *mask, size_t plane, size_t from, float beta, float *c,
-                               int ldc, int threads) {
-    if (cv->packed && cv->packed->wt) {
-        const nn_bf16_fuse fuse = {.b_mask = mask, .b_mask_row = nn_mask_bytes(plane), .b_mask_from = from};
-        nn_gemm_bf16_fused(m, n, k, cv->packed->wt, dout + from, (int)plane, beta, c, ldc, cv->packed->scratch,
-                           threads, &fuse);
-    } else {
-        nn_gemm(1, m, n, k, w, m, dout + from, (int)plane, beta, c, ldc, threads);
-    }
-}
-
 void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
                             const float *w, const nn_conv *cv, float *col,
                             int threads) {
@@ -307,20 +363,26 @@ void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
     const int ckk = cv->c * s->kh * s->kw;
     const size_t plane = (size_t)s->oh * s->ow;
     const nn_conv_packed *p = cv->packed;
-    const int winograd = p && p->winograd_t, fused = p && p->wt && !winograd;
+    nn_conv_path path = cv->backward;
+    /* The packed GEMMs mask dout as they pack it; the others need it masked. */
+    const int fused = path == NN_CONV_TILE || path == NN_CONV_BF16;
     if (relu_mask && !fused) apply_mask(dout, relu_mask, cv->k, plane, threads);
-    if (winograd && nn_conv_backward_winograd(din, dout, p->winograd_t, cv, col, p->col_floats, threads)) return;
+    if (path == NN_CONV_WINOGRAD) {
+        if (nn_conv_backward_winograd(din, dout, p->winograd_t, cv, col, p->col_floats, threads)) return;
+        path = NN_CONV_SGEMM;
+    }
     const uint8_t *mask = fused ? relu_mask : NULL;
+    const size_t mask_plane = nn_mask_bytes(plane);
     if (nn_conv_is_pointwise(cv)) {
-        conv_gemm_backward(cv, cv->c, (int)plane, cv->k, w, dout, mask, plane, 0, 1.0f, din, (int)plane,
-                           threads);
+        conv_gemm(cv, path, 1, cv->c, (int)plane, cv->k, w, dout, plane, 0, NULL, 0, mask, mask_plane, 1.0f, din,
+                  plane, threads);
         return;
     }
     for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
-        const int n = rows * s->ow;
-        conv_gemm_backward(cv, ckk, n, cv->k, w, dout, mask, plane, (size_t)oy0 * s->ow, 0.0f, col, n,
-                           threads);
+        const size_t n = (size_t)rows * s->ow;
+        conv_gemm(cv, path, 1, ckk, (int)n, cv->k, w, dout, plane, (size_t)oy0 * s->ow, NULL, 0, mask, mask_plane, 0.0f,
+                  col, n, threads);
         col2im_add(din, col, cv, oy0, rows, threads);
     }
 }

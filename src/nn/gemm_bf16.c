@@ -89,7 +89,7 @@ TARGET static inline void store_pairs(uint32_t *out, __m512 lo, __m512 hi) {
 }
 
 TARGET static void pack_b(uint32_t *dst, const float *b, int ldb, int k, int j0, int cols,
-                          const nn_bf16_fuse *fuse) {
+                          const nn_gemm_fuse *fuse) {
     const uint8_t *bm = fuse ? fuse->b_mask : NULL;
     const int kp = (k + 1) / 2;
     const int vectors = (cols + 15) / 16, padded = (cols + NR - 1) / NR * (NR / 16);
@@ -136,7 +136,7 @@ TARGET static inline __m512 row_segment(__m512 v, const float *plane, const nn_w
  * straight from the input: no im2col band in memory. Row r of B is
  * (c, ky, kx); a vector of 16 columns spans at most two output rows (the
  * caller makes sure ow >= 16). */
-TARGET static void pack_b_im2col(uint32_t *dst, const nn_bf16_fuse *fuse, int k, int j0, int cols) {
+TARGET static void pack_b_im2col(uint32_t *dst, const nn_gemm_fuse *fuse, int k, int j0, int cols) {
     const nn_window *s = fuse->im2col_win;
     const int kp = (k + 1) / 2, khw = s->kh * s->kw;
     const int vectors = (cols + 15) / 16, padded = (cols + NR - 1) / NR * (NR / 16);
@@ -208,7 +208,7 @@ TARGET static void kernel(const uint32_t *a, const uint32_t *b, int kp, float *c
 }
 
 TARGET static void gemm_columns(int m, int k, const uint32_t *a, const float *b, int ldb, int add, float *c,
-                                int ldc, uint32_t *scratch, int j0, int j1, const nn_bf16_fuse *fuse) {
+                                int ldc, uint32_t *scratch, int j0, int j1, const nn_gemm_fuse *fuse) {
     const float *bias = fuse ? fuse->bias : NULL;
     const int relu = fuse ? fuse->relu : 0;
     const int kp = (k + 1) / 2, m_panels = (m + MR - 1) / MR;
@@ -233,7 +233,7 @@ void nn_gemm_bf16(int m, int n, int k, const uint32_t *a_packed, const float *b,
 }
 
 void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
-                        float *c, int ldc, uint32_t *scratch, int threads, const nn_bf16_fuse *fuse) {
+                        float *c, int ldc, uint32_t *scratch, int threads, const nn_gemm_fuse *fuse) {
 #if HAVE_BF16_KERNEL
     const int panels = (n + NR - 1) / NR;
     if (threads > panels) threads = panels;

@@ -85,30 +85,50 @@ size_t nn_bf16_scratch_words(int k);
 void nn_gemm_bf16(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
                   float *c, int ldc, uint32_t *scratch, int threads);
 
-/* Work fused into nn_gemm_bf16's passes over B and C. */
-typedef struct nn_bf16_fuse {
+/* Work fused into nn_gemm_bf16's and nn_gemm_f32's passes over B and C. */
+typedef struct nn_gemm_fuse {
     const float *bias;     /* C row r += bias[r] after the product (or NULL) */
     int relu;              /* then C = max(C, 0)                           */
     const uint8_t *b_mask; /* B (r, j) counts as 0 unless bit b_mask_from + j
                             * of mask row r (b_mask_row bytes each) is set  */
     size_t b_mask_row, b_mask_from;
     const float *im2col_in;      /* or B is the im2col of this (C, H, W) input */
-    const nn_window *im2col_win; /* under this stride-1 window, B's column j */
+    const nn_window *im2col_win; /* under this window, B's column j; stride 1 for bf16 */
     size_t im2col_from;          /* being output pixel im2col_from + j; b unused */
-} nn_bf16_fuse;
+} nn_gemm_fuse;
 void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
-                        float *c, int ldc, uint32_t *scratch, int threads, const nn_bf16_fuse *fuse);
+                        float *c, int ldc, uint32_t *scratch, int threads, const nn_gemm_fuse *fuse);
 
-/* A convolution's weights packed for its faster paths: for nn_gemm_bf16 w
- * as K x (C KH KW) for the forward pass and its transpose for the backward
- * one (NULL: that direction's GEMM runs in float32), and the transformed
- * weights of Winograd F(4x4,3x3) in float32 for either direction (NULL: no
- * Winograd that way). */
+/* ---- float32 GEMM on the register tile (src/nn/gemm_f32.c), AVX2 and up --
+ * C (m x n) = A B (beta 0) or C += A B (beta 1), A packed by nn_tile_pack
+ * (op(A) is m x k), B float32 k x n with row stride ldb, or the im2col of
+ * fuse->im2col_in under any window. scratch: threads x
+ * nn_gemm_f32_scratch_floats(k) floats. Bits independent of threads. */
+size_t nn_gemm_f32_scratch_floats(int k);
+void nn_gemm_f32(nn_cpu_level cpu, int m, int n, int k, const float *a_panels, const float *b, int ldb, float beta,
+                 float *c, int ldc, float *scratch, int threads, const nn_gemm_fuse *fuse);
+
+/* How a convolution runs one way, chosen when its net is planned. */
+typedef enum nn_conv_path {
+    NN_CONV_SGEMM,    /* im2col bands (none for 1x1 stride 1) + OpenBLAS sgemm */
+    NN_CONV_TILE,     /* float32 on our register tile, im2col fused (AVX2 and up) */
+    NN_CONV_BF16,     /* bfloat16 products (fast mode, AVX512-BF16)            */
+    NN_CONV_WINOGRAD, /* F(4x4, 3x3) float32, 3x3 stride 1 only                */
+    NN_CONV_PATHS
+} nn_conv_path;
+const char *nn_conv_path_name(nn_conv_path path);
+
+/* A convolution's weights packed for its paths: w as K x (C KH KW) for the
+ * forward pass and its transpose for the backward one, in bfloat16 pairs
+ * (NN_CONV_BF16) or float32 tile panels (NN_CONV_TILE); the transformed
+ * weights of Winograd F(4x4,3x3) for either direction; the threads' B
+ * scratch of the GEMMs. */
 typedef struct nn_conv_packed {
-    const uint32_t *w, *wt;
-    uint32_t *scratch;                      /* for the bfloat16 GEMMs */
-    const float *winograd, *winograd_t;     /* forward, backward       */
-    size_t col_floats;                      /* floats of the col scratch, for Winograd */
+    const uint32_t *w, *wt;             /* bfloat16 */
+    const float *tile_w, *tile_wt;      /* float32 panels */
+    void *scratch;                      /* threads x the larger GEMM scratch */
+    const float *winograd, *winograd_t; /* forward, backward */
+    size_t col_floats;                  /* floats of the col scratch, for Winograd */
 } nn_conv_packed;
 
 /* ---- convolution (BN folded into w and b), optional fused ReLU ------------
@@ -121,8 +141,17 @@ typedef struct nn_conv {
     nn_window win;
     int band_rows; /* output rows per im2col band (bounded scratch) */
     nn_cpu_level cpu; /* the level its weights were packed for and its kernels run at */
-    const nn_conv_packed *packed; /* faster paths when set, else im2col + sgemm */
+    nn_conv_path forward, backward; /* NN_CONV_SGEMM needs no packed weights */
+    const nn_conv_packed *packed;
 } nn_conv;
+
+/* The packed weights of cv's paths (cv->forward, cv->backward, cv->cpu):
+ * nn_conv_pack_words(cv) words at dst, p's fields pointed at them. The
+ * paths' GEMMs also need threads x nn_conv_scratch_words(cv) words in
+ * p->scratch, and Winograd p->col_floats of col scratch. */
+size_t nn_conv_pack_words(const nn_conv *cv);
+size_t nn_conv_scratch_words(const nn_conv *cv);
+void nn_conv_pack(nn_conv_packed *p, uint32_t *dst, const float *w, const nn_conv *cv);
 
 /* Sizes the im2col band so that the band holds about col_budget floats. */
 void nn_conv_plan_bands(nn_conv *cv, size_t col_budget);
