@@ -311,8 +311,10 @@ static int bench_size(const dd_model *model, int side, const bench_opts *o) {
     }
     const long rss_kib = peak_rss_kib(); /* before the sgemm buffers below */
 
-    double flops_fwd, flops_bwd;
-    dd_net_flops(net, &flops_fwd, &flops_bwd);
+    /* Rates count the direct convolutions' FLOPs (the sgemm shapes'), so that
+     * paths compare; the arithmetic the paths run is reported beside. */
+    double arith_fwd, arith_bwd;
+    dd_net_flops(net, &arith_fwd, &arith_bwd);
     if (!gemm_set_init(&gs, net)) {
         fprintf(stderr, "dd_bench: %dx%d: out of memory for the sgemm buffers\n", side, side);
         goto done;
@@ -325,6 +327,7 @@ static int bench_size(const dd_model *model, int side, const bench_opts *o) {
     for (int i = 0; i < gs.n; i++) calls += gs.g[i].calls;
     const double sgemm_gflops = gs.flops / sgemm_s * 1e-9;
     const double sgemm_bwd_gflops = gs.flops / sgemm_bwd_s * 1e-9;
+    const double flops_fwd = gs.flops, flops_bwd = gs.flops;
 
     for (int i = 0; i < n_modes; i++) {
         const mode_times *m = &modes[i];
@@ -338,13 +341,14 @@ static int bench_size(const dd_model *model, int side, const bench_opts *o) {
         else printf("\"grad_corr_vs_exact\":%.6f,", m->grad_corr);
         printf("\"forward_s\":%.6f,\"forward_min_s\":%.6f,\"step_s\":%.6f,\"step_min_s\":%.6f,"
                "\"flops_forward\":%.0f,\"flops_backward\":%.0f,"
+               "\"arith_flops_forward\":%.0f,\"arith_flops_backward\":%.0f,"
                "\"forward_gflops\":%.2f,\"step_gflops\":%.2f,"
                "\"arena_bytes\":%zu,\"peak_rss_kib\":%ld,"
                "\"sgemm_shapes\":%d,\"sgemm_calls\":%d,\"sgemm_flops\":%.0f,"
                "\"sgemm_s\":%.6f,\"sgemm_gflops\":%.2f,"
                "\"sgemm_bwd_s\":%.6f,\"sgemm_bwd_gflops\":%.2f,"
                "\"forward_frac_of_sgemm\":%.3f,\"step_frac_of_sgemm\":%.3f}\n",
-               m->fwd_s, m->fwd_min_s, m->step_s, m->step_min_s, flops_fwd, flops_bwd, fwd_gflops,
+               m->fwd_s, m->fwd_min_s, m->step_s, m->step_min_s, flops_fwd, flops_bwd, arith_fwd, arith_bwd, fwd_gflops,
                step_gflops, dd_net_arena_bytes(net), rss_kib, gs.n, calls, gs.flops, sgemm_s, sgemm_gflops,
                sgemm_bwd_s, sgemm_bwd_gflops, fwd_gflops / sgemm_gflops, step_gflops / sgemm_gflops);
         fflush(stdout);
@@ -362,9 +366,8 @@ static int bench_size(const dd_model *model, int side, const bench_opts *o) {
                     1e3 * m->profile.seconds[1][k]);
         fputc('\n', stderr);
     }
-    if (gs.flops < 0.999 * flops_fwd || gs.flops > 1.001 * flops_fwd)
-        fprintf(stderr, "dd_bench: %dx%d: warning: GEMM FLOPs %.4g differ from the net's forward FLOPs %.4g\n",
-                side, side, gs.flops, flops_fwd);
+    fprintf(stderr, "dd_bench: %4dx%-4d direct-convolution GFLOP per pass %.1f; the kernels run %.1f forward, %.1f backward\n",
+            side, side, gs.flops * 1e-9, arith_fwd * 1e-9, arith_bwd * 1e-9);
     ok = 1;
 done:
     gemm_set_free(&gs);

@@ -144,8 +144,10 @@ typedef struct dd_layer_stats {
 } dd_layer_stats;
 dd_status dd_net_term_stats(const dd_net *net, int term, dd_layer_stats *out);
 
-/* Floating-point operations of one forward and one backward pass (multiply
- * and add counted as two), for benchmarks. */
+/* Floating-point operations of one forward and one backward pass as the
+ * net's kernels run them (multiply and add counted as two; a Winograd
+ * convolution counts its 36 products per 4x4 block and channel pair, not
+ * the direct convolution's 144, nor its transforms), for benchmarks. */
 void dd_net_flops(const dd_net *net, double *forward, double *backward);
 
 /* Bytes of the net's arena (activations, masks, scratch). */

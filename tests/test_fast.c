@@ -322,7 +322,8 @@ static void test_conv(int c, int k, int h, int w, int kh, int kw, int s, int sam
     nn_bf16_pack_a(pw, wt, k, ckk, 0);
     nn_bf16_pack_a(pwt, wt, ckk, k, 1);
     const nn_conv_packed fast = {.w = pw, .wt = pwt, .scratch = scratch};
-    cv.packed = &fast, cv.forward = cv.backward = NN_CONV_BF16;
+    cv.packed = &fast;
+    nn_conv_set_paths(&cv, NN_CONV_BF16, NN_CONV_BF16);
 
     /* Three runs: one band 2 threads (checked), several bands 2 threads, one
      * band 1 thread (both bit-compared with the first). */

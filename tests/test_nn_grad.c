@@ -338,7 +338,8 @@ static nn_conv_path gemm_path = NN_CONV_SGEMM;
 /* cv runs path both ways at the current level, its weights w packed into
  * *mem (freed by the caller) with GEMM scratch for two threads beside. */
 static void conv_use(nn_conv *cv, nn_conv_packed *p, nn_conv_path path, const float *w, uint32_t **mem) {
-    cv->cpu = nn_cpu(), cv->forward = cv->backward = path;
+    cv->cpu = nn_cpu();
+    nn_conv_set_paths(cv, path, path);
     const size_t words = nn_conv_pack_words(cv), scratch = nn_conv_scratch_words(cv);
     *mem = xmalloc((words + 2 * scratch + 1) * sizeof(uint32_t));
     *p = (nn_conv_packed){.scratch = *mem + words};
@@ -546,7 +547,8 @@ static void test_winograd(int c, int k, int h, int w, int same) {
     const size_t all = (one_row > one_row_t ? one_row : one_row_t) * (size_t)(h > g.oh ? h : g.oh);
     float *scratch = xmalloc(all * sizeof(float));
     nn_conv_packed packed = {.winograd = u, .winograd_t = ut, .col_floats = all};
-    cv.packed = &packed, cv.forward = cv.backward = NN_CONV_WINOGRAD;
+    cv.packed = &packed;
+    nn_conv_set_paths(&cv, NN_CONV_WINOGRAD, NN_CONV_WINOGRAD);
 
     float *out[2];
     uint8_t *mask[2];

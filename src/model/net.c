@@ -82,8 +82,6 @@ static dd_status plan_shapes(dd_net *net) {
                 goto too_small;
             nn_conv_plan_bands(&x->conv, COL_BUDGET_FLOATS);
             x->h = x->conv.win.oh, x->w = x->conv.win.ow;
-            net->flops_fwd += nn_conv_flops(&x->conv);
-            net->flops_bwd += nn_conv_flops(&x->conv);
             break;
         case MODEL_OP_MAXPOOL:
         case MODEL_OP_AVGPOOL:
@@ -412,10 +410,18 @@ static dd_status pack_weights(dd_net *net, int fast) {
     for (int i = 1; i < net->n_nodes; i++) {
         if (!is_conv(net, i)) continue;
         nn_conv *cv = &net->nodes[i].conv;
-        choose_paths(net, i, fast, &cv->forward, &cv->backward);
+        nn_conv_path forward, backward;
+        choose_paths(net, i, fast, &forward, &backward);
+        nn_conv_set_paths(cv, forward, backward);
         words += nn_conv_pack_words(cv);
         if (nn_conv_scratch_words(cv) > scratch) scratch = nn_conv_scratch_words(cv);
     }
+    net->flops_fwd = net->flops_bwd = 0;
+    for (int i = 1; i < net->n_nodes; i++)
+        if (is_conv(net, i)) {
+            net->flops_fwd += nn_conv_path_flops(&net->nodes[i].conv, 0);
+            net->flops_bwd += nn_conv_path_flops(&net->nodes[i].conv, 1);
+        }
     net->packed_mem = malloc((words + scratch * (size_t)net->threads) * sizeof(uint32_t) + 64);
     if (!net->packed_mem) return util_fail(DD_ERR_NOMEM, "out of memory for the packed weights");
     uint32_t *p = net->packed_mem;
@@ -445,7 +451,7 @@ dd_status net_borrow_packs(dd_net *net, const dd_net *from) {
         net_node *x = &net->nodes[i];
         x->packed = from->nodes[i].packed;
         x->packed.col_floats = net->col_floats; /* its own col scratch */
-        x->conv.forward = from->nodes[i].conv.forward, x->conv.backward = from->nodes[i].conv.backward;
+        nn_conv_set_paths(&x->conv, from->nodes[i].conv.forward, from->nodes[i].conv.backward);
         x->conv.packed = &x->packed;
     }
     net->fast = from->fast;
@@ -597,25 +603,17 @@ static double objective_value(const dd_net *net) {
     return v;
 }
 
-/* Outputs [from, to) of each plane belong to thread t of n: the contiguous
- * top-to-bottom split that the GEMMs' columns and Winograd's stripes make,
- * so what is zeroed or summed here sits in the cache of the core that next
- * writes or reads it. Two vCPUs of a VM may share no cache; a main thread
- * that zeroed every gradient alone cost 1.7x on the backward's 1x1 convs. */
-static void plane_share(size_t plane, int t, int n, size_t *from, size_t *to) {
-    *from = plane * (size_t)t / (size_t)n, *to = plane * (size_t)(t + 1) / (size_t)n;
-}
-
-/* dst = 0 (src NULL) or dst += src, planes x plane floats. */
+/* dst = 0 (src NULL) or dst += src, planes x plane floats. Each thread
+ * takes its share of every plane: the top-to-bottom split that the GEMMs'
+ * columns and Winograd's stripes make, so what is zeroed or summed here
+ * sits in the cache of the core that next writes or reads it. Two vCPUs of
+ * a VM may share no cache; a main thread that zeroed every gradient alone
+ * cost 1.7x on the backward's 1x1 convs. */
 static void planes_zero_or_add(float *dst, const float *src, int planes, size_t plane, int threads) {
 #pragma omp parallel num_threads(threads)
     {
-        int t = 0, n = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num(), n = omp_get_num_threads();
-#endif
         size_t from, to;
-        plane_share(plane, t, n, &from, &to);
+        nn_thread_share(plane, &from, &to);
         for (int c = 0; c < planes; c++) {
             float *d = dst + (size_t)c * plane;
             if (!src) {

@@ -2,6 +2,7 @@
  * with fused bias + ReLU (keeping one mask bit per output), and backward to
  * the input as W^T x dY followed by col2im. 1x1 stride-1 convolutions use the
  * input plane directly as the GEMM operand. */
+#include <math.h>
 #include <string.h>
 
 #include "nn.h"
@@ -45,6 +46,13 @@ size_t nn_conv_col_floats(const nn_conv *cv) {
 
 double nn_conv_flops(const nn_conv *cv) {
     return 2.0 * cv->k * cv->c * cv->win.kh * cv->win.kw * cv->win.oh * cv->win.ow;
+}
+
+double nn_conv_path_flops(const nn_conv *cv, int backward) {
+    const nn_window *s = &cv->win;
+    if ((backward ? cv->backward : cv->forward) != NN_CONV_WINOGRAD) return nn_conv_flops(cv);
+    const double h = backward ? s->h : s->oh, w = backward ? s->w : s->ow;
+    return 2.0 * 36 * cv->k * cv->c * ceil(h / 4) * ceil(w / 4);
 }
 
 /* col (C*KH*KW, rows*OW) <- input patches for output rows oy0 .. oy0+rows-1. */
@@ -237,6 +245,13 @@ static size_t pack_way(uint32_t *dst, nn_conv_path path, int trans, const float 
     }
 }
 
+void nn_conv_set_paths(nn_conv *cv, nn_conv_path forward, nn_conv_path backward) {
+    const nn_window *s = &cv->win;
+    cv->forward = forward, cv->backward = backward;
+    cv->forward_from_input =
+        forward == NN_CONV_TILE || (forward == NN_CONV_BF16 && s->sh == 1 && s->sw == 1 && s->ow >= 16);
+}
+
 size_t nn_conv_pack_words(const nn_conv *cv) {
     return pack_way(NULL, cv->forward, 0, NULL, cv) + pack_way(NULL, cv->backward, 1, NULL, cv);
 }
@@ -306,8 +321,7 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
      * is B itself; else the packing reads the im2col from it (for
      * bfloat16, stride 1 and rows of 16 or more only). */
     const int pointwise = nn_conv_is_pointwise(cv);
-    const int direct = path == NN_CONV_TILE || (path == NN_CONV_BF16 && s->sh == 1 && s->sw == 1 && s->ow >= 16);
-    if (pointwise || direct) {
+    if (pointwise || (cv->forward_from_input && path == cv->forward)) {
         const nn_conv_packed *p = cv->packed;
         const nn_gemm_fuse fuse = {.bias = b, .relu = relu, .im2col_in = pointwise ? NULL : in, .im2col_win = s};
         if (path == NN_CONV_TILE)

@@ -12,9 +12,6 @@
  * and then from cache. Every column is summed over all of k in one pass, in
  * the same order whatever the thread count: results do not depend on it. */
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "nn.h"
 
@@ -241,12 +238,9 @@ void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const flo
     const size_t scratch_words = nn_bf16_scratch_words(k);
 #pragma omp parallel num_threads(threads)
     {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num(), nt = omp_get_num_threads();
-#endif
-        const int p0 = (int)((long)panels * t / nt), p1 = (int)((long)panels * (t + 1) / nt);
-        const int j0 = p0 * NR, j1 = p1 * NR < n ? p1 * NR : n;
+        size_t p0, p1;
+        const int t = nn_thread_share((size_t)panels, &p0, &p1);
+        const int j0 = (int)p0 * NR, j1 = (int)p1 * NR < n ? (int)p1 * NR : n;
         if (j1 > j0)
             gemm_columns(m, k, a_packed, b, ldb, beta != 0.0f, c, ldc, scratch + (size_t)t * scratch_words,
                          j0, j1, fuse);

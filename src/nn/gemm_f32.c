@@ -9,9 +9,6 @@
  * CPU OpenBLAS thinks it runs on (an OpenBLAS that does not know the CPU
  * falls back to SSE3 kernels: 2.7x slower here). */
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "nn.h"
 #include "vector.h"
@@ -145,13 +142,10 @@ void nn_gemm_f32(nn_cpu_level cpu, int m, int n, int k, const float *a_panels, c
     const size_t scratch_floats = nn_gemm_f32_scratch_floats(k);
 #pragma omp parallel num_threads(threads)
     {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num(), nt = omp_get_num_threads();
-#endif
         /* Whole panels of columns, top to bottom as the other loops split. */
-        const int p0 = (int)((long)panels * t / nt), p1 = (int)((long)panels * (t + 1) / nt);
-        const int j0 = p0 * NR, j1 = p1 * NR < n ? p1 * NR : n;
+        size_t p0, p1;
+        const int t = nn_thread_share((size_t)panels, &p0, &p1);
+        const int j0 = (int)p0 * NR, j1 = (int)p1 * NR < n ? (int)p1 * NR : n;
         if (j1 > j0)
             gemm_columns(cpu, m, k, a_panels, b, ldb, beta != 0.0f, c, ldc, scratch + (size_t)t * scratch_floats, j0, j1,
                          fuse);

@@ -5,6 +5,23 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Called by every thread of a parallel region: its index, and its share
+ * [*from, *to) of units, contiguous and in thread order (top to bottom of a
+ * plane when units are rows or columns). The split follows the thread
+ * count, so each unit must be computed whole by whoever takes it: no sum's
+ * order may depend on the split. */
+static inline int nn_thread_share(size_t units, size_t *from, size_t *to) {
+    int t = 0, n = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num(), n = omp_get_num_threads();
+#endif
+    *from = units * (size_t)t / (size_t)n, *to = units * (size_t)(t + 1) / (size_t)n;
+    return t;
+}
 
 /* A sliding window over an H x W plane, TensorFlow's padding rules:
  * 'valid' takes only whole windows; 'same' gives ceil(H / stride) outputs
@@ -141,9 +158,15 @@ typedef struct nn_conv {
     nn_window win;
     int band_rows; /* output rows per im2col band (bounded scratch) */
     nn_cpu_level cpu; /* the level its weights were packed for and its kernels run at */
-    nn_conv_path forward, backward; /* NN_CONV_SGEMM needs no packed weights */
-    const nn_conv_packed *packed;
+    nn_conv_path forward, backward; /* set by nn_conv_set_paths */
+    int forward_from_input; /* the forward GEMM packs B from the input: no im2col band */
+    const nn_conv_packed *packed; /* NN_CONV_SGEMM needs none */
 } nn_conv;
+
+/* How cv runs each way; decides whether the forward GEMM reads its B
+ * straight from the input (the tile, any window; bfloat16, stride 1 and
+ * rows of 16 or more, where its packer's vectors cross at most two rows). */
+void nn_conv_set_paths(nn_conv *cv, nn_conv_path forward, nn_conv_path backward);
 
 /* The packed weights of cv's paths (cv->forward, cv->backward, cv->cpu):
  * nn_conv_pack_words(cv) words at dst, p's fields pointed at them. The
@@ -157,7 +180,11 @@ void nn_conv_pack(nn_conv_packed *p, uint32_t *dst, const float *w, const nn_con
 void nn_conv_plan_bands(nn_conv *cv, size_t col_budget);
 int nn_conv_is_pointwise(const nn_conv *cv);
 size_t nn_conv_col_floats(const nn_conv *cv);
-double nn_conv_flops(const nn_conv *cv);
+double nn_conv_flops(const nn_conv *cv); /* the direct convolution's */
+/* The products and sums cv's path runs one way (2 per multiply-add):
+ * Winograd's are its GEMMs', 36 per 4x4 block and channel pair; its
+ * transforms' additions are not counted. */
+double nn_conv_path_flops(const nn_conv *cv, int backward);
 static inline size_t nn_mask_bytes(size_t n) { return (n + 7) / 8; }
 
 void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,

@@ -3,9 +3,6 @@
 #include <float.h>
 #include <stdlib.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "nn.h"
 #include "vector.h"
@@ -240,11 +237,9 @@ void nn_avgpool_forward(float *out, const float *in, int c, const nn_window *s,
      * the rows the convolutions before it wrote on the same core. */
 #pragma omp parallel num_threads(threads)
     {
-        int t = 0, n = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num(), n = omp_get_num_threads();
-#endif
-        const int oy0 = (int)((long)s->oh * t / n), oy1 = (int)((long)s->oh * (t + 1) / n);
+        size_t from, to;
+        nn_thread_share((size_t)s->oh, &from, &to);
+        const int oy0 = (int)from, oy1 = (int)to;
         for (int ch = 0; ch < c; ch++) {
             const float *p = in + (size_t)ch * s->h * s->w;
             float *o = out + (size_t)ch * s->oh * s->ow;

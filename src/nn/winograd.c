@@ -20,9 +20,6 @@
  * the golden test's tolerance (docs/PERFORMANCE.md). The interpolation
  * points are 0, 1, -1, 2, -2 and infinity. */
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "nn.h"
 #include "vector.h"
@@ -478,14 +475,6 @@ size_t nn_winograd_scratch_floats(const nn_conv *cv, int backward, int threads) 
     return (size_t)threads * (band_rows(cv, bh, bw) * row_floats(cv, bw) + rowbuf_floats(bw));
 }
 
-/* The first band of thread t of n: each thread transforms, multiplies and
- * writes its own stripe of the planes.
- * Threads never pass each other data between the three steps, so two
- * cores that share no cache (a VM's vCPUs on different dies) do not ship V
- * and M across: with the steps split by channel, by xi and by output
- * channel in turn, a step at 512 ran 1.7x slower in such phases. */
-static int stripe(int units, int t, int n) { return (int)((long)units * t / n); }
-
 /* The first output of thread i's mask bytes, whole bytes so that no two
  * threads write one: near the first output of its stripe. */
 static size_t mask_split(int first_row, int ow, size_t plane) {
@@ -494,8 +483,12 @@ static size_t mask_split(int first_row, int ow, size_t plane) {
 }
 
 /* The convolution cv of in by u into out (+= with accumulate), outputs
- * (y, x) with y < oh, x < ow; each thread its stripe of bands; 0 when one
- * block row per thread does not fit in scratch. */
+ * (y, x) with y < oh, x < ow; 0 when one block row per thread does not fit
+ * in scratch. Each thread transforms, multiplies and writes its own stripe
+ * of whole bands: threads never pass each other data between the three
+ * steps, so two cores that share no cache (a VM's vCPUs on different dies)
+ * do not ship V and M across (with the steps split by channel, by xi and by
+ * output channel in turn, a step at 512 ran 1.7x slower in such phases). */
 static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, const float *u,
                const float *bias, const nn_conv *cv, int oh, int ow, float *scratch, size_t scratch_floats,
                int threads) {
@@ -510,12 +503,10 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
     const int vector = panel_layout(cv);
 #pragma omp parallel num_threads(threads)
     {
-        int t = 0, n = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num(), n = omp_get_num_threads();
-#endif
+        size_t first, last;
+        const int t = nn_thread_share((size_t)bands, &first, &last);
         float *rowbuf = scratch + (size_t)t * share, *v = rowbuf + rowbuf_floats(bw);
-        const int r0 = band * stripe(bands, t, n), end = band * stripe(bands, t + 1, n), r1 = end < bh ? end : bh;
+        const int r0 = band * (int)first, end = band * (int)last, r1 = end < bh ? end : bh;
         for (int by0 = r0; by0 < r1; by0 += band) {
             const int rows = r1 - by0 < band ? r1 - by0 : band;
             const int blocks = rows * bw;
@@ -538,8 +529,8 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
             /* The few outputs past a split come from the next thread's
              * stripe, written before the barrier. */
             const size_t plane = (size_t)s->oh * s->ow;
-            const size_t from = t ? mask_split(OUT * r0, s->ow, plane) : 0;
-            const size_t to = t + 1 < n ? mask_split(OUT * r1, s->ow, plane) : plane;
+            const size_t from = first ? mask_split(OUT * r0, s->ow, plane) : 0;
+            const size_t to = last < (size_t)bands ? mask_split(OUT * r1, s->ow, plane) : plane;
 #pragma omp barrier
             if (to > from) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, from, to - from, 1);
         }
