@@ -205,6 +205,101 @@ static void test_gemm_shapes(void) {
             worst_gemm);
 }
 
+/* ---- the 16-bit integer GEMM (the fast mode from AVX2 up) ------------------ */
+
+/* C = op(A) B (+ C), B's elements masked by bit (r + j) % 3 != 0 of a mask
+ * row per row of B, by nn_gemm_i16 with 1, 2 and 3 threads: bit-identical,
+ * guards untouched, and within the quantization bound of the double
+ * product of the unrounded operands. With Q = floor(sqrt((2^31 - 1) / k)),
+ * row i of A is scaled by sa = max|A_i.| / Q and column j of B by
+ * sb = max|B_.j| / Q; each element is off by at most half a step, so
+ * |C - ref| <= sum_r (|A_ir| sb / 2 + |B_rj| sa / 2 + sa sb / 4), times
+ * 1.001 for the float scales' own rounding, plus the float32 roundings of
+ * the scaling and the add: 2^-21 (|ref| + sum|A B|). */
+static void test_i16_gemm(int m, int n, int k, int trans_a, int beta, int masked) {
+    char what[128];
+    snprintf(what, sizeof what, "int16 gemm m %d n %d k %d trans_a %d beta %d mask %d", m, n, k, trans_a, beta, masked);
+    const int ldb = n + 3, ldc = n + 5;
+    float *a = xmalloc((size_t)m * k * sizeof *a), *a_store = xmalloc((size_t)m * k * sizeof *a_store);
+    float *b = xmalloc((size_t)k * ldb * sizeof *b);
+    for (size_t i = 0; i < (size_t)m * k; i++) a[i] = rng_value();
+    for (size_t i = 0; i < (size_t)k * ldb; i++) b[i] = rng_value();
+    for (int i = 0; i < m; i++)
+        for (int r = 0; r < k; r++) a_store[trans_a ? (size_t)r * m + i : (size_t)i * k + r] = a[(size_t)i * k + r];
+    const size_t mask_row = nn_mask_bytes((size_t)n + 11);
+    uint8_t *mask = xmalloc((size_t)k * mask_row);
+    memset(mask, 0, (size_t)k * mask_row);
+    for (int r = 0; r < k; r++) /* bits from 11 on, as a band that starts there */
+        for (int j = 0; j < n; j++)
+            if ((r + j) % 3) mask[(size_t)r * mask_row + (size_t)(j + 11) / 8] |= (uint8_t)(1u << ((j + 11) % 8));
+    uint32_t *packed = xmalloc(nn_i16_packed_a_words(m, k) * sizeof *packed);
+    nn_i16_pack_a(packed, a_store, m, k, trans_a);
+
+    const size_t c_len = 2 * (size_t)GUARD + (size_t)m * ldc;
+    float *init = xmalloc(c_len * sizeof *init);
+    for (size_t i = 0; i < c_len; i++) init[i] = guard_value(i);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) init[GUARD + (size_t)i * ldc + j] = beta ? rng_value() : NAN;
+    const double q = floor(sqrt(2147483647.0 / k));
+    const nn_gemm_fuse fuse = {.b_mask = mask, .b_mask_row = mask_row, .b_mask_from = 11};
+    uint32_t *scratch = xmalloc(MAX_THREADS * nn_i16_scratch_words(k) * sizeof *scratch);
+    float *c[MAX_THREADS];
+    for (int t = 0; t < MAX_THREADS; t++) {
+        c[t] = copy_floats(init, c_len);
+        nn_gemm_i16(m, n, k, packed, b, ldb, beta ? 1.0f : 0.0f, c[t] + GUARD, ldc, scratch, t + 1, masked ? &fuse : NULL);
+    }
+    size_t bad = 0, first = 0;
+    double worst = 0, first_got = 0, first_ref = 0;
+    for (int j = 0; j < n; j++) {
+        double bmax = 0;
+        for (int r = 0; r < k; r++) {
+            const double v = masked && !((r + j) % 3) ? 0.0 : b[(size_t)r * ldb + j];
+            if (fabs(v) > bmax) bmax = fabs(v);
+        }
+        for (int i = 0; i < m; i++) {
+            double amax = 0;
+            for (int r = 0; r < k; r++)
+                if (fabs(a[(size_t)i * k + r]) > amax) amax = fabs(a[(size_t)i * k + r]);
+            const double sa = amax / q, sb = bmax / q, c0 = beta ? init[GUARD + (size_t)i * ldc + j] : 0.0;
+            double ref = c0, mag = fabs(c0), quant = 0;
+            for (int r = 0; r < k; r++) {
+                const double av = a[(size_t)i * k + r], bv = masked && !((r + j) % 3) ? 0.0 : b[(size_t)r * ldb + j];
+                ref += av * bv, mag += fabs(av * bv);
+                quant += fabs(av) * sb / 2 + fabs(bv) * sa / 2 + sa * sb / 4;
+            }
+            const double bound = 1.001 * quant + 0x1.0p-21 * (fabs(ref) + mag) + 1e-30;
+            const double got = c[0][GUARD + (size_t)i * ldc + j];
+            if (!within(got, ref, bound, &worst) && !bad++) first = (size_t)i * n + j, first_got = got, first_ref = ref;
+        }
+    }
+    size_t guards = 0, differ = 0;
+    for (int t = 0; t < MAX_THREADS; t++)
+        for (size_t i = 0; i < c_len; i++) {
+            const int in_c = i >= GUARD && i < c_len - GUARD && (i - GUARD) % (size_t)ldc < (size_t)n;
+            if (!in_c && memcmp(&c[t][i], &init[i], sizeof(float))) guards++;
+            if (in_c && memcmp(&c[t][i], &c[0][i], sizeof(float))) differ++;
+        }
+    if (worst > worst_gemm) worst_gemm = worst;
+    CHECK(bad == 0, "%s: %zu elements out of bound, first C[%zu][%zu] = %.9g, ref %.9g", what, bad, first / (size_t)n,
+          first % (size_t)n, first_got, first_ref);
+    CHECK(guards == 0, "%s: %zu floats outside C written", what, guards);
+    CHECK(differ == 0, "%s: %zu elements differ between 1, 2 and 3 threads", what, differ);
+    for (int t = 0; t < MAX_THREADS; t++) free(c[t]);
+    free(a), free(a_store), free(b), free(mask), free(packed), free(init), free(scratch);
+}
+
+static void test_i16_gemms(void) {
+    static const int ms[] = {1, 5, 12, 13, 31};
+    static const int ns[] = {1, 15, 16, 17, 33, 130, 300};
+    static const int ks[] = {1, 2, 3, 37, 300, 1344};
+    int runs = 0;
+    worst_gemm = 0;
+    for (int in = 0; in < 7; in++)
+        for (int ik = 0; ik < 6; ik++, runs++)
+            test_i16_gemm(ms[(in + ik) % 5], ns[in], ks[ik], (in + ik) % 2, (in / 2 + ik) % 2, (in + 2 * ik) % 3 == 0);
+    fprintf(stderr, "test_fast: %d int16 GEMM shapes x 1, 2, 3 threads; worst |diff| / bound %.3g\n", runs, worst_gemm);
+}
+
 /* Rounding, exactly: A = the identity (k x k), so C = bf16(B) with no sum.
  * Ties must go to even, values just above a tie up, FLT_MAX to inf (whose
  * column then turns NaN through the zeros of A: 0 * inf). */
@@ -600,9 +695,11 @@ int main(int argc, char **argv) {
     }
     /* The bfloat16 parts need AVX512-BF16; the float32 Winograd the fast
      * mode runs for 3x3 convolutions runs everywhere. */
-    const int bf16 = nn_cpu() >= NN_CPU_AVX512BF16;
-    CHECK(!dd_fast_kernel() == !bf16, "dd_fast_kernel() = %s at level %s", dd_fast_kernel() ? dd_fast_kernel() : "NULL",
-          nn_cpu_name(nn_cpu()));
+    const int bf16 = nn_cpu() >= NN_CPU_AVX512BF16, i16 = !bf16 && nn_cpu() >= NN_CPU_AVX2;
+    const char *kernel = dd_fast_kernel();
+    CHECK(bf16 ? kernel && !strcmp(kernel, "avx512bf16") : i16 ? kernel && !strcmp(kernel, "int16") : !kernel,
+          "dd_fast_kernel() = %s at level %s", kernel ? kernel : "NULL", nn_cpu_name(nn_cpu()));
+    if (nn_cpu() >= NN_CPU_AVX2) test_i16_gemms();
     if (bf16) {
         test_gemm_rounding();
         test_gemm_specials();
@@ -630,6 +727,7 @@ int main(int argc, char **argv) {
     } else {
         fprintf(stderr, "test_fast: level %s: no AVX512-BF16, so the bfloat16 GEMMs and convolutions are not run\n",
                 nn_cpu_name(nn_cpu()));
+        worst_conv = 0;
     }
     worst_conv = 0;
     test_winograd(3, 5, 7, 9, 1);     /* the smallest: one block row each way     */
@@ -640,6 +738,6 @@ int main(int argc, char **argv) {
     test_winograd(4, 6, 8, 67, 0);    /* valid, 65 wide, odd: vector and tail     */
     fprintf(stderr, "test_fast: winograd: worst |diff| / bound %.3g\n", worst_conv);
 
-    if (bf16) test_photos(argv[1]);
+    if (kernel) test_photos(argv[1]); /* the fast mode of the real network, whichever kernel */
     return check_done("test_fast");
 }

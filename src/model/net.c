@@ -370,7 +370,16 @@ fail:
  *   -> 1.4 ms, conv3's backward 9.4 -> 6.7), and their float32 rounding
  *   raises the photos' correlation a little. */
 
-const char *dd_fast_kernel(void) { return nn_cpu() >= NN_CPU_AVX512BF16 ? "avx512bf16" : NULL; }
+/* The fast mode's products: bfloat16 where the CPU has them, else 16-bit
+ * integers from AVX2 up. */
+static nn_conv_path fast_path(nn_cpu_level cpu) {
+    return cpu >= NN_CPU_AVX512BF16 ? NN_CONV_BF16 : cpu >= NN_CPU_AVX2 ? NN_CONV_I16 : NN_CONV_SGEMM;
+}
+
+const char *dd_fast_kernel(void) {
+    const nn_conv_path p = fast_path(nn_cpu());
+    return p == NN_CONV_BF16 ? "avx512bf16" : p == NN_CONV_I16 ? "int16" : NULL;
+}
 
 int dd_net_fast(const dd_net *net) { return net && net->fast; }
 
@@ -386,8 +395,8 @@ static void choose_paths(const dd_net *net, int i, int fast, nn_conv_path *forwa
     } else if (!fast) {
         *forward = *backward = gemm;
     } else {
-        *forward = in_stem(net, i) ? gemm : NN_CONV_BF16;
-        *backward = NN_CONV_BF16;
+        *forward = in_stem(net, i) ? gemm : fast_path(net->cpu);
+        *backward = fast_path(net->cpu);
     }
 }
 
@@ -466,7 +475,7 @@ void net_hand_over_packs(dd_net *net, dd_net *from) {
 
 dd_status dd_net_set_fast(dd_net *net, int fast) {
     if (!net) return util_fail(DD_ERR_INVALID_ARG, "no net");
-    fast = fast && net->cpu >= NN_CPU_AVX512BF16;
+    fast = fast && fast_path(net->cpu) != NN_CONV_SGEMM;
     if (fast == net->fast) return DD_OK; /* packed (or borrowed) that way already */
     return pack_weights(net, fast);
 }
@@ -537,6 +546,7 @@ const char *net_profile_name(int kind) {
     static const char *const names[NET_PROFILE_KINDS] = {
         [NET_PROFILE_CONV_SGEMM] = "conv sgemm", [NET_PROFILE_CONV_TILE] = "conv tile",
         [NET_PROFILE_CONV_BF16] = "conv bf16",   [NET_PROFILE_CONV_WINOGRAD] = "conv winograd",
+        [NET_PROFILE_CONV_I16] = "conv int16",
         [NET_PROFILE_MAXPOOL] = "max pool",      [NET_PROFILE_AVGPOOL] = "avg pool",
         [NET_PROFILE_CONCAT] = "concat",         [NET_PROFILE_OTHER] = "other"};
     return kind >= 0 && kind < NET_PROFILE_KINDS ? names[kind] : "?";
@@ -545,7 +555,8 @@ const char *net_profile_name(int kind) {
 static int profile_kind(const dd_net *net, int i, int pass) {
     _Static_assert((int)NET_PROFILE_CONV_SGEMM == (int)NN_CONV_SGEMM && (int)NET_PROFILE_CONV_TILE == (int)NN_CONV_TILE &&
                        (int)NET_PROFILE_CONV_BF16 == (int)NN_CONV_BF16 &&
-                       (int)NET_PROFILE_CONV_WINOGRAD == (int)NN_CONV_WINOGRAD,
+                       (int)NET_PROFILE_CONV_WINOGRAD == (int)NN_CONV_WINOGRAD &&
+                       (int)NET_PROFILE_CONV_I16 == (int)NN_CONV_I16,
                    "profile kinds follow nn_conv_path");
     switch (net->nodes[i].mn->op) {
     case MODEL_OP_CONV: return (int)(pass ? net->nodes[i].conv.backward : net->nodes[i].conv.forward);

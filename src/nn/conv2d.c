@@ -222,7 +222,8 @@ static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
 
 const char *nn_conv_path_name(nn_conv_path path) {
     static const char *const names[NN_CONV_PATHS] = {
-        [NN_CONV_SGEMM] = "sgemm", [NN_CONV_TILE] = "tile", [NN_CONV_BF16] = "bf16", [NN_CONV_WINOGRAD] = "winograd"};
+        [NN_CONV_SGEMM] = "sgemm", [NN_CONV_TILE] = "tile",         [NN_CONV_BF16] = "bf16",
+        [NN_CONV_WINOGRAD] = "winograd", [NN_CONV_I16] = "int16"};
     return path >= 0 && path < NN_CONV_PATHS ? names[path] : "?";
 }
 
@@ -237,6 +238,9 @@ static size_t pack_way(uint32_t *dst, nn_conv_path path, int trans, const float 
     case NN_CONV_TILE:
         if (dst) nn_tile_pack((float *)dst, w, m, k, trans);
         return nn_tile_panels_floats(m, k);
+    case NN_CONV_I16:
+        if (dst) nn_i16_pack_a(dst, w, m, k, trans);
+        return nn_i16_packed_a_words(m, k);
     case NN_CONV_WINOGRAD:
         if (dst && trans) nn_winograd_pack_backward((float *)dst, w, cv);
         else if (dst) nn_winograd_pack((float *)dst, w, cv);
@@ -248,8 +252,8 @@ static size_t pack_way(uint32_t *dst, nn_conv_path path, int trans, const float 
 void nn_conv_set_paths(nn_conv *cv, nn_conv_path forward, nn_conv_path backward) {
     const nn_window *s = &cv->win;
     cv->forward = forward, cv->backward = backward;
-    cv->forward_from_input =
-        forward == NN_CONV_TILE || (forward == NN_CONV_BF16 && s->sh == 1 && s->sw == 1 && s->ow >= 16);
+    cv->forward_from_input = forward == NN_CONV_TILE || forward == NN_CONV_I16 ||
+                             (forward == NN_CONV_BF16 && s->sh == 1 && s->sw == 1 && s->ow >= 16);
 }
 
 size_t nn_conv_pack_words(const nn_conv *cv) {
@@ -263,6 +267,7 @@ size_t nn_conv_scratch_words(const nn_conv *cv) {
         const nn_conv_path path = way ? cv->backward : cv->forward;
         const size_t s = path == NN_CONV_BF16   ? nn_bf16_scratch_words(kmax)
                          : path == NN_CONV_TILE ? nn_gemm_f32_scratch_floats(kmax)
+                         : path == NN_CONV_I16  ? nn_i16_scratch_words(kmax)
                                                 : 0;
         if (s > most) most = s;
     }
@@ -275,8 +280,8 @@ void nn_conv_pack(nn_conv_packed *p, uint32_t *dst, const float *w, const nn_con
         way[trans] = dst;
         dst += pack_way(dst, trans ? cv->backward : cv->forward, trans, w, cv);
     }
-    if (cv->forward == NN_CONV_BF16) p->w = way[0];
-    if (cv->backward == NN_CONV_BF16) p->wt = way[1];
+    if (cv->forward == NN_CONV_BF16 || cv->forward == NN_CONV_I16) p->w = way[0];
+    if (cv->backward == NN_CONV_BF16 || cv->backward == NN_CONV_I16) p->wt = way[1];
     if (cv->forward == NN_CONV_TILE) p->tile_w = way[0];
     if (cv->backward == NN_CONV_TILE) p->tile_wt = way[1];
     if (cv->forward == NN_CONV_WINOGRAD) p->winograd = way[0];
@@ -300,6 +305,8 @@ static void conv_gemm(const nn_conv *cv, nn_conv_path path, int trans, int m, in
     else if (path == NN_CONV_BF16)
         nn_gemm_bf16_fused(m, n, k, trans ? p->wt : p->w, b + from, (int)ldb, beta, c, (int)ldc, p->scratch, threads,
                            &fuse);
+    else if (path == NN_CONV_I16)
+        nn_gemm_i16(m, n, k, trans ? p->wt : p->w, b + from, (int)ldb, beta, c, (int)ldc, p->scratch, threads, &fuse);
     else
         nn_gemm(trans, m, n, k, w, trans ? m : k, b + from, (int)ldb, beta, c, (int)ldc, threads);
 }
@@ -330,6 +337,8 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
         else if (path == NN_CONV_BF16)
             nn_gemm_bf16_fused(cv->k, (int)plane, ckk, p->w, in, (int)plane, 0.0f, out, (int)plane, p->scratch, threads,
                                &fuse);
+        else if (path == NN_CONV_I16)
+            nn_gemm_i16(cv->k, (int)plane, ckk, p->w, in, (int)plane, 0.0f, out, (int)plane, p->scratch, threads, &fuse);
         else
             conv_gemm(cv, path, 0, cv->k, (int)plane, ckk, w, in, plane, 0, b, relu, NULL, 0, 0.0f, out, plane, threads);
         if (path == NN_CONV_SGEMM) bias_relu(out, relu_mask, b, cv->k, plane, 0, plane, threads);
@@ -379,7 +388,7 @@ void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
     const nn_conv_packed *p = cv->packed;
     nn_conv_path path = cv->backward;
     /* The packed GEMMs mask dout as they pack it; the others need it masked. */
-    const int fused = path == NN_CONV_TILE || path == NN_CONV_BF16;
+    const int fused = path == NN_CONV_TILE || path == NN_CONV_BF16 || path == NN_CONV_I16;
     if (relu_mask && !fused) apply_mask(dout, relu_mask, cv->k, plane, threads);
     if (path == NN_CONV_WINOGRAD) {
         if (nn_conv_backward_winograd(din, dout, p->winograd_t, cv, col, p->col_floats, threads)) return;

@@ -107,21 +107,25 @@ static void pack_im2col_row(float *dst, int k, int q, const nn_gemm_fuse *fuse, 
     for (int j = cols; j % NR; j++) dst[((size_t)(j / NR) * k + q) * NR + j % NR] = 0.0f;
 }
 
+void nn_pack_b_f32(nn_cpu_level cpu, float *dst, int k, const float *b, int ldb, int jc, int cols,
+                   const nn_gemm_fuse *fuse) {
+    const uint8_t *mask = fuse ? fuse->b_mask : NULL;
+    for (int q = 0; q < k; q++) {
+        if (fuse && fuse->im2col_in) pack_im2col_row(dst, k, q, fuse, jc, cols);
+        else
+            pack_row(cpu, dst, k, q, b + (size_t)q * ldb + jc, cols, mask ? mask + (size_t)q * fuse->b_mask_row : NULL,
+                     mask ? fuse->b_mask_from + (size_t)jc : 0, mask ? fuse->b_mask_row : 0);
+    }
+}
+
 static void gemm_columns(nn_cpu_level cpu, int m, int k, const float *a, const float *b, int ldb, int add,
                          float *c, int ldc, float *scratch, int j0, int j1, const nn_gemm_fuse *fuse) {
     const nn_tile_out out = {.add = add, .relu = fuse && fuse->relu};
     const float *bias = fuse ? fuse->bias : NULL;
-    const uint8_t *mask = fuse ? fuse->b_mask : NULL;
     const int m_panels = (m + MR - 1) / MR;
     for (int jc = j0; jc < j1; jc += NR * CHUNK_PANELS) {
         const int cols = j1 - jc < NR * CHUNK_PANELS ? j1 - jc : NR * CHUNK_PANELS;
-        for (int q = 0; q < k; q++) {
-            if (fuse && fuse->im2col_in) pack_im2col_row(scratch, k, q, fuse, jc, cols);
-            else
-                pack_row(cpu, scratch, k, q, b + (size_t)q * ldb + jc, cols,
-                         mask ? mask + (size_t)q * fuse->b_mask_row : NULL, mask ? fuse->b_mask_from + (size_t)jc : 0,
-                         mask ? fuse->b_mask_row : 0);
-        }
+        nn_pack_b_f32(cpu, scratch, k, b, ldb, jc, cols, fuse);
         for (int p = 0; p < m_panels; p++) {
             nn_tile_out e = out;
             e.bias = bias ? bias + (size_t)p * MR : NULL;

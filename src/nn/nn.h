@@ -122,8 +122,23 @@ void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const flo
  * fuse->im2col_in under any window. scratch: threads x
  * nn_gemm_f32_scratch_floats(k) floats. Bits independent of threads. */
 size_t nn_gemm_f32_scratch_floats(int k);
+/* B's columns jc .. jc+cols-1 (cols <= 128), as nn_gemm_f32 packs them:
+ * [cols / 32 panels][k][32] floats, masked or from the im2col as fuse says,
+ * zero past cols. */
+void nn_pack_b_f32(nn_cpu_level cpu, float *dst, int k, const float *b, int ldb, int jc, int cols,
+                   const nn_gemm_fuse *fuse);
 void nn_gemm_f32(nn_cpu_level cpu, int m, int n, int k, const float *a_panels, const float *b, int ldb, float beta,
                  float *c, int ldc, float *scratch, int threads, const nn_gemm_fuse *fuse);
+
+/* ---- 16-bit integer GEMM (src/nn/gemm_i16.c): the fast mode on AVX2 -------
+ * The same product as nn_gemm_bf16 with A quantized per row and B per
+ * column to 16-bit integers, exact int32 sums, at NN_CPU_AVX2 and up. A
+ * packed once by nn_i16_pack_a; scratch threads x nn_i16_scratch_words(k). */
+size_t nn_i16_packed_a_words(int m, int k);
+void nn_i16_pack_a(uint32_t *dst, const float *a, int m, int k, int trans_a);
+size_t nn_i16_scratch_words(int k);
+void nn_gemm_i16(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta, float *c, int ldc,
+                 uint32_t *scratch, int threads, const nn_gemm_fuse *fuse);
 
 /* How a convolution runs one way, chosen when its net is planned. */
 typedef enum nn_conv_path {
@@ -131,6 +146,7 @@ typedef enum nn_conv_path {
     NN_CONV_TILE,     /* float32 on our register tile, im2col fused (AVX2 and up) */
     NN_CONV_BF16,     /* bfloat16 products (fast mode, AVX512-BF16)            */
     NN_CONV_WINOGRAD, /* F(4x4, 3x3) float32, 3x3 stride 1 only                */
+    NN_CONV_I16,      /* 16-bit integer products (fast mode, AVX2 and up)      */
     NN_CONV_PATHS
 } nn_conv_path;
 const char *nn_conv_path_name(nn_conv_path path);
@@ -141,7 +157,7 @@ const char *nn_conv_path_name(nn_conv_path path);
  * weights of Winograd F(4x4,3x3) for either direction; the threads' B
  * scratch of the GEMMs. */
 typedef struct nn_conv_packed {
-    const uint32_t *w, *wt;             /* bfloat16 */
+    const uint32_t *w, *wt;             /* bfloat16, or int16 (NN_CONV_I16) */
     const float *tile_w, *tile_wt;      /* float32 panels */
     void *scratch;                      /* threads x the larger GEMM scratch */
     const float *winograd, *winograd_t; /* forward, backward */
