@@ -103,16 +103,20 @@ dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
                      int height, int width, int threads, dd_net **out);
 void dd_net_free(dd_net *net);
 
-/* Fast mode: the convolutions' products in bfloat16 with float32 sums, on
- * CPUs with AVX512-BF16 (checked at run time), about twice the arithmetic
- * rate; the input gradient stays close to the float32 one (correlation
- * above 0.99 on photos, see docs/PERFORMANCE.md) but is no longer exact.
- * On other CPUs the net stays float32 and dd_net_fast reports 0. Packs the
- * weights once (memory about the size of the model's float32 weights). */
+/* Fast mode: the convolutions other than 3x3 stride 1 (and the first
+ * layers' forward) multiply in lower precision where that is faster on
+ * this CPU (checked at run time): bfloat16 with float32 sums on AMD's
+ * AVX512-BF16 CPUs, 16-bit integers with exact sums on AVX2-only CPUs. The
+ * input gradient stays close to the float32 one (correlation above 0.99 on
+ * photos, see docs/PERFORMANCE.md) but is no longer exact. Where no such
+ * kernel is faster (plain, and 512-bit FMAs on Intel's AVX-512 CPUs) the
+ * net stays float32 and dd_net_fast reports 0. Packs the weights once
+ * (memory about the size of the model's float32 weights). */
 dd_status dd_net_set_fast(dd_net *net, int fast);
 /* 1 if the net now runs the fast kernels. */
 int dd_net_fast(const dd_net *net);
-/* The fast kernels this CPU runs ("avx512bf16"), or NULL if none. */
+/* The fast kernels this CPU runs ("avx512bf16" or "int16"), or NULL if
+ * none (fast mode is then the float32 one). */
 const char *dd_fast_kernel(void);
 
 /* The vector kernels nets planned now run: "plain" (portable C and

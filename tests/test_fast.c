@@ -695,9 +695,12 @@ int main(int argc, char **argv) {
     }
     /* The bfloat16 parts need AVX512-BF16; the float32 Winograd the fast
      * mode runs for 3x3 convolutions runs everywhere. */
-    const int bf16 = nn_cpu() >= NN_CPU_AVX512BF16, i16 = !bf16 && nn_cpu() >= NN_CPU_AVX2;
+    const int bf16 = nn_cpu() >= NN_CPU_AVX512BF16;
+    const nn_fast_kind kind = nn_cpu_fast(nn_cpu());
     const char *kernel = dd_fast_kernel();
-    CHECK(bf16 ? kernel && !strcmp(kernel, "avx512bf16") : i16 ? kernel && !strcmp(kernel, "int16") : !kernel,
+    CHECK(kind == NN_FAST_BF16   ? kernel && !strcmp(kernel, "avx512bf16")
+          : kind == NN_FAST_INT16 ? kernel && !strcmp(kernel, "int16")
+                                  : !kernel,
           "dd_fast_kernel() = %s at level %s", kernel ? kernel : "NULL", nn_cpu_name(nn_cpu()));
     if (nn_cpu() >= NN_CPU_AVX2) test_i16_gemms();
     if (bf16) {
@@ -738,6 +741,16 @@ int main(int argc, char **argv) {
     test_winograd(4, 6, 8, 67, 0);    /* valid, 65 wide, odd: vector and tail     */
     fprintf(stderr, "test_fast: winograd: worst |diff| / bound %.3g\n", worst_conv);
 
-    if (kernel) test_photos(argv[1]); /* the fast mode of the real network, whichever kernel */
+    /* The real network's fast mode with every fast kernel the CPU has,
+     * whichever one it would choose. */
+    static const nn_fast_kind kinds[] = {NN_FAST_BF16, NN_FAST_INT16};
+    for (int i = 0; i < 2; i++) {
+        nn_cpu_force_fast(kinds[i]);
+        if (nn_cpu_fast(nn_cpu()) == kinds[i]) {
+            fprintf(stderr, "test_fast: the network with %s products\n", kinds[i] == NN_FAST_BF16 ? "bfloat16" : "int16");
+            test_photos(argv[1]);
+        }
+    }
+    nn_cpu_force_fast(-1);
     return check_done("test_fast");
 }

@@ -370,10 +370,10 @@ fail:
  *   -> 1.4 ms, conv3's backward 9.4 -> 6.7), and their float32 rounding
  *   raises the photos' correlation a little. */
 
-/* The fast mode's products: bfloat16 where the CPU has them, else 16-bit
- * integers from AVX2 up. */
+/* The fast mode's GEMM path at a level, or NN_CONV_SGEMM for none. */
 static nn_conv_path fast_path(nn_cpu_level cpu) {
-    return cpu >= NN_CPU_AVX512BF16 ? NN_CONV_BF16 : cpu >= NN_CPU_AVX2 ? NN_CONV_I16 : NN_CONV_SGEMM;
+    const nn_fast_kind kind = nn_cpu_fast(cpu);
+    return kind == NN_FAST_BF16 ? NN_CONV_BF16 : kind == NN_FAST_INT16 ? NN_CONV_I16 : NN_CONV_SGEMM;
 }
 
 const char *dd_fast_kernel(void) {

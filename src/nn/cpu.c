@@ -68,6 +68,35 @@ nn_cpu_level nn_cpu(void) {
 
 void nn_cpu_cap(nn_cpu_level cap) { atomic_store_explicit(&test_cap, (int)cap, memory_order_relaxed); }
 
+static int is_amd(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd");
+#else
+    return 0;
+#endif
+}
+
+static atomic_int forced_fast = -1;
+
+void nn_cpu_force_fast(int kind) { atomic_store_explicit(&forced_fast, kind, memory_order_relaxed); }
+
+/* Which products make the fast mode faster, measured per instruction
+ * against a float32 FMA of the same width (docs/PERFORMANCE.md): on AMD's
+ * Zen 4 VDPBF16PS does twice an FMA's multiply-adds at the same rate; on
+ * Intel's Sapphire Rapids it runs at a quarter of the FMA's rate (half its
+ * multiply-adds per second), and even VPDPWSSD does fewer than 512-bit FMAs,
+ * so the float32 tile is the fastest there; with AVX2 only, VPMADDWD +
+ * VPADDD beat 256-bit FMAs (1.3-1.4x on the net's GEMMs). */
+nn_fast_kind nn_cpu_fast(nn_cpu_level level) {
+    const int forced = atomic_load_explicit(&forced_fast, memory_order_relaxed);
+    if (forced == NN_FAST_BF16) return level >= NN_CPU_AVX512BF16 ? NN_FAST_BF16 : NN_FAST_NONE;
+    if (forced == NN_FAST_INT16) return level >= NN_CPU_AVX2 ? NN_FAST_INT16 : NN_FAST_NONE;
+    if (forced == NN_FAST_NONE) return NN_FAST_NONE;
+    if (level >= NN_CPU_AVX512BF16 && is_amd()) return NN_FAST_BF16;
+    return level == NN_CPU_AVX2 ? NN_FAST_INT16 : NN_FAST_NONE;
+}
+
 dd_status dd_cpu_kernels(const char **name) {
     const char *env = getenv("DD_CPU");
     nn_cpu_level level;

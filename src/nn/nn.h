@@ -67,6 +67,13 @@ int nn_cpu_parse(const char *name, nn_cpu_level *out); /* 1 if name is a level's
  * while nothing runs. */
 void nn_cpu_cap(nn_cpu_level cap);
 
+/* The fast mode's products at a level (none: fast mode runs float32, as
+ * exact does), chosen per CPU by measured speed (src/nn/cpu.c). Tests may
+ * force a kind (-1 restores the choice); a kind the level lacks is none. */
+typedef enum nn_fast_kind { NN_FAST_NONE, NN_FAST_INT16, NN_FAST_BF16 } nn_fast_kind;
+nn_fast_kind nn_cpu_fast(nn_cpu_level level);
+void nn_cpu_force_fast(int kind);
+
 /* ---- the float32 register tile (src/nn/tile.c) ----------------------------
  * A packed in panels of NN_TILE_MR rows: panel p holds rows 12p .. 12p+11,
  * each of its k columns as 12 consecutive floats, rows past m zero.
