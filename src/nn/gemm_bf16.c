@@ -204,15 +204,19 @@ TARGET static void kernel(const uint32_t *a, const uint32_t *b, int kp, float *c
     }
 }
 
-TARGET static void gemm_columns(int m, int k, const uint32_t *a, const float *b, int ldb, int add, float *c,
-                                int ldc, uint32_t *scratch, int j0, int j1, const nn_gemm_fuse *fuse) {
+TARGET static void gemm_columns(const nn_packed_gemm *g, void *scratch_v, int j0, int j1) {
+    const nn_gemm_fuse *fuse = g->fuse;
+    const uint32_t *a = g->a;
+    uint32_t *scratch = scratch_v;
+    float *c = g->c;
+    const int m = g->m, k = g->k, ldc = g->ldc, add = g->add;
     const float *bias = fuse ? fuse->bias : NULL;
     const int relu = fuse ? fuse->relu : 0;
     const int kp = (k + 1) / 2, m_panels = (m + MR - 1) / MR;
     for (int jc = j0; jc < j1; jc += NR * CHUNK_PANELS) {
         const int cols = j1 - jc < NR * CHUNK_PANELS ? j1 - jc : NR * CHUNK_PANELS;
         if (fuse && fuse->im2col_in) pack_b_im2col(scratch, fuse, k, jc, cols);
-        else pack_b(scratch, b, ldb, k, jc, cols, fuse);
+        else pack_b(scratch, g->b, g->ldb, k, jc, cols, fuse);
         for (int p = 0; p < m_panels; p++) {
             const int rows = m - p * MR < MR ? m - p * MR : MR;
             for (int q = 0; q * NR < cols; q++)
@@ -232,19 +236,8 @@ void nn_gemm_bf16(int m, int n, int k, const uint32_t *a_packed, const float *b,
 void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
                         float *c, int ldc, uint32_t *scratch, int threads, const nn_gemm_fuse *fuse) {
 #if HAVE_BF16_KERNEL
-    const int panels = (n + NR - 1) / NR;
-    if (threads > panels) threads = panels;
-    if (threads < 1) threads = 1;
-    const size_t scratch_words = nn_bf16_scratch_words(k);
-#pragma omp parallel num_threads(threads)
-    {
-        size_t p0, p1;
-        const int t = nn_thread_share((size_t)panels, &p0, &p1);
-        const int j0 = (int)p0 * NR, j1 = (int)p1 * NR < n ? (int)p1 * NR : n;
-        if (j1 > j0)
-            gemm_columns(m, k, a_packed, b, ldb, beta != 0.0f, c, ldc, scratch + (size_t)t * scratch_words,
-                         j0, j1, fuse);
-    }
+    const nn_packed_gemm g = {NN_CPU_AVX512BF16, m, n, k, a_packed, b, ldb, beta != 0.0f, c, ldc, fuse};
+    nn_gemm_split_columns(&g, scratch, nn_bf16_scratch_words(k) * sizeof(uint32_t), threads, gemm_columns);
 #else
     (void)m, (void)n, (void)k, (void)a_packed, (void)b, (void)ldb, (void)beta, (void)c, (void)ldc,
         (void)scratch, (void)threads, (void)fuse;

@@ -118,40 +118,44 @@ void nn_pack_b_f32(nn_cpu_level cpu, float *dst, int k, const float *b, int ldb,
     }
 }
 
-static void gemm_columns(nn_cpu_level cpu, int m, int k, const float *a, const float *b, int ldb, int add,
-                         float *c, int ldc, float *scratch, int j0, int j1, const nn_gemm_fuse *fuse) {
-    const nn_tile_out out = {.add = add, .relu = fuse && fuse->relu};
-    const float *bias = fuse ? fuse->bias : NULL;
-    const int m_panels = (m + MR - 1) / MR;
+static void gemm_columns(const nn_packed_gemm *g, void *scratch_v, int j0, int j1) {
+    const nn_gemm_fuse *fuse = g->fuse;
+    const nn_tile_out out = {.add = g->add, .relu = fuse && fuse->relu};
+    const float *bias = fuse ? fuse->bias : NULL, *a = g->a;
+    float *scratch = scratch_v;
+    const int m = g->m, k = g->k, m_panels = (m + MR - 1) / MR;
     for (int jc = j0; jc < j1; jc += NR * CHUNK_PANELS) {
         const int cols = j1 - jc < NR * CHUNK_PANELS ? j1 - jc : NR * CHUNK_PANELS;
-        nn_pack_b_f32(cpu, scratch, k, b, ldb, jc, cols, fuse);
+        nn_pack_b_f32(g->cpu, scratch, k, g->b, g->ldb, jc, cols, fuse);
         for (int p = 0; p < m_panels; p++) {
             nn_tile_out e = out;
             e.bias = bias ? bias + (size_t)p * MR : NULL;
             const int rows = m - p * MR < MR ? m - p * MR : MR;
             for (int v = 0; v * NR < cols; v++)
-                nn_tile(cpu, k, a + (size_t)p * k * MR, scratch + (size_t)v * k * NR, NR,
-                        c + (size_t)p * MR * ldc + jc + v * NR, (size_t)ldc, rows, cols - v * NR < NR ? cols - v * NR : NR,
-                        &e);
+                nn_tile(g->cpu, k, a + (size_t)p * k * MR, scratch + (size_t)v * k * NR, NR,
+                        g->c + (size_t)p * MR * g->ldc + jc + v * NR, (size_t)g->ldc, rows,
+                        cols - v * NR < NR ? cols - v * NR : NR, &e);
         }
     }
 }
 
-void nn_gemm_f32(nn_cpu_level cpu, int m, int n, int k, const float *a_panels, const float *b, int ldb, float beta,
-                 float *c, int ldc, float *scratch, int threads, const nn_gemm_fuse *fuse) {
-    const int panels = (n + NR - 1) / NR;
+void nn_gemm_split_columns(const nn_packed_gemm *g, void *scratch, size_t scratch_bytes, int threads,
+                           nn_gemm_columns_fn *columns) {
+    const int panels = (g->n + NR - 1) / NR;
     if (threads > panels) threads = panels;
     if (threads < 1) threads = 1;
-    const size_t scratch_floats = nn_gemm_f32_scratch_floats(k);
 #pragma omp parallel num_threads(threads)
     {
         /* Whole panels of columns, top to bottom as the other loops split. */
         size_t p0, p1;
         const int t = nn_thread_share((size_t)panels, &p0, &p1);
-        const int j0 = (int)p0 * NR, j1 = (int)p1 * NR < n ? (int)p1 * NR : n;
-        if (j1 > j0)
-            gemm_columns(cpu, m, k, a_panels, b, ldb, beta != 0.0f, c, ldc, scratch + (size_t)t * scratch_floats, j0, j1,
-                         fuse);
+        const int j0 = (int)p0 * NR, j1 = (int)p1 * NR < g->n ? (int)p1 * NR : g->n;
+        if (j1 > j0) columns(g, (char *)scratch + (size_t)t * scratch_bytes, j0, j1);
     }
+}
+
+void nn_gemm_f32(nn_cpu_level cpu, int m, int n, int k, const float *a_panels, const float *b, int ldb, float beta,
+                 float *c, int ldc, float *scratch, int threads, const nn_gemm_fuse *fuse) {
+    const nn_packed_gemm g = {cpu, m, n, k, a_panels, b, ldb, beta != 0.0f, c, ldc, fuse};
+    nn_gemm_split_columns(&g, scratch, nn_gemm_f32_scratch_floats(k) * sizeof(float), threads, gemm_columns);
 }

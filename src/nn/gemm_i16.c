@@ -138,18 +138,20 @@ AVX2 static void quarter(const uint32_t *a, const uint32_t *b, int kp, const flo
         }
 }
 
-AVX2 static void gemm_columns(int m, int k, const uint32_t *a, const float *b, int ldb, int add, float *c, int ldc,
-                              uint32_t *scratch, int j0, int j1, const nn_gemm_fuse *fuse) {
-    const int kp = pairs(k), m_panels = (m + MR - 1) / MR;
+AVX2 static void gemm_columns(const nn_packed_gemm *g, void *scratch, int j0, int j1) {
+    const nn_gemm_fuse *fuse = g->fuse;
+    const uint32_t *a = g->a;
+    const int m = g->m, k = g->k, kp = pairs(k), m_panels = (m + MR - 1) / MR, ldc = g->ldc;
+    float *c = g->c;
     float *chunk = (float *)scratch, *col_scales = chunk + (size_t)k * CHUNK;
     uint32_t *words = (uint32_t *)(col_scales + CHUNK);
     const float *row_scales = (const float *)(a + (size_t)m_panels * MR * kp);
     for (int jc = j0; jc < j1; jc += CHUNK) {
         const int cols = j1 - jc < CHUNK ? j1 - jc : CHUNK;
-        nn_pack_b_f32(NN_CPU_AVX2, chunk, k, b, ldb, jc, cols, fuse);
+        nn_pack_b_f32(NN_CPU_AVX2, chunk, k, g->b, g->ldb, jc, cols, fuse);
         quantize_chunk(words, col_scales, chunk, k, cols);
         for (int p = 0; p < m_panels; p++) {
-            const nn_tile_out e = {.add = add, .relu = fuse && fuse->relu,
+            const nn_tile_out e = {.add = g->add, .relu = fuse && fuse->relu,
                                    .bias = fuse && fuse->bias ? fuse->bias + (size_t)p * MR : NULL};
             const int rows = m - p * MR < MR ? m - p * MR : MR;
             for (int v = 0; v * NR < cols; v++) {
@@ -168,18 +170,8 @@ AVX2 static void gemm_columns(int m, int k, const uint32_t *a, const float *b, i
 void nn_gemm_i16(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta, float *c, int ldc,
                  uint32_t *scratch, int threads, const nn_gemm_fuse *fuse) {
 #if VECTOR_PATHS
-    const int panels = (n + NR - 1) / NR;
-    if (threads > panels) threads = panels;
-    if (threads < 1) threads = 1;
-    const size_t scratch_words = nn_i16_scratch_words(k);
-#pragma omp parallel num_threads(threads)
-    {
-        size_t p0, p1;
-        const int t = nn_thread_share((size_t)panels, &p0, &p1);
-        const int j0 = (int)p0 * NR, j1 = (int)p1 * NR < n ? (int)p1 * NR : n;
-        if (j1 > j0)
-            gemm_columns(m, k, a_packed, b, ldb, beta != 0.0f, c, ldc, scratch + (size_t)t * scratch_words, j0, j1, fuse);
-    }
+    const nn_packed_gemm g = {NN_CPU_AVX2, m, n, k, a_packed, b, ldb, beta != 0.0f, c, ldc, fuse};
+    nn_gemm_split_columns(&g, scratch, nn_i16_scratch_words(k) * sizeof(uint32_t), threads, gemm_columns);
 #else
     (void)m, (void)n, (void)k, (void)a_packed, (void)b, (void)ldb, (void)beta, (void)c, (void)ldc, (void)scratch,
         (void)threads, (void)fuse;

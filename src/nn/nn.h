@@ -123,6 +123,27 @@ typedef struct nn_gemm_fuse {
 void nn_gemm_bf16_fused(int m, int n, int k, const uint32_t *a_packed, const float *b, int ldb, float beta,
                         float *c, int ldc, uint32_t *scratch, int threads, const nn_gemm_fuse *fuse);
 
+/* ---- the packed GEMMs' column split (src/nn/gemm_f32.c) --------------------
+ * One call of a GEMM whose B is packed chunk by chunk by the thread that
+ * multiplies it (gemm_f32, gemm_i16, gemm_bf16). */
+typedef struct nn_packed_gemm {
+    nn_cpu_level cpu;
+    int m, n, k;
+    const void *a;             /* A, packed for the kernel       */
+    const float *b;            /* B, k x n, row stride ldb (or the im2col of fuse) */
+    int ldb, add;              /* add: C += A B, else C = A B      */
+    float *c;
+    int ldc;
+    const nn_gemm_fuse *fuse;  /* or NULL */
+} nn_packed_gemm;
+/* Columns [j0, j1) of g, with this thread's scratch. */
+typedef void nn_gemm_columns_fn(const nn_packed_gemm *g, void *scratch, int j0, int j1);
+/* Threads (at most one per panel) take whole panels of NN_TILE_NR columns,
+ * top to bottom, each with scratch_bytes of scratch from scratch. Every
+ * column is summed over all of k by one thread: no bit follows the split. */
+void nn_gemm_split_columns(const nn_packed_gemm *g, void *scratch, size_t scratch_bytes, int threads,
+                           nn_gemm_columns_fn *columns);
+
 /* ---- float32 GEMM on the register tile (src/nn/gemm_f32.c), AVX2 and up --
  * C (m x n) = A B (beta 0) or C += A B (beta 1), A packed by nn_tile_pack
  * (op(A) is m x k), B float32 k x n with row stride ldb, or the im2col of
