@@ -183,6 +183,38 @@ if wanted determinism; then
   run "${fast[@]}" --seed 5 --tile 64 --threads 2 rgb.png det_tile3.png
   same_bytes det_tile2.png det_tile3.png "tiled: same seed twice"
   differ_bytes det_a.png det_tile1.png "a different tile size is a different computation"
+
+  # DD_CPU caps the kernels. At every level the CPU has: 1, 2 and 3 threads
+  # give the same bytes, in fast and exact mode, and the output's comment
+  # names the level. AVX2 and AVX-512 run the same arithmetic in float32.
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+  levels=plain
+  if [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* ]]; then levels="$levels avx2"; fi
+  if [[ " $flags " == *" avx512f "* ]]; then levels="$levels avx512"; fi
+  if [[ " $flags " == *" avx512bw "* && " $flags " == *" avx512_bf16 "* ]]; then levels="$levels avx512bf16"; fi
+  for level in $levels; do
+    for mode in fast exact; do
+      for t in 1 2 3; do
+        DD_CPU=$level run "${fast[@]}" --$mode --seed 5 --tile 64 --threads $t rgb.png "det_${level}_${mode}_$t.png"
+        want_status 0 "DD_CPU=$level --$mode --threads $t"
+      done
+      same_bytes "det_${level}_${mode}_1.png" "det_${level}_${mode}_2.png" "DD_CPU=$level --$mode: --threads 1 and 2"
+      same_bytes "det_${level}_${mode}_1.png" "det_${level}_${mode}_3.png" "DD_CPU=$level --$mode: --threads 1 and 3"
+    done
+    comment=$(identify -format '%c' "det_${level}_exact_1.png" 2>&1)
+    check "DD_CPU=$level: the comment names the kernels ($comment)" grep -q " kernels=$level " <<<"$comment"
+  done
+  if [[ " $levels " == *" avx512 "* ]]; then
+    same_pixels det_avx2_exact_1.png det_avx512_exact_1.png "--exact: AVX2 and AVX-512 give the same pixels"
+  fi
+  for bad in bogus AVX2 "avx2 " sse4; do
+    DD_CPU=$bad run "${one[@]}" rgb.png det_bad.png
+    want_status 2 "DD_CPU='$bad'"
+    want_error_line "deepdream: DD_CPU=$bad: not one of plain, avx2, avx512, avx512bf16" "DD_CPU='$bad'"
+    absent det_bad.png "DD_CPU='$bad': no output"
+  done
+  DD_CPU=bogus run --list-layers
+  want_status 2 "DD_CPU=bogus --list-layers"
   end
 fi
 

@@ -28,6 +28,8 @@ typedef struct options {
     int n_inputs;
 } options;
 
+static const char *kernels; /* dd_cpu_kernels(): recorded in each output's comment */
+
 static void usage(FILE *to) {
     dd_params d = dd_params_default();
     fprintf(to,
@@ -309,11 +311,11 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
     char comment[512];
     snprintf(comment, sizeof comment,
              "deepdream %s: layers=%s octaves=%d octave-scale=%g steps=%d step-size=%g jitter=%d tile=%d "
-             "max-size=%d seed=%llu arithmetic=%s model=%s",
+             "max-size=%d seed=%llu arithmetic=%s kernels=%s model=%s",
              DD_VERSION_STRING, r->spec, o->params.octaves, o->params.octave_scale, o->params.steps,
              o->params.step_size, o->params.jitter, o->params.tile, o->params.max_size,
-             (unsigned long long)o->params.seed, o->params.fast && dd_fast_kernel() ? "bfloat16" : "float32",
-             o->model_path ? o->model_path : "built-in");
+             (unsigned long long)o->params.seed, o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32",
+             kernels, o->model_path ? o->model_path : "built-in");
     if ((st = dd_image_save_memory(image, format, o->quality, comment, &out_data, &out_size))) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, output, dd_last_error());
         goto done;
@@ -415,6 +417,12 @@ int main(int argc, char **argv) {
     options o = {.params = dd_params_default(), .quality = 92, .max_pixels = 100000000ull};
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0) return rc;
+    /* DD_CPU chooses the kernels (and so the last bits): a value that names
+     * no level is a usage error, found before any work. */
+    if (dd_cpu_kernels(&kernels) != DD_OK) {
+        fprintf(stderr, "%s: %s\n", cli_prog, dd_last_error());
+        return EXIT_USAGE;
+    }
     catch_signals();
 
     dd_model *model = NULL;
