@@ -1,9 +1,12 @@
-/* The fast mode (bfloat16 products, float32 sums): nn_gemm_bf16 against a
- * double-precision reference on operands rounded to bfloat16 here, over every
- * edge of its blocking; the fast convolutions forward and backward; and the
- * real network on the sample photos against its own exact gradient.
+/* The fast mode's kernels: nn_gemm_bf16 against a double-precision
+ * reference on operands rounded to bfloat16 here, over every edge of its
+ * blocking, and the bfloat16 convolutions forward and backward (on
+ * AVX512-BF16); nn_gemm_i16 against its quantization bound (from AVX2 up);
+ * the float32 Winograd both modes run (everywhere); and the real network on
+ * the sample photos with each fast kernel the CPU has, against its own
+ * exact gradient.
  *
- * usage: test_fast SAMPLES_DIR    (exit 77 on CPUs without AVX512-BF16) */
+ * usage: test_fast SAMPLES_DIR */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
