@@ -910,6 +910,11 @@ int main(void) {
         test_conv_naive(7, 29, 9, 45, 1, 7, 1, 1, 0, 1, 1);
         test_conv_naive(6, 26, 11, 37, 3, 3, 2, 0, 2, 1, 1);
         test_conv_naive(40, 13, 7, 70, 1, 1, 1, 0, 0, 1, 1);
+        /* 'same' stride 2 with right padding, and a 32-column panel that
+         * starts at a row's last output (row 22 of 7 outputs: 22 * 7 + 6 =
+         * 160): its window's right column lies past the row. */
+        test_conv_naive(3, 5, 46, 14, 3, 3, 2, 1, 0, 1, 1);
+        test_conv_naive(3, 5, 46, 14, 5, 5, 2, 1, 0, 1, 0);
     }
 
     /* 3. Winograd: odd and even sides, 'same' and 'valid' (its backward

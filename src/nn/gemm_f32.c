@@ -90,9 +90,11 @@ static void pack_im2col_row(float *dst, int k, int q, const nn_gemm_fuse *fuse, 
         } else {
             const float *src = plane + (size_t)iy * s->w;
             const int ix0 = ox * s->sw - s->pad_l + kx;
-            /* Outputs [lo, hi) of the run read inside the row. */
+            /* Outputs [lo, hi) of the run read inside the row (the division
+             * only ever sees non-negative numbers: C's truncates toward 0). */
             int lo = ix0 >= 0 ? 0 : (-ix0 + s->sw - 1) / s->sw;
-            int hi = ix0 + (run - 1) * s->sw < s->w ? run : (s->w - 1 - ix0) / s->sw + 1;
+            int hi = ix0 > s->w - 1 ? 0 : (s->w - 1 - ix0) / s->sw + 1;
+            if (hi > run) hi = run;
             if (lo > run) lo = run;
             if (hi < lo) hi = lo;
             for (int i = 0; i < lo; i++) out[i] = 0.0f;
