@@ -915,6 +915,16 @@ int main(void) {
          * 160): its window's right column lies past the row. */
         test_conv_naive(3, 5, 46, 14, 3, 3, 2, 1, 0, 1, 1);
         test_conv_naive(3, 5, 46, 14, 5, 5, 2, 1, 0, 1, 0);
+        /* Every offset of a 32-column panel against an output row: widths
+         * 9 .. 41 over 7 rows, both strides and paddings, windows 3x3 and
+         * 1x7 (the packer reads the im2col straight from the input). */
+        if (gemm_path == NN_CONV_TILE)
+            for (int w = 9; w <= 41; w++)
+                for (int s = 1; s <= 2; s++)
+                    for (int same = 0; same <= 1; same++) {
+                        test_conv_naive(2, 3, 7, w, 3, 3, s, same, 0, 1, 1);
+                        test_conv_naive(2, 3, 7, w, 1, 7, s, same, 0, 1, 0);
+                    }
     }
 
     /* 3. Winograd: odd and even sides, 'same' and 'valid' (its backward
