@@ -483,6 +483,37 @@ static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, i
     free(dout), free(dm), free(din_want);
 }
 
+/* nn_tile_gemm at every level up to the machine's against a double product:
+ * C (m x n) = A B over k, each sum within k * 2^-23 * sum|a b|; at AVX2 and
+ * AVX-512 the same bits. */
+static void test_tile(int m, int n, int k) {
+    float *a = rand_floats((size_t)m * k, -1, 1), *b = rand_floats((size_t)k * n, -1, 1);
+    float *panels = xmalloc(nn_tile_panels_floats(m, k) * sizeof(float));
+    nn_tile_pack(panels, a, m, k, 0);
+    float *c[NN_CPU_LEVELS];
+    for (int level = NN_CPU_PLAIN; level <= (int)nn_cpu() && level < NN_CPU_LEVELS; level++) {
+        c[level] = xmalloc((size_t)m * n * sizeof(float));
+        nn_tile_gemm((nn_cpu_level)level, m, n, k, panels, b, (size_t)n, c[level], (size_t)n);
+        size_t bad = 0;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double want = 0, mag = 0;
+                for (int q = 0; q < k; q++) {
+                    const double p = (double)a[(size_t)i * k + q] * b[(size_t)q * n + j];
+                    want += p, mag += fabs(p);
+                }
+                if (fabs(c[level][(size_t)i * n + j] - want) > k * 0x1.0p-23 * mag + 1e-30) bad++;
+            }
+        CHECK(bad == 0, "tile %dx%dx%d at %s: %zu of %d elements out of bound", m, n, k,
+              nn_cpu_name((nn_cpu_level)level), bad, m * n);
+    }
+    if (nn_cpu() >= NN_CPU_AVX512)
+        CHECK(!memcmp(c[NN_CPU_AVX2], c[NN_CPU_AVX512], (size_t)m * n * sizeof(float)),
+              "tile %dx%dx%d: AVX2 and AVX-512 differ", m, n, k);
+    for (int level = NN_CPU_PLAIN; level <= (int)nn_cpu() && level < NN_CPU_LEVELS; level++) free(c[level]);
+    free(a), free(b), free(panels);
+}
+
 /* One convolution, forward (bias, ReLU) and backward (through the mask,
  * accumulating), on path at AVX2 and at AVX-512: bit-identical. */
 static void test_levels_agree(int c, int k, int h, int w, int kh, int kw, int s, int same, nn_conv_path path) {
@@ -956,6 +987,10 @@ int main(void) {
     }
     /* 5. AVX2 and AVX-512 run the same arithmetic in the tile and in
      * Winograd: the same bits both ways. */
+    test_tile(1, 1, 1);
+    test_tile(13, 37, 29);
+    test_tile(24, 64, 100);
+    test_tile(7, 33, 3);
     if (nn_cpu() >= NN_CPU_AVX512) {
         test_levels_agree(13, 29, 11, 70, 3, 3, 1, 1, NN_CONV_WINOGRAD);
         test_levels_agree(6, 5, 8, 67, 3, 3, 1, 0, NN_CONV_WINOGRAD);
