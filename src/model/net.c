@@ -413,26 +413,36 @@ static void drop_packs(dd_net *net) {
 
 /* One block: the packed weights of every conv, then the threads' GEMM
  * scratch for the largest k either way. */
-static dd_status pack_weights(dd_net *net, int fast) {
-    drop_packs(net);
-    size_t words = 0, scratch = 0;
+/* Every convolution's paths: as choose_paths says, or (plain) im2col +
+ * OpenBLAS, which needs no packed weights; and the FLOPs they run. */
+static void set_paths(dd_net *net, int fast, int plain) {
+    net->flops_fwd = net->flops_bwd = 0;
     for (int i = 1; i < net->n_nodes; i++) {
         if (!is_conv(net, i)) continue;
         nn_conv *cv = &net->nodes[i].conv;
-        nn_conv_path forward, backward;
-        choose_paths(net, i, fast, &forward, &backward);
+        nn_conv_path forward = NN_CONV_SGEMM, backward = NN_CONV_SGEMM;
+        if (!plain) choose_paths(net, i, fast, &forward, &backward);
         nn_conv_set_paths(cv, forward, backward);
+        net->flops_fwd += nn_conv_path_flops(cv, 0);
+        net->flops_bwd += nn_conv_path_flops(cv, 1);
+    }
+}
+
+static dd_status pack_weights(dd_net *net, int fast) {
+    drop_packs(net);
+    set_paths(net, fast, 0);
+    size_t words = 0, scratch = 0;
+    for (int i = 1; i < net->n_nodes; i++) {
+        if (!is_conv(net, i)) continue;
+        const nn_conv *cv = &net->nodes[i].conv;
         words += nn_conv_pack_words(cv);
         if (nn_conv_scratch_words(cv) > scratch) scratch = nn_conv_scratch_words(cv);
     }
-    net->flops_fwd = net->flops_bwd = 0;
-    for (int i = 1; i < net->n_nodes; i++)
-        if (is_conv(net, i)) {
-            net->flops_fwd += nn_conv_path_flops(&net->nodes[i].conv, 0);
-            net->flops_bwd += nn_conv_path_flops(&net->nodes[i].conv, 1);
-        }
     net->packed_mem = malloc((words + scratch * (size_t)net->threads) * sizeof(uint32_t) + 64);
-    if (!net->packed_mem) return util_fail(DD_ERR_NOMEM, "out of memory for the packed weights");
+    if (!net->packed_mem) { /* the net stays usable, unpacked */
+        set_paths(net, 0, 1);
+        return util_fail(DD_ERR_NOMEM, "out of memory for the packed weights");
+    }
     uint32_t *p = net->packed_mem;
     for (int i = 1; i < net->n_nodes; i++) {
         if (!is_conv(net, i)) continue;

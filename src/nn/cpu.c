@@ -24,8 +24,8 @@ int nn_cpu_parse(const char *name, nn_cpu_level *out) {
     return 0;
 }
 
-/* What the CPU and the operating system support. AVX2 comes with FMA and
- * F16C on every CPU that has it, and our AVX2 kernels use all three. */
+/* What the CPU and the operating system support; our AVX2 kernels also
+ * use FMA. */
 static nn_cpu_level detect(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();

@@ -14,7 +14,10 @@
  * per thread 128 columns at a time (float32 first, by the float32 GEMM's
  * packers, which fuse the ReLU mask and the im2col; then its 128 column
  * scales and the quantized words). Sums are exact integers, so the result
- * does not depend on the thread count or the order of anything. */
+ * does not depend on the thread count or the order of anything. Unlike the
+ * float32 paths it does not carry non-finite values: a column holding NaN
+ * or inf comes out wrong, never a crash (the network's own values are
+ * finite). */
 #include <math.h>
 #include <string.h>
 

@@ -151,7 +151,7 @@ void nn_gemm_split_columns(const nn_packed_gemm *g, void *scratch, size_t scratc
  * nn_gemm_f32_scratch_floats(k) floats. Bits independent of threads. */
 size_t nn_gemm_f32_scratch_floats(int k);
 /* B's columns jc .. jc+cols-1 (cols <= 128), as nn_gemm_f32 packs them:
- * [cols / 32 panels][k][32] floats, masked or from the im2col as fuse says,
+ * [ceil(cols / 32) panels][k][32] floats, masked or from the im2col as fuse says,
  * zero past cols. */
 void nn_pack_b_f32(nn_cpu_level cpu, float *dst, int k, const float *b, int ldb, int jc, int cols,
                    const nn_gemm_fuse *fuse);
