@@ -8,10 +8,11 @@
  * stride-1 convolution runs this way in both modes (docs/ARCHITECTURE.md).
  *
  * Each thread owns a stripe of block rows through all three steps (see
- * stripe()), and its GEMMs are small: on AVX-512 they run in a 12 x 32
- * register tile of our own over U packed in panels, whose sums do not
- * depend on the GEMM's width, so neither bands nor threads change a bit;
- * elsewhere OpenBLAS's sgemm on a band grid fixed by the convolution.
+ * run()), and its GEMMs are small: from AVX2 up they run on our register
+ * tile (tile.c) over U packed in panels, whose sums do not depend on the
+ * GEMM's width, so neither bands nor threads change a bit; at the plain
+ * level OpenBLAS's sgemm, one call per block row, whose width is the
+ * convolution's (a band's height can follow the scratch each thread gets).
  *
  * F(4x4) rather than F(2x2): 4x fewer products instead of 2.25x, and fewer
  * transformed values per output (36/16 against 16/4), so less memory
@@ -448,9 +449,7 @@ static void output_transform(float *out, const float *m, const float *bias, int 
 static size_t row_floats(const nn_conv *cv, int bw) { return (size_t)XI * (cv->c + cv->k) * bw; }
 
 /* Block rows per band: about BAND_FLOATS of V and M, so that a band's
- * transforms and GEMMs meet in cache. Fixed by the convolution alone, so
- * that OpenBLAS's GEMMs (the path without AVX-512), and with them the bits,
- * are the same for any number of threads. */
+ * transforms and GEMMs meet in cache. */
 enum { BAND_FLOATS = 1 << 19 };
 static int band_rows(const nn_conv *cv, int bh, int bw) {
     const size_t most = BAND_FLOATS / row_floats(cv, bw);
@@ -520,8 +519,9 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
                                  (size_t)blocks, mx, (size_t)blocks);
                     continue;
                 }
-                nn_sgemm_serial(0, cv->k, blocks, cv->c, u + (size_t)xi * cv->k * cv->c, cv->c, vx, blocks, 0.0f, mx,
-                                blocks);
+                for (int r = 0; r < rows; r++) /* n = bw, whatever the band */
+                    nn_sgemm_serial(0, cv->k, bw, cv->c, u + (size_t)xi * cv->k * cv->c, cv->c, vx + (size_t)r * bw, blocks,
+                                    0.0f, mx + (size_t)r * bw, blocks);
             }
             output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, oh, ow, by0, rows, bw);
         }
