@@ -201,8 +201,24 @@ if wanted determinism; then
       same_bytes "det_${level}_${mode}_1.png" "det_${level}_${mode}_2.png" "DD_CPU=$level --$mode: --threads 1 and 2"
       same_bytes "det_${level}_${mode}_1.png" "det_${level}_${mode}_3.png" "DD_CPU=$level --$mode: --threads 1 and 3"
     done
+    want_dims "det_${level}_exact_1.png" "$size" "DD_CPU=$level: the output decodes"
     comment=$(identify -format '%c' "det_${level}_exact_1.png" 2>&1)
     check "DD_CPU=$level: the comment names the kernels ($comment)" grep -q " kernels=$level " <<<"$comment"
+  done
+  # The library finds the level /proc/cpuinfo gives; DD_CPU only lowers it,
+  # and an empty DD_CPU is no cap.
+  own=${levels##* }
+  env -u DD_CPU "$dd" "${one[@]}" rgb.png det_own.png >"$work/stdout" 2>"$work/stderr"
+  rc=$?
+  want_status 0 "DD_CPU unset"
+  comment=$(identify -format '%c' det_own.png 2>&1)
+  check "DD_CPU unset: kernels=$own, as /proc/cpuinfo says ($comment)" grep -q " kernels=$own " <<<"$comment"
+  for cap in avx512bf16 ""; do
+    DD_CPU=$cap run "${one[@]}" rgb.png det_cap.png
+    want_status 0 "DD_CPU='$cap'"
+    comment=$(identify -format '%c' det_cap.png 2>&1)
+    check "DD_CPU='$cap' on a $own CPU: kernels=$own ($comment)" grep -q " kernels=$own " <<<"$comment"
+    rm -f det_cap.png
   done
   if [[ " $levels " == *" avx512 "* ]]; then
     same_pixels det_avx2_exact_1.png det_avx512_exact_1.png "--exact: AVX2 and AVX-512 give the same pixels"
