@@ -2,16 +2,12 @@
  * out by liveness, then forward (one switch over ops) and backward to the
  * input (another). Branch outputs are written straight into their concat's
  * buffer, so concatenation costs nothing either way. */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "model.h"
 #include "net.h"

@@ -288,34 +288,38 @@ void nn_conv_pack(nn_conv_packed *p, uint32_t *dst, const float *w, const nn_con
     if (cv->backward == NN_CONV_WINOGRAD) p->winograd_t = way[1];
 }
 
-/* C = op(W) B (+ C) for the GEMM paths: B is the first n columns from
- * from of B's rows (row stride ldb); in the forward pass (trans 0) with
- * bias and ReLU, in the backward one (trans 1) B counts only where mask
- * (the ReLU bits of dout, NULL once applied) is set. The float32 sgemm
- * gets bias and ReLU afterwards; the others fuse them. */
+/* C = op(W) B (+ C) for the GEMM paths, B's rows with stride ldb (or the
+ * im2col fuse names), trans 0 the forward's W, 1 the backward's W^T. The
+ * packed paths fuse what fuse says; OpenBLAS's sgemm takes none of it (the
+ * callers apply the ReLU mask of dout and the bias and ReLU around it). */
 static void conv_gemm(const nn_conv *cv, nn_conv_path path, int trans, int m, int n, int k, const float *w,
-                      const float *b, size_t ldb, size_t from, const float *bias, int relu, const uint8_t *mask,
-                      size_t mask_plane, float beta, float *c, size_t ldc, int threads) {
+                      const float *b, size_t ldb, const nn_gemm_fuse *fuse, float beta, float *c, size_t ldc,
+                      int threads) {
     const nn_conv_packed *p = cv->packed;
-    const nn_gemm_fuse fuse = {.bias = bias, .relu = relu, .b_mask = mask, .b_mask_row = mask_plane,
-                               .b_mask_from = from};
     if (path == NN_CONV_TILE)
-        nn_gemm_f32(cv->cpu, m, n, k, trans ? p->tile_wt : p->tile_w, b + from, (int)ldb, beta, c, (int)ldc,
-                    p->scratch, threads, &fuse);
+        nn_gemm_f32(cv->cpu, m, n, k, trans ? p->tile_wt : p->tile_w, b, (int)ldb, beta, c, (int)ldc, p->scratch,
+                    threads, fuse);
     else if (path == NN_CONV_BF16)
-        nn_gemm_bf16_fused(m, n, k, trans ? p->wt : p->w, b + from, (int)ldb, beta, c, (int)ldc, p->scratch, threads,
-                           &fuse);
+        nn_gemm_bf16_fused(m, n, k, trans ? p->wt : p->w, b, (int)ldb, beta, c, (int)ldc, p->scratch, threads, fuse);
     else if (path == NN_CONV_I16)
-        nn_gemm_i16(m, n, k, trans ? p->wt : p->w, b + from, (int)ldb, beta, c, (int)ldc, p->scratch, threads, &fuse);
+        nn_gemm_i16(m, n, k, trans ? p->wt : p->w, b, (int)ldb, beta, c, (int)ldc, p->scratch, threads, fuse);
     else
-        nn_gemm(trans, m, n, k, w, trans ? m : k, b + from, (int)ldb, beta, c, (int)ldc, threads);
+        nn_gemm(trans, m, n, k, w, trans ? m : k, b, (int)ldb, beta, c, (int)ldc, threads);
+}
+
+/* Outputs [from, from+n) of every channel after the GEMM: bias and ReLU
+ * for the sgemm (the packed paths fused them), then the mask bits. */
+static void forward_finish(nn_conv_path path, float *out, uint8_t *relu_mask, const float *b, const nn_conv *cv,
+                           size_t plane, size_t from, size_t n, int threads) {
+    if (path == NN_CONV_SGEMM) bias_relu(out, relu_mask, b, cv->k, plane, from, n, threads);
+    else if (relu_mask) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, from, n, threads);
 }
 
 void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
                      const float *w, const float *b, const nn_conv *cv,
                      float *col, int threads) {
     const nn_window *s = &cv->win;
-    const int ckk = cv->c * s->kh * s->kw, relu = relu_mask != NULL;
+    const int ckk = cv->c * s->kh * s->kw;
     const size_t plane = (size_t)s->oh * s->ow;
     nn_conv_path path = cv->forward;
     if (path == NN_CONV_WINOGRAD) {
@@ -324,34 +328,24 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
             return;
         path = NN_CONV_SGEMM; /* scratch below one block row: only outside a planned net */
     }
+    const nn_gemm_fuse fuse = {.bias = b, .relu = relu_mask != NULL};
     /* The fused paths take B straight from the input: a 1x1 stride-1 input
      * is B itself; else the packing reads the im2col from it (for
      * bfloat16, stride 1 and rows of 16 or more only). */
     const int pointwise = nn_conv_is_pointwise(cv);
     if (pointwise || (cv->forward_from_input && path == cv->forward)) {
-        const nn_conv_packed *p = cv->packed;
-        const nn_gemm_fuse fuse = {.bias = b, .relu = relu, .im2col_in = pointwise ? NULL : in, .im2col_win = s};
-        if (path == NN_CONV_TILE)
-            nn_gemm_f32(cv->cpu, cv->k, (int)plane, ckk, p->tile_w, in, (int)plane, 0.0f, out, (int)plane, p->scratch,
-                        threads, &fuse);
-        else if (path == NN_CONV_BF16)
-            nn_gemm_bf16_fused(cv->k, (int)plane, ckk, p->w, in, (int)plane, 0.0f, out, (int)plane, p->scratch, threads,
-                               &fuse);
-        else if (path == NN_CONV_I16)
-            nn_gemm_i16(cv->k, (int)plane, ckk, p->w, in, (int)plane, 0.0f, out, (int)plane, p->scratch, threads, &fuse);
-        else
-            conv_gemm(cv, path, 0, cv->k, (int)plane, ckk, w, in, plane, 0, b, relu, NULL, 0, 0.0f, out, plane, threads);
-        if (path == NN_CONV_SGEMM) bias_relu(out, relu_mask, b, cv->k, plane, 0, plane, threads);
-        else if (relu_mask) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, 0, plane, threads);
+        nn_gemm_fuse direct = fuse;
+        if (!pointwise) direct.im2col_in = in, direct.im2col_win = s;
+        conv_gemm(cv, path, 0, cv->k, (int)plane, ckk, w, in, plane, &direct, 0.0f, out, plane, threads);
+        forward_finish(path, out, relu_mask, b, cv, plane, 0, plane, threads);
         return;
     }
     for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
         const size_t n = (size_t)rows * s->ow, from = (size_t)oy0 * s->ow;
         im2col(col, in, cv, oy0, rows, threads);
-        conv_gemm(cv, path, 0, cv->k, (int)n, ckk, w, col, n, 0, b, relu, NULL, 0, 0.0f, out + from, plane, threads);
-        if (path == NN_CONV_SGEMM) bias_relu(out, relu_mask, b, cv->k, plane, from, n, threads);
-        else if (relu_mask) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, from, n, threads);
+        conv_gemm(cv, path, 0, cv->k, (int)n, ckk, w, col, n, &fuse, 0.0f, out + from, plane, threads);
+        forward_finish(path, out, relu_mask, b, cv, plane, from, n, threads);
     }
 }
 
@@ -397,15 +391,16 @@ void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,
     const uint8_t *mask = fused ? relu_mask : NULL;
     const size_t mask_plane = nn_mask_bytes(plane);
     if (nn_conv_is_pointwise(cv)) {
-        conv_gemm(cv, path, 1, cv->c, (int)plane, cv->k, w, dout, plane, 0, NULL, 0, mask, mask_plane, 1.0f, din,
-                  plane, threads);
+        const nn_gemm_fuse fuse = {.b_mask = mask, .b_mask_row = mask_plane};
+        conv_gemm(cv, path, 1, cv->c, (int)plane, cv->k, w, dout, plane, &fuse, 1.0f, din, plane, threads);
         return;
     }
     for (int oy0 = 0; oy0 < s->oh; oy0 += cv->band_rows) {
         const int rows = s->oh - oy0 < cv->band_rows ? s->oh - oy0 : cv->band_rows;
         const size_t n = (size_t)rows * s->ow;
-        conv_gemm(cv, path, 1, ckk, (int)n, cv->k, w, dout, plane, (size_t)oy0 * s->ow, NULL, 0, mask, mask_plane, 0.0f,
-                  col, n, threads);
+        const size_t from = (size_t)oy0 * s->ow;
+        const nn_gemm_fuse fuse = {.b_mask = mask, .b_mask_row = mask_plane, .b_mask_from = from};
+        conv_gemm(cv, path, 1, ckk, (int)n, cv->k, w, dout + from, plane, &fuse, 0.0f, col, n, threads);
         col2im_add(din, col, cv, oy0, rows, threads);
     }
 }
