@@ -178,7 +178,9 @@ typedef enum dd_format {
     DD_FORMAT_PNG,
     DD_FORMAT_JPEG,
     DD_FORMAT_PNM, /* P5 (grey) or P6 (RGB), maxval up to 65535 */
-    DD_FORMAT_PAM  /* P7: GRAYSCALE, GRAYSCALE_ALPHA, RGB, RGB_ALPHA */
+    DD_FORMAT_PAM, /* P7: GRAYSCALE, GRAYSCALE_ALPHA, RGB, RGB_ALPHA */
+    DD_FORMAT_PGM, /* writing only: P5 always (colour becomes luma)      */
+    DD_FORMAT_PPM  /* writing only: P6 always (grey repeated into RGB)   */
 } dd_format;
 
 /* Decodes PNG, JPEG, PNM or PAM, recognised by their first bytes (never by
@@ -192,6 +194,24 @@ typedef enum dd_format {
 dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixels,
                                dd_image **out);
 
+/* What the first bytes of an image file say, before the rest is read. */
+typedef struct dd_image_info {
+    dd_format format;   /* PNG, JPEG, PNM or PAM                          */
+    int width, height;  /* as stored (before any EXIF orientation); 0 when
+                         * the bytes given end before the header does     */
+    uint64_t max_bytes; /* the most bytes the decoder reads from a sound
+                         * file of this size: a PNM's exact length, else
+                         * 64 MiB of metadata plus twice the largest raw
+                         * size of its pixels                             */
+} dd_image_info;
+
+/* Parses only the header from the first size bytes of a file (a reader
+ * calls it on what it has so far, and again with more bytes while width is
+ * 0). DD_ERR_LIMIT when the header's size is over the limits of
+ * dd_image_load_memory (max_pixels, 0: none), DD_ERR_CORRUPT when what is
+ * there is malformed or no image format. */
+dd_status dd_image_probe(const void *data, size_t size, uint64_t max_pixels, dd_image_info *info);
+
 /* Encodes to a new malloc'd buffer (*data, *size; free() it). quality is
  * for JPEG (1..100). comment (may be NULL) is stored as PNG tEXt
  * "Comment" / JPEG COM / PNM comment. */
@@ -204,9 +224,14 @@ int dd_image_height(const dd_image *image);
 int dd_image_channels(const dd_image *image);
 int dd_image_depth(const dd_image *image);
 dd_format dd_image_format(const dd_image *image); /* what it was decoded from */
+/* The file's comment (PNG uncompressed tEXt "Comment", JPEG's first COM
+ * marker before the first scan, the first '#' line of a PNM or PAM header),
+ * at most 64 KiB of it; NULL when there is none. Valid while image lives. */
+const char *dd_image_comment(const dd_image *image);
 
-/* Format from a file name's extension (.png, .jpg/.jpeg, .ppm/.pgm/.pnm,
- * .pam) or from a "FMT:" prefix name ("png", "jpg", "ppm", "pam"). */
+/* Format from a file name's extension or from a "FMT:" prefix name:
+ * png, jpg/jpeg, ppm (DD_FORMAT_PPM), pgm (DD_FORMAT_PGM), pnm (P5 or P6,
+ * whichever the image is), pam; case-insensitive. */
 dd_format dd_format_from_name(const char *name);
 
 /* ---- The dream ------------------------------------------------------- */
@@ -226,6 +251,10 @@ typedef struct dd_params {
                            * carry the detail up to the full size (0)     */
     int fast;             /* bfloat16 products where the CPU has them,    *
                            * see dd_net_set_fast; 0: float32 (1)           */
+    int (*should_stop)(void *user); /* polled between the network's       *
+                           * layers on the calling thread; nonzero ends    *
+                           * the dream mid-step (DD_ERR_CANCELLED). NULL:  *
+                           * only the progress callback stops it (NULL)    */
 } dd_params;
 
 /* The defaults above. */
