@@ -3,7 +3,9 @@
 #define DD_CLI_H
 
 #include <signal.h>
+#include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "deepdream.h"
@@ -15,14 +17,42 @@ extern volatile sig_atomic_t cli_stop_signal;
 
 /* ---- files (files.c) ---- */
 
-/* The whole of path ("-": standard input) in memory; prints the error. */
-int cli_read_all(const char *path, unsigned char **data, size_t *size);
+/* name with control characters and backslashes escaped (\n, \x1b, \\):
+ * every message stays one line. Valid until the fourth call after. */
+const char *cli_quote(const char *name);
 
-/* Writes data to path through a temporary file in the same directory,
- * fsync'd and renamed into place ("-": standard output); prints the error
- * and leaves nothing behind on failure. The file gets mode (permission
- * bits), or with mode -1 what a new file gets under the umask. */
-int cli_write_output(const char *path, const unsigned char *data, size_t size, int mode);
+/* An image file ("-": standard input) in memory, read header first: a size
+ * over max_pixels (0: none) is refused before the rest is read, and no
+ * more is read than an image of its size can take. Prints the error. */
+int cli_read_image(const char *path, uint64_t max_pixels, unsigned char **data, size_t *size);
+/* The same with no limit and no message: for looking at an output. */
+int cli_read_quietly(const char *path, unsigned char **data, size_t *size);
+
+/* Where an output's bytes go. */
+typedef enum cli_out_kind {
+    CLI_OUT_NEW_FILE,   /* path: created (through a dangling link too)        */
+    CLI_OUT_FILE,       /* path: a regular file, replaced; links followed     */
+    CLI_OUT_STREAM,     /* path: a character device or a FIFO, written into   */
+    CLI_OUT_DESCRIPTOR  /* fd: "-", /dev/stdout, /dev/fd/N, /proc/self/fd/N   */
+} cli_out_kind;
+
+typedef struct cli_target {
+    cli_out_kind kind;
+    int fd, mode;        /* mode: a replaced file's permission bits */
+    char path[PATH_MAX]; /* symbolic links resolved */
+} cli_target;
+
+/* Finds, before any work, whether path ("-": standard output) can take an
+ * image: a directory, block device, socket or terminal is refused (2); a
+ * missing or read-only directory, a write-protected file or a name too
+ * long for the temporary file fails (1). Prints the error. */
+int cli_check_output(const char *path, cli_target *t);
+
+/* Writes data where path leads: a regular file through a temporary file in
+ * its directory, fsync'd and renamed into place (a replaced file keeps its
+ * permission bits, a new one gets the umask's), leaving nothing behind on
+ * failure; a device, FIFO or descriptor straight. Prints the error. */
+int cli_write_output(const char *path, const unsigned char *data, size_t size);
 
 /* mkdir -p of path's parent directories; prints the error. */
 int cli_make_parents(const char *path);
@@ -51,6 +81,10 @@ int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_d
                   dd_format format, int in_place, int quiet);
 void cli_plan_free(cli_plan *plan);
 
+/* Does the image carry a dream's mark ("deepdream VERSION: ..." in its
+ * comment)? A rerun knows its own outputs by it. */
+int cli_image_dreamed(const dd_image *im);
+
 /* The output format of a job: the requested one, else the input's content. */
 dd_format cli_sniff_format(const char *path);
 
@@ -68,5 +102,7 @@ double cli_now(void);
 /* The dd_progress_fn: also stops the dream when a signal came. */
 int cli_on_progress(void *user, int octave, int octaves, int step, int steps);
 void cli_progress_end_line(cli_progress *p);
+/* dd_params.should_stop: a signal came. */
+int cli_should_stop(void *user);
 
 #endif

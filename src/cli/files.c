@@ -1,7 +1,11 @@
-/* Reading inputs whole and writing outputs atomically. */
+/* Reading inputs and writing outputs: where an output's bytes go (a new or
+ * replaced regular file, written atomically, or straight into a device, a
+ * FIFO or an open descriptor), found before any work and again at the
+ * write; names quoted for one-line messages. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,43 +14,115 @@
 
 #include "cli.h"
 
-int cli_read_all(const char *path, unsigned char **data, size_t *size) {
+const char *cli_quote(const char *name) {
+    /* A few buffers in turn: one message may quote two names. */
+    static char bufs[4][4 * PATH_MAX + 8];
+    static int next;
+    char *out = bufs[next], *o = out;
+    next = (next + 1) % 4;
+    const char *end_room = out + sizeof bufs[0] - 8;
+    for (const unsigned char *s = (const unsigned char *)name; *s && o < end_room; s++) {
+        if (*s == '\n') *o++ = '\\', *o++ = 'n';
+        else if (*s == '\t') *o++ = '\\', *o++ = 't';
+        else if (*s == '\\') *o++ = '\\', *o++ = '\\';
+        else if (*s < 0x20 || *s == 0x7f) o += sprintf(o, "\\x%02x", *s);
+        else *o++ = (char)*s;
+    }
+    *o = '\0';
+    return out;
+}
+
+
+/* Reads into *buf until it holds `want` bytes or the input ends; 0 after a
+ * read error (errno set). */
+static int read_upto(int fd, unsigned char **buf, size_t *len, size_t *cap, size_t want, int *ended) {
+    while (*len < want && !*ended) {
+        if (*len == *cap) {
+            size_t c = *cap ? *cap * 2 : (size_t)1 << 16;
+            if (c > want && want > *len) c = want < (size_t)1 << 16 ? (size_t)1 << 16 : want;
+            unsigned char *nb = realloc(*buf, c);
+            if (!nb) {
+                errno = ENOMEM;
+                return 0;
+            }
+            *buf = nb, *cap = c;
+        }
+        size_t room = *cap - *len;
+        if (room > want - *len) room = want - *len;
+        ssize_t got = read(fd, *buf + *len, room);
+        if (got < 0 && errno == EINTR && !cli_stop_signal) continue;
+        if (got < 0) return 0;
+        if (got == 0) *ended = 1;
+        *len += (size_t)got;
+    }
+    return 1;
+}
+
+/* fprintf, or nothing when to is NULL. */
+static void say(FILE *to, const char *fmt, ...) {
+    if (!to) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(to, fmt, ap);
+    va_end(ap);
+}
+
+static int read_image(const char *path, uint64_t max_pixels, int quiet, unsigned char **data, size_t *size) {
+    FILE *err_to = quiet ? NULL : stderr;
     const int is_stdin = !strcmp(path, "-");
-    const char *name = is_stdin ? "standard input" : path;
+    const char *name = is_stdin ? "standard input" : cli_quote(path);
     int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) { /* a FIFO's open waits for a writer: a signal ends it */
-        if (!cli_stop_signal) fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(errno));
+        if (!cli_stop_signal) say(err_to, "%s: %s: %s\n", cli_prog, name, strerror(errno));
         return 0;
     }
     struct stat sb;
     if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, "%s: %s: is a directory\n", cli_prog, name);
+        say(err_to, "%s: %s: is a directory\n", cli_prog, name);
         if (!is_stdin) close(fd);
         return 0;
     }
+    /* The header first: a size over the limits is refused before the rest
+     * is read, and no more is read than such an image can take, whether
+     * the bytes come from a file or a pipe (a header followed by
+     * /dev/zero). */
     unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int ok = 1;
+    size_t len = 0, cap = 0, want = (size_t)1 << 16;
+    int ended = 0, ok = 1;
+    const size_t header_most = (size_t)16 << 20;
+    dd_image_info info = {0};
     for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : (size_t)1 << 16;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                fprintf(stderr, "%s: %s: out of memory\n", cli_prog, name);
-                ok = 0;
-                break;
-            }
-            buf = nb;
-        }
-        ssize_t got = read(fd, buf + len, cap - len);
-        if (got < 0 && errno == EINTR && !cli_stop_signal) continue;
-        if (got < 0) {
-            if (!cli_stop_signal) fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(errno));
+        if (!read_upto(fd, &buf, &len, &cap, want, &ended)) {
+            if (!cli_stop_signal) say(err_to, "%s: %s: %s\n", cli_prog, name, strerror(errno));
             ok = 0;
             break;
         }
-        if (got == 0) break;
-        len += (size_t)got;
+        const dd_status st = dd_image_probe(buf, len, max_pixels, &info);
+        if (st == DD_ERR_LIMIT) {
+            say(err_to, "%s: %s: %s\n", cli_prog, name, dd_last_error());
+            ok = 0;
+            break;
+        }
+        /* Malformed or an unknown format: the decoder says what is wrong. */
+        if (st || info.width || ended) break;
+        if (len >= header_most) break;
+        want = len * 2;
+    }
+    if (ok && info.width && !ended) {
+        /* One byte more than the most an image of this size can take
+         * tells a longer input from an exact one. */
+        const uint64_t most = info.max_bytes;
+        const size_t limit = most < SIZE_MAX - 1 ? (size_t)most + 1 : SIZE_MAX;
+        if (!read_upto(fd, &buf, &len, &cap, limit, &ended)) {
+            if (!cli_stop_signal) say(err_to, "%s: %s: %s\n", cli_prog, name, strerror(errno));
+            ok = 0;
+        } else if (len > most && info.format != DD_FORMAT_PNM && info.format != DD_FORMAT_PAM) {
+            say(err_to, "%s: %s: more than the %llu bytes a %dx%d image can take\n", cli_prog, name,
+                    (unsigned long long)most, info.width, info.height);
+            ok = 0;
+        } else if (len > most) {
+            len = (size_t)most; /* a Netpbm stream may hold more images: the first one */
+        }
     }
     if (!is_stdin) close(fd);
     if (!ok) {
@@ -57,11 +133,21 @@ int cli_read_all(const char *path, unsigned char **data, size_t *size) {
     return 1;
 }
 
-static int write_fully(int fd, const unsigned char *data, size_t size) {
+/* A signal ends a write that waits (a FIFO nobody reads); a file's write
+ * is finished, so that an output is either written whole or not at all. */
+int cli_read_image(const char *path, uint64_t max_pixels, unsigned char **data, size_t *size) {
+    return read_image(path, max_pixels, 0, data, size);
+}
+
+int cli_read_quietly(const char *path, unsigned char **data, size_t *size) {
+    return read_image(path, 0, 1, data, size);
+}
+
+static int write_fully(int fd, const unsigned char *data, size_t size, int interruptible) {
     while (size) {
         ssize_t n = write(fd, data, size);
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR && !(interruptible && cli_stop_signal)) continue;
             return 0;
         }
         data += n, size -= (size_t)n;
@@ -69,40 +155,212 @@ static int write_fully(int fd, const unsigned char *data, size_t size) {
     return 1;
 }
 
-int cli_write_output(const char *path, const unsigned char *data, size_t size, int mode) {
-    if (!strcmp(path, "-")) {
-        if (!write_fully(STDOUT_FILENO, data, size)) {
-            fprintf(stderr, "%s: standard output: %s\n", cli_prog, strerror(errno));
-            return 0;
-        }
+/* A path that names one of our open descriptors: /dev/stdout, /dev/fd/N,
+ * /proc/self/fd/N, /proc/PID/fd/N (a `>(...)` argument). Its bytes go into
+ * that descriptor, as with "-", never through a file renamed over it. */
+static int descriptor_path(const char *p) {
+    const char *rest = NULL;
+    char self[64];
+    snprintf(self, sizeof self, "/proc/%ld/fd/", (long)getpid());
+    if (!strcmp(p, "/dev/stdout")) return STDOUT_FILENO;
+    if (!strcmp(p, "/dev/stderr")) return STDERR_FILENO;
+    if (!strncmp(p, "/dev/fd/", 8)) rest = p + 8;
+    else if (!strncmp(p, "/proc/self/fd/", 14)) rest = p + 14;
+    else if (!strncmp(p, "/proc/thread-self/fd/", 21)) rest = p + 21;
+    else if (!strncmp(p, self, strlen(self))) rest = p + strlen(self);
+    if (!rest || *rest < '0' || *rest > '9') return -1;
+    char *end;
+    const long n = strtol(rest, &end, 10);
+    return *end || n > INT_MAX ? -1 : (int)n;
+}
+
+/* Follows OUTPUT's symbolic links to what its bytes would go into. Returns
+ * 0 or an exit status, the message printed. */
+static int resolve(const char *path, cli_target *t) {
+    char cur[PATH_MAX], link[PATH_MAX];
+    if (snprintf(cur, sizeof cur, "%s", path) >= (int)sizeof cur) {
+        fprintf(stderr, "%s: %s: name too long\n", cli_prog, cli_quote(path));
         return 1;
     }
-    /* A hidden name beside the output: never taken for an input or an
-     * output by a later run, and on the same file system for rename. */
-    char tmp[PATH_MAX];
+    memset(t, 0, sizeof *t);
+    for (int hops = 0; hops < 40; hops++) {
+        const int fd = !strcmp(cur, "-") ? STDOUT_FILENO : descriptor_path(cur);
+        if (fd >= 0) {
+            const char *name = !strcmp(path, "-") ? "standard output" : cli_quote(path);
+            /* A closed descriptor is held read-only (main.c): not writable. */
+            const int flags = fcntl(fd, F_GETFL);
+            if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY) {
+                fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(EBADF));
+                return 1;
+            }
+            if (isatty(fd)) {
+                fprintf(stderr, "%s: %s: refusing to write an image to a terminal\n", cli_prog, name);
+                return 2;
+            }
+            t->kind = CLI_OUT_DESCRIPTOR, t->fd = fd;
+            return 0;
+        }
+        struct stat sb;
+        if (lstat(cur, &sb) != 0) {
+            if (errno != ENOENT) break;
+            t->kind = CLI_OUT_NEW_FILE; /* also through a dangling link, as `>` does */
+            snprintf(t->path, sizeof t->path, "%s", cur);
+            return 0;
+        }
+        if (S_ISLNK(sb.st_mode)) {
+            /* The link stays; its target gets the dream (docs/BATCH.md). */
+            const ssize_t n = readlink(cur, link, sizeof link - 1);
+            if (n < 0) break;
+            link[n] = '\0';
+            const char *slash = strrchr(cur, '/');
+            if (link[0] == '/' || !slash) {
+                memcpy(cur, link, (size_t)n + 1);
+            } else {
+                const int dir = (int)(slash - cur + 1);
+                char joined[PATH_MAX];
+                if (snprintf(joined, sizeof joined, "%.*s%s", dir, cur, link) >= (int)sizeof joined) {
+                    errno = ENAMETOOLONG;
+                    break;
+                }
+                memcpy(cur, joined, strlen(joined) + 1);
+            }
+            continue;
+        }
+        snprintf(t->path, sizeof t->path, "%s", cur);
+        if (S_ISREG(sb.st_mode)) {
+            t->kind = CLI_OUT_FILE, t->mode = (int)(sb.st_mode & 07777);
+            return 0;
+        }
+        if (S_ISCHR(sb.st_mode) || S_ISFIFO(sb.st_mode)) {
+            t->kind = CLI_OUT_STREAM;
+            return 0;
+        }
+        fprintf(stderr, "%s: %s: %s, not a place for an image\n", cli_prog, cli_quote(path),
+                S_ISDIR(sb.st_mode) ? "a directory" : S_ISBLK(sb.st_mode) ? "a block device" : "a socket");
+        return 2;
+    }
+    if (errno == 0 || errno == EINVAL) errno = ELOOP;
+    fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(path), strerror(errno));
+    return 1;
+}
+
+/* The temporary name beside the final one: hidden (never taken for an
+ * input or an output by a later run), on the same file system for rename,
+ * and shortened when the name is near the file system's limit. */
+static int temp_name(const char *path, char *tmp, size_t size) {
     const char *slash = strrchr(path, '/');
     const int dir_len = slash ? (int)(slash - path + 1) : 0;
-    if (snprintf(tmp, sizeof tmp, "%.*s.%s.deepdream-XXXXXX", dir_len, path, path + dir_len) >= (int)sizeof tmp) {
-        fprintf(stderr, "%s: %s: name too long\n", cli_prog, path);
+    const char *base = path + dir_len;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", dir_len ? dir_len : 1, dir_len ? path : ".");
+    long name_max = pathconf(dir, _PC_NAME_MAX);
+    if (name_max <= 0) name_max = 255;
+    const size_t longest = strlen(base) + 18;
+    const int n = longest <= (size_t)name_max
+                      ? snprintf(tmp, size, "%.*s.%s.deepdream-XXXXXX", dir_len, path, base)
+                      : snprintf(tmp, size, "%.*s.deepdream-XXXXXX", dir_len, path);
+    return n > 0 && (size_t)n < size;
+}
+
+int cli_check_output(const char *path, cli_target *t) {
+    int rc = resolve(path, t);
+    if (rc) return rc;
+    if (t->kind == CLI_OUT_STREAM) {
+        /* A device is opened to see what it is; a FIFO is not (its open
+         * waits for a reader, which comes when the image does). */
+        struct stat sb;
+        if (stat(t->path, &sb) == 0 && S_ISCHR(sb.st_mode)) {
+            int fd = open(t->path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+            if (fd < 0) {
+                fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(path), strerror(errno));
+                return 1;
+            }
+            const int tty = isatty(fd);
+            close(fd);
+            if (tty) {
+                fprintf(stderr, "%s: %s: refusing to write an image to a terminal\n", cli_prog, cli_quote(path));
+                return 2;
+            }
+        }
+        return 0;
+    }
+    if (t->kind != CLI_OUT_FILE && t->kind != CLI_OUT_NEW_FILE) return 0;
+    /* A file that exists and may not be written keeps its protection, as
+     * with `>`; then a trial of the temporary file finds a missing or
+     * read-only directory and a name too long now, not after the dream. */
+    if (t->kind == CLI_OUT_FILE && access(t->path, W_OK) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(path), strerror(errno));
+        return 1;
+    }
+    char tmp[PATH_MAX];
+    if (!temp_name(t->path, tmp, sizeof tmp)) {
+        fprintf(stderr, "%s: %s: name too long\n", cli_prog, cli_quote(path));
+        return 1;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        const int err = errno;
+        char dir[PATH_MAX];
+        const char *slash = strrchr(t->path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - t->path) : 1, slash ? t->path : ".");
+        if (err == ENOENT || err == ENOTDIR)
+            fprintf(stderr, "%s: %s: no directory %s\n", cli_prog, cli_quote(path), cli_quote(dir));
+        else fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(path), strerror(err));
+        return 1;
+    }
+    close(fd);
+    unlink(tmp);
+    return 0;
+}
+
+int cli_write_output(const char *path, const unsigned char *data, size_t size) {
+    cli_target t;
+    if (resolve(path, &t)) return 0;
+    const char *name = !strcmp(path, "-") ? "standard output" : cli_quote(path);
+    if (t.kind == CLI_OUT_DESCRIPTOR || t.kind == CLI_OUT_STREAM) {
+        int fd = t.fd;
+        if (t.kind == CLI_OUT_STREAM) {
+            fd = open(t.path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+            if (fd < 0) {
+                if (!cli_stop_signal) fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(errno));
+                return 0;
+            }
+            if (isatty(fd)) {
+                close(fd);
+                fprintf(stderr, "%s: %s: refusing to write an image to a terminal\n", cli_prog, name);
+                return 0;
+            }
+        }
+        int err = write_fully(fd, data, size, 1) ? 0 : errno;
+        if (t.kind == CLI_OUT_STREAM && close(fd) != 0 && !err) err = errno;
+        if (err) fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(err));
+        return !err;
+    }
+    char tmp[PATH_MAX];
+    if (!temp_name(t.path, tmp, sizeof tmp)) {
+        fprintf(stderr, "%s: %s: name too long\n", cli_prog, name);
         return 0;
     }
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog, path, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(errno));
         return 0;
     }
-    if (mode < 0) { /* mkstemp makes 0600; give what a new file would get */
+    /* A replaced file keeps its permission bits (a private photo stays
+     * private); a new one gets what the umask gives (mkstemp made 0600). */
+    int mode = t.mode;
+    if (t.kind == CLI_OUT_NEW_FILE) {
         const mode_t mask = umask(0);
         umask(mask);
         mode = (int)(0666 & ~mask);
     }
     fchmod(fd, (mode_t)mode);
     int err = 0;
-    if (!write_fully(fd, data, size) || fsync(fd) != 0) err = errno;
+    if (!write_fully(fd, data, size, 0) || fsync(fd) != 0) err = errno;
     if (close(fd) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
+    if (!err && rename(tmp, t.path) != 0) err = errno;
     if (err) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog, path, strerror(err));
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(err));
         unlink(tmp);
     }
     return !err;
@@ -111,14 +369,14 @@ int cli_write_output(const char *path, const unsigned char *data, size_t size, i
 int cli_make_parents(const char *path) {
     char dir[PATH_MAX];
     if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        fprintf(stderr, "%s: %s: name too long\n", cli_prog, path);
+        fprintf(stderr, "%s: %s: name too long\n", cli_prog, cli_quote(path));
         return 0;
     }
     for (char *p = dir + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
         if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "%s: %s: %s\n", cli_prog, dir, strerror(errno));
+            fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(dir), strerror(errno));
             return 0;
         }
         *p = '/';
