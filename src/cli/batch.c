@@ -26,11 +26,13 @@ dd_format cli_sniff_format(const char *path) {
     return DD_FORMAT_UNKNOWN;
 }
 
-static const char *format_extension(dd_format f, int grey) {
+static const char *format_extension(dd_format f) {
     switch (f) {
     case DD_FORMAT_PNG: return "png";
     case DD_FORMAT_JPEG: return "jpg";
-    case DD_FORMAT_PNM: return grey ? "pgm" : "ppm";
+    case DD_FORMAT_PNM: return "pnm";
+    case DD_FORMAT_PGM: return "pgm";
+    case DD_FORMAT_PPM: return "ppm";
     case DD_FORMAT_PAM: return "pam";
     default: return "img";
     }
@@ -55,7 +57,7 @@ static char *output_path(const char *out_dir, const char *rel, dd_format in_form
     base = base ? base + 1 : rel;
     const char *dot = strrchr(base, '.');
     const size_t stem = dot && dot != base ? (size_t)(dot - rel) : strlen(rel);
-    const char *ext = format_extension(format, 0);
+    const char *ext = format_extension(format);
     char *name = malloc(stem + strlen(ext) + 2);
     if (!name) return NULL;
     memcpy(name, rel, stem);
@@ -104,12 +106,15 @@ typedef struct ancestor {
 } ancestor;
 
 /* Adds the images in dir (descending when recursive); dotfiles are skipped,
- * which keeps our own temporary files out. Stops early after a signal. */
-static int walk(entries *e, const char *dir, const char *rel, int recursive, int quiet, const ancestor *up) {
+ * which keeps our own temporary files out, and so is the output directory
+ * (skip, may be NULL) when it lies inside an input: a rerun or a later
+ * shard sees the same inputs as the first. Stops early after a signal. */
+static int walk(entries *e, const char *dir, const char *rel, int recursive, int quiet, const ancestor *up,
+                const struct stat *skip) {
     struct dirent **names;
     int n = scandir(dir, &names, NULL, by_name);
     if (n < 0) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog, dir, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(dir), strerror(errno));
         e->failed++;
         return 1;
     }
@@ -126,26 +131,28 @@ static int walk(entries *e, const char *dir, const char *rel, int recursive, int
             goto next;
         }
         if (stat(path, &sb) != 0) {
-            fprintf(stderr, "%s: %s: %s\n", cli_prog, path, strerror(errno));
+            fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(path), strerror(errno));
             e->failed++;
         } else if (S_ISDIR(sb.st_mode)) {
             const ancestor *a = up;
             while (a && !(a->dev == sb.st_dev && a->ino == sb.st_ino)) a = a->up;
-            if (!recursive) {
-                if (!quiet) fprintf(stderr, "%s: %s: a directory, skipped (use -r)\n", cli_prog, path);
+            if (skip && skip->st_dev == sb.st_dev && skip->st_ino == sb.st_ino) {
+                /* the output directory: what we wrote is not input */
+            } else if (!recursive) {
+                if (!quiet) fprintf(stderr, "%s: %s: a directory, skipped (use -r)\n", cli_prog, cli_quote(path));
             } else if (a) {
-                if (!quiet) fprintf(stderr, "%s: %s: a link back to a directory above it, skipped\n", cli_prog, path);
+                if (!quiet) fprintf(stderr, "%s: %s: a link back to a directory above it, skipped\n", cli_prog, cli_quote(path));
             } else {
                 const ancestor here = {sb.st_dev, sb.st_ino, up};
-                ok = walk(e, path, sub, recursive, quiet, &here);
+                ok = walk(e, path, sub, recursive, quiet, &here, skip);
             }
         } else if (S_ISREG(sb.st_mode)) {
             dd_format f = cli_sniff_format(path);
             if (f != DD_FORMAT_UNKNOWN) ok = add_entry(e, path, sub, f);
             else if (access(path, R_OK) != 0) {
-                fprintf(stderr, "%s: %s: %s\n", cli_prog, path, strerror(errno));
+                fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(path), strerror(errno));
                 e->failed++;
-            } else if (!quiet) fprintf(stderr, "%s: %s: not an image, skipped\n", cli_prog, path);
+            } else if (!quiet) fprintf(stderr, "%s: %s: not an image, skipped\n", cli_prog, cli_quote(path));
         }
     next:
         free(path), free(sub), free(names[i]);
@@ -165,7 +172,7 @@ static int by_output(const void *a, const void *b) {
 typedef struct inode {
     dev_t dev;
     ino_t ino;
-    const char *path;
+    size_t job; /* index in the plan */
 } inode;
 
 static int by_inode(const void *a, const void *b) {
@@ -174,19 +181,60 @@ static int by_inode(const void *a, const void *b) {
     return (x->ino > y->ino) - (x->ino < y->ino);
 }
 
+int cli_image_dreamed(const dd_image *im) {
+    const char *c = dd_image_comment(im);
+    return c && !strncmp(c, "deepdream ", 10);
+}
+
+/* Does the file at path carry a dream's mark? */
+static int file_dreamed(const char *path) {
+    unsigned char *data;
+    size_t size;
+    if (!cli_read_quietly(path, &data, &size)) return 0;
+    dd_image *im = NULL;
+    const int ours = dd_image_load_memory(data, size, 0, &im) == DD_OK && cli_image_dreamed(im);
+    dd_image_free(im);
+    free(data);
+    return ours;
+}
+
+/* Drops the jobs whose drop[] is set, keeping the order. */
+static void compact(cli_plan *plan, const unsigned char *drop) {
+    size_t kept = 0;
+    for (size_t i = 0; i < plan->count; i++) {
+        if (drop[i]) {
+            free(plan->jobs[i].input), free(plan->jobs[i].output);
+            continue;
+        }
+        plan->jobs[kept++] = plan->jobs[i];
+    }
+    plan->count = kept;
+}
+
+static int by_inode_then_job(const void *a, const void *b) {
+    const int c = by_inode(a, b);
+    if (c) return c;
+    const size_t x = ((const inode *)a)->job, y = ((const inode *)b)->job;
+    return (x > y) - (x < y);
+}
+
 int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_dir, int recursive,
                   dd_format format, int in_place, int quiet) {
     entries e = {0};
     int rc = 0;
+    unsigned char *drop = NULL;
+    inode *ins = NULL;
     memset(plan, 0, sizeof *plan);
+    struct stat out_sb;
+    const struct stat *skip = !in_place && *out_dir && stat(out_dir, &out_sb) == 0 ? &out_sb : NULL;
     for (int i = 0; i < n_inputs; i++) {
         struct stat sb;
         if (stat(inputs[i], &sb) != 0) {
-            fprintf(stderr, "%s: %s: %s\n", cli_prog, inputs[i], strerror(errno));
+            fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(inputs[i]), strerror(errno));
             e.failed++;
         } else if (S_ISDIR(sb.st_mode)) {
             const ancestor top = {sb.st_dev, sb.st_ino, NULL};
-            if (!walk(&e, inputs[i], "", recursive, quiet, &top)) goto nomem;
+            if (!walk(&e, inputs[i], "", recursive, quiet, &top, skip)) goto nomem;
         } else {
             /* Only a regular file is opened to look at: a pipe (a FIFO,
              * <(...)) would lose the bytes read, or block. */
@@ -210,6 +258,39 @@ int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_d
         plan->count++;
         if (!j->output) goto nomem;
     }
+    drop = calloc(plan->count ? plan->count : 1, 1);
+    ins = malloc((plan->count ? plan->count : 1) * sizeof *ins);
+    if (!drop || !ins) goto nomem;
+    for (size_t i = 0; i < plan->count; i++) ins[i] = (inode){plan->jobs[i].dev, plan->jobs[i].ino, i};
+    qsort(ins, plan->count, sizeof *ins, by_inode);
+    if (in_place) {
+        /* One file under two names (./q.png and q.png, a link, a linked
+         * directory) is dreamed once: the first name in sorted order. */
+        qsort(ins, plan->count, sizeof *ins, by_inode_then_job);
+        for (size_t i = 1, first = 0; i < plan->count; i++) {
+            if (by_inode(&ins[first], &ins[i])) {
+                first = i;
+                continue;
+            }
+            if (!quiet)
+                fprintf(stderr, "%s: %s: the same file as %s, dreamed once\n", cli_prog,
+                        cli_quote(plan->jobs[ins[i].job].input), cli_quote(plan->jobs[ins[first].job].input));
+            drop[ins[i].job] = 1;
+        }
+    } else {
+        /* An input that another job will write to, and that a dream wrote
+         * (its comment says so: --format png into the JPEGs' directory,
+         * rerun), is that job's output, not an input. */
+        for (size_t i = 0; i < plan->count; i++) {
+            struct stat sb;
+            if (stat(plan->jobs[i].output, &sb) != 0) continue;
+            const inode key = {sb.st_dev, sb.st_ino, 0};
+            const inode *hit = bsearch(&key, ins, plan->count, sizeof *ins, by_inode);
+            if (hit && hit->job != i && !drop[hit->job] && file_dreamed(plan->jobs[hit->job].input))
+                drop[hit->job] = 1;
+        }
+    }
+    compact(plan, drop);
     /* Two inputs onto one output. */
     cli_job **order = malloc((plan->count ? plan->count : 1) * sizeof *order);
     if (!order) goto nomem;
@@ -217,37 +298,36 @@ int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_d
     qsort(order, plan->count, sizeof *order, by_output);
     for (size_t i = 1; i < plan->count && rc == 0; i++)
         if (!strcmp(order[i - 1]->output, order[i]->output)) {
-            fprintf(stderr, "%s: %s and %s would both be written to %s\n", cli_prog, order[i - 1]->input,
-                    order[i]->input, order[i]->output);
+            fprintf(stderr, "%s: %s and %s would both be written to %s\n", cli_prog, cli_quote(order[i - 1]->input),
+                    cli_quote(order[i]->input), cli_quote(order[i]->output));
             rc = 2;
         }
     free(order);
     /* An output that is one of the inputs (same inode, whatever the path
      * or link), unless the user asked for in-place. */
     if (rc == 0 && !in_place) {
-        inode *ins = malloc((plan->count ? plan->count : 1) * sizeof *ins);
-        if (!ins) goto nomem;
         for (size_t i = 0; i < plan->count; i++)
-            ins[i] = (inode){plan->jobs[i].dev, plan->jobs[i].ino, plan->jobs[i].input};
+            ins[i] = (inode){plan->jobs[i].dev, plan->jobs[i].ino, i};
         qsort(ins, plan->count, sizeof *ins, by_inode);
         for (size_t i = 0; i < plan->count && rc == 0; i++) {
             struct stat sb;
             if (stat(plan->jobs[i].output, &sb) != 0) continue;
-            inode key = {sb.st_dev, sb.st_ino, NULL};
+            const inode key = {sb.st_dev, sb.st_ino, 0};
             const inode *hit = bsearch(&key, ins, plan->count, sizeof *ins, by_inode);
             if (hit) {
                 fprintf(stderr, "%s: %s: would overwrite the input %s (use --in-place)\n", cli_prog,
-                        plan->jobs[i].output, hit->path);
+                        cli_quote(plan->jobs[i].output), cli_quote(plan->jobs[hit->job].input));
                 rc = 2;
             }
         }
-        free(ins);
     }
     goto done;
 nomem:
     fprintf(stderr, "%s: out of memory\n", cli_prog);
     rc = 1;
 done:
+    free(drop);
+    free(ins);
     for (size_t i = 0; i < e.count; i++) free(e.items[i].input), free(e.items[i].rel);
     free(e.items);
     plan->unreadable = (size_t)e.failed;

@@ -2,12 +2,14 @@
  * or a batch (-o OUTDIR INPUT..., or --in-place): options, signals, the
  * loop over files, exit codes. The only code that prints or exits. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -87,8 +89,11 @@ static int usage_error(const char *fmt, const char *arg) {
     return EXIT_USAGE;
 }
 
+/* Numbers as typed: no leading blanks or signs that strto* would skip
+ * (' -1' is not a seed). */
 static int parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
+    if (!((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9'))) return 0;
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) return 0;
@@ -98,6 +103,7 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
 
 static int parse_float(const char *s, float lo, float hi, float *out) {
     char *end;
+    if (!((*s >= '0' && *s <= '9') || *s == '.' || *s == '-')) return 0;
     errno = 0;
     float v = strtof(s, &end);
     if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
@@ -107,9 +113,10 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 
 static int parse_u64(const char *s, unsigned long long *out) {
     char *end;
+    if (*s < '0' || *s > '9') return 0;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') return 0;
+    if (errno || end == s || *end) return 0;
     *out = v;
     return 1;
 }
@@ -122,6 +129,25 @@ static const char *option_name(char **argv, int opt) {
     if (!strncmp(typed, "--", 2) || opt <= 0 || opt >= 256) return typed;
     buf[0] = '-', buf[1] = (char)opt, buf[2] = '\0';
     return buf;
+}
+
+/* 0 when what was printed reached standard output, else 1 with the
+ * reason (/dev/full, a closed descriptor). */
+static int stdout_status(void) {
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    fprintf(stderr, "%s: standard output: %s\n", cli_prog, strerror(errno ? errno : EIO));
+    return EXIT_FAILED;
+}
+
+/* A descriptor 0-2 that the caller closed is held open on /dev/null the
+ * wrong way round: a file we open can never become "standard output", and
+ * writing to a closed standard output still fails. */
+static void hold_standard_descriptors(void) {
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            const int held = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+            if (held >= 0 && held != fd) close(held); /* a lower one was free: cannot happen */
+        }
 }
 
 /* Returns -1 to go on, else an exit status. */
@@ -219,8 +245,8 @@ static int parse_options(int argc, char **argv, options *o) {
         case OPT_INPLACE: o->in_place = 1; break;
         case OPT_PROGRESS: o->progress = 1; break;
         case OPT_QUIET: o->quiet = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("deepdream %s\n", DD_VERSION_STRING); return 0;
+        case 'h': usage(stdout); return stdout_status();
+        case 'V': printf("deepdream %s\n", DD_VERSION_STRING); return stdout_status();
         case ':': return usage_error("option '%s' needs a value", option_name(argv, optopt));
         default: return usage_error("unknown option '%s'", option_name(argv, optopt));
         }
@@ -242,7 +268,52 @@ static int parse_options(int argc, char **argv, options *o) {
     return -1;
 }
 
-static void on_signal(int sig) { cli_stop_signal = sig; }
+/* The batch's counts, kept where a signal handler can print them. */
+static volatile size_t count_done, count_skipped, count_failed;
+static volatile sig_atomic_t in_batch, quiet_summary, erase_line;
+
+static size_t put_count(char *at, size_t n) {
+    char digits[24];
+    size_t k = 0, len = 0;
+    do digits[k++] = (char)('0' + n % 10); while ((n /= 10) && k < sizeof digits);
+    while (k) at[len++] = digits[--k];
+    return len;
+}
+
+/* Ends the process now, from a handler: the step in progress did not stop
+ * within a second, or a second signal came. Only async-signal-safe calls:
+ * the summary is put together by hand. Signals are blocked while an output
+ * is renamed into place and counted, so the counts are what was written. */
+static void quit_now(void) {
+    const int sig = cli_stop_signal ? (int)cli_stop_signal : SIGTERM;
+    if (in_batch && !quiet_summary) {
+        char line[160];
+        size_t n = 0;
+        static const char *const parts[] = {": ", " done, ", " skipped, ", " failed, interrupted\n"};
+        const size_t counts[] = {count_done, count_skipped, count_failed};
+        if (erase_line) memcpy(line, "\r\033[K", 4), n = 4;
+        memcpy(line + n, cli_prog, strlen(cli_prog));
+        n += strlen(cli_prog);
+        for (int i = 0; i < 4; i++) {
+            memcpy(line + n, parts[i], strlen(parts[i]));
+            n += strlen(parts[i]);
+            if (i < 3) n += put_count(line + n, counts[i]);
+        }
+        if (write(STDERR_FILENO, line, n) < 0) { /* nothing more to do */
+        }
+    }
+    _exit(128 + sig);
+}
+
+/* The first signal asks the dream to stop (between two layers of the
+ * network) and gives it a second; a second signal or the second's end
+ * quits at once. */
+static void on_signal(int sig) {
+    if (sig == SIGALRM || cli_stop_signal) quit_now();
+    cli_stop_signal = sig;
+    const struct itimerval one = {.it_value = {.tv_sec = 1}};
+    setitimer(ITIMER_REAL, &one, NULL);
+}
 
 static void catch_signals(void) {
     struct sigaction sa;
@@ -251,6 +322,18 @@ static void catch_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
+}
+
+/* Blocks (1) or unblocks (0) the signals around writing an output and
+ * counting it. */
+static void hold_signals(int hold) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGALRM);
+    sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
 static int stopped_status(void) { return 128 + (int)cli_stop_signal; }
@@ -262,6 +345,8 @@ typedef struct run {
     cli_progress progress;
 } run;
 
+enum { DREAM_SKIPPED = -1 };
+
 /* Does path hold a complete image? Outputs are renamed into place only when
  * complete, but a file of the same name may come from elsewhere. */
 static int complete_output(const char *path) {
@@ -269,7 +354,7 @@ static int complete_output(const char *path) {
     size_t size;
     struct stat sb;
     if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
-    if (!cli_read_all(path, &data, &size)) return 0;
+    if (!cli_read_quietly(path, &data, &size)) return 0;
     dd_image *im = NULL;
     const int ok = dd_image_load_memory(data, size, 0, &im) == DD_OK;
     dd_image_free(im);
@@ -277,35 +362,93 @@ static int complete_output(const char *path) {
     return ok;
 }
 
-/* One image: read, dream, encode, write. Returns 0, EXIT_FAILED, or the
- * signal exit status. */
-static int dream_one(run *r, const char *input, const char *output, dd_format format) {
+/* Is writing the image as out the format it was read from, bytes and all? */
+static int same_format(const dd_image *im, dd_format out) {
+    const dd_format in = dd_image_format(im);
+    if (out == in) return 1;
+    return in == DD_FORMAT_PNM && ((out == DD_FORMAT_PGM && dd_image_channels(im) == 1) ||
+                                   (out == DD_FORMAT_PPM && dd_image_channels(im) == 3));
+}
+
+/* Writes an output and counts it with the signals held, so that the count
+ * is what was written; a FIFO or device write stays interruptible. */
+static int write_counted(const char *output, const cli_target *target, const unsigned char *data, size_t size,
+                         volatile size_t *done_count) {
+    const int hold = target->kind == CLI_OUT_FILE || target->kind == CLI_OUT_NEW_FILE;
+    if (hold) hold_signals(1);
+    const int ok = cli_write_output(output, data, size);
+    if (ok && done_count) ++*done_count;
+    if (hold) hold_signals(0);
+    return ok ? 0 : EXIT_FAILED;
+}
+
+/* libjpeg's largest side. */
+#define JPEG_MAX_SIDE 65500
+
+/* One image: check the output's place, read, dream, encode, write. Returns
+ * 0 (written, or passed through in place; counted in *done_count, may be
+ * NULL, with the signals held so that a count is never lost), DREAM_SKIPPED, EXIT_FAILED,
+ * EXIT_USAGE (an output that is no place for an image), or the signal exit
+ * status when it was stopped before anything was written. */
+static int dream_one(run *r, const char *input, const char *output, dd_format format, volatile size_t *done_count) {
     const options *o = r->o;
-    const char *in_name = strcmp(input, "-") ? input : "standard input";
+    char in_name[4 * PATH_MAX + 8];
+    snprintf(in_name, sizeof in_name, "%s", strcmp(input, "-") ? cli_quote(input) : "standard input");
     unsigned char *in_data = NULL, *out_data = NULL;
     size_t in_size = 0, out_size = 0;
     dd_image *image = NULL;
-    int rc = EXIT_FAILED;
+    cli_target target;
     dd_status st;
-    if (!cli_read_all(input, &in_data, &in_size)) goto done;
-    st = dd_image_load_memory(in_data, in_size, o->max_pixels, &image);
-    /* The image owns its pixels: the file's bytes (3 B/px for a PPM) need
-     * not stay through the dream. */
-    free(in_data);
-    in_data = NULL;
-    if (st) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, dd_last_error());
+    int rc = cli_check_output(output, &target);
+    if (rc) goto done;
+    rc = EXIT_FAILED;
+    if (!cli_read_image(input, o->max_pixels, &in_data, &in_size)) goto done;
+    if ((st = dd_image_load_memory(in_data, in_size, o->max_pixels, &image))) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
+        goto done;
+    }
+    if (o->in_place && o->skip_existing && cli_image_dreamed(image)) {
+        rc = DREAM_SKIPPED;
         goto done;
     }
     if (format == DD_FORMAT_UNKNOWN) format = dd_image_format(image);
+    const int w = dd_image_width(image), h = dd_image_height(image);
+    if (format == DD_FORMAT_JPEG && (w > JPEG_MAX_SIDE || h > JPEG_MAX_SIDE)) {
+        fprintf(stderr, "%s: %s: a JPEG is at most %d pixels a side; %s is %dx%d\n", cli_prog, cli_quote(output),
+                JPEG_MAX_SIDE, in_name, w, h);
+        goto done;
+    }
+    /* The dream does not carry the file's bytes (3 B/px for a PPM): a
+     * pass-through reads the file again. Standard input cannot be read
+     * again: its bytes are kept. */
+    const int reread = strcmp(input, "-") != 0;
+    if (reread) {
+        free(in_data);
+        in_data = NULL;
+    }
     r->progress.name = in_name, r->progress.last_octave = -1;
     st = dd_dream(r->model, &o->params, image, cli_on_progress, &r->progress);
     cli_progress_end_line(&r->progress);
     if (st == DD_ERR_CANCELLED) goto done;
-    if (st == DD_ERR_TOO_SMALL) {
-        if (!o->quiet) fprintf(stderr, "%s: %s: %s; passed through unchanged\n", cli_prog, in_name, dd_last_error());
+    const int passed = st == DD_ERR_TOO_SMALL;
+    if (passed) {
+        if (!o->quiet) fprintf(stderr, "%s: %s: %s; passed through unchanged\n", cli_prog, in_name, cli_quote(dd_last_error()));
     } else if (st) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, dd_last_error());
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
+        goto done;
+    }
+    /* A signal before the write: nothing is written, the image counts as
+     * interrupted. Once the write has begun it is finished and counted. */
+    if (cli_stop_signal) goto done;
+    if (passed && same_format(image, format)) {
+        /* Unchanged means the same bytes; in place there is nothing to do. */
+        if (o->in_place) {
+            rc = 0;
+            if (done_count) ++*done_count;
+            goto done;
+        }
+        if (reread && !cli_read_image(input, 0, &in_data, &in_size)) goto done;
+        rc = write_counted(output, &target, in_data, in_size, done_count);
         goto done;
     }
     char comment[512];
@@ -316,88 +459,130 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
              o->params.step_size, o->params.jitter, o->params.tile, o->params.max_size,
              (unsigned long long)o->params.seed, o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32",
              kernels, o->model_path ? o->model_path : "built-in");
-    if ((st = dd_image_save_memory(image, format, o->quality, comment, &out_data, &out_size))) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog, output, dd_last_error());
+    /* A passed-through image in another format is converted, not marked
+     * as dreamed. */
+    if ((st = dd_image_save_memory(image, format, o->quality, passed ? NULL : comment, &out_data, &out_size))) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(output), cli_quote(dd_last_error()));
         goto done;
     }
-    /* In place, the file keeps its permissions (a private photo stays
-     * private); a new output gets what the umask gives. */
-    int mode = -1;
-    struct stat sb;
-    if (o->in_place && stat(input, &sb) == 0) mode = (int)(sb.st_mode & 07777);
-    if (cli_write_output(output, out_data, out_size, mode)) rc = 0;
+    if (cli_stop_signal) goto done;
+    rc = write_counted(output, &target, out_data, out_size, done_count);
 done:
-    if (cli_stop_signal) rc = stopped_status();
+    if (rc > 0 && cli_stop_signal) rc = stopped_status();
     free(in_data);
     free(out_data);
     dd_image_free(image);
     return rc;
 }
 
+/* A "FMT:" prefix names one of the formats, nothing else: 12:30.png and
+ * ./x:y.png are names. */
+static dd_format output_prefix(const char *output, const char **path) {
+    const char *colon = strchr(output, ':');
+    *path = output;
+    if (!colon || colon - output > 4 || colon == output) return DD_FORMAT_UNKNOWN;
+    char fmt[8];
+    memcpy(fmt, output, (size_t)(colon - output));
+    fmt[colon - output] = '\0';
+    if (strchr(fmt, '.') || strchr(fmt, '/')) return DD_FORMAT_UNKNOWN;
+    const dd_format f = dd_format_from_name(fmt);
+    if (f != DD_FORMAT_UNKNOWN) *path = colon + 1;
+    return f;
+}
+
 /* INPUT OUTPUT: the output's format from a FMT: prefix or its extension. */
 static int run_single(run *r) {
     const options *o = r->o;
-    const char *input = o->inputs[0], *output = o->inputs[1], *path = output;
-    dd_format format = DD_FORMAT_UNKNOWN;
-    const char *colon = strchr(output, ':');
-    if (colon && colon - output <= 4) {
-        char fmt[8];
-        memcpy(fmt, output, (size_t)(colon - output));
-        fmt[colon - output] = '\0';
-        format = dd_format_from_name(fmt);
-        if (format == DD_FORMAT_UNKNOWN) return usage_error("unknown output format '%s:'", fmt);
-        path = colon + 1;
-    } else if (strcmp(output, "-")) {
+    const char *input = o->inputs[0], *output = o->inputs[1], *path;
+    dd_format format = output_prefix(output, &path);
+    if (format == DD_FORMAT_UNKNOWN && strcmp(output, "-")) {
         format = dd_format_from_name(output);
         if (format == DD_FORMAT_UNKNOWN)
-            return usage_error("%s: cannot tell the output format (use .png, .jpg, .ppm, .pam or a FMT: prefix)", output);
+            return usage_error("%s: cannot tell the output format (use .png, .jpg, .ppm, .pgm, .pam or a FMT: prefix)",
+                               cli_quote(output));
     }
-    if (!*path) return usage_error("%s: no output name", output);
-    if (!strcmp(path, "-") && isatty(STDOUT_FILENO)) return usage_error("%s", "refusing to write an image to a terminal");
+    if (!*path) return usage_error("%s: no output name", cli_quote(output));
     /* Never overwrite the input (--in-place is the way), whatever the path
      * or link. */
     struct stat a, b;
     if (strcmp(input, "-") && strcmp(path, "-") && stat(input, &a) == 0 && stat(path, &b) == 0 &&
-        a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
-        fprintf(stderr, "%s: %s: would overwrite the input %s (use --in-place)\n", cli_prog, path, input);
+        S_ISREG(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        fprintf(stderr, "%s: %s: would overwrite the input %s (use --in-place)\n", cli_prog, cli_quote(path),
+                cli_quote(input));
         return EXIT_USAGE;
     }
     r->progress.total = 1;
-    return dream_one(r, input, path, format);
+    const int rc = dream_one(r, input, path, format, NULL);
+    return rc == DREAM_SKIPPED ? 0 : rc;
+}
+
+/* OUTDIR must be a directory, or not exist yet (made once the plan is
+ * sound); a file or a dangling link is found before any work. */
+static int check_out_dir(const char *dir) {
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode)) return 0;
+        fprintf(stderr, "%s: %s: not a directory\n", cli_prog, cli_quote(dir));
+        return EXIT_USAGE;
+    }
+    if (errno == ENOENT && lstat(dir, &sb) == 0) {
+        fprintf(stderr, "%s: %s: a dangling symbolic link\n", cli_prog, cli_quote(dir));
+        return EXIT_USAGE;
+    }
+    if (errno != ENOENT) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(dir), strerror(errno));
+        return EXIT_FAILED;
+    }
+    return 0;
+}
+
+static int make_out_dir(const char *dir) {
+    char *slashed = malloc(strlen(dir) + 2);
+    if (!slashed) return 0;
+    sprintf(slashed, "%s/", dir);
+    const int ok = cli_make_parents(slashed);
+    free(slashed);
+    return ok;
 }
 
 static int run_batch(run *r) {
     const options *o = r->o;
     cli_plan plan;
-    int rc = cli_plan_make(&plan, o->inputs, o->n_inputs, o->out_dir ? o->out_dir : "", o->recursive, o->format,
-                           o->in_place, o->quiet);
+    int rc = o->out_dir ? check_out_dir(o->out_dir) : 0;
+    if (rc) return rc;
+    rc = cli_plan_make(&plan, o->inputs, o->n_inputs, o->out_dir ? o->out_dir : "", o->recursive, o->format,
+                       o->in_place, o->quiet);
+    if (rc == 0 && o->out_dir && !cli_stop_signal && !make_out_dir(o->out_dir)) rc = EXIT_FAILED;
     if (rc) {
         cli_plan_free(&plan);
         return rc;
     }
-    size_t total = 0, done = 0, skipped = 0, failed = plan.unreadable;
+    size_t total = 0;
+    count_failed = plan.unreadable;
     for (size_t i = 0; i < plan.count; i++) total += o->shard_n == 0 || (long)(i % (size_t)o->shard_n) == o->shard_k;
     r->progress.total = total;
+    in_batch = 1;
     for (size_t i = 0; i < plan.count && !cli_stop_signal; i++) {
         if (o->shard_n && (long)(i % (size_t)o->shard_n) != o->shard_k) continue;
         const cli_job *j = &plan.jobs[i];
         if (o->skip_existing && !o->in_place && complete_output(j->output)) {
-            skipped++;
+            count_skipped++;
         } else if (!cli_make_parents(j->output)) {
-            failed++;
+            count_failed++;
         } else {
-            const int one = dream_one(r, j->input, j->output, o->format);
-            if (one == 0) done++;
-            else if (one == EXIT_FAILED) failed++;
+            const int one = dream_one(r, j->input, j->output, o->format, &count_done);
+            if (one == DREAM_SKIPPED) count_skipped++;
+            else if (one == EXIT_FAILED || one == EXIT_USAGE) count_failed++;
         }
         r->progress.done++;
     }
+    in_batch = 0; /* from here the summary below is printed, not the handler's */
     if (!o->quiet)
-        fprintf(stderr, "%s: %zu done, %zu skipped, %zu failed%s\n", cli_prog, done, skipped, failed,
-                cli_stop_signal ? ", interrupted" : "");
+        fprintf(stderr, "%s: %zu done, %zu skipped, %zu failed%s\n", cli_prog, (size_t)count_done,
+                (size_t)count_skipped, (size_t)count_failed, cli_stop_signal ? ", interrupted" : "");
     cli_plan_free(&plan);
     if (cli_stop_signal) return stopped_status();
-    return failed ? EXIT_FAILED : 0;
+    return count_failed ? EXIT_FAILED : 0;
 }
 
 /* libgomp's idle threads spin for a long while (300000 rounds) before they
@@ -413,6 +598,7 @@ static void prefer_short_spin(char **argv) {
 }
 
 int main(int argc, char **argv) {
+    hold_standard_descriptors();
     prefer_short_spin(argv);
     options o = {.params = dd_params_default(), .quality = 92, .max_pixels = 100000000ull};
     int rc = parse_options(argc, argv, &o);
@@ -420,28 +606,39 @@ int main(int argc, char **argv) {
     /* DD_CPU chooses the kernels (and so the last bits): a value that names
      * no level is a usage error, found before any work. */
     if (dd_cpu_kernels(&kernels) != DD_OK) {
-        fprintf(stderr, "%s: %s\n", cli_prog, dd_last_error());
+        fprintf(stderr, "%s: %s\n", cli_prog, cli_quote(dd_last_error()));
         return EXIT_USAGE;
     }
+    /* Threads beyond twice the cores only cost: 1024 of them took a minute
+     * on an image that needs a second. */
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && o.params.threads > 2 * cores) {
+        if (!o.quiet)
+            fprintf(stderr, "%s: --threads %d is more than twice the %ld online cores; using %ld\n", cli_prog,
+                    o.params.threads, cores, 2 * cores);
+        o.params.threads = (int)(2 * cores);
+    }
+    o.params.should_stop = cli_should_stop;
+    quiet_summary = o.quiet;
     catch_signals();
 
     dd_model *model = NULL;
     dd_status st = o.model_path ? dd_model_load_file(o.model_path, &model) : dd_model_load_default(&model);
     if (st) {
-        fprintf(stderr, "%s: %s\n", cli_prog, dd_last_error());
+        fprintf(stderr, "%s: %s\n", cli_prog, cli_quote(dd_last_error()));
         return EXIT_FAILED;
     }
     if (o.list_layers) {
         for (int i = 0; i < dd_model_layer_count(model); i++)
             printf("%-22s %d\n", dd_model_layer_name(model, i), dd_model_layer_channels(model, i));
         dd_model_free(model);
-        return 0;
+        return stdout_status();
     }
     dd_term terms[MAX_TERMS];
     int n_terms = 0;
     const char *spec = o.layers ? o.layers : dd_default_layers();
     if (dd_terms_parse(model, spec, terms, MAX_TERMS, &n_terms)) {
-        fprintf(stderr, "%s: %s; layers are:", cli_prog, dd_last_error());
+        fprintf(stderr, "%s: %s; layers are:", cli_prog, cli_quote(dd_last_error()));
         for (int i = 0; i < dd_model_layer_count(model); i++) fprintf(stderr, " %s", dd_model_layer_name(model, i));
         fputc('\n', stderr);
         dd_model_free(model);
@@ -451,6 +648,7 @@ int main(int argc, char **argv) {
 
     run r = {.o = &o, .model = model, .spec = spec};
     r.progress.mode = o.quiet ? 0 : isatty(STDERR_FILENO) ? 1 : o.progress ? 2 : 0;
+    erase_line = r.progress.mode == 1;
     r.progress.start_s = cli_now();
     rc = o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
     dd_model_free(model);

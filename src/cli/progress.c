@@ -40,6 +40,11 @@ int cli_on_progress(void *user, int octave, int octaves, int step, int steps) {
     return 0;
 }
 
+int cli_should_stop(void *user) {
+    (void)user;
+    return cli_stop_signal != 0;
+}
+
 void cli_progress_end_line(cli_progress *p) {
     if (p->mode == 1) fprintf(stderr, "\r\033[K");
 }
