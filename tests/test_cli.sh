@@ -495,7 +495,11 @@ if wanted options; then
   usage_case "--seed" --seed abc rgb.png usage_out.png
   usage_case "--max-pixels" --max-pixels abc rgb.png usage_out.png
   usage_case "out.xyz" rgb.png out.xyz
-  usage_case "'foo:'" rgb.png foo:usage_out.png
+  # Only a format's name is a prefix: foo:usage_out is a name without a
+  # format (foo:usage_out.png would be a PNG of that name).
+  usage_case "foo:usage_out" rgb.png foo:usage_out
+  usage_case "--seed" --seed ' 3' rgb.png usage_out.png
+  usage_case "--octaves" --octaves ' 2' rgb.png usage_out.png
   usage_case "png:" rgb.png png:
   usage_case "INPUT and OUTPUT"
   usage_case "INPUT and OUTPUT" rgb.png
@@ -617,9 +621,9 @@ if wanted output-errors; then
   absent nodir "output into a missing directory"
   rm -rf isdir.png && mkdir isdir.png
   run "${one[@]}" rgb.png isdir.png
-  want_status 1 "output is a directory"
+  want_status 2 "output is a directory"
   want_error_line "deepdream: isdir.png: " "output is a directory"
-  want_stderr_has "Is a directory" "output is a directory: the reason"
+  want_stderr_has "a directory" "output is a directory: the reason"
   check "output is a directory: it is still an empty directory" test -d isdir.png -a -z "$(ls -A isdir.png)"
   no_leftovers . "output is a directory"
   run "${one[@]}" rgb.png rgb.png/out.png
