@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,11 +281,20 @@ static size_t put_count(char *at, size_t n) {
     return len;
 }
 
+/* Set while an output is written and counted: a quit waits for it (the
+ * handler may run on any thread, an OpenMP worker too, so this is a flag,
+ * not a signal mask). Lock-free atomics are safe in a handler. */
+static atomic_int writing, quit_pending;
+
 /* Ends the process now, from a handler: the step in progress did not stop
  * within a second, or a second signal came. Only async-signal-safe calls:
- * the summary is put together by hand. Signals are blocked while an output
- * is renamed into place and counted, so the counts are what was written. */
+ * the summary is put together by hand. While an output is being written the
+ * quit waits for it, so the counts are what was written. */
 static void quit_now(void) {
+    if (atomic_load(&writing)) {
+        atomic_store(&quit_pending, 1);
+        return;
+    }
     const int sig = cli_stop_signal ? (int)cli_stop_signal : SIGTERM;
     if (in_batch && !quiet_summary) {
         char line[160];
@@ -325,16 +335,6 @@ static void catch_signals(void) {
     sigaction(SIGALRM, &sa, NULL);
 }
 
-/* Blocks (1) or unblocks (0) the signals around writing an output and
- * counting it. */
-static void hold_signals(int hold) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGALRM);
-    sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
-}
 
 static int stopped_status(void) { return 128 + (int)cli_stop_signal; }
 
@@ -370,15 +370,19 @@ static int same_format(const dd_image *im, dd_format out) {
                                    (out == DD_FORMAT_PPM && dd_image_channels(im) == 3));
 }
 
-/* Writes an output and counts it with the signals held, so that the count
- * is what was written; a FIFO or device write stays interruptible. */
+/* Writes an output and counts it with a quit held off, so that the count
+ * is what was written; a FIFO or device write, which may wait for a reader
+ * forever, can still be cut short. */
 static int write_counted(const char *output, const cli_target *target, const unsigned char *data, size_t size,
                          volatile size_t *done_count) {
     const int hold = target->kind == CLI_OUT_FILE || target->kind == CLI_OUT_NEW_FILE;
-    if (hold) hold_signals(1);
+    if (hold) atomic_store(&writing, 1);
     const int ok = cli_write_output(output, data, size);
     if (ok && done_count) ++*done_count;
-    if (hold) hold_signals(0);
+    if (hold) {
+        atomic_store(&writing, 0);
+        if (atomic_load(&quit_pending)) quit_now();
+    }
     return ok ? 0 : EXIT_FAILED;
 }
 
