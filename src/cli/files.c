@@ -77,7 +77,8 @@ static int read_image(const char *path, uint64_t max_pixels, int quiet, unsigned
         return 0;
     }
     struct stat sb;
-    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) memset(&sb, 0, sizeof sb);
+    if (S_ISDIR(sb.st_mode)) {
         say(err_to, "%s: %s: is a directory\n", cli_prog, name);
         if (!is_stdin) close(fd);
         return 0;
@@ -112,7 +113,13 @@ static int read_image(const char *path, uint64_t max_pixels, int quiet, unsigned
         /* One byte more than the most an image of this size can take
          * tells a longer input from an exact one. */
         const uint64_t most = info.max_bytes;
-        const size_t limit = most < SIZE_MAX - 1 ? (size_t)most + 1 : SIZE_MAX;
+        size_t limit = most < SIZE_MAX - 1 ? (size_t)most + 1 : SIZE_MAX;
+        /* A regular file's size is known: one allocation of it, not a
+         * doubling buffer whose last copy would hold the file twice. */
+        if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < limit && (size_t)sb.st_size + 1 > cap) {
+            unsigned char *nb = realloc(buf, (size_t)sb.st_size + 1);
+            if (nb) buf = nb, cap = (size_t)sb.st_size + 1;
+        }
         if (!read_upto(fd, &buf, &len, &cap, limit, &ended)) {
             if (!cli_stop_signal) say(err_to, "%s: %s: %s\n", cli_prog, name, strerror(errno));
             ok = 0;
