@@ -125,6 +125,35 @@ if wanted outputs; then
   else
     skip "mknod is not allowed here: no block device case"
   fi
+  # A full device: the error, and /dev/full stays what it is.
+  if [ -w /dev/full ]; then
+    run "${one[@]}" a.png png:/dev/full
+    want_status 1 "png:/dev/full"
+    want_one_line "deepdream: /dev/full: No space left on device" "png:/dev/full"
+    check "/dev/full is still a character device" test -c /dev/full
+  fi
+  # A FIFO nobody reads: a signal ends the wait at once.
+  mkfifo lonely.png
+  (trap - INT; exec "$dd" "${one[@]}" a.png lonely.png 2>lonely.log) &
+  pid=$!
+  for ((i = 0; i < 200; i++)); do [ -s lonely.log ] && break; ls -l /proc/$pid/fd 2>/dev/null | grep -q lonely && break; sleep 0.05; done
+  sleep 1
+  t0=$(now_ms)
+  kill -TERM "$pid"
+  wait "$pid"
+  rc=$?
+  t1=$(now_ms)
+  check "SIGTERM while a FIFO has no reader: exit $rc, want 143" test "$rc" = 143
+  check "SIGTERM while a FIFO has no reader: ended in $((t1 - t0)) ms (<= 1000)" test $((t1 - t0)) -le 1000
+  check "the unread FIFO is still a FIFO" test -p lonely.png
+  # In place needs a file to replace.
+  mkfifo inplace_fifo.png
+  (cat a.png >inplace_fifo.png &)
+  run "${one[@]}" --in-place inplace_fifo.png
+  want_status 1 "--in-place on a FIFO"
+  want_stderr_has "not a regular file" "--in-place on a FIFO"
+  check "--in-place on a FIFO: still a FIFO" test -p inplace_fifo.png
+  cat inplace_fifo.png >/dev/null 2>&1 & # the writer, if it still waits
   # The batch writes into a FIFO in OUTDIR too.
   mkdir -p fifo_out
   mkfifo fifo_out/a.png

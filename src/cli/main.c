@@ -405,6 +405,13 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
     dd_status st;
     int rc = cli_check_output(output, &target);
     if (rc) goto done;
+    struct stat sb;
+    if (o->in_place && (stat(input, &sb) != 0 || !S_ISREG(sb.st_mode))) {
+        /* a FIFO or a device has no file to replace */
+        fprintf(stderr, "%s: %s: not a regular file, cannot be dreamed in place\n", cli_prog, in_name);
+        rc = EXIT_FAILED;
+        goto done;
+    }
     rc = EXIT_FAILED;
     if (!cli_read_image(input, o->max_pixels, &in_data, &in_size)) goto done;
     if ((st = dd_image_load_memory(in_data, in_size, o->max_pixels, &image))) {
