@@ -172,16 +172,22 @@ fi
 if wanted inplace; then
   begin inplace
   mkdir ip && cp a.png ip/q.png
-  (cd ip && run "${one[@]}" --in-place q.png ./q.png "$work/ip/q.png")
-  want_status 0 "--in-place q.png ./q.png"
-  same_bytes ref_a.png ip/q.png "--in-place under three names: dreamed once"
-  want_stderr_has "dreamed once" "--in-place under three names: a note"
+  run "${one[@]}" --in-place ip/q.png ./ip/q.png "$work/ip/q.png" ip//q.png
+  want_status 0 "--in-place under four names"
+  same_bytes ref_a.png ip/q.png "--in-place under four names: dreamed once"
+  want_stderr_has "dreamed once" "--in-place under four names: a note"
   # A symbolic link to a directory under -r, a hard link.
   mkdir -p tree/real && cp a.png tree/real/p.png && ln -s real tree/alias && ln tree/real/p.png tree/hard.png
   run "${one[@]}" -r --in-place tree
   want_status 0 "-r --in-place through a linked directory and a hard link"
   same_bytes ref_a.png tree/real/p.png "linked directory and hard link: dreamed once"
   want_summary 1 0 0 "linked directory and hard link"
+  # A link given in place is written through: it stays a link.
+  cp a.png ip_target.png && ln -s ip_target.png ip_link.png
+  run "${one[@]}" --in-place ip_link.png
+  want_status 0 "--in-place on a link"
+  check "--in-place on a link: still a link" test -L ip_link.png
+  same_bytes ref_a.png ip_target.png "--in-place on a link: its target dreamed"
   # Resume: dreams carry a mark; --skip-existing leaves them.
   mkdir res && cp a.png res/1.png && cp b.jpg res/2.jpg
   run "${one[@]}" --in-place res/1.png res/2.jpg
