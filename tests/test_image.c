@@ -1142,8 +1142,9 @@ static void test_bad_headers(void) {
         {"P6 2 x 255\n", 8, "header"},
         {"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\n", 6, "ENDHDR"},
         {"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\n", 0, "ENDHDR"},
-        {"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 4\nMAXVAL 255\nTUPLTYPE CMYK\nENDHDR\n", 8, "tuple type"},
-        {"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 4\nMAXVAL 255\nENDHDR\n", 8, "tuple type"},
+        {"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 5\nMAXVAL 255\nTUPLTYPE CMYK_ALPHA\nENDHDR\n", 8, "tuple type"},
+        {"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 5\nMAXVAL 255\nENDHDR\n", 8, "tuple type"},
+        {"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 0\nMAXVAL 255\nENDHDR\n", 0, "tuple type"},
         {"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 4\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n", 8, "DEPTH"},
         {"P7\nWIDTH 2\nDEPTH 1\nMAXVAL 255\nTUPLTYPE GRAYSCALE\nENDHDR\n", 2, "lacks"},
         {"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 1\nMAXVAL 255\nTUPLTYPE GRAYSCALE\nCOLOUR 3\nENDHDR\n", 2, "unknown field"},
@@ -1260,9 +1261,591 @@ static void test_format_names(void) {
     CHECK(dd_format_from_name(NULL) == DD_FORMAT_UNKNOWN, "dd_format_from_name(NULL)");
 }
 
+/* ---- what metadata may cost ------------------------------------------------ */
+
+static long peak_rss_kb(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+
+/* Room for n more bytes in one allocation: a buffer built to its exact
+ * size leaves no doubled peak behind in the RSS. */
+static void mb_reserve(membuf *b, size_t n) {
+    if (n <= b->cap - b->size) return;
+    if (!(b->data = realloc(b->data, b->size + n))) die("out of memory");
+    b->cap = b->size + n;
+}
+
+/* A zTXt chunk (length, type, data, CRC) as libpng writes it: key, then n
+ * bytes of 'a' deflated by libpng's zlib (about 1000:1). */
+static membuf png_ztxt_chunk(const char *key, size_t n) {
+    char *text = malloc(n + 1);
+    if (!text) die("out of memory");
+    memset(text, 'a', n);
+    text[n] = '\0';
+    membuf out = {0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, tpng_error, tpng_error);
+    png_infop info = png_create_info_struct(png);
+    if (!info) die("libpng");
+    png_set_write_fn(png, &out, tpng_write, tpng_flush);
+    png_set_IHDR(png, info, 1, 1, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_text t;
+    memset(&t, 0, sizeof t);
+    t.compression = PNG_TEXT_COMPRESSION_zTXt;
+    t.key = (char *)key;
+    t.text = text;
+    png_set_text(png, info, &t, 1);
+    png_write_info(png, info);
+    png_byte row[1] = {0};
+    png_write_row(png, row);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(text);
+    unsigned char *at = memmem(out.data + 8, out.size - 8, "zTXt", 4);
+    if (!at) die("libpng wrote no zTXt");
+    const size_t len = (size_t)at[-4] << 24 | (size_t)at[-3] << 16 | (size_t)at[-2] << 8 | at[-1];
+    membuf chunk = {0};
+    mb_put(&chunk, at - 4, len + 12);
+    free(out.data);
+    return chunk;
+}
+
+/* png with copies of chunk (whole chunks) placed right after IHDR. */
+static membuf png_insert(const membuf *png, const membuf *chunk, size_t copies) {
+    membuf b = {0};
+    mb_reserve(&b, png->size + chunk->size * copies);
+    mb_put(&b, png->data, 33);
+    for (size_t i = 0; i < copies; i++) mb_put(&b, chunk->data, chunk->size);
+    mb_put(&b, png->data + 33, png->size - 33);
+    return b;
+}
+
+/* A chunk of type with data over n bytes, CRC included. */
+static membuf png_raw_chunk(const char *type, const unsigned char *data, size_t n) {
+    membuf b = {0};
+    png_chunk(&b, type, data, n);
+    return b;
+}
+
+static void check_rgb_rows(const char *what, const dd_image *im, const unsigned char *rows, int w, int h) {
+    if (!im) return;
+    CHECK(im->width == w && im->height == h && im->channels == 3 && im->depth == 8 &&
+              !memcmp(im->samples, rows, (size_t)w * h * 3),
+          "%s: came back %dx%d x%d %d-bit or with other pixels", what, im->width, im->height, im->channels, im->depth);
+}
+
+/* PNG: 400 zTXt chunks of 7.9 MB each once inflated (a 3 MB file that cost
+ * libpng 3 GB) decode in bounded memory; an iCCP or eXIf over 4 MiB is
+ * dropped and the image still decodes. */
+static void test_png_metadata_budget(void) {
+    enum { W = 128, H = 96 };
+    unsigned char *rows = malloc(W * H * 3);
+    if (!rows) die("out of memory");
+    for (size_t i = 0; i < W * H * 3; i++) rows[i] = (unsigned char)rnd(256);
+    png_spec s = {.width = W, .height = H, .bit_depth = 8, .colour_type = PNG_COLOR_TYPE_RGB};
+    membuf png = png_encode(&s, rows, W * 3);
+
+    membuf z = png_ztxt_chunk("Comment", 7900000);
+    membuf bomb = png_insert(&png, &z, 400);
+    CHECK(bomb.size < (8u << 20), "the zTXt bomb is %zu bytes", bomb.size);
+#if !defined(__SANITIZE_ADDRESS__)
+    /* Should the text be inflated again, malloc fails at 1 GB more rather
+     * than the test taking 3 GB. */
+    struct rlimit saved, tight;
+    const int limited = !getrlimit(RLIMIT_AS, &saved) && vm_bytes() > 0;
+    if (limited) {
+        tight = saved;
+        tight.rlim_cur = (rlim_t)vm_bytes() + ((rlim_t)1 << 30);
+        if (saved.rlim_cur != RLIM_INFINITY && saved.rlim_cur < tight.rlim_cur) tight.rlim_cur = saved.rlim_cur;
+        setrlimit(RLIMIT_AS, &tight);
+    }
+#endif
+    const long before = peak_rss_kb();
+    dd_image *im = NULL;
+    dd_status st = dd_image_load_memory(bomb.data, bomb.size, 0, &im);
+    const long grew_kb = peak_rss_kb() - before;
+#if !defined(__SANITIZE_ADDRESS__)
+    if (limited) setrlimit(RLIMIT_AS, &saved);
+#endif
+    CHECK(st == DD_OK && im, "PNG with 400 zTXt: %s: %s", dd_strerror(st), dd_last_error());
+    check_rgb_rows("PNG with 400 zTXt", im, rows, W, H);
+    CHECK(!im || !dd_image_comment(im), "PNG: a zTXt Comment was taken as the comment");
+    CHECK(grew_kb < 64 * 1024, "PNG with 400 zTXt of 7.9 MB: the decode raised the peak RSS by %ld KB", grew_kb);
+    dd_image_free(im);
+    free(bomb.data), free(z.data);
+
+    /* iCCP of zeros: 5 MiB inflated (dropped), 3 MiB (kept). */
+    static const size_t icc_sizes[] = {(size_t)5 << 20, (size_t)3 << 20};
+    for (int k = 0; k < 2; k++) {
+        unsigned char *icc = make_icc("RGB ", icc_sizes[k], 1);
+        memset(icc + 144, 0, icc_sizes[k] - 144);
+        png_spec si = s;
+        si.icc = icc, si.icc_size = icc_sizes[k];
+        membuf b = png_encode(&si, rows, W * 3);
+        char what[64];
+        snprintf(what, sizeof what, "PNG with a %zu-byte iCCP in %zu bytes", icc_sizes[k], b.size);
+        im = load_ok(what, b.data, b.size);
+        check_rgb_rows(what, im, rows, W, H);
+        if (im && k == 0) CHECK(!im->icc, "%s: the profile was kept", what);
+        if (im && k == 1)
+            CHECK(im->icc && im->icc_size == icc_sizes[k] && !memcmp(im->icc, icc, icc_sizes[k]), "%s: profile lost",
+                  what);
+        dd_image_free(im);
+        free(b.data), free(icc);
+    }
+
+    /* eXIf of 5 MiB saying "turn 90 degrees": dropped, so not turned. And
+     * a private chunk of 5 MiB, and known chunks we ignore: no effect. */
+    const size_t big = (size_t)5 << 20;
+    unsigned char *exif = calloc(1, big);
+    if (!exif) die("out of memory");
+    make_tiff(exif, 1, 6);
+    png_spec se = s;
+    se.exif = exif, se.exif_size = big;
+    membuf b = png_encode(&se, rows, W * 3);
+    im = load_ok("PNG with a 5 MiB eXIf", b.data, b.size);
+    check_rgb_rows("PNG with a 5 MiB eXIf", im, rows, W, H);
+    dd_image_free(im), free(b.data);
+    se.exif_size = 46;
+    b = png_encode(&se, rows, W * 3);
+    im = load_ok("PNG with a small eXIf", b.data, b.size);
+    CHECK(im && im->width == H && im->height == W, "PNG with a small eXIf: not turned upright");
+    dd_image_free(im), free(b.data);
+
+    membuf priv = png_raw_chunk("prVt", exif, big);
+    b = png_insert(&png, &priv, 1);
+    im = load_ok("PNG with a 5 MiB private chunk", b.data, b.size);
+    check_rgb_rows("PNG with a 5 MiB private chunk", im, rows, W, H);
+    dd_image_free(im), free(b.data), free(priv.data);
+    free(exif);
+
+    static const struct { const char *type; unsigned char data[13]; size_t n; } known[] = {
+        {"gAMA", {0, 0, 0xb1, 0x8f}, 4}, {"sRGB", {0}, 1}, {"pHYs", {0, 0, 0x0b, 0x13, 0, 0, 0x0b, 0x13, 1}, 9},
+        {"tIME", {0x07, 0xe8, 1, 2, 3, 4, 5}, 7}, {"bKGD", {0, 1, 0, 2, 0, 3}, 6}, {"sBIT", {8, 8, 8}, 3},
+        {"tEXt", {'T', 'i', 't', 'l', 'e', 0, 'x'}, 7}, {"cHRM", {0}, 1} /* malformed: ignored all the same */};
+    membuf all = {0};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) png_chunk(&all, known[i].type, known[i].data, known[i].n);
+    b = png_insert(&png, &all, 1);
+    im = load_ok("PNG with chunks we ignore", b.data, b.size);
+    check_rgb_rows("PNG with chunks we ignore", im, rows, W, H);
+    dd_image_free(im), free(b.data), free(all.data);
+    free(png.data);
+    free(rows);
+}
+
+/* The JPEG with segments (each 0xff, code, length, data) after SOI. */
+static membuf jpeg_insert(const membuf *jpg, const membuf *segments) {
+    membuf b = {0};
+    mb_reserve(&b, jpg->size + segments->size);
+    mb_put(&b, jpg->data, 2);
+    mb_put(&b, segments->data, segments->size);
+    mb_put(&b, jpg->data + 2, jpg->size - 2);
+    return b;
+}
+
+static void put_segment(membuf *b, int code, const void *data, size_t n) {
+    unsigned char head[4] = {0xff, (unsigned char)code};
+    put_be16(head + 2, (unsigned)(n + 2));
+    mb_put(b, head, 4);
+    mb_put(b, data, n);
+}
+
+/* Offsets (at their 0xff) of the APP2 ICC_PROFILE segments before the scan. */
+static int icc_segments(const membuf *b, size_t *at, int max) {
+    int n = 0;
+    for (size_t i = 2; i + 4 <= b->size && b->data[i] == 0xff && b->data[i + 1] != 0xda;) {
+        const size_t len = (size_t)b->data[i + 2] << 8 | b->data[i + 3];
+        if (b->data[i + 1] == 0xe2 && len >= 16 && !memcmp(b->data + i + 4, "ICC_PROFILE", 12) && n < max) at[n++] = i;
+        i += 2 + len;
+    }
+    return n;
+}
+
+static void test_jpeg_metadata_budget(void) {
+    unsigned char *px = smooth_pixels(24, 16, 3);
+    jpeg_spec js = {.width = 24, .height = 16, .components = 3, .quality = 80};
+    membuf jpg = jpeg_encode(&js, px);
+    jpeg_direct want = jpeg_decode_direct(&jpg);
+
+    /* 3000 segments of 32 KiB: APP1 (EXIF), APP2 (ICC chunk 1 of 1, every
+     * one), APP11. libjpeg kept the APP1 and APP2 ones whole: 64 MB. */
+    const size_t seg = 32768;
+    unsigned char *data = calloc(1, seg);
+    if (!data) die("out of memory");
+    membuf b = {0};
+    mb_reserve(&b, jpg.size + 3000 * (seg + 4)); /* the one large buffer: the peak RSS before the decode */
+    mb_put(&b, jpg.data, 2);
+    for (int i = 0; i < 3000; i++) {
+        const int code = i % 3 == 0 ? 0xe1 : i % 3 == 1 ? 0xe2 : 0xeb;
+        memset(data, 0, 16);
+        if (code == 0xe1) memcpy(data, "Exif\0\0MM", 8);
+        if (code == 0xe2) memcpy(data, "ICC_PROFILE\0\1\1", 14);
+        put_segment(&b, code, data, seg);
+    }
+    mb_put(&b, jpg.data + 2, jpg.size - 2);
+    const long before = peak_rss_kb();
+    dd_image *im = NULL;
+    dd_status st = dd_image_load_memory(b.data, b.size, 0, &im);
+    const long grew_kb = peak_rss_kb() - before;
+    CHECK(st == DD_OK && im, "JPEG with 3000 APPn: %s: %s", dd_strerror(st), dd_last_error());
+    if (im) {
+        CHECK(im->width == 24 && im->height == 16 && !memcmp(im->samples, want.pixels, 24 * 16 * 3),
+              "JPEG with 3000 APPn: other pixels than libjpeg's");
+        CHECK(!im->icc && !dd_image_comment(im), "JPEG with 3000 APPn: a profile or comment from nowhere");
+    }
+    CHECK(grew_kb < 16 * 1024, "JPEG with 3000 APPn of 32 KiB: the decode raised the peak RSS by %ld KB", grew_kb);
+    dd_image_free(im);
+    free(b.data), free(data);
+
+    /* ICC profiles through our encoder, split over APP2 chunks of 65519
+     * bytes: 4 chunks, exactly 4 MiB (65 chunks) kept; 4 MiB + 4 dropped. */
+    static const size_t sizes[] = {200000, (size_t)4 << 20, ((size_t)4 << 20) + 4};
+    for (int k = 0; k < 3; k++) {
+        dd_image *src = pattern(24, 16, 3, 8);
+        src->icc = make_icc("RGB ", sizes[k], (unsigned)k), src->icc_size = sizes[k];
+        char what[64];
+        snprintf(what, sizeof what, "JPEG with a %zu-byte profile", sizes[k]);
+        membuf out = save_ok(what, src, DD_FORMAT_JPEG, 90, NULL);
+        size_t at[80];
+        const int n = icc_segments(&out, at, 80);
+        CHECK(n == (int)((sizes[k] + 65518) / 65519), "%s: %d APP2 chunks", what, n);
+        im = load_ok(what, out.data, out.size);
+        if (im && k < 2)
+            CHECK(im->icc && im->icc_size == sizes[k] && !memcmp(im->icc, src->icc, sizes[k]), "%s: profile lost", what);
+        if (im && k == 2) CHECK(!im->icc, "%s: a profile over 4 MiB was kept", what);
+        dd_image_free(im);
+        if (k == 0 && n == 4) {
+            /* Chunk 2 missing; chunk 3 counting 5; chunk 2 numbered 1: dropped. */
+            for (int bad = 0; bad < 3; bad++) {
+                membuf mod = {0};
+                if (bad == 0) {
+                    const size_t len2 = 2 + ((size_t)out.data[at[1] + 2] << 8 | out.data[at[1] + 3]);
+                    mb_put(&mod, out.data, at[1]);
+                    mb_put(&mod, out.data + at[1] + len2, out.size - at[1] - len2);
+                } else {
+                    mb_put(&mod, out.data, out.size);
+                    if (bad == 1) mod.data[at[2] + 4 + 13] = 5;
+                    else mod.data[at[1] + 4 + 12] = 1;
+                }
+                static const char *how[] = {"a chunk missing", "counts that differ", "a number twice"};
+                snprintf(what, sizeof what, "JPEG profile with %s", how[bad]);
+                im = load_ok(what, mod.data, mod.size);
+                CHECK(!im || !im->icc, "%s: kept", what);
+                dd_image_free(im);
+                free(mod.data);
+            }
+        }
+        free(out.data);
+        dd_image_free(src);
+    }
+    jpeg_direct_free(&want);
+    free(jpg.data);
+    free(px);
+}
+
+/* ---- comments ------------------------------------------------------------ */
+
+static void check_comment(const char *what, const dd_image *im, const char *want) {
+    if (!im) return;
+    const char *got = dd_image_comment(im);
+    if (!want) CHECK(!got, "%s: comment '%s', want none", what, got);
+    else CHECK(got && !strcmp(got, want), "%s: comment '%s', want '%s'", what, got ? got : "(none)", want);
+}
+
+static void test_comment_reading(void) {
+    const char *comment = "deepdream " DD_VERSION_STRING ": mixed3, 4 octaves, seed 7";
+    static const struct { dd_format f; const char *name; } fmts[] = {
+        {DD_FORMAT_PNG, "PNG"}, {DD_FORMAT_JPEG, "JPEG"}, {DD_FORMAT_PNM, "PNM"}, {DD_FORMAT_PAM, "PAM"}};
+    dd_image *src = pattern(9, 5, 3, 8);
+    for (size_t k = 0; k < sizeof fmts / sizeof *fmts; k++)
+        for (int with = 0; with <= 1; with++) {
+            char what[64];
+            snprintf(what, sizeof what, "%s %s a comment", fmts[k].name, with ? "with" : "without");
+            membuf b = save_ok(what, src, fmts[k].f, 90, with ? comment : NULL);
+            dd_image *im = load_ok(what, b.data, b.size);
+            check_comment(what, im, with ? comment : NULL);
+            dd_image_free(im);
+            free(b.data);
+        }
+    dd_image_free(src);
+
+    /* PNG: the first uncompressed tEXt Comment, after other keywords and a
+     * zTXt Comment (never inflated); at most 64 KiB of it. */
+    unsigned char rows[4 * 3 * 3] = {0};
+    png_spec s = {.width = 4, .height = 3, .bit_depth = 8, .colour_type = PNG_COLOR_TYPE_RGB};
+    membuf png = png_encode(&s, rows, 12);
+    membuf chunks = png_ztxt_chunk("Comment", 100);
+    png_chunk(&chunks, "tEXt", (const unsigned char *)"Title\0x", 7);
+    png_chunk(&chunks, "iTXt", (const unsigned char *)"Comment\0\0\0\0\0itxt", 17);
+    png_chunk(&chunks, "tEXt", (const unsigned char *)"Comment\0first", 13);
+    png_chunk(&chunks, "tEXt", (const unsigned char *)"Comment\0second", 14);
+    membuf b = png_insert(&png, &chunks, 1);
+    dd_image *im = load_ok("PNG with several texts", b.data, b.size);
+    check_comment("PNG with several texts", im, "first");
+    dd_image_free(im), free(b.data), free(chunks.data);
+    const size_t long_len = 100000;
+    unsigned char *text = malloc(8 + long_len);
+    if (!text) die("out of memory");
+    memcpy(text, "Comment", 8);
+    memset(text + 8, 'c', long_len);
+    chunks = png_raw_chunk("tEXt", text, 8 + long_len);
+    b = png_insert(&png, &chunks, 1);
+    im = load_ok("PNG with a 100000-byte comment", b.data, b.size);
+    if (im) {
+        const char *got = dd_image_comment(im);
+        CHECK(got && strlen(got) == 65536 && got[65535] == 'c', "PNG with a 100000-byte comment: kept %zu bytes",
+              got ? strlen(got) : 0);
+    }
+    dd_image_free(im), free(b.data), free(chunks.data), free(text);
+    free(png.data);
+
+    /* JPEG: the first COM. */
+    unsigned char *px = smooth_pixels(16, 16, 3);
+    jpeg_spec js = {.width = 16, .height = 16, .components = 3, .quality = 80};
+    membuf jpg = jpeg_encode(&js, px);
+    membuf segs = {0};
+    put_segment(&segs, 0xeb, "APP11", 5);
+    put_segment(&segs, 0xfe, "one", 3);
+    put_segment(&segs, 0xfe, "two", 3);
+    b = jpeg_insert(&jpg, &segs);
+    im = load_ok("JPEG with two COM", b.data, b.size);
+    check_comment("JPEG with two COM", im, "one");
+    dd_image_free(im), free(b.data), free(segs.data), free(jpg.data), free(px);
+
+    /* Netpbm: the first comment, without '#' and one space, to its line end. */
+    static const struct { const char *head; const char *want; } pnm[] = {
+        {"P5\n#no space\n2 1\n255\n", "no space"},
+        {"P5\n#  two\n2 1\n255\n", " two"},
+        {"P5 2 1 255#after maxval\n", "after maxval"},
+        {"P5 2#w\n1 #h\n255\n", "w"},
+        {"P5\r\n# crlf\r\n2 1\r\n255\n", "crlf"},
+        {"P5\n#\n2 1\n255\n", ""},
+        {"P7\n# pam\nWIDTH 2\nHEIGHT 1\n# second\nDEPTH 1\nMAXVAL 255\nENDHDR\n", "pam"},
+        {"P5 2 1 255\n", NULL},
+    };
+    static const unsigned char two[2] = {7, 9};
+    for (size_t i = 0; i < sizeof pnm / sizeof *pnm; i++) {
+        b = bytes(pnm[i].head, two, 2);
+        im = load_ok(pnm[i].head, b.data, b.size);
+        check_comment(pnm[i].head, im, pnm[i].want);
+        if (im) CHECK(img_get(im, 0) == 7 && img_get(im, 1) == 9, "%s: samples %u %u", pnm[i].head, img_get(im, 0), img_get(im, 1));
+        dd_image_free(im), free(b.data);
+    }
+}
+
+/* ---- dd_image_probe --------------------------------------------------------- */
+
+static dd_status probe_exact(const unsigned char *data, size_t n, uint64_t max_pixels, dd_image_info *info) {
+    unsigned char *copy = n ? malloc(n) : NULL;
+    if (n && !copy) die("out of memory");
+    if (n) memcpy(copy, data, n);
+    memset(info, 0x55, sizeof *info);
+    dd_status st = dd_image_probe(copy, n, max_pixels, info);
+    free(copy);
+    return st;
+}
+
+/* Every prefix of a sound file: width 0 until the header is whole, then
+ * the size and max_bytes; returns the prefix length where that happens. */
+static size_t probe_prefixes(const char *what, const membuf *b, dd_format f, int w, int h, uint64_t max_bytes) {
+    size_t whole = 0, bad = 0, first_bad = 0;
+    for (size_t n = 0; n <= b->size; n++) {
+        dd_image_info info;
+        const dd_status st = probe_exact(b->data, n, 0, &info);
+        /* "P" alone may be PNM or PAM. */
+        const int known = n >= 2 || (n == 1 && f != DD_FORMAT_PNM && f != DD_FORMAT_PAM);
+        int ok = st == DD_OK && info.format == (known ? f : DD_FORMAT_UNKNOWN);
+        if (ok && info.width == 0) ok = !whole && info.height == 0 && info.max_bytes == 0;
+        else if (ok) {
+            if (!whole) whole = n;
+            ok = info.width == w && info.height == h && info.max_bytes == max_bytes;
+        }
+        if (!ok && !bad++) {
+            first_bad = n;
+            fprintf(stderr, "%s: prefix of %zu: %s (%s), format %d, %dx%d, max_bytes %llu\n", what, n, dd_strerror(st),
+                    dd_last_error(), (int)info.format, info.width, info.height, (unsigned long long)info.max_bytes);
+        }
+    }
+    CHECK(!bad, "%s: %zu of %zu prefixes wrong, first of %zu bytes", what, bad, b->size + 1, first_bad);
+    CHECK(whole, "%s: no prefix gave the size", what);
+    return whole;
+}
+
+/* Prefixes of a malformed header: width 0 below n_bad bytes, CORRUPT from
+ * there on. */
+static void probe_malformed(const char *what, const void *data, size_t size, size_t n_bad) {
+    size_t bad = 0, first_bad = 0;
+    for (size_t n = 1; n <= size; n++) {
+        dd_image_info info;
+        const dd_status st = probe_exact(data, n, 0, &info);
+        const int ok = n < n_bad ? st == DD_OK && info.width == 0
+                                 : st == DD_ERR_CORRUPT && info.width == 0 && dd_last_error()[0];
+        if (!ok && !bad++) first_bad = n;
+    }
+    CHECK(!bad, "%s: %zu prefixes wrong, first of %zu bytes (want CORRUPT from %zu)", what, bad, first_bad, n_bad);
+}
+
+static uint64_t big_max_bytes(int w, int h) { return ((uint64_t)64 << 20) + 2 * (uint64_t)w * h * 8; }
+
+static void test_probe(void) {
+    dd_image *im = pattern(37, 23, 4, 16);
+    im->icc = make_icc("RGB ", 300, 2), im->icc_size = 300;
+    membuf b = save_ok("probe PNG", im, DD_FORMAT_PNG, 0, "a comment");
+    size_t whole = probe_prefixes("PNG", &b, DD_FORMAT_PNG, 37, 23, big_max_bytes(37, 23));
+    CHECK(whole == 29, "PNG: the size from %zu bytes, want 29 (IHDR's data)", whole);
+    free(b.data);
+
+    b = save_ok("probe JPEG", im, DD_FORMAT_JPEG, 90, "a comment");
+    size_t sof = find_marker(&b, 0xc0);
+    whole = probe_prefixes("JPEG", &b, DD_FORMAT_JPEG, 37, 23, big_max_bytes(37, 23));
+    CHECK(sof && whole == sof + 2 + ((size_t)b.data[sof + 2] << 8 | b.data[sof + 3]),
+          "JPEG: the size from %zu bytes, SOF0 at %zu", whole, sof);
+    free(b.data);
+    unsigned char *px = smooth_pixels(24, 16, 3);
+    unsigned char app1[6 + 46];
+    memcpy(app1, "Exif\0\0", 6);
+    make_tiff(app1 + 6, 0, 6);
+    jpeg_spec js = {.width = 24, .height = 16, .components = 3, .quality = 80, .progressive = 1,
+                    .app1 = {app1}, .app1_size = {sizeof app1}, .icc = im->icc, .icc_size = 300};
+    b = jpeg_encode(&js, px);
+    probe_prefixes("progressive JPEG", &b, DD_FORMAT_JPEG, 24, 16, big_max_bytes(24, 16));
+    free(b.data);
+    free(px);
+
+    /* Netpbm: max_bytes is the file's exact length. */
+    static const struct { dd_format f; const char *name; int ch; } pnms[] = {
+        {DD_FORMAT_PNM, "P6", 3}, {DD_FORMAT_PAM, "PAM", 4}};
+    for (int k = 0; k < 2; k++) {
+        b = save_ok(pnms[k].name, im, pnms[k].f, 0, "a comment");
+        const dd_format want = pnms[k].f == DD_FORMAT_PAM ? DD_FORMAT_PAM : DD_FORMAT_PNM;
+        whole = probe_prefixes(pnms[k].name, &b, want, 37, 23, b.size);
+        CHECK(whole == b.size - (size_t)37 * 23 * pnms[k].ch * 2, "%s: the size from %zu bytes of %zu", pnms[k].name,
+              whole, b.size);
+        free(b.data);
+    }
+    dd_image_free(im);
+
+    /* Malformed as soon as the bytes show it. */
+    probe_malformed("GIF", "GIF89a", 6, 1);
+    probe_malformed("P4", "P4 1 1\n", 7, 2);
+    probe_malformed("P6 2 x", "P6 2 x 255\n", 11, 6);
+    probe_malformed("P5 0 2", "P5 0 2 255\n", 11, 7);
+    probe_malformed("P5 maxval 0", "P5 2 2 0\n", 9, 9);
+    probe_malformed("PAM unknown field", "P7\nWIDTH 2\nFOO 1\n", 17, 15);
+    probe_malformed("PAM binary", "P7\nWIDTH 2\n\1\2\3", 14, 12);
+    probe_malformed("PNG magic", "\x89PNx\r\n\x1a\n", 8, 4);
+    probe_malformed("PNG first chunk", "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDX\0\0\0\1\0\0\0\1\x08\x02\0\0\0", 29, 16);
+    probe_malformed("PNG bit depth", "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\1\0\0\0\1\x07\x02\0\0\0", 29, 29);
+    probe_malformed("JPEG SOS first", "\xff\xd8\xff\xda\0\x02", 6, 6);
+    probe_malformed("JPEG not FF D8 FF", "\xff\xd8\x00", 3, 3);
+    probe_malformed("JPEG junk after APP0", "\xff\xd8\xff\xe0\0\x04\0\0\x12", 9, 9);
+    probe_malformed("JPEG SOF of 7 bytes", "\xff\xd8\xff\xc0\0\x09\x08\0\1\0\1\0\0", 13, 13);
+
+    /* Over the limits, from the header alone. */
+    const uint64_t max = 100000000;
+    dd_image_info info;
+    membuf ppm = bytes("P6\n20000 20000\n255\n", (const unsigned char *)"abcdefghijk", 11);
+    dd_status st = probe_exact(ppm.data, 20, max, &info);
+    CHECK(st == DD_ERR_LIMIT && info.width == 0, "P6 20000x20000, 20 bytes: %s (%s)", dd_strerror(st), dd_last_error());
+    st = probe_exact(ppm.data, 15, max, &info);
+    CHECK(st == DD_ERR_LIMIT, "P6 20000x20000, 15 bytes: %s", dd_strerror(st));
+    st = probe_exact(ppm.data, 14, max, &info);
+    CHECK(st == DD_OK && info.width == 0, "P6 20000x20000, 14 bytes: %s, width %d", dd_strerror(st), info.width);
+    st = probe_exact(ppm.data, 20, 0, &info);
+    CHECK(st == DD_OK && info.width == 20000 && info.height == 20000 && info.max_bytes == 19 + 1200000000ull,
+          "P6 20000x20000 without a limit: %s, %dx%d, %llu bytes", dd_strerror(st), info.width, info.height,
+          (unsigned long long)info.max_bytes);
+    free(ppm.data);
+    ppm = bytes("P7\nHEIGHT 20000\nWIDTH 20000\n", NULL, 0);
+    st = probe_exact(ppm.data, ppm.size, max, &info);
+    CHECK(st == DD_ERR_LIMIT, "PAM 20000x20000 before ENDHDR: %s", dd_strerror(st));
+    free(ppm.data);
+    membuf png = png_header_only(30000, 30000);
+    st = probe_exact(png.data, png.size, max, &info);
+    CHECK(st == DD_ERR_LIMIT, "PNG 30000x30000: %s", dd_strerror(st));
+    st = probe_exact(png.data, 29, 0, &info);
+    CHECK(st == DD_OK && info.width == 30000 && info.max_bytes == big_max_bytes(30000, 30000),
+          "PNG 30000x30000 without a limit: %s", dd_strerror(st));
+    free(png.data);
+    png = png_header_only(70000, 1);
+    st = probe_exact(png.data, png.size, 0, &info);
+    CHECK(st == DD_ERR_LIMIT, "PNG 70000 wide: %s", dd_strerror(st));
+    free(png.data);
+    const unsigned char sof2[] = {0xff, 0xd8, 0xff, 0xc2, 0, 17, 8, 0x75, 0x30, 0x75, 0x30, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1};
+    st = probe_exact(sof2, sizeof sof2, max, &info);
+    CHECK(st == DD_ERR_LIMIT, "JPEG 30000x30000: %s", dd_strerror(st));
+
+    st = probe_exact(NULL, 0, 0, &info);
+    CHECK(st == DD_OK && info.width == 0 && info.format == DD_FORMAT_UNKNOWN, "probe of nothing: %s", dd_strerror(st));
+    CHECK(dd_image_probe("P6", 2, 0, NULL) == DD_ERR_INVALID_ARG, "probe without info");
+}
+
+/* ---- Netpbm headers the way Netpbm reads them ------------------------------------ */
+
+static void test_pnm_headers(void) {
+    unsigned char px[64 * 48 * 3];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (unsigned char)rnd(256);
+    /* A comment right after a number, also after maxval: the samples begin
+     * after that comment's line. */
+    static const struct { const char *head; int w, h, ch; const char *comment; } ok[] = {
+        {"P6 64#c\n48 255\n", 64, 48, 3, "c"},
+        {"P6 64 48 255#c\n", 64, 48, 3, "c"},
+        {"P6 64 48\n255#c\r", 64, 48, 3, "c"},
+        {"P5#one\n64#two\n 48\n#three\n255#four\n", 64, 48, 1, "one"},
+        {"P5\t64\t48\t255#\n", 64, 48, 1, ""},
+        {"P7\n#a\nWIDTH 64 #b\n#c\nHEIGHT 48\nDEPTH 3\n# d\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n", 64, 48, 3, "a"},
+        /* No tuple type, or one we do not know: DEPTH says. */
+        {"P7\nWIDTH 64\nHEIGHT 48\nDEPTH 1\nMAXVAL 255\nENDHDR\n", 64, 48, 1, NULL},
+        {"P7\nWIDTH 64\nHEIGHT 48\nDEPTH 2\nMAXVAL 255\nENDHDR\n", 64, 48, 2, NULL},
+        {"P7\nWIDTH 64\nHEIGHT 48\nDEPTH 3\nMAXVAL 255\nENDHDR\n", 64, 48, 3, NULL},
+        {"P7\nWIDTH 32\nHEIGHT 36\nDEPTH 4\nMAXVAL 255\nENDHDR\n", 32, 36, 4, NULL},
+        {"P7\nWIDTH 32\nHEIGHT 36\nDEPTH 4\nMAXVAL 255\nTUPLTYPE CMYK\nENDHDR\n", 32, 36, 4, NULL},
+        {"P7\nWIDTH 64\nHEIGHT 48\nDEPTH 2\nMAXVAL 255\nTUPLTYPE FOO_BAR\nENDHDR\n", 64, 48, 2, NULL},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        const size_t n = (size_t)ok[i].w * ok[i].h * ok[i].ch;
+        membuf b = bytes(ok[i].head, px, n);
+        dd_image *im = load_ok(ok[i].head, b.data, b.size);
+        if (im) {
+            CHECK(im->width == ok[i].w && im->height == ok[i].h && im->channels == ok[i].ch && im->depth == 8 &&
+                      !memcmp(im->samples, px, n),
+                  "%s: %dx%d x%d, or other samples", ok[i].head, im->width, im->height, im->channels);
+            check_comment(ok[i].head, im, ok[i].comment);
+        }
+        dd_image_free(im);
+        dd_image_info info;
+        const dd_status st = probe_exact(b.data, b.size, 0, &info);
+        CHECK(st == DD_OK && info.max_bytes == b.size, "%s: probe %s, max_bytes %llu of %zu", ok[i].head,
+              dd_strerror(st), (unsigned long long)info.max_bytes, b.size);
+        /* One byte short: the comment's line end or a sample missing. */
+        expect_fail(ok[i].head, b.data, b.size - 1, 0, DD_ERR_CORRUPT, NULL);
+        free(b.data);
+    }
+    static const struct { const char *head; const char *word; } bad[] = {
+        {"P6 64#c", "header"},
+        {"P6 64 48 255#c", "header"},
+        {"P6 64x 48 255\n", "header"},
+        {"P7\nWIDTH 64\nHEIGHT 48\nDEPTH 5\nMAXVAL 255\nENDHDR\n", "tuple type"},
+        {"P7\nWIDTH 64\nHEIGHT 48\nDEPTH 3\nMAXVAL 255\nTUPLTYPE GRAYSCALE\nENDHDR\n", "DEPTH"},
+        {"P7\nWIDTH 64\nHEIGHT 48\nDEPTH 1\nMAXVAL 255\nTUPLTYPE RGB_ALPHA\nENDHDR\n", "DEPTH"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        membuf b = bytes(bad[i].head, px, strchr(bad[i].head, '\n') ? sizeof px : 0);
+        expect_fail(bad[i].head, b.data, b.size, 0, DD_ERR_CORRUPT, bad[i].word);
+        free(b.data);
+    }
+}
+
 int main(void) {
     test_limits(); /* first, while the peak RSS is the process's start */
+    test_png_metadata_budget(); /* next, for the same reason */
+    test_jpeg_metadata_budget();
     test_format_names();
+    test_probe();
+    test_pnm_headers();
+    test_comment_reading();
     test_round_trips();
     test_jpeg_round_trip();
     test_png_kinds();

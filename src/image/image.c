@@ -59,6 +59,19 @@ void img_take_icc(dd_image *im, unsigned char *icc, size_t size) {
     im->icc = icc, im->icc_size = size;
 }
 
+dd_status img_set_comment(dd_image *im, const unsigned char *text, size_t len) {
+    if (len > IMG_MAX_COMMENT_BYTES) len = IMG_MAX_COMMENT_BYTES;
+    const unsigned char *nul = memchr(text, 0, len);
+    if (nul) len = (size_t)(nul - text);
+    char *c = malloc(len + 1);
+    if (!c) return util_fail(DD_ERR_NOMEM, "out of memory for a comment");
+    memcpy(c, text, len);
+    c[len] = '\0';
+    free(im->comment);
+    im->comment = c;
+    return DD_OK;
+}
+
 int img_exif_orientation(const unsigned char *t, size_t size) {
     if (size < 8) return 1;
     int big;
@@ -151,6 +164,43 @@ dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixel
     return util_fail(DD_ERR_CORRUPT, "not a PNG, JPEG, PNM or PAM image");
 }
 
+dd_status dd_image_probe(const void *data, size_t size, uint64_t max_pixels, dd_image_info *info) {
+    static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    static const unsigned char jpeg_magic[3] = {0xff, 0xd8, 0xff};
+    const unsigned char *p = data;
+    if (!info) return util_fail(DD_ERR_INVALID_ARG, "no place for the image's header");
+    memset(info, 0, sizeof *info);
+    if (!data && size) return util_fail(DD_ERR_INVALID_ARG, "no bytes to probe");
+    if (size == 0) return DD_OK;
+    dd_status st;
+    /* A prefix of a magic number is that format, not yet complete. */
+    if (!memcmp(p, png_magic, size < 8 ? size : 8)) {
+        info->format = DD_FORMAT_PNG;
+        st = img_probe_png(p, size, max_pixels, info);
+    } else if (!memcmp(p, jpeg_magic, size < 3 ? size : 3)) {
+        info->format = DD_FORMAT_JPEG;
+        st = img_probe_jpeg(p, size, max_pixels, info);
+    } else if (p[0] == 'P' && size == 1) {
+        return DD_OK; /* PNM or PAM: not yet known */
+    } else if (p[0] == 'P' && (p[1] == '5' || p[1] == '6' || p[1] == '7')) {
+        info->format = p[1] == '7' ? DD_FORMAT_PAM : DD_FORMAT_PNM;
+        st = img_probe_pnm(p, size, max_pixels, info);
+    } else {
+        return util_fail(DD_ERR_CORRUPT, "not a PNG, JPEG, PNM or PAM image");
+    }
+    if (st) {
+        const dd_format f = info->format;
+        memset(info, 0, sizeof *info);
+        info->format = f;
+        return st;
+    }
+    /* PNG and JPEG: the metadata we read and twice the largest raw size of
+     * the pixels (4 channels of 16 bits), well above what any encoder makes. */
+    if (info->width && (info->format == DD_FORMAT_PNG || info->format == DD_FORMAT_JPEG))
+        info->max_bytes = ((uint64_t)64 << 20) + 2 * (uint64_t)info->width * (uint64_t)info->height * 8;
+    return DD_OK;
+}
+
 dd_status dd_image_save_memory(const dd_image *im, dd_format format, int quality, const char *comment,
                                unsigned char **data, size_t *size) {
     img_buffer b = {0};
@@ -161,8 +211,8 @@ dd_status dd_image_save_memory(const dd_image *im, dd_format format, int quality
     switch (format) {
     case DD_FORMAT_PNG: st = img_save_png(im, comment, &b); break;
     case DD_FORMAT_JPEG: st = img_save_jpeg(im, quality, comment, &b); break;
-    case DD_FORMAT_PNM: st = img_save_pnm(im, 0, comment, &b); break;
-    case DD_FORMAT_PAM: st = img_save_pnm(im, 1, comment, &b); break;
+    case DD_FORMAT_PNM:
+    case DD_FORMAT_PAM: st = img_save_pnm(im, format, comment, &b); break;
     default: st = util_fail(DD_ERR_INVALID_ARG, "unknown output format %d", (int)format);
     }
     if (st == DD_OK && b.failed) st = util_fail(DD_ERR_NOMEM, "out of memory while encoding");
@@ -178,6 +228,7 @@ void dd_image_free(dd_image *im) {
     if (!im) return;
     free(im->samples);
     free(im->icc);
+    free(im->comment);
     free(im);
 }
 
@@ -186,6 +237,7 @@ int dd_image_height(const dd_image *im) { return im->height; }
 int dd_image_channels(const dd_image *im) { return im->channels; }
 int dd_image_depth(const dd_image *im) { return im->depth; }
 dd_format dd_image_format(const dd_image *im) { return im->format; }
+const char *dd_image_comment(const dd_image *im) { return im->comment; }
 
 dd_format dd_format_from_name(const char *name) {
     static const struct { const char *ext; dd_format f; } table[] = {

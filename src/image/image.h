@@ -11,6 +11,12 @@
  * float copies the dream makes of it stay far inside size_t and int. */
 #define IMG_MAX_SIDE 65535
 
+/* What metadata may cost. An ICC profile or EXIF block over this is dropped
+ * (the image still decodes); no other metadata is stored or inflated but
+ * the comment, kept up to IMG_MAX_COMMENT_BYTES. */
+#define IMG_MAX_META_BYTES ((size_t)4 << 20)
+#define IMG_MAX_COMMENT_BYTES ((size_t)64 << 10)
+
 struct dd_image {
     int width, height;
     int channels;           /* 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA */
@@ -19,6 +25,7 @@ struct dd_image {
     dd_format format;       /* decoded from */
     unsigned char *icc;     /* embedded ICC profile, NULL if none; carried to PNG and JPEG */
     size_t icc_size;
+    char *comment;          /* the file's comment, NULL if none */
 };
 
 /* Width and height against IMG_MAX_SIDE and max_pixels (0: none), from a
@@ -35,6 +42,10 @@ size_t img_row_bytes(const dd_image *im);
  * else frees it. A profile for another colour space (a CMYK JPEG's, once
  * converted to RGB) would misdescribe the pixels we write. */
 void img_take_icc(dd_image *im, unsigned char *icc, size_t size);
+
+/* Keeps text (len bytes, up to its first NUL and IMG_MAX_COMMENT_BYTES) as
+ * the image's comment. */
+dd_status img_set_comment(dd_image *im, const unsigned char *text, size_t len);
 
 /* The EXIF orientation (1..8) from a TIFF structure (an EXIF APP1 segment
  * after "Exif\0\0", a PNG eXIf chunk); 1 when the tag is absent or anything
@@ -62,11 +73,18 @@ typedef struct img_buffer {
 } img_buffer;
 void img_buffer_put(img_buffer *b, const void *data, size_t n);
 
+/* Header only, for dd_image_probe: info->width and height (0 while the
+ * bytes end before the header does); a PNM also gets info->max_bytes. */
+dd_status img_probe_png(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image_info *info);
+dd_status img_probe_jpeg(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image_info *info);
+dd_status img_probe_pnm(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image_info *info);
+
 dd_status img_load_png(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out);
 dd_status img_load_jpeg(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out);
 dd_status img_load_pnm(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out);
 dd_status img_save_png(const dd_image *im, const char *comment, img_buffer *out);
 dd_status img_save_jpeg(const dd_image *im, int quality, const char *comment, img_buffer *out);
-dd_status img_save_pnm(const dd_image *im, int pam, const char *comment, img_buffer *out);
+/* format: DD_FORMAT_PNM (P5 or P6 by the channels) or PAM. */
+dd_status img_save_pnm(const dd_image *im, dd_format format, const char *comment, img_buffer *out);
 
 #endif

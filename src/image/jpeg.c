@@ -1,8 +1,9 @@
 /* JPEG through libjpeg-turbo: baseline and progressive, grey, YCbCr/RGB and
- * CMYK/YCCK (converted to RGB), the EXIF orientation applied and the ICC
- * profile (APP2) kept. Strict: libjpeg's warnings (corrupt data, premature
- * end) are errors, never a half-grey picture; only the optional metadata is
- * read leniently (a bad EXIF or ICC marker is ignored). */
+ * CMYK/YCCK (converted to RGB), the EXIF orientation applied, the ICC
+ * profile (APP2) and the comment (COM) kept. Strict: libjpeg's warnings
+ * (corrupt data, premature end) are errors, never a half-grey picture. The
+ * metadata is read by our own walk over the segments before the first scan,
+ * leniently (a bad EXIF or ICC marker is ignored); libjpeg saves none. */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,6 @@
 typedef struct jpeg_failure {
     struct jpeg_error_mgr mgr;
     jmp_buf jump;
-    int lenient;      /* warnings ignored: reading optional metadata */
     dd_status status; /* of a failure: DD_ERR_CORRUPT, or DD_ERR_LIMIT */
     char message[JMSG_LENGTH_MAX];
 } jpeg_failure;
@@ -36,7 +36,7 @@ static void on_error(j_common_ptr cinfo) {
 /* Level -1 is a warning about corrupt data: an error here. Trace messages
  * (level >= 0) are ignored. */
 static void on_message(j_common_ptr cinfo, int level) {
-    if (level < 0 && !((jpeg_failure *)cinfo->err)->lenient) on_error(cinfo);
+    if (level < 0) on_error(cinfo);
 }
 
 /* Our error manager: errors and warnings longjmp to f->jump. */
@@ -45,7 +45,6 @@ static struct jpeg_error_mgr *failure_init(jpeg_failure *f) {
     f->mgr.error_exit = on_error;
     f->mgr.emit_message = on_message;
     f->message[0] = '\0';
-    f->lenient = 0;
     f->status = DD_ERR_CORRUPT;
     return mgr;
 }
@@ -58,39 +57,131 @@ static void on_progress(j_common_ptr cinfo) {
     longjmp(f->jump, 1);
 }
 
-/* The orientation from the first APP1 "Exif\0\0" segment, 1 without one. */
-static int exif_orientation(j_decompress_ptr cinfo) {
-    for (jpeg_saved_marker_ptr m = cinfo->marker_list; m; m = m->next)
-        if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && !memcmp(m->data, "Exif\0\0", 6))
-            return img_exif_orientation(m->data + 6, m->data_length - 6);
-    return 1;
+/* One marker segment between SOI and the first SOS. */
+typedef struct jpeg_segment {
+    int marker;                /* the code after 0xff: 0xe1 is APP1 */
+    const unsigned char *data; /* after the length field */
+    size_t size;
+} jpeg_segment;
+
+enum { SEGMENT_OK, SEGMENT_SHORT, SEGMENT_BAD };
+
+/* The segment at *at (just past SOI to start with), then *at past it.
+ * SHORT when the bytes end inside it, BAD when no marker is where one must
+ * be (libjpeg would warn: an error here). Markers without a length (TEM,
+ * RSTn) come back with size 0. */
+static int next_segment(const unsigned char *d, size_t size, size_t *at, jpeg_segment *seg) {
+    size_t i = *at;
+    if (i >= size) return SEGMENT_SHORT;
+    if (d[i] != 0xff) return SEGMENT_BAD;
+    while (i < size && d[i] == 0xff) i++; /* fill bytes */
+    if (i >= size) return SEGMENT_SHORT;
+    seg->marker = d[i++];
+    seg->data = d + i, seg->size = 0;
+    if (seg->marker == 0x00 || seg->marker == 0xd8 || seg->marker == 0xd9) return SEGMENT_BAD;
+    if (seg->marker == 0x01 || (seg->marker >= 0xd0 && seg->marker <= 0xd7)) {
+        *at = i;
+        return SEGMENT_OK;
+    }
+    if (size - i < 2) return SEGMENT_SHORT;
+    const size_t len = (size_t)d[i] << 8 | d[i + 1];
+    if (len < 2) return SEGMENT_BAD;
+    if (size - i < len) return SEGMENT_SHORT;
+    seg->data = d + i + 2, seg->size = len - 2;
+    *at = i + len;
+    return SEGMENT_OK;
+}
+
+/* SOF0-3, 5-7, 9-11, 13-15: 0xc4 is DHT, 0xc8 JPG, 0xcc DAC. */
+static int is_sof(int m) { return m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc; }
+
+dd_status img_probe_jpeg(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image_info *info) {
+    jpeg_segment seg;
+    for (size_t at = 2;;) {
+        const int r = next_segment(data, size, &at, &seg);
+        if (r == SEGMENT_SHORT) return DD_OK;
+        if (r == SEGMENT_BAD) return util_fail(DD_ERR_CORRUPT, "JPEG: no marker where one must be");
+        if (seg.marker == 0xda) return util_fail(DD_ERR_CORRUPT, "JPEG: a scan before the frame header");
+        if (!is_sof(seg.marker)) continue;
+        /* Precision, height, width, components, then 3 bytes a component. */
+        const unsigned char *f = seg.data;
+        if (seg.size < 6 || f[5] == 0 || seg.size != 6 + 3 * (size_t)f[5])
+            return util_fail(DD_ERR_CORRUPT, "JPEG: frame header of %zu bytes", seg.size);
+        const long h = (long)f[1] << 8 | f[2], w = (long)f[3] << 8 | f[4];
+        dd_status st = img_check_size(w, h, max_pixels);
+        if (st) return st;
+        info->width = (int)w, info->height = (int)h;
+        return DD_OK;
+    }
+}
+
+/* The metadata we keep, from the segments before the first scan. */
+typedef struct jpeg_meta {
+    const unsigned char *exif; /* the TIFF structure after "Exif\0\0" */
+    size_t exif_size;
+    const unsigned char *comment;
+    size_t comment_size;
+    /* APP2 "ICC_PROFILE\0" chunks by sequence number 1..count. */
+    const unsigned char *icc_part[256];
+    size_t icc_part_size[256];
+    int icc_count, icc_bad;
+} jpeg_meta;
+
+static void read_meta(const unsigned char *data, size_t size, jpeg_meta *m) {
+    jpeg_segment seg;
+    memset(m, 0, sizeof *m);
+    for (size_t at = 2; next_segment(data, size, &at, &seg) == SEGMENT_OK && seg.marker != 0xda;) {
+        const unsigned char *d = seg.data;
+        if (seg.marker == 0xe1 && !m->exif && seg.size >= 6 && !memcmp(d, "Exif\0\0", 6)) {
+            m->exif = d + 6, m->exif_size = seg.size - 6;
+        } else if (seg.marker == 0xfe && !m->comment) {
+            m->comment = d, m->comment_size = seg.size;
+        } else if (seg.marker == 0xe2 && seg.size >= 14 && !memcmp(d, "ICC_PROFILE", 12)) {
+            /* Sequence number 1..count, the same count in every chunk, each
+             * number once: anything else and the profile is dropped. */
+            const int seq = d[12], count = d[13];
+            if (!m->icc_count) m->icc_count = count;
+            if (!seq || seq > count || count != m->icc_count || m->icc_part[seq]) m->icc_bad = 1;
+            else m->icc_part[seq] = d + 14, m->icc_part_size[seq] = seg.size - 14;
+        }
+    }
+}
+
+/* The ICC profile assembled from its chunks: NULL when they are
+ * incomplete, inconsistent or over IMG_MAX_META_BYTES in all. */
+static dd_status assemble_icc(const jpeg_meta *m, unsigned char **icc, size_t *icc_size) {
+    *icc = NULL, *icc_size = 0;
+    if (!m->icc_count || m->icc_bad) return DD_OK;
+    size_t total = 0;
+    for (int k = 1; k <= m->icc_count; k++) {
+        if (!m->icc_part[k]) return DD_OK;
+        total += m->icc_part_size[k];
+    }
+    if (total == 0 || total > IMG_MAX_META_BYTES) return DD_OK;
+    unsigned char *p = malloc(total);
+    if (!p) return util_fail(DD_ERR_NOMEM, "out of memory for an ICC profile");
+    size_t at = 0;
+    for (int k = 1; k <= m->icc_count; k++) {
+        memcpy(p + at, m->icc_part[k], m->icc_part_size[k]);
+        at += m->icc_part_size[k];
+    }
+    *icc = p, *icc_size = total;
+    return DD_OK;
 }
 
 static unsigned char clamp_byte(int v) { return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v); }
 
-/* Everything that may longjmp; *im, *row and *icc are freed by the caller. */
+/* Everything that may longjmp; *im and *row are freed by the caller. */
 static int decode(struct jpeg_decompress_struct *cinfo, jpeg_failure *f, const unsigned char *data,
                   size_t size, uint64_t max_pixels, dd_image **im, unsigned char *volatile *row,
-                  JOCTET *volatile *icc, unsigned *icc_size, int *orientation,
                   struct jpeg_progress_mgr *progress, dd_status *st) {
     if (setjmp(f->jump)) return 0;
     jpeg_create_decompress(cinfo);
     /* Set after jpeg_create_decompress, which clears the struct. */
     cinfo->progress = progress;
     jpeg_mem_src(cinfo, data, (unsigned long)size);
-    /* Whole markers (65533 bytes at most): a cut one would misparse. */
-    jpeg_save_markers(cinfo, JPEG_APP0 + 1, 0xffff);
-    jpeg_save_markers(cinfo, JPEG_APP0 + 2, 0xffff);
     jpeg_read_header(cinfo, TRUE);
     if ((*st = img_check_size((long)cinfo->image_width, (long)cinfo->image_height, max_pixels))) return 0;
-    *orientation = exif_orientation(cinfo);
-    /* A bad ICC marker sequence is a warning from libjpeg: the profile is
-     * dropped, the image still decodes. */
-    f->lenient = 1;
-    JOCTET *profile = NULL;
-    if (!jpeg_read_icc_profile(cinfo, &profile, icc_size)) profile = NULL;
-    *icc = profile;
-    f->lenient = 0;
     const int cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
     const int grey = cinfo->num_components == 1;
     if (cmyk) cinfo->out_color_space = JCS_CMYK;
@@ -126,19 +217,21 @@ dd_status img_load_jpeg(const unsigned char *data, size_t size, uint64_t max_pix
     jpeg_failure f;
     dd_image *im = NULL;
     unsigned char *volatile row = NULL;
-    dd_status st = DD_OK;
     *out = NULL;
+    jpeg_meta meta;
+    read_meta(data, size, &meta);
+    unsigned char *icc;
+    size_t icc_size;
+    dd_status st = assemble_icc(&meta, &icc, &icc_size);
+    if (st) return st;
     memset(&cinfo, 0, sizeof cinfo);
     cinfo.err = failure_init(&f);
-    JOCTET *volatile icc = NULL;
-    unsigned icc_size = 0;
-    int orientation = 1;
     struct jpeg_progress_mgr progress = {.progress_monitor = on_progress};
-    const int ok = decode(&cinfo, &f, data, size, max_pixels, &im, &row, &icc, &icc_size, &orientation,
-                          &progress, &st);
+    const int ok = decode(&cinfo, &f, data, size, max_pixels, &im, &row, &progress, &st);
     jpeg_destroy_decompress(&cinfo);
     free(row);
-    if (ok) st = img_orient(im, orientation);
+    if (ok) st = img_orient(im, meta.exif ? img_exif_orientation(meta.exif, meta.exif_size) : 1);
+    if (ok && !st && meta.comment) st = img_set_comment(im, meta.comment, meta.comment_size);
     if (!ok || st) {
         dd_image_free(im);
         free(icc);

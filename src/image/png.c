@@ -1,7 +1,8 @@
 /* PNG through libpng: every colour type, 1..16 bits, interlaced, palette and
  * tRNS expanded; decoded to 8 or 16 bits, grey or RGB, with or without
- * alpha; the iCCP profile kept, an eXIf orientation applied. libpng's errors
- * longjmp into the one function that calls it. */
+ * alpha; the iCCP profile kept, an eXIf orientation applied, the tEXt
+ * Comment read from the raw chunks; no other metadata is stored or
+ * inflated. libpng's errors longjmp into the one function that calls it. */
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 typedef struct png_io {
     const unsigned char *data;
     size_t size, at;
+    size_t next_chunk; /* where the next chunk's header starts, SIZE_MAX: unknown */
     char message[200];
 } png_io;
 
@@ -23,11 +25,38 @@ static void on_error(png_structp png, png_const_charp msg) {
 
 static void on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
 
+static uint32_t get_be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* At a chunk boundary: steps over ancillary chunks longer than
+ * IMG_MAX_META_BYTES, which libpng never sees (it would allocate an eXIf's
+ * whole length, and fail the decode on any chunk over its chunk limit),
+ * and notes where the next chunk starts. */
+static void at_chunk(png_io *io) {
+    io->next_chunk = SIZE_MAX;
+    while (io->size - io->at >= 12) {
+        const unsigned char *c = io->data + io->at;
+        const uint32_t len = get_be32(c);
+        if (len > io->size - io->at - 12) return; /* libpng finds the file truncated */
+        if (!(c[4] & 0x20) || len <= IMG_MAX_META_BYTES) {
+            io->next_chunk = io->at + 12 + len;
+            return;
+        }
+        io->at += 12 + (size_t)len;
+    }
+}
+
 static void read_bytes(png_structp png, png_bytep out, size_t n) {
     png_io *io = png_get_io_ptr(png);
-    if (n > io->size - io->at) png_error(png, "file ends early (truncated)");
-    memcpy(out, io->data + io->at, n);
-    io->at += n;
+    while (n) {
+        if (io->at == io->next_chunk) at_chunk(io);
+        size_t take = n;
+        if (io->next_chunk - io->at < take) take = io->next_chunk - io->at;
+        if (take > io->size - io->at) png_error(png, "file ends early (truncated)");
+        memcpy(out, io->data + io->at, take);
+        io->at += take, out += take, n -= take;
+    }
 }
 
 static int host_is_little_endian(void) {
@@ -43,6 +72,16 @@ static int decode(png_structp png, png_infop info, uint64_t max_pixels, dd_image
     if (setjmp(png_jmpbuf(png))) return 0;
     png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff); /* our own limits below */
+    /* Metadata we do not use is never stored nor inflated: unknown chunks,
+     * and the known ones listed (a chunk libpng knows and set to NEVER goes
+     * to its unknown-chunk handler, which skips it, checking the CRC). Kept:
+     * PLTE and tRNS, iCCP (inflated to at most the chunk limit; a longer
+     * profile is dropped with a warning) and eXIf. */
+    static const png_byte ignored[] = "tEXt\0zTXt\0iTXt\0sPLT\0pCAL\0sCAL\0hIST\0tIME\0"
+                                      "bKGD\0pHYs\0oFFs\0sBIT\0gAMA\0cHRM\0sRGB";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, ignored, (int)(sizeof ignored / 5));
+    png_set_chunk_malloc_max(png, IMG_MAX_META_BYTES);
     png_read_info(png, info);
     png_uint_32 w, h;
     int bit_depth, colour, interlace;
@@ -84,29 +123,64 @@ static int decode(png_structp png, png_infop info, uint64_t max_pixels, dd_image
     return 1;
 }
 
+/* IHDR, the first chunk after the 8-byte signature: *w = 0 while the bytes
+ * end before its data does. The size is checked against the limits here,
+ * before libpng reads on through the ancillary chunks. */
+static dd_status parse_ihdr(const unsigned char *data, size_t size, uint64_t max_pixels, uint32_t *w,
+                            uint32_t *h) {
+    static const unsigned char head[8] = {0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+    *w = *h = 0;
+    const size_t have = size < 16 ? size - 8 : 8;
+    if (size > 8 && memcmp(data + 8, head, have))
+        return util_fail(DD_ERR_CORRUPT, "PNG: the first chunk is not a 13-byte IHDR");
+    if (size < 8 + 8 + 13) return DD_OK;
+    const unsigned char *d = data + 16;
+    const uint32_t width = get_be32(d), height = get_be32(d + 4);
+    const int bits = d[8], colour = d[9];
+    /* Bit depths by colour type: grey 1-16, palette 1-8, the others 8 or 16. */
+    const int bits_ok = bits == 8 || (bits == 16 && colour != 3) ||
+                        ((bits == 1 || bits == 2 || bits == 4) && (colour == 0 || colour == 3));
+    if (colour > 6 || colour == 1 || colour == 5 || !bits_ok || d[10] || d[11] || d[12] > 1)
+        return util_fail(DD_ERR_CORRUPT, "PNG: IHDR with bit depth %d, colour type %d, methods %d %d %d", bits,
+                         colour, d[10], d[11], d[12]);
+    if (width > 0x7fffffff || height > 0x7fffffff)
+        return util_fail(DD_ERR_CORRUPT, "PNG: IHDR claims %lux%lu pixels", (unsigned long)width,
+                         (unsigned long)height);
+    dd_status st = img_check_size((long)width, (long)height, max_pixels);
+    if (st) return st;
+    *w = width, *h = height;
+    return DD_OK;
+}
+
+dd_status img_probe_png(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image_info *info) {
+    uint32_t w, h;
+    dd_status st = parse_ihdr(data, size, max_pixels, &w, &h);
+    info->width = (int)w, info->height = (int)h;
+    return st;
+}
+
 dd_status img_load_png(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out) {
-    png_io io = {data, size, 0, ""};
+    png_io io = {data, size, 0, 8, ""}; /* the first chunk after the signature */
     *out = NULL;
-    /* The size straight from IHDR (the first chunk, after the 8-byte
-     * signature), before libpng reads on through the ancillary chunks. */
-    if (size >= 24 && !memcmp(data + 12, "IHDR", 4)) {
-        const uint32_t w = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19];
-        const uint32_t h = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23];
-        if (w && h && w <= 0x7fffffff && h <= 0x7fffffff) {
-            dd_status st = img_check_size((long)w, (long)h, max_pixels);
-            if (st) return st;
-        }
-    }
+    uint32_t w, h;
+    dd_status st = parse_ihdr(data, size, max_pixels, &w, &h);
+    if (st) return st;
     /* Every chunk's length against the bytes left, up to IEND. libpng
-     * allocates and clears a buffer of an ancillary chunk's declared length
-     * (sPLT, tEXt, eXIf...) before it reads the data, so a 350-byte file
-     * claiming a 1.7 GB chunk would cost 1.7 GB and seconds. */
+     * allocates and clears a buffer of a kept ancillary chunk's declared
+     * length before it reads the data, so a 350-byte file claiming a 1.7 GB
+     * chunk would cost 1.7 GB and seconds. The same walk finds the comment,
+     * the first uncompressed tEXt "Comment" (libpng ignores text chunks). */
+    const unsigned char *comment = NULL;
+    size_t comment_len = 0;
     for (size_t at = 8; size - at >= 8;) {
-        const uint32_t len = (uint32_t)data[at] << 24 | (uint32_t)data[at + 1] << 16 | (uint32_t)data[at + 2] << 8 | data[at + 3];
+        const uint32_t len = get_be32(data + at);
         if (len > size - at - 8 || size - at - 8 - len < 4)
             return util_fail(DD_ERR_CORRUPT, "PNG: a chunk of %lu bytes runs past the end of the file (truncated)",
                              (unsigned long)len);
-        if (!memcmp(data + at + 4, "IEND", 4)) break;
+        const unsigned char *type = data + at + 4, *d = data + at + 8;
+        if (!memcmp(type, "IEND", 4)) break;
+        if (!comment && !memcmp(type, "tEXt", 4) && len >= 8 && !memcmp(d, "Comment", 8))
+            comment = d + 8, comment_len = len - 8;
         at += 12 + (size_t)len;
     }
     dd_image *im = NULL;
@@ -114,7 +188,6 @@ dd_status img_load_png(const unsigned char *data, size_t size, uint64_t max_pixe
     unsigned char *volatile icc = NULL;
     png_uint_32 icc_size = 0;
     int orientation = 1;
-    dd_status st = DD_OK;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
@@ -133,6 +206,10 @@ dd_status img_load_png(const unsigned char *data, size_t size, uint64_t max_pixe
         return st;
     }
     img_take_icc(im, icc, icc_size);
+    if (comment && (st = img_set_comment(im, comment, comment_len))) {
+        dd_image_free(im);
+        return st;
+    }
     im->format = DD_FORMAT_PNG;
     *out = im;
     return DD_OK;
@@ -175,7 +252,7 @@ static int encode(png_structp png, png_infop info, const dd_image *im, const cha
 }
 
 dd_status img_save_png(const dd_image *im, const char *comment, img_buffer *out) {
-    png_io io = {NULL, 0, 0, ""};
+    png_io io = {NULL, 0, 0, 0, ""};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
