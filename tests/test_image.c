@@ -1249,9 +1249,11 @@ static void test_limits(void) {
 static void test_format_names(void) {
     static const struct { const char *name; dd_format f; } cases[] = {
         {"a.png", DD_FORMAT_PNG}, {"A.PNG", DD_FORMAT_PNG}, {"dir.d/x.jpg", DD_FORMAT_JPEG},
-        {"x.jpeg", DD_FORMAT_JPEG}, {"x.JPG", DD_FORMAT_JPEG}, {"x.ppm", DD_FORMAT_PNM}, {"x.pgm", DD_FORMAT_PNM},
+        {"x.jpeg", DD_FORMAT_JPEG}, {"x.JPG", DD_FORMAT_JPEG}, {"x.ppm", DD_FORMAT_PPM}, {"x.pgm", DD_FORMAT_PGM},
         {"x.pnm", DD_FORMAT_PNM}, {"x.pam", DD_FORMAT_PAM}, {"png", DD_FORMAT_PNG}, {"jpg", DD_FORMAT_JPEG},
-        {"jpeg", DD_FORMAT_JPEG}, {"ppm", DD_FORMAT_PNM}, {"pgm", DD_FORMAT_PNM}, {"pam", DD_FORMAT_PAM},
+        {"jpeg", DD_FORMAT_JPEG}, {"ppm", DD_FORMAT_PPM}, {"pgm", DD_FORMAT_PGM}, {"pam", DD_FORMAT_PAM},
+        {"PPM", DD_FORMAT_PPM}, {"x.PGM", DD_FORMAT_PGM}, {"pnm", DD_FORMAT_PNM}, {"a/b.Pnm", DD_FORMAT_PNM},
+        {"x.Ppm", DD_FORMAT_PPM}, {"pgm.png", DD_FORMAT_PNG}, {"x.pgmx", DD_FORMAT_UNKNOWN},
         {"x.tar.png", DD_FORMAT_PNG}, {"x.gif", DD_FORMAT_UNKNOWN}, {"x", DD_FORMAT_UNKNOWN},
         {"", DD_FORMAT_UNKNOWN}, {"x.", DD_FORMAT_UNKNOWN}, {"dir.png/x", DD_FORMAT_UNKNOWN},
         {"x.png.bak", DD_FORMAT_UNKNOWN}, {".png", DD_FORMAT_PNG}};
@@ -1557,7 +1559,8 @@ static void check_comment(const char *what, const dd_image *im, const char *want
 static void test_comment_reading(void) {
     const char *comment = "deepdream " DD_VERSION_STRING ": mixed3, 4 octaves, seed 7";
     static const struct { dd_format f; const char *name; } fmts[] = {
-        {DD_FORMAT_PNG, "PNG"}, {DD_FORMAT_JPEG, "JPEG"}, {DD_FORMAT_PNM, "PNM"}, {DD_FORMAT_PAM, "PAM"}};
+        {DD_FORMAT_PNG, "PNG"}, {DD_FORMAT_JPEG, "JPEG"}, {DD_FORMAT_PNM, "PNM"}, {DD_FORMAT_PAM, "PAM"},
+        {DD_FORMAT_PGM, "PGM"}, {DD_FORMAT_PPM, "PPM"}};
     dd_image *src = pattern(9, 5, 3, 8);
     for (size_t k = 0; k < sizeof fmts / sizeof *fmts; k++)
         for (int with = 0; with <= 1; with++) {
@@ -1716,8 +1719,8 @@ static void test_probe(void) {
 
     /* Netpbm: max_bytes is the file's exact length. */
     static const struct { dd_format f; const char *name; int ch; } pnms[] = {
-        {DD_FORMAT_PNM, "P6", 3}, {DD_FORMAT_PAM, "PAM", 4}};
-    for (int k = 0; k < 2; k++) {
+        {DD_FORMAT_PPM, "P6", 3}, {DD_FORMAT_PGM, "P5", 1}, {DD_FORMAT_PAM, "PAM", 4}};
+    for (int k = 0; k < 3; k++) {
         b = save_ok(pnms[k].name, im, pnms[k].f, 0, "a comment");
         const dd_format want = pnms[k].f == DD_FORMAT_PAM ? DD_FORMAT_PAM : DD_FORMAT_PNM;
         whole = probe_prefixes(pnms[k].name, &b, want, 37, 23, b.size);
@@ -1838,6 +1841,55 @@ static void test_pnm_headers(void) {
     }
 }
 
+/* ---- PGM and PPM ------------------------------------------------------------- */
+
+static void test_pgm_ppm(void) {
+    for (int depth = 8; depth <= 16; depth += 8)
+        for (int ch = 1; ch <= 4; ch++) {
+            dd_image *src = pattern(7, 5, ch, depth);
+            for (int ppm = 0; ppm <= 1; ppm++) {
+                char what[64];
+                snprintf(what, sizeof what, "%s from %d-bit x%d", ppm ? "PPM" : "PGM", depth, ch);
+                membuf b = save_ok(what, src, ppm ? DD_FORMAT_PPM : DD_FORMAT_PGM, 0, "c");
+                CHECK(b.size > 2 && !memcmp(b.data, ppm ? "P6" : "P5", 2), "%s: not %s", what, ppm ? "P6" : "P5");
+                dd_image *im = load_ok(what, b.data, b.size);
+                const int out_ch = ppm ? 3 : 1;
+                if (im && (im->channels != out_ch || im->depth != depth || dd_image_format(im) != DD_FORMAT_PNM)) {
+                    CHECK(0, "%s: %d channels %d-bit, format %d", what, im->channels, im->depth, (int)dd_image_format(im));
+                } else if (im) {
+                    size_t wrong = 0;
+                    for (size_t i = 0; i < (size_t)7 * 5; i++)
+                        for (int k = 0; k < out_ch; k++) {
+                            const size_t s = i * (size_t)ch;
+                            long want;
+                            if (ch < 3) want = img_get(src, s); /* grey, repeated into RGB */
+                            else if (ppm) want = img_get(src, s + (size_t)k);
+                            else want = lround((299.0 * img_get(src, s) + 587.0 * img_get(src, s + 1) +
+                                                114.0 * img_get(src, s + 2)) / 1000.0);
+                            wrong += (long)img_get(im, i * (size_t)out_ch + (size_t)k) != want;
+                        }
+                    CHECK(!wrong, "%s: %zu samples wrong", what, wrong);
+                }
+                dd_image_free(im);
+                free(b.data);
+            }
+            dd_image_free(src);
+        }
+    /* Pure primaries: round(0.299 * 255) = 76, round(0.587 * 255) = 150,
+     * round(0.114 * 255) = 29; 1, 1, 2 gives round(1.114) = 1. */
+    dd_image *src;
+    if (img_new(4, 1, 3, 8, 0, &src)) die("img_new");
+    static const unsigned char rgb[12] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 1, 1, 2};
+    memcpy(src->samples, rgb, 12);
+    membuf b = save_ok("PGM of primaries", src, DD_FORMAT_PGM, 0, NULL);
+    static const unsigned char want[4] = {76, 150, 29, 1};
+    CHECK(b.size == 11 + 4 && !memcmp(b.data, "P5\n4 1\n255\n", 11) && !memcmp(b.data + 11, want, 4),
+          "PGM of primaries: %zu bytes, samples %u %u %u %u", b.size, b.data[b.size - 4], b.data[b.size - 3],
+          b.data[b.size - 2], b.data[b.size - 1]);
+    free(b.data);
+    dd_image_free(src);
+}
+
 int main(void) {
     test_limits(); /* first, while the peak RSS is the process's start */
     test_png_metadata_budget(); /* next, for the same reason */
@@ -1845,6 +1897,7 @@ int main(void) {
     test_format_names();
     test_probe();
     test_pnm_headers();
+    test_pgm_ppm();
     test_comment_reading();
     test_round_trips();
     test_jpeg_round_trip();

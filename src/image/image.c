@@ -212,6 +212,8 @@ dd_status dd_image_save_memory(const dd_image *im, dd_format format, int quality
     case DD_FORMAT_PNG: st = img_save_png(im, comment, &b); break;
     case DD_FORMAT_JPEG: st = img_save_jpeg(im, quality, comment, &b); break;
     case DD_FORMAT_PNM:
+    case DD_FORMAT_PGM:
+    case DD_FORMAT_PPM:
     case DD_FORMAT_PAM: st = img_save_pnm(im, format, comment, &b); break;
     default: st = util_fail(DD_ERR_INVALID_ARG, "unknown output format %d", (int)format);
     }
@@ -242,7 +244,7 @@ const char *dd_image_comment(const dd_image *im) { return im->comment; }
 dd_format dd_format_from_name(const char *name) {
     static const struct { const char *ext; dd_format f; } table[] = {
         {"png", DD_FORMAT_PNG}, {"jpg", DD_FORMAT_JPEG}, {"jpeg", DD_FORMAT_JPEG},
-        {"ppm", DD_FORMAT_PNM}, {"pgm", DD_FORMAT_PNM},  {"pnm", DD_FORMAT_PNM},
+        {"ppm", DD_FORMAT_PPM}, {"pgm", DD_FORMAT_PGM},  {"pnm", DD_FORMAT_PNM},
         {"pam", DD_FORMAT_PAM},
     };
     if (!name) return DD_FORMAT_UNKNOWN;

@@ -84,7 +84,7 @@ dd_status img_load_jpeg(const unsigned char *data, size_t size, uint64_t max_pix
 dd_status img_load_pnm(const unsigned char *data, size_t size, uint64_t max_pixels, dd_image **out);
 dd_status img_save_png(const dd_image *im, const char *comment, img_buffer *out);
 dd_status img_save_jpeg(const dd_image *im, int quality, const char *comment, img_buffer *out);
-/* format: DD_FORMAT_PNM (P5 or P6 by the channels) or PAM. */
+/* format: DD_FORMAT_PNM (P5 or P6 by the channels), PGM (P5), PPM (P6) or PAM. */
 dd_status img_save_pnm(const dd_image *im, dd_format format, const char *comment, img_buffer *out);
 
 #endif

@@ -246,11 +246,18 @@ static void put_comment(img_buffer *b, const char *comment) {
     img_buffer_put(b, "\n", 1);
 }
 
-/* PNM holds grey or RGB: alpha is dropped (PAM keeps it). Netpbm has no
- * place for an ICC profile: it is dropped too. */
+/* Luma by ITU-R BT.601 weights, rounded, in integers. */
+static unsigned luma(unsigned r, unsigned g, unsigned b) {
+    return (unsigned)((299ul * r + 587ul * g + 114ul * b + 500) / 1000);
+}
+
+/* PNM holds grey or RGB: alpha is dropped (PAM keeps it). PGM is always
+ * grey (colour becomes luma), PPM always RGB (grey repeated). Netpbm has
+ * no place for an ICC profile: it is dropped too. */
 dd_status img_save_pnm(const dd_image *im, dd_format format, const char *comment, img_buffer *b) {
     const int colour = im->channels >= 3;
-    const int out_ch = format == DD_FORMAT_PAM ? im->channels : colour ? 3 : 1;
+    const int out_ch = format == DD_FORMAT_PAM ? im->channels : format == DD_FORMAT_PGM ? 1
+                     : format == DD_FORMAT_PPM ? 3 : colour ? 3 : 1;
     const unsigned maxval = im->depth == 16 ? 65535 : 255;
     char head[256];
     if (format == DD_FORMAT_PAM) {
@@ -274,7 +281,12 @@ dd_status img_save_pnm(const dd_image *im, dd_format format, const char *comment
         for (int x = 0; x < im->width; x++) {
             const size_t i = ((size_t)y * im->width + x) * (size_t)im->channels;
             unsigned v[4];
-            for (int k = 0; k < out_ch; k++) v[k] = img_get(im, i + (size_t)k);
+            if (format == DD_FORMAT_PAM)
+                for (int k = 0; k < out_ch; k++) v[k] = img_get(im, i + (size_t)k);
+            else if (out_ch == 1)
+                v[0] = colour ? luma(img_get(im, i), img_get(im, i + 1), img_get(im, i + 2)) : img_get(im, i);
+            else
+                for (int k = 0; k < 3; k++) v[k] = img_get(im, i + (colour ? (size_t)k : 0));
             for (int k = 0; k < out_ch; k++) {
                 const size_t at = (size_t)x * out_ch + (size_t)k;
                 if (im->depth == 16) row[2 * at] = (unsigned char)(v[k] >> 8), row[2 * at + 1] = (unsigned char)v[k];
