@@ -90,7 +90,7 @@ static int read_image(const char *path, uint64_t max_pixels, int quiet, unsigned
     unsigned char *buf = NULL;
     size_t len = 0, cap = 0, want = (size_t)1 << 16;
     int ended = 0, ok = 1;
-    const size_t header_most = (size_t)16 << 20;
+    const size_t header_most = (size_t)65 << 20; /* max_bytes allows 64 MiB of metadata */
     dd_image_info info = {0};
     for (;;) {
         if (!read_upto(fd, &buf, &len, &cap, want, &ended)) {

@@ -470,9 +470,12 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
              o->params.step_size, o->params.jitter, o->params.tile, o->params.max_size,
              (unsigned long long)o->params.seed, o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32",
              kernels, o->model_path ? o->model_path : "built-in");
-    /* A passed-through image in another format is converted, not marked
-     * as dreamed. */
-    if ((st = dd_image_save_memory(image, format, o->quality, passed ? NULL : comment, &out_data, &out_size))) {
+    /* A passed-through image in another format is converted; its mark says
+     * so (a rerun still knows it for ours). */
+    if (passed)
+        snprintf(comment, sizeof comment, "deepdream %s: passed through unchanged, too small to dream",
+                 DD_VERSION_STRING);
+    if ((st = dd_image_save_memory(image, format, o->quality, comment, &out_data, &out_size))) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(output), cli_quote(dd_last_error()));
         goto done;
     }
