@@ -268,8 +268,12 @@ typedef int (*dd_progress_fn)(void *user, int octave, int octaves, int step, int
 
 /* Dreams image in place: its colour channels change, alpha is untouched,
  * grey stays grey, the depth stays. Memory is bounded by the tile size
- * beyond a few float copies of the image. Images too small for the
- * objective's deepest layer are DD_ERR_TOO_SMALL and left unchanged. */
+ * beyond a few float copies of the image, whatever the octave count (each
+ * octave's net is planned when the octave starts). An image too small for
+ * the objective's deepest layer, at the size max_size dreams it at, is
+ * DD_ERR_TOO_SMALL with a message naming the image, that layer and the
+ * least size it needs ("image 1x5000 is too small for mixed4 (needs at
+ * least 43x43)"), and the image is left unchanged. */
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *image,
                    dd_progress_fn progress, void *user);
 

@@ -60,15 +60,18 @@ static axis_tiles cut_axis(int n, int tile_px) {
 typedef struct octave {
     int h, w;
     axis_tiles ty, tx;
-    dd_net *net; /* planned for one tile */
 } octave;
 
 typedef struct dream {
     const dd_params *p;
+    const dd_model *model;
+    const dd_term *terms;
+    int n_terms;
     int threads;
     float lo, hi; /* the valid range in network units */
     int n_octaves;
     octave oct[MAX_OCTAVES];
+    dd_net *net;                /* the current octave's, planned for one tile */
     float *tile_in, *tile_grad; /* 3 x side x side of the largest tile */
     float *x, *g;               /* the image being dreamed and its gradient */
 } dream;
@@ -122,7 +125,7 @@ static dd_status image_gradient(dream *d, const octave *o, int oy, int ox) {
                 float *dst = d->tile_in + c * tplane + (size_t)yy * tw;
                 for (int xx = 0, sx = in_x; xx < tw; xx++, sx = sx + 1 == w ? 0 : sx + 1) dst[xx] = src[sx];
             }
-            dd_status st = dd_net_gradient(o->net, d->tile_in, d->tile_grad, NULL);
+            dd_status st = dd_net_gradient(d->net, d->tile_in, d->tile_grad, NULL);
             if (st) return st;
             /* Keep the tile's own span, without its margins. */
             const int out_y = (y0 + oy) % h, out_x = (x0 + ox) % w;
@@ -182,23 +185,42 @@ static dd_status check_params(const dd_params *p) {
     return DD_OK;
 }
 
-/* Plans every octave's net before the first step; octaves too small for the
- * objective's deepest layer are left out (all but the full size). */
-static dd_status plan_octaves(dream *d, const dd_model *model, const dd_term *terms, int n_terms, int h, int w) {
+/* DD_ERR_TOO_SMALL for the last octave (h x w, the full size or the size
+ * --max-size chose for an image of full_h x full_w): names the image, the
+ * size it would be dreamed at, the deepest layer and the least size it
+ * needs; or, when the image is big enough but is cut into tiles, the tiles. */
+static dd_status too_small(const dream *d, int h, int w, int full_h, int full_w, int side_h, int side_w,
+                           int min_h, int min_w, int deepest) {
+    const char *layer = d->terms[deepest].layer;
+    if (h >= min_h && w >= min_w)
+        return util_fail(DD_ERR_TOO_SMALL, "image %dx%d: tiles of %dx%d (tile %d) are too small for %s (needs at least %dx%d)",
+                         full_w, full_h, side_w, side_h, d->p->tile, layer, min_w, min_h);
+    if (h == full_h && w == full_w)
+        return util_fail(DD_ERR_TOO_SMALL, "image %dx%d is too small for %s (needs at least %dx%d)", w, h, layer,
+                         min_w, min_h);
+    return util_fail(DD_ERR_TOO_SMALL, "image %dx%d, dreamed at %dx%d (max size %d), is too small for %s (needs at least %dx%d)",
+                     full_w, full_h, w, h, d->p->max_size, layer, min_w, min_h);
+}
+
+/* Octave sizes and tiles, smallest first, from shape inference alone (nets
+ * are planned as their octaves start): octaves whose tiles are too small
+ * for the objective's deepest layer are left out, all but the last, which
+ * is an error. The tile buffers are sized for the largest tile. */
+static dd_status plan_octaves(dream *d, int h, int w, int full_h, int full_w) {
     const dd_params *p = d->p;
+    int min_h, min_w, deepest;
+    dd_status st = net_min_input(d->model, d->terms, d->n_terms, &min_h, &min_w, &deepest);
+    if (st) return st;
     size_t tile_floats = 0;
     for (int i = 0; i < p->octaves; i++) {
         const double f = pow(p->octave_scale, p->octaves - 1 - i);
         octave o = {.h = (int)lround(h / f), .w = (int)lround(w / f)};
         if (o.h < 1 || o.w < 1) continue;
         o.ty = cut_axis(o.h, p->tile), o.tx = cut_axis(o.w, p->tile);
-        dd_status st = dd_net_new(model, terms, n_terms, o.ty.side, o.tx.side, d->threads, &o.net);
-        if (st == DD_ERR_TOO_SMALL && i < p->octaves - 1) continue; /* skip small octaves */
-        /* One packed copy of the weights, shared by every octave's net. */
-        if (!st)
-            st = d->n_octaves ? net_borrow_packs(o.net, d->oct[0].net) : dd_net_set_fast(o.net, p->fast);
-        if (st && o.net) dd_net_free(o.net);
-        if (st) return st;
+        if (o.ty.side < min_h || o.tx.side < min_w) {
+            if (i < p->octaves - 1) continue; /* skip small octaves */
+            return too_small(d, o.h, o.w, full_h, full_w, o.ty.side, o.tx.side, min_h, min_w, deepest);
+        }
         const size_t n = (size_t)3 * o.ty.side * o.tx.side;
         if (n > tile_floats) tile_floats = n;
         d->oct[d->n_octaves++] = o;
@@ -209,11 +231,35 @@ static dd_status plan_octaves(dream *d, const dd_model *model, const dd_term *te
     return DD_OK;
 }
 
+/* Plans octave o's net as the octave starts, so one net is alive at a time
+ * whatever the octave count. The first one packs the weights as
+ * params.fast says; each later one borrows them from the one before and
+ * takes them over, and the one before is freed: one packed copy in all. */
+static dd_status start_net(dream *d, const octave *o) {
+    dd_net *net = NULL;
+    dd_status st;
+    if (d->net) {
+        st = net_new_borrowing(d->model, d->terms, d->n_terms, o->ty.side, o->tx.side, d->threads, d->net, &net);
+    } else {
+        st = dd_net_new(d->model, d->terms, d->n_terms, o->ty.side, o->tx.side, d->threads, &net);
+        if (!st) st = dd_net_set_fast(net, d->p->fast);
+    }
+    if (st) {
+        dd_net_free(net);
+        return st;
+    }
+    if (d->net) net_hand_over_packs(net, d->net);
+    dd_net_free(d->net);
+    d->net = net;
+    return DD_OK;
+}
+
 /* Memory: the image's own samples, two float planes of it (the dream x and
- * its gradient g, 24 bytes a pixel), one octave's net (freed when its octave
- * ends) and scratch sized by the tile or a few rows. The photo at an
- * octave's size is made again from the samples when it is needed (start and
- * end of each octave), and the detail lives in x between octaves. */
+ * its gradient g, 24 bytes a pixel), one octave's net (planned when its
+ * octave starts, its arena dropped when it ends) and scratch sized by the
+ * tile or a few rows. The photo at an octave's size is made again from the
+ * samples when it is needed (start and end of each octave), and the detail
+ * lives in x between octaves. */
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im, dd_progress_fn progress,
                    void *user) {
     dream d;
@@ -228,7 +274,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         if ((st = dd_terms_parse(model, dd_default_layers(), default_terms, MAX_TERMS, &n_terms))) return st;
         terms = default_terms;
     }
-    d.p = params;
+    d.p = params, d.model = model, d.terms = terms, d.n_terms = n_terms;
     d.threads = params->threads > 0 ? params->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (d.threads < 1) d.threads = 1;
     d.lo = model->offset, d.hi = 255.0f / model->divisor + model->offset;
@@ -243,7 +289,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         if (work_h < 1) work_h = 1;
         if (work_w < 1) work_w = 1;
     }
-    if ((st = plan_octaves(&d, model, terms, n_terms, work_h, work_w))) goto done;
+    if ((st = plan_octaves(&d, work_h, work_w, h, w))) goto done;
     d.x = malloc(n * sizeof *d.x);
     d.g = malloc(n * sizeof *d.g);
     if (!d.x || !d.g) {
@@ -258,6 +304,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     for (int k = 0; k < d.n_octaves; k++) {
         octave *o = &d.oct[k];
         const size_t on = (size_t)3 * o->h * o->w;
+        if ((st = start_net(&d, o))) goto done;
         /* x = this octave's photo plus the detail dreamed so far (in x, at
          * the previous octave's size): the detail resized into g, the photo
          * into x, their sum into g, and the two swapped. */
@@ -286,11 +333,8 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             if ((st = image_gradient(&d, o, oy, ox))) goto done;
             ascend(&d, on);
         }
-        /* Later octaves have their own nets; they borrow the packed weights
-         * this one owns, so the next one takes them over. */
-        if (k + 1 < d.n_octaves) net_hand_over_packs(d.oct[k + 1].net, o->net);
-        dd_net_free(o->net);
-        o->net = NULL;
+        /* The net keeps only the packed weights for the next one to take. */
+        net_release_arena(d.net);
         prev_h = o->h, prev_w = o->w;
         if (k == d.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
         /* The detail (dreamed minus photo), in place in x. */
@@ -318,7 +362,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         }
     }
 done:
-    for (int k = 0; k < d.n_octaves; k++) dd_net_free(d.oct[k].net);
+    dd_net_free(d.net);
     free(d.tile_in), free(d.tile_grad), free(d.x), free(d.g);
     return st;
 }

@@ -112,7 +112,7 @@ static dd_status plan_shapes(dd_net *net) {
  * buffer at their channel offset. */
 static void plan_aliases(dd_net *net) {
     const int n = net->n_nodes;
-    int *readers = calloc((size_t)n, sizeof *readers);
+    int *readers = calloc(n > 0 ? (size_t)n : 1, sizeof *readers); /* n >= 1; the guard quiets GCC */
     for (int i = 0; i < n; i++) net->nodes[i].alias = -1;
     if (!readers) return; /* no aliasing: correct, only slower */
     for (int i = 1; i < n; i++)
@@ -285,8 +285,82 @@ done:
 
 static dd_status pack_weights(dd_net *net, int fast);
 
-dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
-                     int height, int width, int threads, dd_net **out) {
+/* The node a term's layer names, after checking the term. */
+static dd_status term_node(const dd_model *model, const dd_term *term, int *node) {
+    const int layer = term->layer ? model_find_layer(model, term->layer) : -1;
+    if (layer < 0) return util_fail(DD_ERR_INVALID_ARG, "%s: no such layer", term->layer ? term->layer : "(null)");
+    *node = model->layers[layer].node;
+    const int channels = model->nodes[*node].channels;
+    if (term->channel < -1 || term->channel >= channels)
+        return util_fail(DD_ERR_INVALID_ARG, "%s: channel %d outside 0..%d", term->layer, term->channel, channels - 1);
+    if (!isfinite(term->weight)) return util_fail(DD_ERR_INVALID_ARG, "%s: weight is not finite", term->layer);
+    return DD_OK;
+}
+
+/* Whether every node marked in needed gets an output along one axis (0:
+ * height, 1: width) from an input of n pixels on it; the rules of
+ * nn_window_plan, one axis at a time. size: n_nodes ints of scratch. */
+static int axis_fits(const dd_model *model, const unsigned char *needed, int *size, int axis, int n) {
+    size[0] = n;
+    for (int i = 1; i < model->n_nodes; i++) {
+        if (!needed[i]) continue;
+        const model_node *mn = &model->nodes[i];
+        const int in = size[mn->inputs[0]], k = axis ? mn->kw : mn->kh, s = axis ? mn->sw : mn->sh;
+        int out = in;
+        if (mn->op == MODEL_OP_CONV || mn->op == MODEL_OP_MAXPOOL || mn->op == MODEL_OP_AVGPOOL)
+            out = mn->same_padding ? (in + s - 1) / s : in >= k ? (in - k) / s + 1 : 0;
+        if (out < 1) return 0;
+        size[i] = out;
+    }
+    return 1;
+}
+
+dd_status net_min_input(const dd_model *model, const dd_term *terms, int n_terms, int *min_h, int *min_w,
+                        int *deepest) {
+    if (!model || !terms || n_terms < 1)
+        return util_fail(DD_ERR_INVALID_ARG, "an objective needs at least one term");
+    const int n = model->n_nodes;
+    unsigned char *needed = malloc((size_t)n);
+    int *size = malloc((size_t)n * sizeof *size);
+    dd_status st = DD_OK;
+    if (!needed || !size) {
+        st = util_fail(DD_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    *min_h = *min_w = 1, *deepest = 0;
+    long most = 0;
+    int deepest_node = -1;
+    for (int t = 0; t < n_terms; t++) {
+        int node;
+        if ((st = term_node(model, &terms[t], &node))) goto done;
+        memset(needed, 0, (size_t)n);
+        needed[node] = 1;
+        for (int i = node; i > 0; i--)
+            if (needed[i])
+                for (int j = 0; j < model->nodes[i].n_inputs; j++) needed[model->nodes[i].inputs[j]] = 1;
+        int least[2];
+        for (int axis = 0; axis < 2; axis++) { /* the smallest side that fits, by bisection */
+            int lo = 1, hi = MAX_SIDE + 1;
+            while (lo < hi) {
+                const int mid = lo + (hi - lo) / 2;
+                if (axis_fits(model, needed, size, axis, mid)) hi = mid;
+                else lo = mid + 1;
+            }
+            least[axis] = lo;
+        }
+        if (least[0] > *min_h) *min_h = least[0];
+        if (least[1] > *min_w) *min_w = least[1];
+        const long area = (long)least[0] * least[1]; /* ties: the later node, deeper in the graph */
+        if (area > most || (area == most && node > deepest_node)) most = area, deepest_node = node, *deepest = t;
+    }
+done:
+    free(needed), free(size);
+    return st;
+}
+
+/* dd_net_new, packing the weights itself (from NULL) or borrowing from's. */
+static dd_status net_plan(const dd_model *model, const dd_term *terms, int n_terms, int height, int width,
+                          int threads, const dd_net *from, dd_net **out) {
     dd_status st;
     *out = NULL;
     if (!model || !terms || n_terms < 1)
@@ -310,20 +384,8 @@ dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
     net->n_terms = n_terms;
     for (int i = 0; i < net->n_nodes; i++) net->nodes[i].mn = &model->nodes[i];
     for (int t = 0; t < n_terms; t++) {
-        const int layer = terms[t].layer ? model_find_layer(model, terms[t].layer) : -1;
-        if (layer < 0) {
-            st = util_fail(DD_ERR_INVALID_ARG, "%s: no such layer", terms[t].layer ? terms[t].layer : "(null)");
-            goto fail;
-        }
-        const int node = model->layers[layer].node, channels = model->nodes[node].channels;
-        if (terms[t].channel < -1 || terms[t].channel >= channels) {
-            st = util_fail(DD_ERR_INVALID_ARG, "%s: channel %d outside 0..%d", terms[t].layer, terms[t].channel, channels - 1);
-            goto fail;
-        }
-        if (!isfinite(terms[t].weight)) {
-            st = util_fail(DD_ERR_INVALID_ARG, "%s: weight is not finite", terms[t].layer);
-            goto fail;
-        }
+        int node;
+        if ((st = term_node(model, &terms[t], &node))) goto fail;
         net->terms[t].node = node, net->terms[t].channel = terms[t].channel, net->terms[t].weight = terms[t].weight;
         net->nodes[node].needed = 1;
     }
@@ -341,12 +403,24 @@ dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
         }
     plan_aliases(net);
     if ((st = plan_memory(net))) goto fail;
-    if ((st = pack_weights(net, 0))) goto fail;
+    if ((st = from ? net_borrow_packs(net, from) : pack_weights(net, 0))) goto fail;
     *out = net;
     return DD_OK;
 fail:
     dd_net_free(net);
     return st;
+}
+
+dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
+                     int height, int width, int threads, dd_net **out) {
+    return net_plan(model, terms, n_terms, height, width, threads, NULL, out);
+}
+
+dd_status net_new_borrowing(const dd_model *model, const dd_term *terms, int n_terms, int height, int width,
+                            int threads, const dd_net *from, dd_net **out) {
+    *out = NULL;
+    if (!from) return util_fail(DD_ERR_INVALID_ARG, "no net to borrow the packed weights from");
+    return net_plan(model, terms, n_terms, height, width, threads, from, out);
 }
 
 /* ---- packed weights --------------------------------------------------------
@@ -461,6 +535,7 @@ dd_status net_borrow_packs(dd_net *net, const dd_net *from) {
         if (net->nodes[i].needed != from->nodes[i].needed)
             return util_fail(DD_ERR_INVALID_ARG, "nets with different objectives share no weights");
     drop_packs(net);
+    net->flops_fwd = net->flops_bwd = 0;
     for (int i = 1; i < net->n_nodes; i++) {
         if (!is_conv(net, i)) continue;
         net_node *x = &net->nodes[i];
@@ -468,6 +543,8 @@ dd_status net_borrow_packs(dd_net *net, const dd_net *from) {
         x->packed.col_floats = net->col_floats; /* its own col scratch */
         nn_conv_set_paths(&x->conv, from->nodes[i].conv.forward, from->nodes[i].conv.backward);
         x->conv.packed = &x->packed;
+        net->flops_fwd += nn_conv_path_flops(&x->conv, 0);
+        net->flops_bwd += nn_conv_path_flops(&x->conv, 1);
     }
     net->fast = from->fast;
     return DD_OK;
@@ -477,6 +554,14 @@ void net_hand_over_packs(dd_net *net, dd_net *from) {
     if (!net || !from || !from->packed_mem || net->packed_mem || net->fast != from->fast) return;
     net->packed_mem = from->packed_mem;
     from->packed_mem = NULL;
+}
+
+void net_release_arena(dd_net *net) {
+    if (!net) return;
+    util_arena_free(&net->arena);
+    for (int i = 0; i < net->n_nodes; i++) net->nodes[i].act = net->nodes[i].grad = NULL;
+    for (int i = 0; i < net->n_nodes; i++) net->nodes[i].mask = net->nodes[i].argmax = NULL;
+    net->col = NULL;
 }
 
 dd_status dd_net_set_fast(dd_net *net, int fast) {

@@ -32,8 +32,25 @@ const char *net_profile_name(int kind);
  * saving a copy per net: same model, objective and threads; from must
  * outlive net, and the two must not run at the same time (one scratch). */
 dd_status net_borrow_packs(dd_net *net, const dd_net *from);
+/* dd_net_new, then net_borrow_packs from from, without packing weights of
+ * its own in between (which costs a pack's time and memory per net). */
+dd_status net_new_borrowing(const dd_model *model, const dd_term *terms, int n_terms, int height, int width,
+                            int threads, const dd_net *from, dd_net **out);
 /* net, which borrows from's packed weights, takes them over: from can then
  * be freed while net runs on. */
 void net_hand_over_packs(dd_net *net, dd_net *from);
+/* Frees the net's arena once it has run for the last time: it can still
+ * lend or hand over its packed weights, and be freed, nothing else. */
+void net_release_arena(dd_net *net);
+
+/* The least input height and width at which every layer the terms need
+ * gets an output (shape inference only: no plan, no arena), and the index
+ * of the term whose layer needs the largest input (*deepest, for messages).
+ * A side that no input up to 65536 satisfies gives 65537. Unknown layers
+ * and channels are DD_ERR_INVALID_ARG, as in dd_net_new. An input fits iff
+ * height >= *min_h and width >= *min_w: each axis's output size depends on
+ * that axis alone and never shrinks as the input grows. */
+dd_status net_min_input(const dd_model *model, const dd_term *terms, int n_terms, int *min_h, int *min_w,
+                        int *deepest);
 
 #endif
