@@ -238,13 +238,14 @@ fi
 if wanted formats; then
   begin formats
   for in in rgb.png rgb.jpg rgb.ppm grey.pgm rgb.pam; do
-    for ext in png jpg ppm pam; do
+    for ext in png jpg ppm pgm pnm pam; do
       out=fmt_${in%.*}_${in##*.}.$ext
       run "${one[@]}" "$in" "$out"
       want_status 0 "$in -> .$ext"
       want_quiet "$in -> .$ext"
-      case $ext in jpg) kind=jpeg ;; ppm) kind=ppm ;; *) kind=$ext ;; esac
-      [ "$in" = grey.pgm ] && [ "$ext" = ppm ] && kind=pgm # grey stays grey
+      # .ppm is colour and .pgm grey, as the names say; .pnm is either.
+      case $ext in jpg) kind=jpeg ;; pnm) kind=ppm ;; *) kind=$ext ;; esac
+      [ "$in" = grey.pgm ] && [ "$ext" = pnm ] && kind=pgm
       want_magic "$out" "$kind" "$in -> .$ext"
       want_dims "$out" "$size" "$in -> .$ext"
     done
