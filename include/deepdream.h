@@ -273,7 +273,12 @@ typedef int (*dd_progress_fn)(void *user, int octave, int octaves, int step, int
  * the objective's deepest layer, at the size max_size dreams it at, is
  * DD_ERR_TOO_SMALL with a message naming the image, that layer and the
  * least size it needs ("image 1x5000 is too small for mixed4 (needs at
- * least 43x43)"), and the image is left unchanged. */
+ * least 43x43)"). params->should_stop, when set, is called with user (the
+ * progress callback's pointer) on the calling thread between the network's
+ * layers, between tiles and between bands of the image-sized work; nonzero
+ * ends the dream within about one layer's time with DD_ERR_CANCELLED. On
+ * any failure, cancellation included, the image is left unchanged: its
+ * pixels are written only after everything that can fail. */
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *image,
                    dd_progress_fn progress, void *user);
 

@@ -1,7 +1,8 @@
 /* dd_dream as a library user runs it: the same bytes when the OpenMP
  * runtime gives fewer threads than asked (nested regions, dynamic teams,
  * max active levels, OMP_THREAD_LIMIT); memory that does not grow with the
- * octave count; and the too-small messages naming the image and the layer.
+ * octave count; should_stop ending a step between layers with the image
+ * untouched; and the too-small messages naming the image and the layer.
  *
  * usage: test_threads SAMPLES_DIR */
 #include <math.h>
@@ -15,6 +16,7 @@
 
 #include "check.h"
 #include "deepdream.h"
+#include "model/net.h"
 #include "support.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -287,6 +289,88 @@ static void test_memory(void) {
 #endif
 }
 
+/* ---- should_stop ------------------------------------------------------------------ */
+
+typedef struct stopper {
+    long polls, stop_at; /* 0: never stop */
+    double stopped_at;   /* when it said stop, seconds */
+} stopper;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int stop_after(void *user) {
+    stopper *s = user;
+    s->polls++;
+    if (s->stop_at && s->polls >= s->stop_at) {
+        s->stopped_at = now_s();
+        return 1;
+    }
+    return 0;
+}
+
+static void test_should_stop(void) {
+    CHECK(dd_params_default().should_stop == NULL, "dd_params_default sets should_stop");
+    dd_image *im = pattern_image(1024, 1024);
+    CHECK(im != NULL, "a 1024x1024 image");
+    if (!im) return;
+    size_t n0;
+    unsigned char *before = image_bytes(im, &n0);
+    dd_params p = dd_params_default();
+    p.octaves = 1, p.steps = 1, p.should_stop = stop_after;
+    /* A whole step, counting the polls. */
+    dd_image *whole = image_copy(im);
+    stopper all = {0, 0, 0};
+    double t0 = now_s();
+    CHECK(whole && dd_dream(model, &p, whole, NULL, &all) == DD_OK, "the whole step: %s", dd_last_error());
+    const double step_s = now_s() - t0;
+    dd_image_free(whole);
+    CHECK(all.polls > 100, "a step polled %ld times (at least once a layer each way)", all.polls);
+    /* Stopped a third of the way: no poll after the stop, the image as it was. */
+    stopper third = {0, all.polls / 3, 0};
+    t0 = now_s();
+    const dd_status st = dd_dream(model, &p, im, NULL, &third);
+    const double end = now_s(), latency = third.stopped_at > 0 ? end - third.stopped_at : -1;
+    CHECK(st == DD_ERR_CANCELLED && !strcmp(dd_last_error(), "cancelled"), "stopped: status %d (%s)", (int)st,
+          dd_last_error());
+    CHECK(third.polls == third.stop_at, "%ld polls, want %ld: asked again after it said stop", third.polls,
+          third.stop_at);
+    size_t n1;
+    unsigned char *after = image_bytes(im, &n1);
+    CHECK(same_bytes(before, n0, after, n1), "the cancelled dream changed the image");
+    CHECK(latency >= 0 && latency < step_s / 10, "returned %.3f s after the stop (a whole step: %.3f s)", latency,
+          step_s);
+    fprintf(stderr, "should_stop: %ld polls a step of %.3f s; stopped at poll %ld after %.3f s, returned %.2f ms later\n",
+            all.polls, step_s, third.stop_at, third.stopped_at - t0, 1e3 * latency);
+    free(before), free(after);
+    dd_image_free(im);
+
+    /* The net alone: dd_net_gradient stops between layers too. */
+    dd_term term = {"mixed3", -1, 1.0f};
+    dd_net *net = NULL;
+    CHECK(dd_net_new(model, &term, 1, 96, 96, 1, &net) == DD_OK, "a 96x96 net: %s", dd_last_error());
+    if (!net) return;
+    float *in = xmalloc(3 * 96 * 96 * sizeof *in), *grad = xmalloc(3 * 96 * 96 * sizeof *grad);
+    for (int i = 0; i < 3 * 96 * 96; i++) in[i] = (float)sin(i * 0.01);
+    stopper net_polls = {0, 0, 0};
+    net_set_should_stop(net, stop_after, &net_polls);
+    CHECK(dd_net_gradient(net, in, grad, NULL) == DD_OK, "never stopped: %s", dd_last_error());
+    for (long at = 1; at <= net_polls.polls; at += net_polls.polls / 7) { /* in the forward and the backward */
+        stopper s = {0, at, 0};
+        net_set_should_stop(net, stop_after, &s);
+        const dd_status gst = dd_net_gradient(net, in, grad, NULL);
+        CHECK(gst == DD_ERR_CANCELLED && s.polls == at, "net stopped at poll %ld of %ld: status %d, %ld polls", at,
+              net_polls.polls, (int)gst, s.polls);
+    }
+    net_set_should_stop(net, NULL, NULL);
+    CHECK(dd_net_gradient(net, in, grad, NULL) == DD_OK, "should_stop unset again: %s", dd_last_error());
+    dd_net_free(net);
+    free(in), free(grad);
+}
+
 /* ---- too small -------------------------------------------------------------------- */
 
 static void expect_too_small(const char *what, int w, int h, int max_size, const char *layers, const char *want) {
@@ -357,6 +441,7 @@ int main(int argc, char **argv) {
     }
     test_memory(); /* first: the other tests' thread teams would raise the peak */
     test_too_small();
+    test_should_stop();
     test_small_teams(argv[1]);
     dd_model_free(model);
     return check_done("threads");

@@ -19,7 +19,7 @@
 dd_params dd_params_default(void) {
     return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
                        .step_size = 0.01f, .jitter = 32, .tile = 1024, .seed = 0, .threads = 0,
-                       .max_size = 0, .fast = 1};
+                       .max_size = 0, .fast = 1, .should_stop = NULL};
 }
 
 /* Chosen by eye on the three samples: see docs/ARCHITECTURE.md. */
@@ -72,9 +72,16 @@ typedef struct dream {
     int n_octaves;
     octave oct[MAX_OCTAVES];
     dd_net *net;                /* the current octave's, planned for one tile */
+    dream_stop stop;            /* the user's should_stop */
     float *tile_in, *tile_grad; /* 3 x side x side of the largest tile */
     float *x, *g;               /* the image being dreamed and its gradient */
 } dream;
+
+int dream_stop_asked(const dream_stop *stop) {
+    if (!stop || !stop->fn || !stop->fn(stop->user)) return 0;
+    util_fail(DD_ERR_CANCELLED, "cancelled");
+    return 1;
+}
 
 /* The photo in network units, made from the image's own samples whenever it
  * is needed instead of kept as a float copy (12 bytes a pixel): the same
@@ -97,12 +104,17 @@ static const float *photo_row(const void *source, int c, int y, float *row) {
     return row;
 }
 
-/* The photo at h x w (3 planes) into dst. */
-static dd_status photo_at(float *dst, const photo *ph, int h, int w, int threads) {
+/* The photo at h x w (3 planes) into dst, asking stop between bands. */
+static dd_status photo_at(float *dst, const photo *ph, int h, int w, int threads, const dream_stop *stop) {
     const int ih = ph->im->height, iw = ph->im->width;
-    if (h != ih || w != iw) return dream_resize_rows(dst, h, w, photo_row, ph, ih, iw, 3, threads);
+    if (h != ih || w != iw) return dream_resize_rows(dst, h, w, photo_row, ph, ih, iw, 3, threads, stop);
+    enum { BAND_ROWS = 256 };
+    for (int r0 = 0; r0 < 3 * h; r0 += BAND_ROWS) {
+        const int r1 = 3 * h - r0 < BAND_ROWS ? 3 * h : r0 + BAND_ROWS;
+        if (dream_stop_asked(stop)) return DD_ERR_CANCELLED;
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int r = 0; r < 3 * h; r++) photo_row(ph, r / h, r % h, dst + (size_t)r * w);
+        for (int r = r0; r < r1; r++) photo_row(ph, r / h, r % h, dst + (size_t)r * w);
+    }
     return DD_OK;
 }
 
@@ -118,6 +130,7 @@ static dd_status image_gradient(dream *d, const octave *o, int oy, int ox) {
         for (int tj = 0; tj < o->tx.count; tj++) {
             const int x0 = (int)((long)tj * w / o->tx.count), x1 = (int)((long)(tj + 1) * w / o->tx.count);
             const int in_y = ((y0 - my + oy) % h + h) % h, in_x = ((x0 - mx + ox) % w + w) % w;
+            if (dream_stop_asked(&d->stop)) return DD_ERR_CANCELLED;
 #pragma omp parallel for num_threads(d->threads) schedule(static)
             for (int r = 0; r < 3 * th; r++) {
                 const int c = r / th, yy = r % th;
@@ -143,7 +156,7 @@ static dd_status image_gradient(dream *d, const octave *o, int oy, int ox) {
 
 /* x += step * g / (std(g) + 1e-8), clipped. Dividing by the spread makes
  * the step size mean the same at every octave, layer and tile size. */
-static void ascend(dream *d, size_t n) {
+static dd_status ascend(dream *d, size_t n) {
     enum { CHUNK = 1 << 16 };
     const size_t chunks = (n + CHUNK - 1) / CHUNK;
     double sum = 0, sq = 0;
@@ -151,6 +164,7 @@ static void ascend(dream *d, size_t n) {
     for (size_t base = 0; base < chunks; base += 256) {
         double s[256], q[256];
         const int m = (int)(chunks - base < 256 ? chunks - base : 256);
+        if (dream_stop_asked(&d->stop)) return DD_ERR_CANCELLED;
 #pragma omp parallel for num_threads(d->threads) schedule(static)
         for (int k = 0; k < m; k++) {
             const size_t a = (base + (size_t)k) * CHUNK, b = a + CHUNK < n ? a + CHUNK : n;
@@ -164,11 +178,13 @@ static void ascend(dream *d, size_t n) {
     const double var = sq / (double)n - mean * mean;
     const float scale = (float)(d->p->step_size / (sqrt(var > 0 ? var : 0) + 1e-8));
     const float lo = d->lo, hi = d->hi;
+    if (dream_stop_asked(&d->stop)) return DD_ERR_CANCELLED;
 #pragma omp parallel for num_threads(d->threads) schedule(static)
     for (size_t i = 0; i < n; i++) {
         const float v = d->x[i] + scale * d->g[i];
         d->x[i] = v < lo ? lo : v > hi ? hi : v;
     }
+    return DD_OK;
 }
 
 static dd_status check_params(const dd_params *p) {
@@ -251,6 +267,7 @@ static dd_status start_net(dream *d, const octave *o) {
     if (d->net) net_hand_over_packs(net, d->net);
     dd_net_free(d->net);
     d->net = net;
+    net_set_should_stop(net, d->stop.fn, d->stop.user);
     return DD_OK;
 }
 
@@ -275,6 +292,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         terms = default_terms;
     }
     d.p = params, d.model = model, d.terms = terms, d.n_terms = n_terms;
+    d.stop = (dream_stop){params->should_stop, user};
     d.threads = params->threads > 0 ? params->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (d.threads < 1) d.threads = 1;
     d.lo = model->offset, d.hi = 255.0f / model->divisor + model->offset;
@@ -309,10 +327,10 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
          * the previous octave's size): the detail resized into g, the photo
          * into x, their sum into g, and the two swapped. */
         if (k == 0) {
-            if ((st = photo_at(d.x, &ph, o->h, o->w, d.threads))) goto done;
+            if ((st = photo_at(d.x, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
         } else {
-            if ((st = dream_resize(d.g, o->h, o->w, d.x, prev_h, prev_w, 3, d.threads))) goto done;
-            if ((st = photo_at(d.x, &ph, o->h, o->w, d.threads))) goto done;
+            if ((st = dream_resize(d.g, o->h, o->w, d.x, prev_h, prev_w, 3, d.threads, &d.stop))) goto done;
+            if ((st = photo_at(d.x, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
             for (size_t i = 0; i < on; i++) d.g[i] += d.x[i];
             float *t = d.x;
             d.x = d.g, d.g = t;
@@ -331,25 +349,27 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             if (o->tx.count > 1) ox += rng_range(&rng, 0, o->w - 1);
             oy = ((oy % o->h) + o->h) % o->h, ox = ((ox % o->w) + o->w) % o->w;
             if ((st = image_gradient(&d, o, oy, ox))) goto done;
-            ascend(&d, on);
+            if ((st = ascend(&d, on))) goto done;
         }
         /* The net keeps only the packed weights for the next one to take. */
         net_release_arena(d.net);
         prev_h = o->h, prev_w = o->w;
         if (k == d.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
         /* The detail (dreamed minus photo), in place in x. */
-        if ((st = photo_at(d.g, &ph, o->h, o->w, d.threads))) goto done;
+        if ((st = photo_at(d.g, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
         for (size_t i = 0; i < on; i++) d.x[i] -= d.g[i];
     }
     if (prev_h != h || prev_w != w) { /* the detail up to the full size */
-        if ((st = dream_resize(d.g, h, w, d.x, prev_h, prev_w, 3, d.threads))) goto done;
-        if ((st = photo_at(d.x, &ph, h, w, d.threads))) goto done;
+        if ((st = dream_resize(d.g, h, w, d.x, prev_h, prev_w, 3, d.threads, &d.stop))) goto done;
+        if ((st = photo_at(d.x, &ph, h, w, d.threads, &d.stop))) goto done;
         for (size_t i = 0; i < n; i++) {
             const float v = d.g[i] + d.x[i];
             d.x[i] = v < d.lo ? d.lo : v > d.hi ? d.hi : v;
         }
     }
-    /* Network input -> pixels. */
+    /* Network input -> pixels: the only writes to the image, after the last
+     * thing that can fail, so a failed or cancelled dream leaves it as it
+     * was. */
     const unsigned full = im->depth == 16 ? 65535 : 255;
     for (size_t i = 0; i < plane; i++) {
         float v[3];

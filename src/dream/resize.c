@@ -60,7 +60,7 @@ static void band_source(const taps *ty, int y0, int y1, int *lo, int *hi) {
 }
 
 dd_status dream_resize_rows(float *dst, int dh, int dw, dream_row_fn row, const void *source, int sh,
-                            int sw, int planes, int threads) {
+                            int sw, int planes, int threads, const dream_stop *stop) {
     taps tx = {0}, ty = {0};
     float *tmp = NULL, *scratch = NULL;
     dd_status st = DD_OK;
@@ -78,6 +78,10 @@ dd_status dream_resize_rows(float *dst, int dh, int dw, dream_row_fn row, const 
         for (int y0 = 0; y0 < dh; y0 += BAND_ROWS) {
             const int y1 = y0 + BAND_ROWS < dh ? y0 + BAND_ROWS : dh;
             int lo, hi;
+            if (dream_stop_asked(stop)) {
+                st = DD_ERR_CANCELLED;
+                goto done;
+            }
             band_source(&ty, y0, y1, &lo, &hi);
 #pragma omp parallel for num_threads(threads) schedule(static)
             for (int s = lo; s < hi; s++) { /* rows: horizontal pass */
@@ -122,7 +126,7 @@ static const float *float_planes_row(const void *source, int plane, int y, float
 }
 
 dd_status dream_resize(float *dst, int dh, int dw, const float *src, int sh, int sw, int planes,
-                       int threads) {
+                       int threads, const dream_stop *stop) {
     const float_planes f = {src, sh, sw};
-    return dream_resize_rows(dst, dh, dw, float_planes_row, &f, sh, sw, planes, threads);
+    return dream_resize_rows(dst, dh, dw, float_planes_row, &f, sh, sw, planes, threads, stop);
 }

@@ -57,6 +57,8 @@ struct dd_net {
     int fast;              /* bfloat16 products (fast mode) */
     size_t stem_below;     /* planes larger than the first concat's: the stem */
     uint32_t *packed_mem;  /* packed weights and pack scratch it owns, or NULL */
+    int (*should_stop)(void *user); /* polled between nodes, or NULL */
+    void *stop_user;
     double flops_fwd, flops_bwd;
 };
 
@@ -666,12 +668,21 @@ static void profile_charge(dd_net *net, int i, int pass, double *t0) {
     *t0 = t;
 }
 
-static void forward(dd_net *net, const float *input) {
+void net_set_should_stop(dd_net *net, int (*should_stop)(void *user), void *user) {
+    net->should_stop = should_stop, net->stop_user = user;
+}
+
+/* Asks the user's should_stop, on the calling thread, between nodes. */
+static int stop_asked(const dd_net *net) { return net->should_stop && net->should_stop(net->stop_user); }
+
+/* Returns 1 when stopped by should_stop (the outputs are then partial). */
+static int forward(dd_net *net, const float *input) {
     double t0 = net->profile ? seconds_now() : 0;
     net->nodes[0].act = (float *)input; /* only ever read */
     for (int i = 1; i < net->n_nodes; i++) {
         net_node *x = &net->nodes[i];
         if (!x->needed) continue;
+        if (stop_asked(net)) return 1;
         const model_node *mn = x->mn;
         const net_node *in = &net->nodes[mn->inputs[0]];
         switch (mn->op) {
@@ -697,6 +708,7 @@ static void forward(dd_net *net, const float *input) {
         record_terms(net, i);
         profile_charge(net, i, 0, &t0);
     }
+    return 0;
 }
 
 static double objective_value(const dd_net *net) {
@@ -754,7 +766,8 @@ static void add_seeds(dd_net *net, int node) {
     }
 }
 
-static void backward(dd_net *net, float *input_grad) {
+/* Returns 1 when stopped by should_stop (input_grad then partial). */
+static int backward(dd_net *net, float *input_grad) {
     double t0 = net->profile ? seconds_now() : 0;
     planes_zero_or_add(input_grad, NULL, 3, (size_t)net->h * net->w, net->threads);
     profile_charge(net, -1, 1, &t0);
@@ -764,6 +777,7 @@ static void backward(dd_net *net, float *input_grad) {
     for (int i = net->n_nodes - 1; i > 0; i--) {
         net_node *x = &net->nodes[i];
         if (!x->needed) continue;
+        if (stop_asked(net)) return 1;
         add_seeds(net, i);
         if (!net->nodes[x->root].grad_zeroed) continue; /* nothing reaches it */
         const model_node *mn = x->mn;
@@ -795,20 +809,21 @@ static void backward(dd_net *net, float *input_grad) {
         }
         profile_charge(net, i, 1, &t0);
     }
+    return 0;
 }
 
 dd_status dd_net_forward(dd_net *net, const float *input, double *objective) {
     if (!net || !input) return util_fail(DD_ERR_INVALID_ARG, "no net or input");
-    forward(net, input);
+    if (forward(net, input)) return util_fail(DD_ERR_CANCELLED, "cancelled");
     if (objective) *objective = objective_value(net);
     return DD_OK;
 }
 
 dd_status dd_net_gradient(dd_net *net, const float *input, float *grad, double *objective) {
     if (!net || !input || !grad) return util_fail(DD_ERR_INVALID_ARG, "no net, input or gradient buffer");
-    forward(net, input);
+    if (forward(net, input)) return util_fail(DD_ERR_CANCELLED, "cancelled");
     if (objective) *objective = objective_value(net);
-    backward(net, grad);
+    if (backward(net, grad)) return util_fail(DD_ERR_CANCELLED, "cancelled");
     return DD_OK;
 }
 

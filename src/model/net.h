@@ -43,6 +43,13 @@ void net_hand_over_packs(dd_net *net, dd_net *from);
  * lend or hand over its packed weights, and be freed, nothing else. */
 void net_release_arena(dd_net *net);
 
+/* should_stop(user) is polled on the calling thread before each node of a
+ * forward and a backward pass (between parallel regions, never inside
+ * one); when it returns nonzero the pass ends there and dd_net_forward /
+ * dd_net_gradient return DD_ERR_CANCELLED, the outputs then undefined.
+ * NULL: never polled. */
+void net_set_should_stop(dd_net *net, int (*should_stop)(void *user), void *user);
+
 /* The least input height and width at which every layer the terms need
  * gets an output (shape inference only: no plan, no arena), and the index
  * of the term whose layer needs the largest input (*deepest, for messages).
