@@ -1,12 +1,16 @@
 /* Loader robustness on the real weights file: malformed variants built in memory must
  * give the right dd_status and message without crashing or leaking; F32/F16 re-encodings
  * and shuffled graphs must load and compute what the default U8 model computes. */
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -728,6 +732,154 @@ static dd_model *load_variant(const char *what, blob b, const dd_model *ref) {
     return m;
 }
 
+/* ---- reading files in bounded steps ---------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A child writing the first n bytes of p to fd, then `tail` bytes of 'x'
+ * (tail < 0: forever, until the reader goes), then closing it. */
+static pid_t spawn_writer(int fd, const unsigned char *p, size_t n, long tail) {
+    fflush(stderr);
+    const pid_t pid = fork();
+    if (pid != 0) return pid;
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t off = 0; off < n;) {
+        const ssize_t w = write(fd, p + off, n - off);
+        if (w <= 0) _exit(0);
+        off += (size_t)w;
+    }
+    static unsigned char junk[4096];
+    memset(junk, 'x', sizeof junk);
+    for (long left = tail; tail < 0 || left > 0;) {
+        const size_t k = tail < 0 || left > (long)sizeof junk ? sizeof junk : (size_t)left;
+        if (write(fd, junk, k) <= 0) _exit(0);
+        left -= (long)k;
+    }
+    close(fd);
+    _exit(0);
+}
+
+static void reap(pid_t pid) {
+    int ws;
+    if (pid > 0) waitpid(pid, &ws, 0);
+}
+
+/* The model from `path`, which a writer fills with the first n bytes of the
+ * file and then tail bytes (or endlessly); checks status and message. */
+static void expect_fifo(const char *what, size_t n, long tail, dd_status want, const char *substr, const dd_model *ref) {
+    char dir[] = "/tmp/dd_test_loader_fifo_XXXXXX", path[64];
+    if (!mkdtemp(dir)) {
+        CHECK(0, "%s: mkdtemp failed", what);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/model", dir);
+    CHECK(mkfifo(path, 0600) == 0, "%s: mkfifo failed", what);
+    fflush(stderr);
+    const pid_t pid = fork();
+    if (pid == 0) { /* opens the FIFO for writing: blocks until the loader opens it */
+        const int fd = open(path, O_WRONLY);
+        if (fd < 0) _exit(1);
+        reap(spawn_writer(fd, file_bytes, n, tail));
+        _exit(0);
+    }
+    alarm(120); /* a loader reading the endless tail would never return */
+    dd_model *m = NULL;
+    const dd_status st = dd_model_load_file(path, &m);
+    alarm(0);
+    n_cases++;
+    CHECK(st == want, "%s: status %d (%s), want %d; message: %s", what, (int)st, dd_strerror(st), (int)want,
+          st ? dd_last_error() : "(none)");
+    if (st) CHECK(strstr(dd_last_error(), substr) != NULL, "%s: message '%s' lacks '%s'", what, dd_last_error(), substr);
+    if (m && ref) same_layers(what, ref, m);
+    dd_model_free(m);
+    reap(pid);
+    unlink(path), rmdir(dir);
+}
+
+static void read_cases(void) {
+    char want[160];
+    dd_model *ref = NULL;
+    CHECK(dd_model_load_memory(file_bytes, file_size, &ref) == DD_OK, "the file from memory: %s", dd_last_error());
+
+    /* /dev/zero: a header length of 0, refused after 8 bytes (it read 2 GiB). */
+    double t0 = now_s();
+    expect_file("/dev/zero", "/dev/zero", DD_ERR_CORRUPT, "/dev/zero: header length 0: not a safetensors file");
+    const double zero_s = now_s() - t0;
+    CHECK(zero_s < 0.5, "/dev/zero took %.3f s to refuse", zero_s);
+
+    /* A FIFO: the whole model; the model and an endless tail, of which the
+     * loader reads nothing (it returns); the model cut in its data. */
+    expect_fifo("FIFO, the model", file_size, 0, DD_OK, "", ref);
+    expect_fifo("FIFO, the model then endless bytes", file_size, -1, DD_OK, "", ref);
+    snprintf(want, sizeof want, "outside the %zu data bytes", data_len / 2);
+    expect_fifo("FIFO, cut in the data", 8 + header_len + data_len / 2, 0, DD_ERR_CORRUPT, want, NULL);
+    expect_fifo("FIFO, cut in the length", 5, 0, DD_ERR_CORRUPT, "file of 5 bytes is too short", NULL);
+
+    /* A pipe shared with the caller: exactly the model's bytes are read,
+     * the rest is still there for whoever reads on. */
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe failed");
+    static const char trailer[] = "the next file";
+    unsigned char *both = malloc(file_size + sizeof trailer);
+    memcpy(both, file_bytes, file_size);
+    memcpy(both + file_size, trailer, sizeof trailer);
+    const pid_t pid = spawn_writer(fds[1], both, file_size + sizeof trailer, 0);
+    close(fds[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fds[0]);
+    dd_model *m = NULL;
+    alarm(120);
+    CHECK(dd_model_load_file(path, &m) == DD_OK, "a pipe with more after the model: %s", dd_last_error());
+    char rest[64] = {0};
+    size_t got = 0;
+    for (ssize_t r; got < sizeof rest && (r = read(fds[0], rest + got, sizeof rest - got)) > 0;) got += (size_t)r;
+    alarm(0);
+    CHECK(got == sizeof trailer && !memcmp(rest, trailer, sizeof trailer),
+          "after the model the pipe holds %zu bytes ('%.*s'), want the %zu of '%s'", got, (int)got, rest,
+          sizeof trailer, trailer);
+    if (m) same_layers("a pipe with more after the model", ref, m);
+    dd_model_free(m);
+    close(fds[0]);
+    reap(pid);
+    free(both);
+
+    /* Regular files: garbage appended is ignored (never read); a header
+     * length over the cap and tensors reaching past 2 GiB are refused from
+     * the header, before the data is read or allocated. */
+    char tmp[] = "/tmp/dd_test_loader_XXXXXX";
+    const int fd = mkstemp(tmp);
+    CHECK(fd >= 0, "mkstemp failed");
+    if (fd < 0) goto done;
+    CHECK(write(fd, file_bytes, file_size) == (ssize_t)file_size && write(fd, "garbage", 7) == 7, "write failed");
+    close(fd);
+    m = NULL;
+    CHECK(dd_model_load_file(tmp, &m) == DD_OK, "the file with garbage appended: %s", dd_last_error());
+    if (m) same_layers("the file with garbage appended", ref, m);
+    dd_model_free(m);
+    unsigned char len_only[8];
+    put_u64le(len_only, (uint64_t)1 << 40);
+    FILE *fp = fopen(tmp, "wb");
+    CHECK(fp && fwrite(len_only, 1, 8, fp) == 8, "write failed");
+    if (fp) fclose(fp);
+    snprintf(want, sizeof want, "%s: header length 1099511627776 is over the 16777216-byte limit", tmp);
+    expect_file("a header length of 2^40", tmp, DD_ERR_LIMIT, want);
+    static const char far[] = "{\"__metadata__\":{\"format\":\"deepdream-graph-1\"},"
+                              "\"w\":{\"dtype\":\"U8\",\"shape\":[1000000000,3],\"data_offsets\":[0,3000000000]}}";
+    fp = fopen(tmp, "wb");
+    put_u64le(len_only, sizeof far - 1);
+    CHECK(fp && fwrite(len_only, 1, 8, fp) == 8 && fwrite(far, 1, sizeof far - 1, fp) == sizeof far - 1, "write failed");
+    if (fp) fclose(fp);
+    snprintf(want, sizeof want, "%s: the header's tensors reach 3000000000 bytes into the data, over the 2147483648-byte file limit", tmp);
+    expect_file("tensors past 2 GiB", tmp, DD_ERR_LIMIT, want);
+    unlink(tmp);
+done:
+    dd_model_free(ref);
+}
+
 static void positive_cases(const char *weights_path) {
     dd_model *def = NULL, *fromfile = NULL;
     CHECK(dd_model_load_default(&def) == DD_OK, "default model: %s", dd_last_error());
@@ -832,6 +984,7 @@ int main(int argc, char **argv) {
     graph_cases();
     concat_overflow_case();
     file_cases(path);
+    read_cases();
     fprintf(stderr, "%d malformed cases run\n", n_cases);
     positive_cases(path);
 

@@ -2,11 +2,14 @@
  * offset, dtype, shape and graph reference is checked before it is used;
  * then batch norm is folded into the convolutions and ReLUs are fused. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "model.h"
 #include "util/util.h"
@@ -626,35 +629,108 @@ fail:
     return st;
 }
 
+/* Model files up to this size in all (header length, header and data). */
+#define MODEL_MAX_FILE_BYTES ((uint64_t)2 << 30)
+
+/* read(2) until n bytes or the end of the file: the count, or -1 (errno). */
+static ssize_t read_upto(int fd, unsigned char *p, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        const ssize_t r = read(fd, p + got, n - got < ((size_t)1 << 30) ? n - got : (size_t)1 << 30);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -1;
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/* The data section's size as the header's tensors give it: the furthest
+ * data_offsets end. 0 when the header is no JSON object or names no
+ * tensor; st_parse then says what is wrong with it. */
+static uint64_t data_bytes_promised(const unsigned char *header, size_t header_len) {
+    json_t *h = json_loadb((const char *)header, header_len, 0, NULL);
+    uint64_t end = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(h, key, v) {
+        if (!strcmp(key, "__metadata__")) continue;
+        const json_t *e = json_array_get(json_object_get(v, "data_offsets"), 1);
+        if (json_is_integer(e) && json_integer_value(e) > 0 && (uint64_t)json_integer_value(e) > end)
+            end = (uint64_t)json_integer_value(e);
+    }
+    json_decref(h);
+    return end;
+}
+
+/* Reads in bounded steps, each sized by what was read before it: the
+ * header's length (0 or over MODEL_MAX_HEADER_BYTES is refused before
+ * anything else is read), the header, then exactly the data bytes its
+ * tensors reach. Bytes after those are never read and so never judged (a
+ * model may be followed by other data in a stream; a file is no different
+ * from a pipe or a FIFO here); a file that ends sooner is corrupt, as
+ * dd_model_load_memory says of the bytes there are. /dev/zero costs 8
+ * bytes. */
+static dd_status read_model_file(int fd, const char *path, unsigned char **buf, size_t *size) {
+    unsigned char len_bytes[8];
+    const ssize_t got = read_upto(fd, len_bytes, 8);
+    if (got < 0) return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
+    if (got < 8) {
+        *size = (size_t)got;
+        *buf = malloc(8);
+        if (!*buf) return util_fail(DD_ERR_NOMEM, "%s: out of memory", path);
+        memcpy(*buf, len_bytes, (size_t)got);
+        return DD_OK; /* too short: dd_model_load_memory says so */
+    }
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; i--) header_len = header_len << 8 | len_bytes[i];
+    if (header_len == 0)
+        return util_fail(DD_ERR_CORRUPT, "%s: header length 0: not a safetensors file", path);
+    if (header_len > MODEL_MAX_HEADER_BYTES)
+        return util_fail(DD_ERR_LIMIT, "%s: header length %llu is over the %zu-byte limit", path,
+                         (unsigned long long)header_len, MODEL_MAX_HEADER_BYTES);
+    size_t cap = 8 + (size_t)header_len;
+    unsigned char *b = *buf = malloc(cap); /* the caller frees *buf, whatever happens */
+    if (!b) return util_fail(DD_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(b, len_bytes, 8);
+    ssize_t n = read_upto(fd, b + 8, (size_t)header_len);
+    if (n < 0) goto io_error;
+    *size = 8 + (size_t)n;
+    if ((uint64_t)n < header_len) return DD_OK; /* runs past the end: said by the parser */
+    const uint64_t data = data_bytes_promised(b + 8, (size_t)header_len);
+    if (data > MODEL_MAX_FILE_BYTES - 8 - header_len)
+        return util_fail(DD_ERR_LIMIT, "%s: the header's tensors reach %llu bytes into the data, over the %llu-byte file limit",
+                         path, (unsigned long long)data, (unsigned long long)MODEL_MAX_FILE_BYTES);
+    /* In steps that double what was read, so a short file or pipe that
+     * promises much costs what it holds, not what it promised; at once
+     * when a regular file is known to hold it all. */
+    const size_t total = 8 + (size_t)header_len + (size_t)data;
+    struct stat sb;
+    const int whole = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size >= total;
+    while (*size < total) {
+        size_t want = whole || cap >= total - cap ? total : 2 * cap;
+        if (want - cap < ((size_t)1 << 20)) want = cap + ((size_t)1 << 20) < total ? cap + ((size_t)1 << 20) : total;
+        unsigned char *nb = realloc(b, want);
+        if (!nb) return util_fail(DD_ERR_NOMEM, "%s: out of memory for the %zu-byte model", path, total);
+        *buf = b = nb, cap = want;
+        n = read_upto(fd, b + *size, cap - *size);
+        if (n < 0) goto io_error;
+        *size += (size_t)n;
+        if (*size < cap) break; /* the file ends before the data does */
+    }
+    return DD_OK;
+io_error:
+    return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
+}
+
 dd_status dd_model_load_file(const char *path, dd_model **out) {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
     unsigned char *buf = NULL;
-    size_t size = 0, cap = 0;
-    dd_status st = DD_OK;
-    for (;;) {
-        if (size == cap) {
-            if (cap >= ((size_t)1 << 31)) {
-                st = util_fail(DD_ERR_LIMIT, "%s: model file over 2 GiB", path);
-                break;
-            }
-            cap = cap ? cap * 2 : (size_t)1 << 20;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                st = util_fail(DD_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + size, 1, cap - size, fp);
-        size += got;
-        if (got == 0) {
-            if (ferror(fp)) st = util_fail(DD_ERR_IO, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(fp);
+    size_t size = 0;
+    dd_status st = read_model_file(fd, path, &buf, &size);
+    close(fd);
     if (st == DD_OK) {
         st = dd_model_load_memory(buf, size, out);
         if (st) {
