@@ -59,7 +59,11 @@ dd_status dd_model_load_default(dd_model **out);
 /* Loads a safetensors file whose __metadata__ carries a deepdream graph
  * (format "deepdream-graph-1"). Tensors may be U8 (with per-tensor
  * min/scale), F16 or F32. Everything is validated before it is used; a
- * malformed file gives DD_ERR_CORRUPT, DD_ERR_LIMIT or DD_ERR_MODEL. */
+ * malformed file gives DD_ERR_CORRUPT, DD_ERR_LIMIT or DD_ERR_MODEL. Read
+ * in bounded steps, so a pipe or FIFO works too: the header length (0 is
+ * DD_ERR_CORRUPT, over 16 MiB DD_ERR_LIMIT), the header, then exactly the
+ * bytes its tensors reach (over 2 GiB: DD_ERR_LIMIT); what follows the
+ * last tensor is never read. */
 dd_status dd_model_load_file(const char *path, dd_model **out);
 
 /* Same as dd_model_load_file, from memory. The bytes are not kept. */

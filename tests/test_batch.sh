@@ -558,8 +558,8 @@ EOF
     grep -aF "$h/huge50000.png: " stderr | grep -q 'limit of 100000000 pixels'
     check "50000x50000: the error names --max-pixels' default ($(grep -aF "$h/huge50000.png: " stderr))" test $? = 0
   }
-  want_stderr_has "deepdream: $h/pixel1x1.png: input 1x1 is too small" "1x1: a note"
-  want_stderr_has "deepdream: $h/pixel2x3.ppm: input 2x3 is too small" "2x3: a note"
+  want_stderr_has "deepdream: $h/pixel1x1.png: image 1x1 is too small" "1x1: a note"
+  want_stderr_has "deepdream: $h/pixel2x3.ppm: image 2x3 is too small" "2x3: a note"
   want_stderr_has "passed through unchanged" "too small: passed through"
   check "1x1 passed through" cmp -s <(convert $h/pixel1x1.png rgba:-) <(convert hostout/pixel1x1.png rgba:-)
   check "2x3 passed through" cmp -s <(convert $h/pixel2x3.ppm rgb:-) <(convert hostout/pixel2x3.ppm rgb:-)
