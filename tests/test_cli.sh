@@ -438,7 +438,8 @@ fi
 if wanted tty; then
   begin tty
   if command -v script >/dev/null && script -qec true /dev/null </dev/null >/dev/null 2>&1; then
-    for out in - png:- jpg:-; do
+    # The terminal also by its names: /dev/tty, /dev/stdout, /dev/fd/1.
+    for out in - png:- jpg:- png:/dev/tty png:/dev/stdout png:/dev/fd/1; do
       script -qec "$(printf '%q ' "$dd" "${one[@]}" rgb.png "$out")" /dev/null </dev/null >tty.txt 2>&1
       rc=$?
       check "$out to a terminal: exit $rc, want 2" test "$rc" = 2
