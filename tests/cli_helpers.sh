@@ -95,12 +95,15 @@ wait_for() {
   done
   return 1
 }
-# wait_caught PID: until the process catches SIGTERM (its handlers are set).
+# wait_caught PID: until the process takes SIGTERM itself: a handler
+# (SigCgt) or, as deepdream does, blocked for a thread's sigwait (SigBlk of
+# the main thread).
 wait_caught() {
   local i mask
   for ((i = 0; i < 1200; i++)); do
-    mask=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
-    [ -n "$mask" ] && (((0x$mask >> 14) & 1)) && return 0
+    for mask in $(sed -n 's/^Sig\(Cgt\|Blk\):[[:space:]]*//p' "/proc/$1/status" 2>/dev/null); do
+      (((0x$mask >> 14) & 1)) && return 0
+    done
     kill -0 "$1" 2>/dev/null || return 1
     sleep 0.05
   done

@@ -295,7 +295,7 @@ if wanted formats; then
   # Variants of the formats.
   run "${one[@]}" interlaced.png interlaced_out.png
   want_status 0 "interlaced PNG"
-  same_bytes by_name.png interlaced_out.png "interlaced PNG: same pixels, same dream"
+  same_pixels by_name.png interlaced_out.png "interlaced PNG: same pixels, same dream"
   run "${one[@]}" progressive.jpg progressive_out.png
   want_status 0 "progressive JPEG"
   want_dims progressive_out.png "$size" "progressive JPEG"

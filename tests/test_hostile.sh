@@ -46,6 +46,14 @@ want_one_line() {
   fi
 }
 now_ms() { date +%s%3N; }
+# same_pixels A B WHAT: decoded by ImageMagick, every channel at 16 bits.
+# Dreams of inputs with other bytes differ in their mark (a hash of the
+# input's bytes) even when their pixels are the same.
+same_pixels() {
+  if [ -f "$1" ] && [ -f "$2" ] && cmp -s <(convert "$1" -depth 16 rgba:-) <(convert "$2" -depth 16 rgba:-); then pass; else
+    fail "$3: pixels of $1 and $2 differ"
+  fi
+}
 peak_kb() { tail -1 "$1"; } # /usr/bin/time -f %M output
 # peak_run RSS_FILE ARGS...: the CLI under /usr/bin/time; AddressSanitizer
 # (the sanitizer run) told to keep no freed memory, which it would count.
@@ -195,6 +203,20 @@ if wanted inplace; then
   want_status 0 "--in-place on a link"
   check "--in-place on a link: still a link" test -L ip_link.png
   same_bytes ref_a.png ip_target.png "--in-place on a link: its target dreamed"
+  # Shards in place with a hard link: every other file still dreamed once.
+  mkdir -p hl && for n in a c d; do cp a.png hl/$n.png; done && ln hl/a.png hl/b.png
+  run "${one[@]}" --shard 0/2 --in-place hl
+  run "${one[@]}" --shard 1/2 --in-place hl
+  for n in c d; do
+    check "--in-place shards with a hard link: hl/$n.png dreamed once" cmp -s ref_a.png hl/$n.png
+  done
+  # A Netpbm stream of two images in place would lose the second.
+  cat c.ppm c.ppm >multi.ppm && cp multi.ppm multi_before.ppm
+  run "${one[@]}" --in-place multi.ppm
+  want_status 1 "--in-place on a PPM holding two images"
+  want_error multi.ppm "--in-place on two images"
+  want_stderr_has "holds more than one image" "--in-place on two images"
+  same_bytes multi_before.ppm multi.ppm "--in-place on two images: untouched"
   # Resume: dreams carry a mark; --skip-existing leaves them.
   mkdir res && cp a.png res/1.png && cp b.jpg res/2.jpg
   run "${one[@]}" --in-place res/1.png res/2.jpg
@@ -231,7 +253,7 @@ EOF
     peak_run bomb.rss "${one[@]}" bomb.png bomb_out.png 2>stderr
     rc=$?
     want_status 0 "a PNG with 400 zTXt bombs decodes"
-    same_bytes bomb_ref.png bomb_out.png "zTXt bombs: the same dream as without them"
+    same_pixels bomb_ref.png bomb_out.png "zTXt bombs: the same dream as without them"
     check "zTXt bombs: peak RSS $(peak_kb bomb.rss) KiB within 32 MiB of the plain file's $(peak_kb plain.rss) KiB" \
       test "$(peak_kb bomb.rss)" -le $(($(peak_kb plain.rss) + 32768))
     # 1000 APP2 and other APPn markers in a JPEG (60 MB): kept by libjpeg
@@ -248,7 +270,7 @@ EOF
     rc=$?
     want_status 0 "a JPEG with 1000 metadata markers decodes"
     "$dd" "${one[@]}" b.jpg bomb_ref.ppm 2>/dev/null
-    same_bytes bomb_ref.ppm bomb_out.ppm "JPEG markers: the same dream as without them"
+    same_pixels bomb_ref.ppm bomb_out.ppm "JPEG markers: the same dream as without them"
     size_kb=$(($(stat -c %s bomb.jpg) / 1024))
     # The file's bytes once (and an eighth more: AddressSanitizer's shadow)
     # plus 8 MiB; markers kept by libjpeg would add the file's size again.
@@ -332,6 +354,19 @@ if wanted threads; then
       fail "SIG${sig%%:*}: the dream did not start"
     fi
   done
+  # A second signal quits at once, with the first one's status.
+  rm -rf sigdir && mkdir sigdir
+  (trap - INT; exec "$dd" --octaves 1 --steps 3 --tile 1600 --progress big.ppm sigdir/out.png 2>sig.log) &
+  pid=$!
+  if wait_for sig.log "octave 1/1" "$pid"; then
+    sleep 1
+    kill -INT "$pid"
+    kill -TERM "$pid"
+    wait "$pid"
+    rc=$?
+    check "SIGINT then SIGTERM: exit $rc, want 130" test "$rc" = 130
+    check "SIGINT then SIGTERM: nothing written" test -z "$(ls -A sigdir)"
+  fi
   # Far more threads than cores: capped, with a note.
   run --threads 1024 "${one[@]}" a.png many.png
   want_status 0 "--threads 1024"
@@ -369,11 +404,35 @@ if wanted outdir; then
   want_status 0 "--format png -o jp jp, rerun"
   want_summary 0 2 0 "--format png into the JPEGs' directory, rerun"
   # A PNG of the user's own (no dream's mark) where an output would go is
-  # still an input that would be overwritten.
+  # still an input that would be overwritten; so is a dream of another
+  # file (an in-place dream of x.png itself, a dream of y.jpg named x.png).
   mkdir -p own && cp b.jpg own/x.jpg && cp a.png own/x.png
   run "${one[@]}" --format png -o own own
   want_status 2 "--format png over the user's own x.png"
   same_bytes a.png own/x.png "the user's own x.png is untouched"
+  run "${one[@]}" --in-place own/x.png
+  cp own/x.png own_x_dreamed.png
+  run "${one[@]}" --format png -o own own
+  want_status 2 "--format png over x.png dreamed in place"
+  same_bytes own_x_dreamed.png own/x.png "x.png dreamed in place is untouched"
+  mkdir -p other && cp b.jpg other/x.jpg
+  "$dd" "${one[@]}" small.jpg other/x.png 2>/dev/null
+  cp other/x.png other_x.png
+  run "${one[@]}" --format png -o other other
+  want_status 2 "--format png over a dream of another file named x.png"
+  same_bytes other_x.png other/x.png "a dream of another file is untouched"
+  # A tiny image passed through into another name: a byte-for-byte copy,
+  # which a rerun knows for the output it is.
+  mkdir -p tinyp && cp small.ppm tinyp/t.pnm
+  run "${one[@]}" --format ppm -o tinyp tinyp
+  want_status 0 "--format ppm on a tiny .pnm"
+  run "${one[@]}" --skip-existing --format ppm -o tinyp tinyp
+  want_status 0 "--format ppm on a tiny .pnm, rerun"
+  want_summary 0 1 0 "--format ppm on a tiny .pnm, rerun"
+  # A FIFO among the inputs is never opened to plan.
+  mkdir -p fifoin && cp b.jpg fifoin/x.jpg && mkfifo fifoin/x.png
+  run "${one[@]}" --format png -o fifoin fifoin/x.jpg fifoin/x.png
+  want_status 2 "a FIFO input where another input's output goes: refused, not waited on"
   end
 fi
 
@@ -394,6 +453,13 @@ if wanted names; then
   want_status 0 "-o with a 255-byte name"
   same_bytes ref_a.png "longout/$long" "-o with a 255-byte name"
   no_leftovers . longdir longout "long names"
+  # A link whose target is named "-" is that file, not standard output.
+  echo old >./-
+  ln -s - dash_link.png
+  run "${one[@]}" a.png dash_link.png
+  want_status 0 "a link to a file named -"
+  same_bytes ref_a.png ./- "a link to a file named -: the file holds the dream"
+  want_no_stdout "a link to a file named -"
   # Colons: only a format name is a prefix.
   run "${one[@]}" a.png 12:30.png
   want_status 0 "output 12:30.png"
@@ -469,9 +535,18 @@ if wanted passthrough; then
   want_status 0 "30x30 PPM into PNG"
   check "30x30 PPM into PNG: the same pixels" cmp -s <(convert small.ppm rgb:-) <(convert small_conv.png rgb:-)
   check "30x30 PPM into PNG: marked as passed through, not dreamed" grep -qa "passed through unchanged, too small" small_conv.png
-  # Standard input.
+  # Standard input, a pipe, a FIFO: read once, the bytes kept.
   run "${one[@]}" - out_stdin.jpg <small.jpg
   same_bytes small.jpg out_stdin.jpg "30x30 JPEG from standard input: the same bytes"
+  run "${one[@]}" <(cat small.ppm) out_subst.ppm
+  same_bytes small.ppm out_subst.ppm "30x30 PPM from a <(...) pipe: the same bytes"
+  cat small.ppm | "$dd" "${one[@]}" /dev/stdin out_devstdin.ppm 2>stderr
+  same_bytes small.ppm out_devstdin.ppm "30x30 PPM from /dev/stdin on a pipe: the same bytes"
+  mkfifo tiny_fifo.ppm
+  (cat small.ppm >tiny_fifo.ppm &)
+  run "${one[@]}" tiny_fifo.ppm out_fifo.ppm
+  want_status 0 "30x30 PPM from a FIFO"
+  same_bytes small.ppm out_fifo.ppm "30x30 PPM from a FIFO: the same bytes, no second read"
   end
 fi
 
@@ -530,11 +605,11 @@ if wanted netpbm; then
   "$dd" "${one[@]}" plain.ppm plain_out.png 2>/dev/null
   run "${one[@]}" comments.ppm comments_out.png
   want_status 0 "comments right after numbers"
-  same_bytes plain_out.png comments_out.png "comments right after numbers: the same dream"
+  same_pixels plain_out.png comments_out.png "comments right after numbers: the same dream"
   { printf 'P7\nWIDTH 96\nHEIGHT 80\nDEPTH 3\nMAXVAL 255\nENDHDR\n'; cat a.rgb; } >notype.pam
   run "${one[@]}" notype.pam notype_out.png
   want_status 0 "PAM without TUPLTYPE, DEPTH 3"
-  same_bytes plain_out.png notype_out.png "PAM without TUPLTYPE: RGB from DEPTH"
+  same_pixels plain_out.png notype_out.png "PAM without TUPLTYPE: RGB from DEPTH"
   convert a.png -colorspace Gray -depth 8 gray:a.gray
   { printf 'P7\nWIDTH 96\nHEIGHT 80\nDEPTH 1\nMAXVAL 255\nENDHDR\n'; cat a.gray; } >notype1.pam
   run "${one[@]}" notype1.pam notype1_out.pgm
@@ -558,6 +633,11 @@ if wanted messages; then
   run "${one[@]}" --max-pixels 10 "$nl" nl_out.png
   want_status 1 "a newline in a file name"
   want_one_line 'deepdream: new\nline.png: ' "a newline in a file name"
+  run --octaves $'1\n2' a.png x.png
+  want_status 2 "a newline in an option's value"
+  want_one_line "deepdream: --octaves: '1\\n2'" "a newline in an option's value"
+  run $'--fo\no' a.png x.png
+  want_one_line "deepdream: unknown option '--fo\\no'" "a newline in an unknown option"
   for seed in ' -1' ' 5' '+5' '-1' ''; do
     run --seed "$seed" "${one[@]}" a.png seed.png
     want_status 2 "--seed '$seed'"

@@ -186,15 +186,51 @@ int cli_image_dreamed(const dd_image *im) {
     return c && !strncmp(c, "deepdream ", 10);
 }
 
-/* Does the file at path carry a dream's mark? */
-static int file_dreamed(const char *path) {
-    unsigned char *data;
-    size_t size;
+uint64_t cli_source_id(const unsigned char *data, size_t size) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < size; i++) h = (h ^ data[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Do two regular files hold the same bytes? */
+static int same_contents(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fa ? fopen(b, "rb") : NULL;
+    int same = fa && fb;
+    unsigned char x[1 << 14], y[1 << 14];
+    while (same) {
+        const size_t n = fread(x, 1, sizeof x, fa), m = fread(y, 1, sizeof y, fb);
+        same = n == m && !memcmp(x, y, n);
+        if (n < sizeof x) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* Was the file at path written by a dream of source: a copy of it (an
+ * image passed through unchanged), or an image whose mark names source's
+ * bytes? A dream of another file (or of an earlier version of this one, in
+ * place), or a file of the user's own, is not. */
+static int written_from(const char *path, const char *source) {
+    struct stat a, b;
+    if (stat(path, &a) != 0 || !S_ISREG(a.st_mode)) return 0;
+    if (stat(source, &b) == 0 && S_ISREG(b.st_mode) && a.st_size == b.st_size && same_contents(path, source))
+        return 1;
+    unsigned char *data, *src;
+    size_t size, src_size;
     if (!cli_read_quietly(path, &data, &size)) return 0;
     dd_image *im = NULL;
-    const int ours = dd_image_load_memory(data, size, 0, &im) == DD_OK && cli_image_dreamed(im);
-    dd_image_free(im);
+    int ours = dd_image_load_memory(data, size, 0, &im) == DD_OK && cli_image_dreamed(im);
     free(data);
+    if (ours && cli_read_quietly(source, &src, &src_size)) {
+        char from[32];
+        snprintf(from, sizeof from, ": from=%016llx ", (unsigned long long)cli_source_id(src, src_size));
+        ours = strstr(dd_image_comment(im), from) != NULL;
+        free(src);
+    } else {
+        ours = 0;
+    }
+    dd_image_free(im);
     return ours;
 }
 
@@ -252,7 +288,7 @@ int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_d
         cli_job *j = &plan->jobs[plan->count];
         struct stat sb;
         if (stat(e.items[i].input, &sb) != 0) continue;
-        j->dev = sb.st_dev, j->ino = sb.st_ino;
+        j->dev = sb.st_dev, j->ino = sb.st_ino, j->order = i;
         j->input = e.items[i].input, e.items[i].input = NULL;
         j->output = in_place ? strdup(j->input) : output_path(out_dir, e.items[i].rel, e.items[i].format, format);
         plan->count++;
@@ -278,15 +314,15 @@ int cli_plan_make(cli_plan *plan, char **inputs, int n_inputs, const char *out_d
             drop[ins[i].job] = 1;
         }
     } else {
-        /* An input that another job will write to, and that a dream wrote
-         * (its comment says so: --format png into the JPEGs' directory,
+        /* An input that another job will write to, and that a dream of
+         * that job's input wrote (--format png into the JPEGs' directory,
          * rerun), is that job's output, not an input. */
         for (size_t i = 0; i < plan->count; i++) {
             struct stat sb;
             if (stat(plan->jobs[i].output, &sb) != 0) continue;
             const inode key = {sb.st_dev, sb.st_ino, 0};
             const inode *hit = bsearch(&key, ins, plan->count, sizeof *ins, by_inode);
-            if (hit && hit->job != i && !drop[hit->job] && file_dreamed(plan->jobs[hit->job].input))
+            if (hit && hit->job != i && !drop[hit->job] && written_from(plan->jobs[hit->job].input, plan->jobs[i].input))
                 drop[hit->job] = 1;
         }
     }

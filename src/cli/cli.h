@@ -3,6 +3,7 @@
 #define DD_CLI_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,8 +13,9 @@
 
 extern const char *cli_prog;
 
-/* Set by SIGINT/SIGTERM: the signal number; the dream stops within a step. */
-extern volatile sig_atomic_t cli_stop_signal;
+/* Set by SIGINT/SIGTERM (main.c's watcher thread): the signal number; the
+ * dream stops between two layers of the network. */
+extern atomic_int cli_stop_signal;
 
 /* ---- files (files.c) ---- */
 
@@ -21,11 +23,19 @@ extern volatile sig_atomic_t cli_stop_signal;
  * every message stays one line. Valid until the fourth call after. */
 const char *cli_quote(const char *name);
 
+/* What reading an input found out besides its bytes. */
+typedef struct cli_read_info {
+    int regular;  /* a regular file: it can be read again */
+    int trailing; /* a Netpbm stream held more than its first image */
+} cli_read_info;
+
 /* An image file ("-": standard input) in memory, read header first: a size
  * over max_pixels (0: none) is refused before the rest is read, and no
- * more is read than an image of its size can take. Prints the error. */
-int cli_read_image(const char *path, uint64_t max_pixels, unsigned char **data, size_t *size);
-/* The same with no limit and no message: for looking at an output. */
+ * more is read than an image of its size can take. ri may be NULL. Prints
+ * the error. */
+int cli_read_image(const char *path, uint64_t max_pixels, cli_read_info *ri, unsigned char **data, size_t *size);
+/* The same for a regular file only (a FIFO is not waited on), with no
+ * limit and no message: for looking at an output. */
 int cli_read_quietly(const char *path, unsigned char **data, size_t *size);
 
 /* Where an output's bytes go. */
@@ -39,6 +49,8 @@ typedef enum cli_out_kind {
 typedef struct cli_target {
     cli_out_kind kind;
     int fd, mode;        /* mode: a replaced file's permission bits */
+    dev_t dev;           /* a replaced file's device and inode */
+    ino_t ino;
     char path[PATH_MAX]; /* symbolic links resolved */
 } cli_target;
 
@@ -61,6 +73,7 @@ int cli_make_parents(const char *path);
 
 typedef struct cli_job {
     char *input, *output;   /* paths */
+    size_t order;           /* index among every input found, sorted (--shard) */
     dev_t dev;              /* the input's device and inode */
     ino_t ino;
 } cli_job;
@@ -84,6 +97,11 @@ void cli_plan_free(cli_plan *plan);
 /* Does the image carry a dream's mark ("deepdream VERSION: ..." in its
  * comment)? A rerun knows its own outputs by it. */
 int cli_image_dreamed(const dd_image *im);
+
+/* A dream's input as its mark records it ("from=%016llx"): a 64-bit hash
+ * (FNV-1a) of the input's bytes. A rerun tells by it whose output a file
+ * is; the same input under any name gives the same bytes. */
+uint64_t cli_source_id(const unsigned char *data, size_t size);
 
 /* The output format of a job: the requested one, else the input's content. */
 dd_format cli_sniff_format(const char *path);

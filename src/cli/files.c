@@ -67,22 +67,25 @@ static void say(FILE *to, const char *fmt, ...) {
     va_end(ap);
 }
 
-static int read_image(const char *path, uint64_t max_pixels, int quiet, unsigned char **data, size_t *size) {
+static int read_image(const char *path, uint64_t max_pixels, int quiet, cli_read_info *ri, unsigned char **data,
+                      size_t *size) {
     FILE *err_to = quiet ? NULL : stderr;
     const int is_stdin = !strcmp(path, "-");
     const char *name = is_stdin ? "standard input" : cli_quote(path);
-    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    /* Looking at an output never waits on a FIFO's writer. */
+    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | (quiet ? O_NONBLOCK : 0));
     if (fd < 0) { /* a FIFO's open waits for a writer: a signal ends it */
         if (!cli_stop_signal) say(err_to, "%s: %s: %s\n", cli_prog, name, strerror(errno));
         return 0;
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0) memset(&sb, 0, sizeof sb);
-    if (S_ISDIR(sb.st_mode)) {
+    if (S_ISDIR(sb.st_mode) || (quiet && !S_ISREG(sb.st_mode))) {
         say(err_to, "%s: %s: is a directory\n", cli_prog, name);
         if (!is_stdin) close(fd);
         return 0;
     }
+    if (ri) ri->regular = S_ISREG(sb.st_mode), ri->trailing = 0;
     /* The header first: a size over the limits is refused before the rest
      * is read, and no more is read than such an image can take, whether
      * the bytes come from a file or a pipe (a header followed by
@@ -109,7 +112,7 @@ static int read_image(const char *path, uint64_t max_pixels, int quiet, unsigned
         if (len >= header_most) break;
         want = len * 2;
     }
-    if (ok && info.width && !ended) {
+    if (ok && info.width) {
         /* One byte more than the most an image of this size can take
          * tells a longer input from an exact one. */
         const uint64_t most = info.max_bytes;
@@ -129,6 +132,7 @@ static int read_image(const char *path, uint64_t max_pixels, int quiet, unsigned
             ok = 0;
         } else if (len > most) {
             len = (size_t)most; /* a Netpbm stream may hold more images: the first one */
+            if (ri) ri->trailing = 1;
         }
     }
     if (!is_stdin) close(fd);
@@ -142,12 +146,12 @@ static int read_image(const char *path, uint64_t max_pixels, int quiet, unsigned
 
 /* A signal ends a write that waits (a FIFO nobody reads); a file's write
  * is finished, so that an output is either written whole or not at all. */
-int cli_read_image(const char *path, uint64_t max_pixels, unsigned char **data, size_t *size) {
-    return read_image(path, max_pixels, 0, data, size);
+int cli_read_image(const char *path, uint64_t max_pixels, cli_read_info *ri, unsigned char **data, size_t *size) {
+    return read_image(path, max_pixels, 0, ri, data, size);
 }
 
 int cli_read_quietly(const char *path, unsigned char **data, size_t *size) {
-    return read_image(path, 0, 1, data, size);
+    return read_image(path, 0, 1, NULL, data, size);
 }
 
 static int write_fully(int fd, const unsigned char *data, size_t size, int interruptible) {
@@ -191,7 +195,8 @@ static int resolve(const char *path, cli_target *t) {
     }
     memset(t, 0, sizeof *t);
     for (int hops = 0; hops < 40; hops++) {
-        const int fd = !strcmp(cur, "-") ? STDOUT_FILENO : descriptor_path(cur);
+        /* "-" is standard output as the argument, not as a link's target. */
+        const int fd = hops == 0 && !strcmp(cur, "-") ? STDOUT_FILENO : descriptor_path(cur);
         if (fd >= 0) {
             const char *name = !strcmp(path, "-") ? "standard output" : cli_quote(path);
             /* A closed descriptor is held read-only (main.c): not writable. */
@@ -236,6 +241,7 @@ static int resolve(const char *path, cli_target *t) {
         snprintf(t->path, sizeof t->path, "%s", cur);
         if (S_ISREG(sb.st_mode)) {
             t->kind = CLI_OUT_FILE, t->mode = (int)(sb.st_mode & 07777);
+            t->dev = sb.st_dev, t->ino = sb.st_ino;
             return 0;
         }
         if (S_ISCHR(sb.st_mode) || S_ISFIFO(sb.st_mode)) {
@@ -320,6 +326,26 @@ int cli_check_output(const char *path, cli_target *t) {
     return 0;
 }
 
+/* The rename, unless what is at the path changed since it was resolved (a
+ * FIFO, device or link made there during the write is never replaced): a
+ * new file only where there is still nothing, a replaced file only while
+ * it is the same file. Returns 0 or an errno. */
+static int put_in_place(const char *tmp, const cli_target *t) {
+    if (t->kind == CLI_OUT_NEW_FILE) {
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, t->path, RENAME_NOREPLACE) == 0) return 0;
+        if (errno != EINVAL && errno != ENOSYS) return errno;
+        /* A file system without RENAME_NOREPLACE: link fails on anything
+         * there, as the rename would not. */
+        if (link(tmp, t->path) != 0) return errno;
+        unlink(tmp);
+        return 0;
+    }
+    struct stat sb;
+    if (lstat(t->path, &sb) != 0) return errno;
+    if (!S_ISREG(sb.st_mode) || sb.st_dev != t->dev || sb.st_ino != t->ino) return EBUSY;
+    return rename(tmp, t->path) != 0 ? errno : 0;
+}
+
 int cli_write_output(const char *path, const unsigned char *data, size_t size) {
     cli_target t;
     if (resolve(path, &t)) return 0;
@@ -365,9 +391,11 @@ int cli_write_output(const char *path, const unsigned char *data, size_t size) {
     int err = 0;
     if (!write_fully(fd, data, size, 0) || fsync(fd) != 0) err = errno;
     if (close(fd) != 0 && !err) err = errno;
-    if (!err && rename(tmp, t.path) != 0) err = errno;
+    if (!err) err = put_in_place(tmp, &t);
     if (err) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(err));
+        if (err == EBUSY || err == EEXIST) /* from put_in_place */
+            fprintf(stderr, "%s: %s: changed while the image was dreamed; left as it is\n", cli_prog, name);
+        else fprintf(stderr, "%s: %s: %s\n", cli_prog, name, strerror(err));
         unlink(tmp);
     }
     return !err;

@@ -4,13 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -18,7 +19,7 @@
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2, MAX_TERMS = 64 };
 
 const char *cli_prog = "deepdream";
-volatile sig_atomic_t cli_stop_signal;
+atomic_int cli_stop_signal;
 
 typedef struct options {
     dd_params params;
@@ -83,9 +84,10 @@ static void usage(FILE *to) {
             (unsigned long long)d.seed, d.fast ? " (default)" : "", d.fast ? "" : " (default)");
 }
 
+/* arg is quoted: what the user typed may hold a newline. */
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "%s: ", cli_prog);
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, cli_quote(arg));
     fprintf(stderr, " (see --help)\n");
     return EXIT_USAGE;
 }
@@ -231,7 +233,7 @@ static int parse_options(int argc, char **argv, options *o) {
         case 'r': o->recursive = 1; break;
         case OPT_FORMAT:
             o->format = dd_format_from_name(optarg);
-            if (o->format == DD_FORMAT_UNKNOWN) return usage_error("--format: '%s' is not png, jpg, ppm or pam", optarg);
+            if (o->format == DD_FORMAT_UNKNOWN) return usage_error("--format: '%s' is not png, jpg, ppm, pgm, pnm or pam", optarg);
             break;
         case OPT_SKIP: o->skip_existing = 1; break;
         case OPT_SHARD: {
@@ -269,72 +271,69 @@ static int parse_options(int argc, char **argv, options *o) {
     return -1;
 }
 
-/* The batch's counts, kept where a signal handler can print them. */
-static volatile size_t count_done, count_skipped, count_failed;
-static volatile sig_atomic_t in_batch, quiet_summary, erase_line;
+/* Signals. SIGINT and SIGTERM are blocked in every thread (the OpenMP
+ * workers inherit the mask from main, which sets it before any thread
+ * exists) and taken by one watcher thread with sigwait: no handler ever
+ * runs on a worker. The first signal sets cli_stop_signal, which the dream
+ * polls between the network's layers, and wakes the main thread out of a
+ * blocking open or read (SIGUSR1, no SA_RESTART). If the program has not
+ * ended a second later, or a second signal comes, the watcher quits: it
+ * waits for an output being written and counted (write_lock), prints the
+ * batch's summary unless the main thread has, and exits 128+signal. */
+static pthread_t main_thread;
+static sigset_t stop_signals;
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static size_t put_count(char *at, size_t n) {
-    char digits[24];
-    size_t k = 0, len = 0;
-    do digits[k++] = (char)('0' + n % 10); while ((n /= 10) && k < sizeof digits);
-    while (k) at[len++] = digits[--k];
-    return len;
-}
+/* The batch's counts and whether its summary is owed; under write_lock
+ * where the watcher may read them. */
+static size_t count_done, count_skipped, count_failed;
+static int summary_owed, erase_line;
 
-/* Set while an output is written and counted: a quit waits for it (the
- * handler may run on any thread, an OpenMP worker too, so this is a flag,
- * not a signal mask). Lock-free atomics are safe in a handler. */
-static atomic_int writing, quit_pending;
+static void wake(int sig) { (void)sig; }
 
-/* Ends the process now, from a handler: the step in progress did not stop
- * within a second, or a second signal came. Only async-signal-safe calls:
- * the summary is put together by hand. While an output is being written the
- * quit waits for it, so the counts are what was written. */
-static void quit_now(void) {
-    if (atomic_load(&writing)) {
-        atomic_store(&quit_pending, 1);
-        return;
+static void *watch_signals(void *arg) {
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    int sig = 0;
+    while (sigwait(&stop_signals, &sig) != 0) {
     }
-    const int sig = cli_stop_signal ? (int)cli_stop_signal : SIGTERM;
-    if (in_batch && !quiet_summary) {
-        char line[160];
-        size_t n = 0;
-        static const char *const parts[] = {": ", " done, ", " skipped, ", " failed, interrupted\n"};
-        const size_t counts[] = {count_done, count_skipped, count_failed};
-        if (erase_line) memcpy(line, "\r\033[K", 4), n = 4;
-        memcpy(line + n, cli_prog, strlen(cli_prog));
-        n += strlen(cli_prog);
-        for (int i = 0; i < 4; i++) {
-            memcpy(line + n, parts[i], strlen(parts[i]));
-            n += strlen(parts[i]);
-            if (i < 3) n += put_count(line + n, counts[i]);
-        }
-        if (write(STDERR_FILENO, line, n) < 0) { /* nothing more to do */
-        }
+    cli_stop_signal = sig;
+    pthread_kill(main_thread, SIGUSR1);
+    struct timespec left = {.tv_sec = 1}, t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) { /* a second signal, or a second */
+        if (sigtimedwait(&stop_signals, NULL, &left) >= 0 || errno != EINTR) break;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        const long ns = 1000000000L - ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec));
+        if (ns <= 0) break;
+        left.tv_sec = 0, left.tv_nsec = ns;
     }
+    pthread_mutex_lock(&write_lock);
+    if (summary_owed)
+        fprintf(stderr, "%s%s: %zu done, %zu skipped, %zu failed, interrupted\n", erase_line ? "\r\033[K" : "",
+                cli_prog, count_done, count_skipped, count_failed);
     _exit(128 + sig);
 }
 
-/* The first signal asks the dream to stop (between two layers of the
- * network) and gives it a second; a second signal or the second's end
- * quits at once. */
-static void on_signal(int sig) {
-    if (sig == SIGALRM || cli_stop_signal) quit_now();
-    cli_stop_signal = sig;
-    const struct itimerval one = {.it_value = {.tv_sec = 1}};
-    setitimer(ITIMER_REAL, &one, NULL);
-}
-
-static void catch_signals(void) {
+/* Before any thread exists. SIGINT ignored by the caller (a background
+ * job of a non-interactive shell, nohup) stays ignored. */
+static void watch_for_signals(void) {
+    main_thread = pthread_self();
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    struct sigaction old;
+    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read returns */
+    sa.sa_handler = wake; /* no SA_RESTART: a blocked open or read returns */
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGALRM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t watcher;
+    if (pthread_create(&watcher, NULL, watch_signals, NULL) == 0) pthread_detach(watcher);
 }
-
 
 static int stopped_status(void) { return 128 + (int)cli_stop_signal; }
 
@@ -371,19 +370,24 @@ static int same_format(const dd_image *im, dd_format out) {
 }
 
 /* Writes an output and counts it with a quit held off, so that the count
- * is what was written; a FIFO or device write, which may wait for a reader
- * forever, can still be cut short. */
+ * is what was written. A FIFO or device write, which may wait for a reader
+ * forever, is not held: a quit cuts it short. */
 static int write_counted(const char *output, const cli_target *target, const unsigned char *data, size_t size,
-                         volatile size_t *done_count) {
+                         size_t *done_count) {
     const int hold = target->kind == CLI_OUT_FILE || target->kind == CLI_OUT_NEW_FILE;
-    if (hold) atomic_store(&writing, 1);
+    if (hold) pthread_mutex_lock(&write_lock);
     const int ok = cli_write_output(output, data, size);
+    if (!hold) pthread_mutex_lock(&write_lock);
     if (ok && done_count) ++*done_count;
-    if (hold) {
-        atomic_store(&writing, 0);
-        if (atomic_load(&quit_pending)) quit_now();
-    }
+    pthread_mutex_unlock(&write_lock);
     return ok ? 0 : EXIT_FAILED;
+}
+
+/* n += 1 where the watcher may read it. */
+static void count(size_t *n) {
+    pthread_mutex_lock(&write_lock);
+    ++*n;
+    pthread_mutex_unlock(&write_lock);
 }
 
 /* libjpeg's largest side. */
@@ -394,7 +398,7 @@ static int write_counted(const char *output, const cli_target *target, const uns
  * NULL, with the signals held so that a count is never lost), DREAM_SKIPPED, EXIT_FAILED,
  * EXIT_USAGE (an output that is no place for an image), or the signal exit
  * status when it was stopped before anything was written. */
-static int dream_one(run *r, const char *input, const char *output, dd_format format, volatile size_t *done_count) {
+static int dream_one(run *r, const char *input, const char *output, dd_format format, size_t *done_count) {
     const options *o = r->o;
     char in_name[4 * PATH_MAX + 8];
     snprintf(in_name, sizeof in_name, "%s", strcmp(input, "-") ? cli_quote(input) : "standard input");
@@ -413,7 +417,12 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
         goto done;
     }
     rc = EXIT_FAILED;
-    if (!cli_read_image(input, o->max_pixels, &in_data, &in_size)) goto done;
+    cli_read_info ri;
+    if (!cli_read_image(input, o->max_pixels, &ri, &in_data, &in_size)) goto done;
+    if (o->in_place && ri.trailing) {
+        fprintf(stderr, "%s: %s: holds more than one image; in place the others would be lost\n", cli_prog, in_name);
+        goto done;
+    }
     if ((st = dd_image_load_memory(in_data, in_size, o->max_pixels, &image))) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
         goto done;
@@ -430,9 +439,10 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
         goto done;
     }
     /* The dream does not carry the file's bytes (3 B/px for a PPM): a
-     * pass-through reads the file again. Standard input cannot be read
-     * again: its bytes are kept. */
-    const int reread = strcmp(input, "-") != 0;
+     * pass-through reads the file again. Standard input, a pipe or a FIFO
+     * cannot be read again: their bytes are kept. */
+    const int reread = ri.regular && strcmp(input, "-");
+    const uint64_t source = cli_source_id(in_data, in_size);
     if (reread) {
         free(in_data);
         in_data = NULL;
@@ -455,26 +465,26 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
         /* Unchanged means the same bytes; in place there is nothing to do. */
         if (o->in_place) {
             rc = 0;
-            if (done_count) ++*done_count;
+            if (done_count) count(done_count);
             goto done;
         }
-        if (reread && !cli_read_image(input, 0, &in_data, &in_size)) goto done;
+        if (reread && !cli_read_image(input, 0, NULL, &in_data, &in_size)) goto done;
         rc = write_counted(output, &target, in_data, in_size, done_count);
         goto done;
     }
-    char comment[512];
+    char comment[8192]; /* the mark first: a long layer spec or model path may be cut, never it */
     snprintf(comment, sizeof comment,
-             "deepdream %s: layers=%s octaves=%d octave-scale=%g steps=%d step-size=%g jitter=%d tile=%d "
+             "deepdream %s: from=%016llx layers=%s octaves=%d octave-scale=%g steps=%d step-size=%g jitter=%d tile=%d "
              "max-size=%d seed=%llu arithmetic=%s kernels=%s model=%s",
-             DD_VERSION_STRING, r->spec, o->params.octaves, o->params.octave_scale, o->params.steps,
+             DD_VERSION_STRING, (unsigned long long)source, r->spec, o->params.octaves, o->params.octave_scale, o->params.steps,
              o->params.step_size, o->params.jitter, o->params.tile, o->params.max_size,
              (unsigned long long)o->params.seed, o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32",
              kernels, o->model_path ? o->model_path : "built-in");
     /* A passed-through image in another format is converted; its mark says
      * so (a rerun still knows it for ours). */
     if (passed)
-        snprintf(comment, sizeof comment, "deepdream %s: passed through unchanged, too small to dream",
-                 DD_VERSION_STRING);
+        snprintf(comment, sizeof comment, "deepdream %s: from=%016llx passed through unchanged, too small to dream",
+                 DD_VERSION_STRING, (unsigned long long)source);
     if ((st = dd_image_save_memory(image, format, o->quality, comment, &out_data, &out_size))) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(output), cli_quote(dd_last_error()));
         goto done;
@@ -513,9 +523,9 @@ static int run_single(run *r) {
         format = dd_format_from_name(output);
         if (format == DD_FORMAT_UNKNOWN)
             return usage_error("%s: cannot tell the output format (use .png, .jpg, .ppm, .pgm, .pam or a FMT: prefix)",
-                               cli_quote(output));
+                               output);
     }
-    if (!*path) return usage_error("%s: no output name", cli_quote(output));
+    if (!*path) return usage_error("%s: no output name", output);
     /* Never overwrite the input (--in-place is the way), whatever the path
      * or link. */
     struct stat a, b;
@@ -561,39 +571,51 @@ static int make_out_dir(const char *dir) {
 
 static int run_batch(run *r) {
     const options *o = r->o;
-    cli_plan plan;
+    cli_plan plan = {0};
+    pthread_mutex_lock(&write_lock);
+    summary_owed = !o->quiet;
+    pthread_mutex_unlock(&write_lock);
     int rc = o->out_dir ? check_out_dir(o->out_dir) : 0;
-    if (rc) return rc;
-    rc = cli_plan_make(&plan, o->inputs, o->n_inputs, o->out_dir ? o->out_dir : "", o->recursive, o->format,
+    if (rc == 0) rc = cli_plan_make(&plan, o->inputs, o->n_inputs, o->out_dir ? o->out_dir : "", o->recursive, o->format,
                        o->in_place, o->quiet);
     if (rc == 0 && o->out_dir && !cli_stop_signal && !make_out_dir(o->out_dir)) rc = EXIT_FAILED;
-    if (rc) {
+    if (rc) { /* refused before any work: no summary */
+        pthread_mutex_lock(&write_lock);
+        summary_owed = 0;
+        pthread_mutex_unlock(&write_lock);
         cli_plan_free(&plan);
         return rc;
     }
     size_t total = 0;
+    pthread_mutex_lock(&write_lock);
     count_failed = plan.unreadable;
-    for (size_t i = 0; i < plan.count; i++) total += o->shard_n == 0 || (long)(i % (size_t)o->shard_n) == o->shard_k;
+    pthread_mutex_unlock(&write_lock);
+    /* A shard counts in the sorted list of every name found, before any
+     * is dropped: what an earlier shard wrote cannot move the others. */
+#define IN_SHARD(j) (o->shard_n == 0 || (long)((j)->order % (size_t)o->shard_n) == o->shard_k)
+    for (size_t i = 0; i < plan.count; i++) total += IN_SHARD(&plan.jobs[i]);
     r->progress.total = total;
-    in_batch = 1;
     for (size_t i = 0; i < plan.count && !cli_stop_signal; i++) {
-        if (o->shard_n && (long)(i % (size_t)o->shard_n) != o->shard_k) continue;
         const cli_job *j = &plan.jobs[i];
+        if (!IN_SHARD(j)) continue;
         if (o->skip_existing && !o->in_place && complete_output(j->output)) {
-            count_skipped++;
+            count(&count_skipped);
         } else if (!cli_make_parents(j->output)) {
-            count_failed++;
+            count(&count_failed);
         } else {
             const int one = dream_one(r, j->input, j->output, o->format, &count_done);
-            if (one == DREAM_SKIPPED) count_skipped++;
-            else if (one == EXIT_FAILED || one == EXIT_USAGE) count_failed++;
+            if (one == DREAM_SKIPPED) count(&count_skipped);
+            else if (one == EXIT_FAILED || one == EXIT_USAGE) count(&count_failed);
         }
         r->progress.done++;
     }
-    in_batch = 0; /* from here the summary below is printed, not the handler's */
+#undef IN_SHARD
+    pthread_mutex_lock(&write_lock); /* the summary is printed once: here, or by the watcher */
     if (!o->quiet)
-        fprintf(stderr, "%s: %zu done, %zu skipped, %zu failed%s\n", cli_prog, (size_t)count_done,
-                (size_t)count_skipped, (size_t)count_failed, cli_stop_signal ? ", interrupted" : "");
+        fprintf(stderr, "%s: %zu done, %zu skipped, %zu failed%s\n", cli_prog, count_done, count_skipped,
+                count_failed, cli_stop_signal ? ", interrupted" : "");
+    summary_owed = 0;
+    pthread_mutex_unlock(&write_lock);
     cli_plan_free(&plan);
     if (cli_stop_signal) return stopped_status();
     return count_failed ? EXIT_FAILED : 0;
@@ -633,8 +655,7 @@ int main(int argc, char **argv) {
         o.params.threads = (int)(2 * cores);
     }
     o.params.should_stop = cli_should_stop;
-    quiet_summary = o.quiet;
-    catch_signals();
+    watch_for_signals();
 
     dd_model *model = NULL;
     dd_status st = o.model_path ? dd_model_load_file(o.model_path, &model) : dd_model_load_default(&model);
@@ -653,7 +674,8 @@ int main(int argc, char **argv) {
     const char *spec = o.layers ? o.layers : dd_default_layers();
     if (dd_terms_parse(model, spec, terms, MAX_TERMS, &n_terms)) {
         fprintf(stderr, "%s: %s; layers are:", cli_prog, cli_quote(dd_last_error()));
-        for (int i = 0; i < dd_model_layer_count(model); i++) fprintf(stderr, " %s", dd_model_layer_name(model, i));
+        for (int i = 0; i < dd_model_layer_count(model); i++)
+            fprintf(stderr, " %s", cli_quote(dd_model_layer_name(model, i)));
         fputc('\n', stderr);
         dd_model_free(model);
         return EXIT_USAGE;
@@ -662,7 +684,7 @@ int main(int argc, char **argv) {
 
     run r = {.o = &o, .model = model, .spec = spec};
     r.progress.mode = o.quiet ? 0 : isatty(STDERR_FILENO) ? 1 : o.progress ? 2 : 0;
-    erase_line = r.progress.mode == 1;
+    erase_line = r.progress.mode == 1; /* before the batch starts: no lock needed */
     r.progress.start_s = cli_now();
     rc = o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
     dd_model_free(model);
