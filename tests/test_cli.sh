@@ -446,6 +446,11 @@ if wanted tty; then
       check "$out to a terminal: message" grep -qa '^deepdream: .*terminal' tty.txt
       check "$out to a terminal: no image bytes written" test "$(grep -ca -e IHDR -e JFIF tty.txt)" = 0
     done
+    # Standard input on a terminal: refused at once, not waited on.
+    script -qec "$(printf '%q ' timeout 20 "$dd" "${one[@]}" - tty_in.png)" /dev/null </dev/null >tty.txt 2>&1
+    rc=$?
+    check "a terminal on standard input: exit $rc, want 2" test "$rc" = 2
+    check "a terminal on standard input: message" grep -qa '^deepdream: standard input: a terminal' tty.txt
     script -qec "$(printf '%q ' "$dd" "${one[@]}" rgb.png tty_file.png)" /dev/null </dev/null >tty.txt 2>&1
     rc=$?
     check "terminal on stdout, file output: exit $rc, want 0" test "$rc" = 0

@@ -526,6 +526,11 @@ static int run_single(run *r) {
                                output);
     }
     if (!*path) return usage_error("%s: no output name", output);
+    /* A terminal holds no image: waiting on it would look like a hang. */
+    if (!strcmp(input, "-") && isatty(STDIN_FILENO)) {
+        fprintf(stderr, "%s: standard input: a terminal, not an image (pipe one in)\n", cli_prog);
+        return EXIT_USAGE;
+    }
     /* Never overwrite the input (--in-place is the way), whatever the path
      * or link. */
     struct stat a, b;
