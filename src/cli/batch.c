@@ -216,12 +216,10 @@ static int written_from(const char *path, const char *source) {
     if (stat(path, &a) != 0 || !S_ISREG(a.st_mode)) return 0;
     if (stat(source, &b) == 0 && S_ISREG(b.st_mode) && a.st_size == b.st_size && same_contents(path, source))
         return 1;
-    unsigned char *data, *src;
-    size_t size, src_size;
-    if (!cli_read_quietly(path, &data, &size)) return 0;
-    dd_image *im = NULL;
-    int ours = dd_image_load_memory(data, size, 0, &im) == DD_OK && cli_image_dreamed(im);
-    free(data);
+    unsigned char *src;
+    size_t src_size;
+    dd_image *im = cli_load_quietly(path);
+    int ours = im && cli_image_dreamed(im);
     if (ours && cli_read_quietly(source, &src, &src_size)) {
         char from[32];
         snprintf(from, sizeof from, ": from=%016llx ", (unsigned long long)cli_source_id(src, src_size));

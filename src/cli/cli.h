@@ -37,6 +37,8 @@ int cli_read_image(const char *path, uint64_t max_pixels, cli_read_info *ri, uns
 /* The same for a regular file only (a FIFO is not waited on), with no
  * limit and no message: for looking at an output. */
 int cli_read_quietly(const char *path, unsigned char **data, size_t *size);
+/* The image a regular file holds, decoded, or NULL (no message). */
+dd_image *cli_load_quietly(const char *path);
 
 /* Where an output's bytes go. */
 typedef enum cli_out_kind {

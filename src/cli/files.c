@@ -154,6 +154,16 @@ int cli_read_quietly(const char *path, unsigned char **data, size_t *size) {
     return read_image(path, 0, 1, NULL, data, size);
 }
 
+dd_image *cli_load_quietly(const char *path) {
+    unsigned char *data;
+    size_t size;
+    if (!cli_read_quietly(path, &data, &size)) return NULL;
+    dd_image *im = NULL;
+    if (dd_image_load_memory(data, size, 0, &im) != DD_OK) im = NULL;
+    free(data);
+    return im;
+}
+
 static int write_fully(int fd, const unsigned char *data, size_t size, int interruptible) {
     while (size) {
         ssize_t n = write(fd, data, size);

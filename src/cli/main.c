@@ -301,15 +301,10 @@ static void *watch_signals(void *arg) {
     }
     cli_stop_signal = sig;
     pthread_kill(main_thread, SIGUSR1);
-    struct timespec left = {.tv_sec = 1}, t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) { /* a second signal, or a second */
-        if (sigtimedwait(&stop_signals, NULL, &left) >= 0 || errno != EINTR) break;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        const long ns = 1000000000L - ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec));
-        if (ns <= 0) break;
-        left.tv_sec = 0, left.tv_nsec = ns;
-    }
+    /* A second signal, or a second. No handler runs on this thread (it
+     * blocks every signal), so the wait is never cut short by EINTR. */
+    const struct timespec one = {.tv_sec = 1};
+    sigtimedwait(&stop_signals, NULL, &one);
     pthread_mutex_lock(&write_lock);
     if (summary_owed)
         fprintf(stderr, "%s%s: %zu done, %zu skipped, %zu failed, interrupted\n", erase_line ? "\r\033[K" : "",
@@ -349,16 +344,9 @@ enum { DREAM_SKIPPED = -1 };
 /* Does path hold a complete image? Outputs are renamed into place only when
  * complete, but a file of the same name may come from elsewhere. */
 static int complete_output(const char *path) {
-    unsigned char *data;
-    size_t size;
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
-    if (!cli_read_quietly(path, &data, &size)) return 0;
-    dd_image *im = NULL;
-    const int ok = dd_image_load_memory(data, size, 0, &im) == DD_OK;
+    dd_image *im = cli_load_quietly(path);
     dd_image_free(im);
-    free(data);
-    return ok;
+    return im != NULL;
 }
 
 /* Is writing the image as out the format it was read from, bytes and all? */
