@@ -170,6 +170,7 @@ void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t pla
                               size_t count, int threads) {
     const size_t mask_plane = nn_mask_bytes(plane), end = from + count;
     const nn_cpu_level cpu = nn_cpu();
+    (void)cpu; /* read only by the vector paths, absent off x86-64 */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
         const float *o = out + (size_t)ch * plane;
@@ -354,6 +355,7 @@ static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
                        int threads) {
     const size_t mask_plane = nn_mask_bytes(plane);
     const nn_cpu_level cpu = nn_cpu();
+    (void)cpu; /* read only by the vector paths, absent off x86-64 */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int ch = 0; ch < k; ch++) {
         float *d = dout + (size_t)ch * plane;

@@ -46,6 +46,7 @@ AVX2 static void masked32_avx2(float *out, const float *row, int n, uint32_t bit
  * whose mask bit is clear and columns past cols are zero. */
 static void pack_row(nn_cpu_level cpu, float *dst, int k, int q, const float *row, int cols, const uint8_t *mask,
                      size_t bit0, size_t mask_row_bytes) {
+    (void)cpu; /* read only by the vector paths, absent off x86-64 */
     const int panels = (cols + NR - 1) / NR;
     for (int v = 0; v < panels; v++) {
         float *out = dst + ((size_t)v * k + q) * NR;

@@ -113,6 +113,7 @@ AVX2 static void tile_avx2(int kdim, const float *a, const float *b, size_t ldb,
 
 void nn_tile(nn_cpu_level cpu, int kdim, const float *a, const float *b, size_t ldb, float *c, size_t ldc, int rows,
              int cols, const nn_tile_out *e) {
+    (void)cpu; /* read only by the vector paths, absent off x86-64 */
 #if VECTOR_PATHS
     if (cpu >= NN_CPU_AVX512) {
         tile_avx512(kdim, a, b, ldb, c, ldc, rows, cols, e);
