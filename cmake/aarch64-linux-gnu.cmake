@@ -14,4 +14,10 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 # pkg-config must see the target's .pc files, never the build machine's.
 set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig)
 set(ENV{PKG_CONFIG_PATH} "")
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu)
+# No -L /usr/aarch64-linux-gnu (QEMU_LD_PREFIX): that loader is the cross
+# toolchain's glibc build, and the :arm64 libraries bring their own libc.so.6.
+# A loader and a libc from two builds disagree on the loader's private data:
+# pthread_create then spins forever on a lock (get_cached_stack), which looked
+# like a deadlock of --threads 2. Without -L the loader and libc are both the
+# :arm64 packages' (/lib/ld-linux-aarch64.so.1).
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64)
