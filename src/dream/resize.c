@@ -2,10 +2,10 @@
  * widens with the reduction (antialiased downscaling, bilinear upscaling),
  * from planes in memory or from rows made on demand. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 
 #include "dream.h"
+#include "nn/nn.h"
 #include "util/util.h"
 
 typedef struct taps {
@@ -85,7 +85,7 @@ dd_status dream_resize_rows(float *dst, int dh, int dw, dream_row_fn row, const 
             band_source(&ty, y0, y1, &lo, &hi);
 #pragma omp parallel for num_threads(threads) schedule(static)
             for (int s = lo; s < hi; s++) { /* rows: horizontal pass */
-                const float *in = row(source, p, s, scratch + (size_t)omp_get_thread_num() * sw);
+                const float *in = row(source, p, s, scratch + (size_t)nn_thread_index() * sw);
                 float *out = tmp + (size_t)(s - lo) * dw;
                 for (int x = 0; x < dw; x++) {
                     const float *w = tx.weights + (size_t)x * tx.max_taps;

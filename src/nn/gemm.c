@@ -9,8 +9,42 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if DD_BLAS_FLEXIBLAS
+#include <flexiblas_api.h>
+#endif
 
 #include "nn.h"
+
+/* A BLAS that threads with pthreads (OpenBLAS's pthreads build, FlexiBLAS's
+ * backends) knows nothing of our OpenMP team: a call inside one of our
+ * regions would start threads of its own, more threads than cores. It is
+ * held to one thread while our GEMMs run and given back its count after.
+ * OpenBLAS's OpenMP build needs nothing: inside an active region it runs on
+ * the calling thread. Without OpenMP there are no regions of ours. */
+int nn_blas_hold(void) {
+#if defined(_OPENMP) && DD_BLAS_OPENBLAS
+    if (openblas_get_parallel() == 1) {
+        const int n = openblas_get_num_threads();
+        if (n > 1) openblas_set_num_threads(1);
+        return n;
+    }
+#elif defined(_OPENMP) && DD_BLAS_FLEXIBLAS
+    const int n = flexiblas_get_num_threads();
+    if (n > 1) flexiblas_set_num_threads(1);
+    return n;
+#endif
+    return 0;
+}
+
+void nn_blas_release(int held) {
+#if defined(_OPENMP) && DD_BLAS_OPENBLAS
+    if (held > 1) openblas_set_num_threads(held);
+#elif defined(_OPENMP) && DD_BLAS_FLEXIBLAS
+    if (held > 1) flexiblas_set_num_threads(held);
+#else
+    (void)held;
+#endif
+}
 
 /* Blocks of 64 columns or a multiple, at least 16 of them where n allows:
  * narrower calls repack A more often, fewer blocks balance worse. */
@@ -36,9 +70,11 @@ void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
     const int width = block_cols(n), blocks = (n + width - 1) / width;
     if (threads > blocks) threads = blocks;
     if (threads < 1) threads = 1;
+    const int held = nn_blas_hold();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int blk = 0; blk < blocks; blk++) {
         const int j0 = blk * width, cols = n - j0 < width ? n - j0 : width;
         nn_sgemm_serial(trans_a, m, cols, k, a, lda, b + j0, ldb, beta, c + j0, ldc);
     }
+    nn_blas_release(held);
 }

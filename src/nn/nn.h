@@ -9,6 +9,16 @@
 #include <omp.h>
 #endif
 
+/* The calling thread's index in its parallel region (0 outside one, or
+ * without OpenMP). */
+static inline int nn_thread_index(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* Called by every thread of a parallel region: its index, and its share
  * [*from, *to) of units, contiguous and in thread order (top to bottom of a
  * plane when units are rows or columns). The split follows the thread
@@ -46,9 +56,14 @@ int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
 void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc, int threads);
 /* The same as one single-threaded OpenBLAS call; only inside one of our
- * parallel regions (it sets the calling task's OpenMP thread count to 1). */
+ * parallel regions (it sets the calling task's OpenMP thread count to 1),
+ * opened between nn_blas_hold and nn_blas_release. */
 void nn_sgemm_serial(int trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                      float beta, float *c, int ldc);
+/* Around a parallel region whose tasks call the BLAS: a pthreads BLAS held
+ * to one thread (process-wide), then given back the count hold returned. */
+int nn_blas_hold(void);
+void nn_blas_release(int held);
 
 /* ---- the CPU's vector level (src/nn/cpu.c) --------------------------------
  * The kernels run at nn_cpu(): what the CPU has, capped by the environment

@@ -499,7 +499,7 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
     int band = band_rows(cv, bh, bw);
     if (band * per_row + rowbuf_floats(bw) > share) band = (int)((share - rowbuf_floats(bw)) / per_row);
     const int bands = (bh + band - 1) / band;
-    const int vector = panel_layout(cv);
+    const int vector = panel_layout(cv), held = vector ? 0 : nn_blas_hold();
 #pragma omp parallel num_threads(threads)
     {
         size_t first, last;
@@ -535,6 +535,7 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
             if (to > from) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, from, to - from, 1);
         }
     }
+    nn_blas_release(held);
     return 1;
 }
 
