@@ -341,6 +341,23 @@ if wanted threads; then
       same_bytes t1.png "t_$t.png" "$env --threads $t: the bytes of --threads 1"
     done
   done
+  # The short spin (src/cli/main.c): with libgomp the CLI starts itself again
+  # with GOMP_SPINCOUNT=10000, unless the user set the spin or the wait
+  # policy; OMP_DISPLAY_ENV shows what each start's libgomp read. Started
+  # under another name (argv[0] not the file's), it keeps the defaults.
+  spins() { grep -o "GOMP_SPINCOUNT = '[0-9]*'" | tr -dc '0-9\n' | paste -sd' '; }
+  shown=$(env -u OMP_WAIT_POLICY OMP_DISPLAY_ENV=verbose "$dd" --version 2>&1 | spins)
+  if [ -z "$shown" ]; then
+    skip "the short spin: not libgomp (OMP_DISPLAY_ENV shows no GOMP_SPINCOUNT)"
+  else
+    check "the short spin: libgomp read '$shown', want '300000 10000'" test "$shown" = "300000 10000"
+    shown=$(env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=5 OMP_DISPLAY_ENV=verbose "$dd" --version 2>&1 | spins)
+    check "the user's GOMP_SPINCOUNT=5: libgomp read '$shown', want '5'" test "$shown" = "5"
+    shown=$(OMP_WAIT_POLICY=passive OMP_DISPLAY_ENV=verbose "$dd" --version 2>&1 | spins)
+    check "the user's OMP_WAIT_POLICY=passive: libgomp read '$shown', want '0'" test "$shown" = "0"
+    shown=$(env -u OMP_WAIT_POLICY OMP_DISPLAY_ENV=verbose bash -c 'exec -a other-name "$0" --version' "$dd" 2>&1 | spins)
+    check "argv[0] not the file's name: libgomp read '$shown', want '300000'" test "$shown" = "300000"
+  fi
   # SIGTERM and SIGINT in the middle of a long step end the program within
   # a second.
   convert "$s/coffee.png" -resize '1600x1200!' big.ppm

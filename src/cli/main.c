@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -618,12 +621,26 @@ static int run_batch(run *r) {
  * sleep. When other processes share the cores (batches under xargs -P,
  * shared cluster nodes) the spinning thread takes the core the working one
  * needs, and a step ran 1.3-4x slower; a short spin costs nothing measurable
- * on an idle machine. libgomp reads its settings before main() runs, so the
- * CLI sets a short spin and starts itself again, unless the user chose. */
+ * on an idle machine. libgomp reads its settings from the environment before
+ * main() runs and has no call to change them after, so the CLI sets a short
+ * spin in the environment and starts itself again, unless the user chose.
+ * Its own file is the one the kernel started (AT_EXECFN; glibc names the
+ * program there even when ld.so started it). Elsewhere, or when that name is
+ * not argv[0]'s, the CLI goes on with the runtime's defaults
+ * (docs/PORTING.md). */
 static void prefer_short_spin(char **argv) {
+#if DD_OPENMP_GOMP && defined(__linux__)
     if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
+    const char *self = (const char *)getauxval(AT_EXECFN);
+    if (!self || !argv[0]) return;
+    const char *a = strrchr(self, '/'), *b = strrchr(argv[0], '/');
+    if (strcmp(a ? a + 1 : self, b ? b + 1 : argv[0]) != 0) return;
     if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
-    execv("/proc/self/exe", argv); /* on failure: go on with the defaults */
+    execv(self, argv);
+    unsetenv("GOMP_SPINCOUNT"); /* not started again: the defaults */
+#else
+    (void)argv;
+#endif
 }
 
 int main(int argc, char **argv) {
