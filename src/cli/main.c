@@ -306,8 +306,18 @@ static void *watch_signals(void *arg) {
     pthread_kill(main_thread, SIGUSR1);
     /* A second signal, or a second. No handler runs on this thread (it
      * blocks every signal), so the wait is never cut short by EINTR. */
+#if defined(_POSIX_REALTIME_SIGNALS) && _POSIX_REALTIME_SIGNALS > 0
     const struct timespec one = {.tv_sec = 1};
     sigtimedwait(&stop_signals, NULL, &one);
+#else /* macOS: every thread blocks the two, so a second one stays pending */
+    const struct timespec tick = {.tv_nsec = 10000000};
+    for (int i = 0; i < 100; i++) {
+        sigset_t pending;
+        if (sigpending(&pending) == 0 && (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1))
+            break;
+        nanosleep(&tick, NULL);
+    }
+#endif
     pthread_mutex_lock(&write_lock);
     if (summary_owed)
         fprintf(stderr, "%s%s: %zu done, %zu skipped, %zu failed, interrupted\n", erase_line ? "\r\033[K" : "",
