@@ -10,6 +10,7 @@
 #include <omp.h>
 #endif
 #if DD_BLAS_FLEXIBLAS
+#include <stdio.h> /* flexiblas_api.h uses FILE without including it (3.3 to 3.4 at least) */
 #include <flexiblas_api.h>
 #endif
 
@@ -21,26 +22,48 @@
  * held to one thread while our GEMMs run and given back its count after.
  * OpenBLAS's OpenMP build needs nothing: inside an active region it runs on
  * the calling thread. Without OpenMP there are no regions of ours. */
-int nn_blas_hold(void) {
-#if defined(_OPENMP) && DD_BLAS_OPENBLAS
-    if (openblas_get_parallel() == 1) {
-        const int n = openblas_get_num_threads();
-        if (n > 1) openblas_set_num_threads(1);
-        return n;
-    }
-#elif defined(_OPENMP) && DD_BLAS_FLEXIBLAS
-    const int n = flexiblas_get_num_threads();
-    if (n > 1) flexiblas_set_num_threads(1);
-    return n;
+#if defined(_OPENMP) && (DD_BLAS_OPENBLAS || DD_BLAS_FLEXIBLAS)
+#define BLAS_HOLD
+#include <pthread.h>
+#if DD_BLAS_OPENBLAS
+#define blas_get_threads openblas_get_num_threads
+#define blas_set_threads openblas_set_num_threads
+#else
+#define blas_get_threads flexiblas_get_num_threads
+#define blas_set_threads flexiblas_set_num_threads
 #endif
+/* The count is the process's, so dreams on several threads at once share
+ * one hold: the first takes it, the last gives the count back (given back
+ * by one while another's GEMMs ran, they ran threaded, with other bits). */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static int holders, hold_count;
+#endif
+
+int nn_blas_hold(void) {
+#ifdef BLAS_HOLD
+#if DD_BLAS_OPENBLAS
+    if (openblas_get_parallel() != 1) return 0;
+#endif
+    pthread_mutex_lock(&hold_lock);
+    if (holders++ == 0) {
+        const int n = blas_get_threads();
+        hold_count = n > 1 ? n : 1;
+        if (n > 1) blas_set_threads(1);
+    }
+    const int held = hold_count;
+    pthread_mutex_unlock(&hold_lock);
+    return held;
+#else
     return 0;
+#endif
 }
 
 void nn_blas_release(int held) {
-#if defined(_OPENMP) && DD_BLAS_OPENBLAS
-    if (held > 1) openblas_set_num_threads(held);
-#elif defined(_OPENMP) && DD_BLAS_FLEXIBLAS
-    if (held > 1) flexiblas_set_num_threads(held);
+#ifdef BLAS_HOLD
+    if (!held) return;
+    pthread_mutex_lock(&hold_lock);
+    if (--holders == 0 && hold_count > 1) blas_set_threads(hold_count);
+    pthread_mutex_unlock(&hold_lock);
 #else
     (void)held;
 #endif
