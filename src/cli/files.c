@@ -342,9 +342,12 @@ int cli_check_output(const char *path, cli_target *t) {
  * it is the same file. Returns 0 or an errno. */
 static int put_in_place(const char *tmp, const cli_target *t) {
     if (t->kind == CLI_OUT_NEW_FILE) {
-#ifdef RENAME_NOREPLACE /* glibc on Linux */
+#if defined(RENAME_NOREPLACE) /* glibc on Linux */
         if (renameat2(AT_FDCWD, tmp, AT_FDCWD, t->path, RENAME_NOREPLACE) == 0) return 0;
         if (errno != EINVAL && errno != ENOSYS) return errno;
+#elif defined(__APPLE__) && defined(RENAME_EXCL) /* macOS 10.12 and later */
+        if (renamex_np(tmp, t->path, RENAME_EXCL) == 0) return 0;
+        if (errno != ENOTSUP && errno != EINVAL) return errno;
 #endif
         /* A system or file system without RENAME_NOREPLACE: link fails on
          * anything there, as the rename would not. */

@@ -21,8 +21,9 @@
  * regions would start threads of its own, more threads than cores. It is
  * held to one thread while our GEMMs run and given back its count after.
  * OpenBLAS's OpenMP build needs nothing: inside an active region it runs on
- * the calling thread. Without OpenMP there are no regions of ours. */
-#if defined(_OPENMP) && (DD_BLAS_OPENBLAS || DD_BLAS_FLEXIBLAS)
+ * the calling thread. In a build without OpenMP every threaded BLAS is held:
+ * --threads is then 1, and a BLAS split by the core count gives other bits. */
+#if DD_BLAS_OPENBLAS || DD_BLAS_FLEXIBLAS
 #define BLAS_HOLD
 #include <pthread.h>
 #if DD_BLAS_OPENBLAS
@@ -41,8 +42,10 @@ static int holders, hold_count;
 
 int nn_blas_hold(void) {
 #ifdef BLAS_HOLD
-#if DD_BLAS_OPENBLAS
-    if (openblas_get_parallel() != 1) return 0;
+#if DD_BLAS_OPENBLAS && defined(_OPENMP)
+    if (openblas_get_parallel() != 1) return 0; /* only the pthreads build */
+#elif DD_BLAS_OPENBLAS
+    if (openblas_get_parallel() == 0) return 0; /* any threaded build */
 #endif
     pthread_mutex_lock(&hold_lock);
     if (holders++ == 0) {
