@@ -101,10 +101,13 @@ end
 
 begin signals
 # SIGTERM mid-dream at 2 threads: the watcher thread stops the dream, nothing
-# is written, the status is 128+15.
-"$emulator" "$target" --threads 2 --steps 200 --quiet big.png sig.png &
+# is written, the status is 128+15. The signal is sent once progress shows,
+# so the watcher exists (it starts before the model loads): an earlier one
+# would end the process by the default action, with the same status.
+"$emulator" "$target" --threads 2 --steps 200 --progress big.png sig.png 2>sig.err &
 pid=$!
-sleep 3
+for _ in $(seq 600); do grep -q 'octave' sig.err 2>/dev/null && break; sleep 0.1; done
+check "SIGTERM: progress shown before the signal ($(head -c 120 sig.err | tr '\r\n' '  '))" grep -q 'octave' sig.err
 kill -TERM "$pid"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$pid" 2>/dev/null; then
@@ -115,7 +118,8 @@ wait "$pid"
 rc=$?
 check "SIGTERM: exit $rc, want 143" test "$rc" = 143
 check "SIGTERM: no output" test ! -e sig.png
-check "SIGTERM: no temporary file left" test -z "$(ls -A | grep '^\.deepdream' || true)"
+check "SIGTERM: no temporary file left ($(find . -name '*.deepdream-*' | head -3))" \
+  test -z "$(find . -name '*.deepdream-*')"
 end
 
 echo "test_cross: $passed passed, $failed failed, $skipped skipped"
