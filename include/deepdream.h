@@ -71,17 +71,27 @@ dd_status dd_model_load_memory(const void *data, size_t size, dd_model **out);
 
 void dd_model_free(dd_model *model);
 
-/* Layers a user may name in an objective: mixed0..mixed5, activation_N,
- * conv2d_N (the conv unit's output: conv, batch norm and ReLU, the same
- * tensor as activation_N), max_pooling2d_N, average_pooling2d_N.
+/* Layers a user may name in an objective: the file's list (the built-in
+ * model: mixed0..mixed5, activation_N, conv2d_N, max_pooling2d_N,
+ * average_pooling2d_N). A layer is its graph node's output; a convolution's
+ * name (conv2d_N, conv1_1) gives its value before the ReLU that follows it,
+ * with any batch norm folded in (conv2d_N is activation_N before the ReLU).
  * Index 0 .. dd_model_layer_count()-1, in graph order. */
 int dd_model_layer_count(const dd_model *model);
 const char *dd_model_layer_name(const dd_model *model, int index);
 int dd_model_layer_channels(const dd_model *model, int index);
 
-/* The input mapping: network input = pixel / divisor + offset, for pixels
- * in 0..255 (the default model: divisor 127.5, offset -1). */
-void dd_model_preprocess(const dd_model *model, float *divisor, float *offset);
+/* The objective the file recommends, as a spec for dd_terms_parse (a
+ * converted torchvision GoogLeNet: "inception4c"); for a file without one,
+ * dd_default_layers() when this model has those layers, else its last
+ * layer. The string lives as long as the model. */
+const char *dd_model_default_layers(const dd_model *model);
+
+/* The input mapping per channel (R, G, B): network input c = pixel /
+ * divisor[c] + offset[c], for pixels in 0..255 (the built-in model: 127.5
+ * and -1 for all three; a torchvision network normalised with ImageNet's
+ * mean and std: 255 std[c] and -mean[c] / std[c]). Either may be NULL. */
+void dd_model_preprocess(const dd_model *model, float divisor[3], float offset[3]);
 
 /* ---- Objectives and gradients ----------------------------------------- */
 

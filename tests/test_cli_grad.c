@@ -44,8 +44,8 @@ int main(int argc, char **argv) {
     if (check_failures) return check_done("test_cli_grad");
 
     const size_t plane = (size_t)w * h;
-    float divisor, offset;
-    dd_model_preprocess(model, &divisor, &offset);
+    float divisor[3], offset[3];
+    dd_model_preprocess(model, divisor, offset);
     float *x = malloc(3 * plane * sizeof *x), *g = malloc(3 * plane * sizeof *g);
     double *delta = malloc(3 * plane * sizeof *delta);
     unsigned char *clipped = calloc(3 * plane, 1);
@@ -54,8 +54,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < plane; i++)
         for (int c = 0; c < 3; c++) {
             const unsigned a = img_get(in, i * 3 + (size_t)c), b = img_get(out, i * 3 + (size_t)c);
-            x[c * plane + i] = (float)(a / unit / divisor + offset);
-            delta[c * plane + i] = ((double)b - (double)a) / unit / divisor;
+            x[c * plane + i] = (float)(a / unit / divisor[c] + offset[c]);
+            delta[c * plane + i] = ((double)b - (double)a) / unit / divisor[c];
             clipped[c * plane + i] = b == 0 || b == full;
         }
 

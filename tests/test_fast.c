@@ -668,8 +668,8 @@ static void test_photos(const char *dir) {
         CHECK(0, "dd_model_load_default: %s", dd_last_error());
         return;
     }
-    float divisor, offset;
-    dd_model_preprocess(model, &divisor, &offset);
+    float divisor[3], offset[3];
+    dd_model_preprocess(model, divisor, offset);
     static const char *const photos[] = {"chelsea.png", "astronaut.png", "coffee.png"};
     for (int p = 0; p < 3; p++) {
         dd_image *im = load_photo(dir, photos[p]);
@@ -681,7 +681,7 @@ static void test_photos(const char *dir) {
             const size_t plane = (size_t)w * h;
             float *x = xmalloc(3 * plane * sizeof *x);
             for (size_t i = 0; i < plane; i++)
-                for (int c = 0; c < 3; c++) x[c * plane + i] = (float)(img_get(im, i * 3 + (size_t)c) / divisor + offset);
+                for (int c = 0; c < 3; c++) x[c * plane + i] = (float)(img_get(im, i * 3 + (size_t)c) / divisor[c] + offset[c]);
             /* The extra checks (exact gradient restored, 1 thread = 2 threads)
              * on the smallest photo only: each costs a full gradient. */
             test_photo(model, x, h, w, photos[p], dd_default_layers(), p == 0);

@@ -400,8 +400,11 @@ static void graph_cases(void) {
            "node conv2d_1: tensor conv2d_1/kernel has the wrong shape");
     expect("conv filters 0", assemble(with_node_attr("conv2d_1", "filters", json_integer(0))), DD_ERR_MODEL,
            "node conv2d_1: 'filters' must be an integer in 1..65536");
-    expect("kernel layout OIHW", assemble(with_node_attr("conv2d_1", "kernel_layout", json_string("OIHW"))),
-           DD_ERR_MODEL, "node conv2d_1: kernel_layout must be 'HWIO'");
+    expect("kernel layout IOHW", assemble(with_node_attr("conv2d_1", "kernel_layout", json_string("IOHW"))),
+           DD_ERR_MODEL, "node conv2d_1: kernel_layout must be 'HWIO' or 'OIHW'");
+    /* OIHW is PyTorch's order: this file's HWIO kernel [3,3,3,32] is the wrong shape for it. */
+    expect("kernel layout OIHW on an HWIO kernel", assemble(with_node_attr("conv2d_1", "kernel_layout", json_string("OIHW"))),
+           DD_ERR_MODEL, "node conv2d_1: tensor conv2d_1/kernel has the wrong shape");
     expect("conv stride 0", assemble(with_node_attr("conv2d_1", "strides", json_pack("[ii]", 0, 2))), DD_ERR_MODEL,
            "node conv2d_1: 'strides' must be two integers in 1..64");
 
@@ -430,10 +433,40 @@ static void graph_cases(void) {
     expect("batch_norm epsilon negative", assemble(with_node_attr("batch_normalization_1", "epsilon", json_real(-1))),
            DD_ERR_MODEL, "node batch_normalization_1: epsilon must be a number >= 0");
 
+    const char *padding_rule = "padding must be 'same', 'valid' or [top, bottom, left, right]";
     expect("conv padding 'SAME'", assemble(with_node_attr("conv2d_1", "padding", json_string("SAME"))), DD_ERR_MODEL,
-           "node conv2d_1: padding must be 'same' or 'valid'");
+           padding_rule);
     expect("pool padding missing", assemble(with_node_attr("max_pooling2d_1", "padding", NULL)), DD_ERR_MODEL,
-           "node max_pooling2d_1: padding must be 'same' or 'valid'");
+           padding_rule);
+    expect("conv padding of three", assemble(with_node_attr("conv2d_1", "padding", json_pack("[iii]", 1, 1, 1))),
+           DD_ERR_MODEL, padding_rule);
+    expect("conv padding negative", assemble(with_node_attr("conv2d_1", "padding", json_pack("[iiii]", 1, 1, -1, 1))),
+           DD_ERR_MODEL, "node conv2d_1: padding [top, bottom, left, right] must be integers in 0..64");
+    expect("conv padding 65", assemble(with_node_attr("conv2d_1", "padding", json_pack("[iiii]", 65, 0, 0, 0))),
+           DD_ERR_MODEL, "node conv2d_1: padding [top, bottom, left, right] must be integers in 0..64");
+    expect("conv padding a string inside", assemble(with_node_attr("conv2d_1", "padding", json_pack("[iiis]", 1, 1, 1, "1"))),
+           DD_ERR_MODEL, "node conv2d_1: padding [top, bottom, left, right] must be integers in 0..64");
+    expect("pool padding over half its size",
+           assemble(with_node_attr("max_pooling2d_1", "padding", json_pack("[iiii]", 0, 2, 0, 0))), DD_ERR_MODEL,
+           "node max_pooling2d_1: a pool's padding must be at most half its size");
+    expect("pool ceil_mode a number", assemble(with_node_attr("max_pooling2d_1", "ceil_mode", json_integer(1))),
+           DD_ERR_MODEL, "node max_pooling2d_1: 'ceil_mode' must be true or false");
+    expect("max pool counting padding", assemble(with_node_attr("max_pooling2d_1", "count_padding", json_true())),
+           DD_ERR_MODEL, "node max_pooling2d_1: count_padding is for average pools");
+    h = header_copy();
+    g = meta_get(h, "graph");
+    json_object_set_new(graph_node(g, "max_pooling2d_1"), "ceil_mode", json_true());
+    json_object_set_new(graph_node(g, "max_pooling2d_1"), "padding", json_string("same"));
+    meta_set(h, "graph", g);
+    expect("ceil_mode with 'same'", assemble(h), DD_ERR_MODEL, "node max_pooling2d_1: ceil_mode needs explicit padding");
+    expect("add of branches of different widths", assemble(with_node_attr("mixed0", "op", json_string("add"))),
+           DD_ERR_MODEL, "node mixed0: adds ");
+    h = header_copy();
+    g = meta_get(h, "graph");
+    json_object_set_new(graph_node(g, "mixed0"), "op", json_string("add"));
+    json_object_set_new(graph_node(g, "mixed0"), "inputs", json_pack("[s]", "activation_6"));
+    meta_set(h, "graph", g);
+    expect("add of one input", assemble(h), DD_ERR_MODEL, "node mixed0: wrong number of inputs");
     expect("pool type 'min'", assemble(with_node_attr("max_pooling2d_1", "pool", json_string("min"))), DD_ERR_MODEL,
            "node max_pooling2d_1: pool must be 'max' or 'avg'");
     expect("pool size 16", assemble(with_node_attr("max_pooling2d_1", "size", json_pack("[ii]", 16, 3))), DD_ERR_MODEL,
@@ -457,6 +490,80 @@ static void graph_cases(void) {
     h = header_copy();
     meta_set(h, "preprocess", json_pack("{s:i, s:i}", "divisor", 0, "offset", -1));
     expect("preprocess divisor 0", assemble(h), DD_ERR_MODEL, "__metadata__ preprocess needs a divisor > 0");
+    const char *mean_std = "__metadata__ preprocess: mean and std must be three numbers each, transform_input true or false";
+    h = header_copy();
+    meta_set(h, "preprocess", json_pack("{s:[fff]}", "mean", 0.5, 0.5, 0.5));
+    expect("preprocess mean without std", assemble(h), DD_ERR_MODEL, mean_std);
+    h = header_copy();
+    meta_set(h, "preprocess", json_pack("{s:[ff], s:[fff]}", "mean", 0.5, 0.5, "std", 0.2, 0.2, 0.2));
+    expect("preprocess mean of two", assemble(h), DD_ERR_MODEL, mean_std);
+    h = header_copy();
+    meta_set(h, "preprocess", json_pack("{s:[fff], s:[fff], s:i}", "mean", 0.5, 0.5, 0.5, "std", 0.2, 0.2, 0.2,
+                                        "transform_input", 1));
+    expect("preprocess transform_input a number", assemble(h), DD_ERR_MODEL, mean_std);
+    h = header_copy();
+    meta_set(h, "preprocess", json_pack("{s:[fff], s:[fff]}", "mean", 0.5, 0.5, 0.5, "std", 0.2, 0.0, 0.2));
+    expect("preprocess std 0", assemble(h), DD_ERR_MODEL, "__metadata__ preprocess: std must be > 0 and mean finite");
+    h = header_copy();
+    meta_set(h, "preprocess", json_pack("{s:[fff], s:[fff]}", "mean", 0.5, 0.5, 0.5, "std", 0.2, 1e-300, 0.2));
+    expect("preprocess std 1e-300 (no float divisor)", assemble(h), DD_ERR_MODEL,
+           "__metadata__ preprocess needs a divisor > 0");
+    h = header_copy();
+    json_object_set_new(meta(h), "default_layers", json_integer(3));
+    expect("default_layers a number", assemble(h), DD_ERR_MODEL, "__metadata__ default_layers is not a non-empty string");
+}
+
+/* The metadata a converted torchvision file carries, read back. */
+static void metadata_cases(void) {
+    json_t *h = header_copy();
+    meta_set(h, "preprocess", json_pack("{s:[fff], s:[fff]}", "mean", 0.485, 0.456, 0.406, "std", 0.229, 0.224, 0.225));
+    json_object_set_new(meta(h), "default_layers", json_string("mixed3:7=2,mixed1"));
+    blob b = assemble(h);
+    dd_model *m = NULL;
+    CHECK(dd_model_load_memory(b.p, b.n, &m) == DD_OK, "mean/std file: %s", dd_last_error());
+    free(b.p);
+    if (m) {
+        static const double mean[3] = {0.485, 0.456, 0.406}, std[3] = {0.229, 0.224, 0.225};
+        float div[3], off[3];
+        dd_model_preprocess(m, div, off);
+        for (int c = 0; c < 3; c++)
+            CHECK(div[c] == (float)(255 * std[c]) && off[c] == (float)(-mean[c] / std[c]),
+                  "mean/std %d: divisor %.9g offset %.9g", c, div[c], off[c]);
+        CHECK(!strcmp(dd_model_default_layers(m), "mixed3:7=2,mixed1"), "default layers '%s'",
+              dd_model_default_layers(m));
+        dd_model_free(m);
+    }
+    /* torchvision's transform_input undoes the mean/std: [-1, 1] whatever they are. */
+    h = header_copy();
+    meta_set(h, "preprocess", json_pack("{s:[fff], s:[fff], s:b}", "mean", 0.485, 0.456, 0.406, "std", 0.229, 0.224,
+                                        0.225, "transform_input", 1));
+    json_object_del(meta(h), "layers");
+    b = assemble(h);
+    m = NULL;
+    CHECK(dd_model_load_memory(b.p, b.n, &m) == DD_OK, "transform_input file: %s", dd_last_error());
+    free(b.p);
+    if (m) {
+        float div[3], off[3];
+        dd_model_preprocess(m, div, off);
+        for (int c = 0; c < 3; c++)
+            CHECK(div[c] == 127.5f && fabsf(off[c] + 1.0f) <= 1e-6f, "transform_input %d: divisor %.9g offset %.9g", c,
+                  div[c], off[c]);
+        /* No default_layers: the built-in's, as this graph has them. */
+        CHECK(!strcmp(dd_model_default_layers(m), dd_default_layers()), "default layers '%s'",
+              dd_model_default_layers(m));
+        dd_model_free(m);
+    }
+    /* Neither default_layers nor mixed2: the deepest layer. */
+    h = header_copy();
+    meta_set(h, "layers", json_pack("[ss]", "activation_1", "max_pooling2d_1"));
+    b = assemble(h);
+    m = NULL;
+    CHECK(dd_model_load_memory(b.p, b.n, &m) == DD_OK, "two-layer file: %s", dd_last_error());
+    free(b.p);
+    if (m) {
+        CHECK(!strcmp(dd_model_default_layers(m), "max_pooling2d_1"), "default layers '%s'", dd_model_default_layers(m));
+        dd_model_free(m);
+    }
 }
 
 /* A concat of concats of one conv (32 channels, each level 64 inputs): 32 * 64^5 =
@@ -898,9 +1005,10 @@ static void positive_cases(const char *weights_path) {
         CHECK(layer_channels(fromfile, known[i].name) == known[i].channels, "file: %s has %d channels, want %d",
               known[i].name, layer_channels(fromfile, known[i].name), known[i].channels);
     CHECK(layer_channels(fromfile, "batch_normalization_1") == -1, "batch norms are not user layers");
-    float div = 0, off = 0;
-    dd_model_preprocess(fromfile, &div, &off);
-    CHECK(div == 127.5f && off == -1.0f, "preprocess %g, %g; want 127.5, -1", div, off);
+    float div[3], off[3];
+    dd_model_preprocess(fromfile, div, off);
+    for (int c = 0; c < 3; c++)
+        CHECK(div[c] == 127.5f && off[c] == -1.0f, "preprocess %d: %g, %g; want 127.5, -1", c, div[c], off[c]);
 
     static float in[N_IN];
     for (int c = 0; c < C; c++)
@@ -983,6 +1091,7 @@ int main(int argc, char **argv) {
     tensor_cases();
     graph_cases();
     concat_overflow_case();
+    metadata_cases();
     file_cases(path);
     read_cases();
     fprintf(stderr, "%d malformed cases run\n", n_cases);

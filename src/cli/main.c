@@ -49,6 +49,7 @@ static void usage(FILE *to) {
             "INPUT directory, is dreamed into OUTDIR under the same name.\n\n"
             "The dream:\n"
             "  -l, --layers SPEC       objective: NAME[:CHANNEL][=WEIGHT],... (default %s)\n"
+            "                          a -m model file may name its own default\n"
             "      --list-layers       print the model's layers and their channel counts\n"
             "      --octaves N         number of scales (default %d)\n"
             "      --octave-scale F    size ratio between scales (default %.2g)\n"
@@ -691,7 +692,7 @@ int main(int argc, char **argv) {
     }
     dd_term terms[MAX_TERMS];
     int n_terms = 0;
-    const char *spec = o.layers ? o.layers : dd_default_layers();
+    const char *spec = o.layers ? o.layers : dd_model_default_layers(model);
     if (dd_terms_parse(model, spec, terms, MAX_TERMS, &n_terms)) {
         fprintf(stderr, "%s: %s; layers are:", cli_prog, cli_quote(dd_last_error()));
         for (int i = 0; i < dd_model_layer_count(model); i++)

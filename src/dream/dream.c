@@ -68,7 +68,7 @@ typedef struct dream {
     const dd_term *terms;
     int n_terms;
     int threads;
-    float lo, hi; /* the valid range in network units */
+    float lo[3], hi[3]; /* each channel's valid range in network units */
     int n_octaves;
     octave oct[MAX_OCTAVES];
     dd_net *net;                /* the current octave's, planned for one tile */
@@ -90,7 +90,8 @@ int dream_stop_asked(const dream_stop *stop) {
 typedef struct photo {
     const dd_image *im;
     int colour; /* 3, or 1 for grey */
-    float unit, divisor, offset;
+    float unit;
+    const float *divisor, *offset; /* per channel */
 } photo;
 
 /* A dream_row_fn: row y of colour plane c at the image's size. */
@@ -100,7 +101,7 @@ static const float *photo_row(const void *source, int c, int y, float *row) {
     const size_t channels = (size_t)im->channels, first = (size_t)y * (size_t)im->width;
     const size_t c_in = ph->colour == 3 ? (size_t)c : 0;
     for (int x = 0; x < im->width; x++)
-        row[x] = (float)img_get(im, (first + (size_t)x) * channels + c_in) / ph->unit / ph->divisor + ph->offset;
+        row[x] = (float)img_get(im, (first + (size_t)x) * channels + c_in) / ph->unit / ph->divisor[c] + ph->offset[c];
     return row;
 }
 
@@ -177,12 +178,17 @@ static dd_status ascend(dream *d, size_t n) {
     const double mean = sum / (double)n;
     const double var = sq / (double)n - mean * mean;
     const float scale = (float)(d->p->step_size / (sqrt(var > 0 ? var : 0) + 1e-8));
-    const float lo = d->lo, hi = d->hi;
     if (dream_stop_asked(&d->stop)) return DD_ERR_CANCELLED;
+    const size_t plane = n / 3;
+    for (int c = 0; c < 3; c++) {
+        const float lo = d->lo[c], hi = d->hi[c];
+        float *x = d->x + c * plane;
+        const float *g = d->g + c * plane;
 #pragma omp parallel for num_threads(d->threads) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        const float v = d->x[i] + scale * d->g[i];
-        d->x[i] = v < lo ? lo : v > hi ? hi : v;
+        for (size_t i = 0; i < plane; i++) {
+            const float v = x[i] + scale * g[i];
+            x[i] = v < lo ? lo : v > hi ? hi : v;
+        }
     }
     return DD_OK;
 }
@@ -288,14 +294,15 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     const dd_term *terms = params->terms;
     int n_terms = params->n_terms;
     if (!terms) {
-        if ((st = dd_terms_parse(model, dd_default_layers(), default_terms, MAX_TERMS, &n_terms))) return st;
+        if ((st = dd_terms_parse(model, dd_model_default_layers(model), default_terms, MAX_TERMS, &n_terms)))
+            return st;
         terms = default_terms;
     }
     d.p = params, d.model = model, d.terms = terms, d.n_terms = n_terms;
     d.stop = (dream_stop){params->should_stop, user};
     d.threads = params->threads > 0 ? params->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (d.threads < 1) d.threads = 1;
-    d.lo = model->offset, d.hi = 255.0f / model->divisor + model->offset;
+    for (int c = 0; c < 3; c++) d.lo[c] = model->offset[c], d.hi[c] = 255.0f / model->divisor[c] + model->offset[c];
     const int h = im->height, w = im->width;
     const size_t plane = (size_t)h * w, n = 3 * plane;
     /* --max-size: dream at a smaller size, then carry the detail up to the
@@ -363,8 +370,8 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         if ((st = dream_resize(d.g, h, w, d.x, prev_h, prev_w, 3, d.threads, &d.stop))) goto done;
         if ((st = photo_at(d.x, &ph, h, w, d.threads, &d.stop))) goto done;
         for (size_t i = 0; i < n; i++) {
-            const float v = d.g[i] + d.x[i];
-            d.x[i] = v < d.lo ? d.lo : v > d.hi ? d.hi : v;
+            const float v = d.g[i] + d.x[i], lo = d.lo[i / plane], hi = d.hi[i / plane];
+            d.x[i] = v < lo ? lo : v > hi ? hi : v;
         }
     }
     /* Network input -> pixels: the only writes to the image, after the last
@@ -373,7 +380,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     const unsigned full = im->depth == 16 ? 65535 : 255;
     for (size_t i = 0; i < plane; i++) {
         float v[3];
-        for (int c = 0; c < 3; c++) v[c] = (d.x[c * plane + i] - model->offset) * model->divisor * unit;
+        for (int c = 0; c < 3; c++) v[c] = (d.x[c * plane + i] - model->offset[c]) * model->divisor[c] * unit;
         if (colour == 3) {
             for (int c = 0; c < 3; c++) img_set(im, i * (size_t)im->channels + (size_t)c, (unsigned)lrintf(fminf(fmaxf(v[c], 0), (float)full)));
         } else {

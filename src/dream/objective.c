@@ -52,3 +52,21 @@ dd_status dd_terms_parse(const dd_model *model, const char *spec, dd_term *terms
     }
     return DD_OK;
 }
+
+const char *dd_model_default_layers(const dd_model *model) {
+    if (model->default_layers) return model->default_layers;
+    /* A file without one: the built-in model's objective when it has those
+     * layers (the same network converted again), else its deepest layer. */
+    const char *spec = dd_default_layers();
+    int all = 1;
+    for (const char *p = spec; *p && all;) {
+        const size_t len = strcspn(p, ",");
+        char name[64];
+        if (len >= sizeof name) break;
+        memcpy(name, p, len);
+        name[len] = '\0';
+        all = model_find_layer(model, name) >= 0;
+        p += len + (p[len] == ',');
+    }
+    return all || model->n_layers < 1 ? spec : model->layers[model->n_layers - 1].name;
+}

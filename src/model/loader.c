@@ -219,7 +219,7 @@ static void st_read_floats(const st_file *f, const st_tensor *t, float *out) {
 
 /* ---- graph ---------------------------------------------------------------- */
 
-typedef enum file_op { FOP_INPUT, FOP_CONV, FOP_BN, FOP_RELU, FOP_POOL, FOP_CONCAT } file_op;
+typedef enum file_op { FOP_INPUT, FOP_CONV, FOP_BN, FOP_RELU, FOP_POOL, FOP_CONCAT, FOP_ADD } file_op;
 
 typedef struct file_node {
     const char *name;
@@ -250,11 +250,34 @@ static dd_status get_pair(json_t *node, const char *name, const char *key, int l
     return DD_OK;
 }
 
-static dd_status get_padding(json_t *node, const char *name, int *same) {
-    const char *p = json_string_value(json_object_get(node, "padding"));
-    if (p && !strcmp(p, "same")) *same = 1;
-    else if (p && !strcmp(p, "valid")) *same = 0;
-    else return util_fail(DD_ERR_MODEL, "node %s: padding must be 'same' or 'valid'", name);
+/* 'same' (TensorFlow's rule), 'valid', or explicit [top, bottom, left,
+ * right] (PyTorch's). */
+static dd_status get_padding(json_t *node, const char *name, model_node *mn) {
+    json_t *v = json_object_get(node, "padding");
+    const char *p = json_string_value(v);
+    memset(mn->pad, 0, sizeof mn->pad);
+    mn->same_padding = 0;
+    if (p && !strcmp(p, "same")) mn->same_padding = 1;
+    else if (p && !strcmp(p, "valid")) mn->same_padding = 0;
+    else if (json_is_array(v) && json_array_size(v) == 4) {
+        for (int i = 0; i < 4; i++) {
+            json_t *x = json_array_get(v, (size_t)i);
+            if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > MAX_KERNEL)
+                return util_fail(DD_ERR_MODEL, "node %s: padding [top, bottom, left, right] must be integers in 0..%d",
+                                 name, MAX_KERNEL);
+            mn->pad[i] = (int)json_integer_value(x);
+        }
+    } else {
+        return util_fail(DD_ERR_MODEL, "node %s: padding must be 'same', 'valid' or [top, bottom, left, right]", name);
+    }
+    return DD_OK;
+}
+
+/* An optional boolean attribute: absent is false. */
+static dd_status get_flag(json_t *node, const char *name, const char *key, int *out) {
+    json_t *v = json_object_get(node, key);
+    if (v && !json_is_boolean(v)) return util_fail(DD_ERR_MODEL, "node %s: '%s' must be true or false", name, key);
+    *out = json_is_true(v);
     return DD_OK;
 }
 
@@ -361,7 +384,7 @@ static dd_status parse_nodes(json_t *graph, file_node **out, int *n_out, json_t 
     if (json_object_set_new(index, in_name, json_integer(0))) return util_fail(DD_ERR_NOMEM, "out of memory");
     static const struct { const char *name; file_op op; } ops[] = {
         {"conv2d", FOP_CONV}, {"batch_norm", FOP_BN}, {"relu", FOP_RELU},
-        {"pool", FOP_POOL},   {"concat", FOP_CONCAT},
+        {"pool", FOP_POOL},   {"concat", FOP_CONCAT}, {"add", FOP_ADD},
     };
     for (int i = 1; i < n; i++) {
         file_node *fn = &nodes[i];
@@ -377,7 +400,8 @@ static dd_status parse_nodes(json_t *graph, file_node **out, int *n_out, json_t 
         fn->op = ops[k].op;
         json_t *ins = json_object_get(fn->json, "inputs");
         size_t n_in = json_array_size(ins);
-        if (!json_is_array(ins) || n_in < 1 || n_in > 64 || (fn->op != FOP_CONCAT && n_in != 1))
+        const int many = fn->op == FOP_CONCAT || fn->op == FOP_ADD;
+        if (!json_is_array(ins) || n_in < 1 || n_in > 64 || (!many && n_in != 1) || (fn->op == FOP_ADD && n_in < 2))
             return util_fail(DD_ERR_MODEL, "node %s: wrong number of inputs", fn->name);
         fn->n_inputs = (int)n_in;
     }
@@ -406,35 +430,40 @@ static dd_status lower_conv(const st_file *f, const file_node *fn, int c_in, mod
     dd_status st;
     if (!json_is_integer(filters) || json_integer_value(filters) < 1 || json_integer_value(filters) > MAX_CHANNELS)
         return util_fail(DD_ERR_MODEL, "node %s: 'filters' must be an integer in 1..%d", fn->name, MAX_CHANNELS);
-    if (!layout || strcmp(layout, "HWIO"))
-        return util_fail(DD_ERR_MODEL, "node %s: kernel_layout must be 'HWIO'", fn->name);
+    /* Keras stores HWIO, PyTorch OIHW (our own order). */
+    const int hwio = layout && !strcmp(layout, "HWIO");
+    if (!hwio && (!layout || strcmp(layout, "OIHW")))
+        return util_fail(DD_ERR_MODEL, "node %s: kernel_layout must be 'HWIO' or 'OIHW'", fn->name);
     if ((st = get_pair(j, fn->name, "kernel", 1, MAX_KERNEL, &mn->kh, &mn->kw)) ||
         (st = get_pair(j, fn->name, "strides", 1, MAX_KERNEL, &mn->sh, &mn->sw)) ||
-        (st = get_padding(j, fn->name, &mn->same_padding)))
+        (st = get_padding(j, fn->name, mn)))
         return st;
     const int k = (int)json_integer_value(filters);
     const size_t shape[4] = {(size_t)mn->kh, (size_t)mn->kw, (size_t)c_in, (size_t)k};
+    const size_t oihw[4] = {(size_t)k, (size_t)c_in, (size_t)mn->kh, (size_t)mn->kw};
     const st_tensor *kt, *bt = NULL;
-    if ((st = get_tensor(f, j, fn->name, "kernel", 4, shape, &kt))) return st;
+    if ((st = get_tensor(f, j, fn->name, "kernel", 4, hwio ? shape : oihw, &kt))) return st;
     if (json_is_true(json_object_get(j, "use_bias")) &&
         (st = get_tensor(f, j, fn->name, "bias", 1, &shape[3], &bt)))
         return st;
-    float *hwio = malloc(kt->count * sizeof *hwio);
     mn->weights = malloc(kt->count * sizeof *mn->weights);
     mn->bias = calloc((size_t)k, sizeof *mn->bias);
-    if (!hwio || !mn->weights || !mn->bias) {
-        free(hwio);
+    float *raw = hwio ? malloc(kt->count * sizeof *raw) : mn->weights;
+    if (!raw || !mn->weights || !mn->bias) {
+        if (raw != mn->weights) free(raw);
         return util_fail(DD_ERR_NOMEM, "out of memory");
     }
-    st_read_floats(f, kt, hwio);
+    st_read_floats(f, kt, raw);
     /* Keras HWIO -> our (K, C, KH, KW), the row order of the im2col matrix. */
-    for (int ky = 0; ky < mn->kh; ky++)
-        for (int kx = 0; kx < mn->kw; kx++)
-            for (int c = 0; c < c_in; c++)
-                for (int o = 0; o < k; o++)
-                    mn->weights[((size_t)(o * c_in + c) * mn->kh + ky) * mn->kw + kx] =
-                        hwio[(((size_t)ky * mn->kw + kx) * c_in + c) * k + o];
-    free(hwio);
+    if (hwio) {
+        for (int ky = 0; ky < mn->kh; ky++)
+            for (int kx = 0; kx < mn->kw; kx++)
+                for (int c = 0; c < c_in; c++)
+                    for (int o = 0; o < k; o++)
+                        mn->weights[((size_t)(o * c_in + c) * mn->kh + ky) * mn->kw + kx] =
+                            raw[(((size_t)ky * mn->kw + kx) * c_in + c) * k + o];
+        free(raw);
+    }
     if (bt) st_read_floats(f, bt, mn->bias);
     mn->op = MODEL_OP_CONV;
     mn->channels = k;
@@ -491,9 +520,18 @@ static dd_status lower_pool(const file_node *fn, model_node *mn) {
         return util_fail(DD_ERR_MODEL, "node %s: pool must be 'max' or 'avg'", fn->name);
     if ((st = get_pair(j, fn->name, "size", 1, 15, &mn->kh, &mn->kw)) ||
         (st = get_pair(j, fn->name, "strides", 1, MAX_KERNEL, &mn->sh, &mn->sw)) ||
-        (st = get_padding(j, fn->name, &mn->same_padding)))
+        (st = get_padding(j, fn->name, mn)) || (st = get_flag(j, fn->name, "ceil_mode", &mn->ceil_mode)) ||
+        (st = get_flag(j, fn->name, "count_padding", &mn->count_pad)))
         return st;
     mn->op = type[0] == 'm' ? MODEL_OP_MAXPOOL : MODEL_OP_AVGPOOL;
+    if (mn->count_pad && mn->op == MODEL_OP_MAXPOOL)
+        return util_fail(DD_ERR_MODEL, "node %s: count_padding is for average pools", fn->name);
+    if (mn->ceil_mode && mn->same_padding)
+        return util_fail(DD_ERR_MODEL, "node %s: ceil_mode needs explicit padding", fn->name);
+    /* PyTorch's rule: then every window holds a real pixel, which max
+     * pooling's argmax and the average's divisor rely on. */
+    if (mn->pad[0] > mn->kh / 2 || mn->pad[1] > mn->kh / 2 || mn->pad[2] > mn->kw / 2 || mn->pad[3] > mn->kw / 2)
+        return util_fail(DD_ERR_MODEL, "node %s: a pool's padding must be at most half its size", fn->name);
     return DD_OK;
 }
 
@@ -512,10 +550,10 @@ static dd_status lower(const st_file *f, file_node *fn, int n, dd_model *m) {
         file_node *x = &fn[i];
         const file_node *in = &fn[x->inputs[0]];
         model_node *prev = &m->nodes[in->runtime];
-        const int fusable = in->consumers == 1 && prev->op == MODEL_OP_CONV && !prev->relu;
+        const int fusable = in->consumers == 1 && (prev->op == MODEL_OP_CONV || prev->op == MODEL_OP_ADD) && !prev->relu;
         dd_status st;
         if (x->op == FOP_BN) {
-            if (!fusable || in->op != FOP_CONV)
+            if (!fusable || in->op != FOP_CONV || prev->op != MODEL_OP_CONV)
                 return util_fail(DD_ERR_MODEL, "node %s: batch_norm must be the only reader of a conv2d", x->name);
             if ((st = fold_batch_norm(f, x, prev))) return st;
             x->runtime = in->runtime;
@@ -534,6 +572,13 @@ static dd_status lower(const st_file *f, file_node *fn, int n, dd_model *m) {
             case FOP_CONV: st = lower_conv(f, x, in->channels, mn); break;
             case FOP_POOL: st = lower_pool(x, mn); break;
             case FOP_RELU: mn->op = MODEL_OP_RELU, st = DD_OK; break;
+            case FOP_ADD:
+                mn->op = MODEL_OP_ADD, st = DD_OK;
+                for (int j = 1; j < x->n_inputs && !st; j++)
+                    if (fn[x->inputs[j]].channels != in->channels)
+                        st = util_fail(DD_ERR_MODEL, "node %s: adds %d channels to %d", x->name,
+                                       fn[x->inputs[j]].channels, in->channels);
+                break;
             case FOP_CONCAT: {
                 long channels = 0;
                 for (int j = 0; j < x->n_inputs; j++) channels += fn[x->inputs[j]].channels;
@@ -578,22 +623,71 @@ static dd_status build_layers(const st_file *f, const file_node *fn, int n, json
         int at = find_node(index, name);
         if (at <= 0) return util_fail(DD_ERR_MODEL, "__metadata__ layers: %s is not a node of the graph", name);
         m->layers[k].node = fn[at].runtime;
+        /* A conv (or its batch norm, or an add) whose ReLU was fused in:
+         * the layer is the value before it. */
+        m->layers[k].pre_relu = fn[at].op != FOP_RELU && m->nodes[fn[at].runtime].relu;
         if (!(m->layers[k].name = strdup(name))) return util_fail(DD_ERR_NOMEM, "out of memory");
         m->n_layers = ++k;
     }
     return DD_OK;
 }
 
+/* Three numbers of a preprocess entry, or 0 when it is not three numbers. */
+static int get_triple(json_t *pre, const char *key, double out[3]) {
+    json_t *v = json_object_get(pre, key);
+    if (!json_is_array(v) || json_array_size(v) != 3) return 0;
+    for (int c = 0; c < 3; c++) {
+        json_t *x = json_array_get(v, (size_t)c);
+        if (!json_is_number(x)) return 0;
+        out[c] = json_number_value(x);
+    }
+    return 1;
+}
+
+/* Network input c = pixel / divisor[c] + offset[c], from either {divisor,
+ * offset} (one pair for every channel) or PyTorch's {mean, std} on pixels
+ * scaled to 0..1, optionally followed by torchvision's transform_input
+ * (GoogLeNet's and InceptionV3's: x * std / 0.5 + (mean - 0.5) / 0.5). */
 static dd_status read_preprocess(const st_file *f, dd_model *m) {
-    m->divisor = 127.5f, m->offset = -1.0f;
+    for (int c = 0; c < 3; c++) m->divisor[c] = 127.5f, m->offset[c] = -1.0f;
     if (!f->preprocess) return DD_OK;
-    json_t *d = json_object_get(f->preprocess, "divisor"), *o = json_object_get(f->preprocess, "offset");
-    /* Checked as the floats the engine uses: 1e308 is finite as a double. */
-    const float divisor = json_is_number(d) ? (float)json_number_value(d) : NAN;
-    const float offset = json_is_number(o) ? (float)json_number_value(o) : NAN;
-    if (!(divisor > 0) || !isfinite(divisor) || !isfinite(offset))
-        return util_fail(DD_ERR_MODEL, "__metadata__ preprocess needs a divisor > 0 and a finite offset (as float32)");
-    m->divisor = divisor, m->offset = offset;
+    json_t *pre = f->preprocess;
+    double divisor[3], offset[3], mean[3], std[3];
+    if (json_object_get(pre, "mean") || json_object_get(pre, "std")) {
+        json_t *ti = json_object_get(pre, "transform_input");
+        if (!get_triple(pre, "mean", mean) || !get_triple(pre, "std", std) || (ti && !json_is_boolean(ti)))
+            return util_fail(DD_ERR_MODEL, "__metadata__ preprocess: mean and std must be three numbers each, "
+                                           "transform_input true or false");
+        for (int c = 0; c < 3; c++) {
+            if (!(std[c] > 0) || !isfinite(mean[c]) || !isfinite(std[c]))
+                return util_fail(DD_ERR_MODEL, "__metadata__ preprocess: std must be > 0 and mean finite");
+            divisor[c] = 255.0 * std[c], offset[c] = -mean[c] / std[c];
+            if (json_is_true(ti)) /* std cancels: pixel / 127.5 + (mean - 0.5) / 0.5 - mean / 0.5 */
+                divisor[c] = 255.0 * 0.5, offset[c] = offset[c] * std[c] / 0.5 + (mean[c] - 0.5) / 0.5;
+        }
+    } else {
+        json_t *d = json_object_get(pre, "divisor"), *o = json_object_get(pre, "offset");
+        for (int c = 0; c < 3; c++)
+            divisor[c] = json_is_number(d) ? json_number_value(d) : NAN,
+            offset[c] = json_is_number(o) ? json_number_value(o) : NAN;
+    }
+    for (int c = 0; c < 3; c++) {
+        /* Checked as the floats the engine uses: 1e308 is finite as a double. */
+        const float dv = (float)divisor[c], off = (float)offset[c];
+        if (!(dv > 0) || !isfinite(dv) || !isfinite(off))
+            return util_fail(DD_ERR_MODEL, "__metadata__ preprocess needs a divisor > 0 and a finite offset (as float32)");
+        m->divisor[c] = dv, m->offset[c] = off;
+    }
+    return DD_OK;
+}
+
+/* The file's default objective, checked when a net is planned from it. */
+static dd_status read_default_layers(json_t *meta, dd_model *m) {
+    json_t *v = json_object_get(meta, "default_layers");
+    if (!v) return DD_OK;
+    const char *spec = json_string_value(v);
+    if (!spec || !*spec) return util_fail(DD_ERR_MODEL, "__metadata__ default_layers is not a non-empty string");
+    if (!(m->default_layers = strdup(spec))) return util_fail(DD_ERR_NOMEM, "out of memory");
     return DD_OK;
 }
 
@@ -616,6 +710,7 @@ dd_status dd_model_load_memory(const void *data, size_t size, dd_model **out) {
     if ((st = lower(&f, fn, n, m))) goto fail;
     if ((st = build_layers(&f, fn, n, index, m))) goto fail;
     if ((st = read_preprocess(&f, m))) goto fail;
+    if ((st = read_default_layers(json_object_get(f.header, "__metadata__"), m))) goto fail;
     free(fn);
     json_decref(index);
     st_release(&f);
@@ -754,6 +849,7 @@ void dd_model_free(dd_model *m) {
     for (int i = 0; i < m->n_layers; i++) free(m->layers[i].name);
     free(m->nodes);
     free(m->layers);
+    free(m->default_layers);
     free(m);
 }
 
@@ -773,9 +869,11 @@ int dd_model_layer_channels(const dd_model *m, int i) {
     return i >= 0 && i < m->n_layers ? m->nodes[m->layers[i].node].channels : -1;
 }
 
-void dd_model_preprocess(const dd_model *m, float *divisor, float *offset) {
-    if (divisor) *divisor = m->divisor;
-    if (offset) *offset = m->offset;
+void dd_model_preprocess(const dd_model *m, float divisor[3], float offset[3]) {
+    for (int c = 0; c < 3; c++) {
+        if (divisor) divisor[c] = m->divisor[c];
+        if (offset) offset[c] = m->offset[c];
+    }
 }
 
 extern const unsigned char dd_default_model[];

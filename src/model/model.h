@@ -11,7 +11,8 @@ typedef enum model_op {
     MODEL_OP_MAXPOOL,
     MODEL_OP_AVGPOOL,
     MODEL_OP_RELU,
-    MODEL_OP_CONCAT   /* along channels */
+    MODEL_OP_CONCAT,  /* along channels */
+    MODEL_OP_ADD      /* elementwise sum of the inputs + optional ReLU */
 } model_op;
 
 typedef struct model_node {
@@ -22,14 +23,18 @@ typedef struct model_node {
     int channels;   /* output channels */
     int in_channels;
     int kh, kw, sh, sw, same_padding; /* conv and pools */
-    int relu;       /* conv only: ReLU fused */
+    int pad[4];     /* explicit padding (same_padding 0): top, bottom, left, right */
+    int ceil_mode;  /* pools: PyTorch's ceil_mode */
+    int count_pad;  /* average pool: padding counts in the divisor */
+    int relu;       /* conv and add: ReLU fused */
     float *weights; /* conv: (K, C, KH, KW), batch norm folded in */
     float *bias;    /* conv: (K) or NULL */
 } model_node;
 
 typedef struct model_layer {
-    char *name;  /* what users type: mixed3, activation_12, conv2d_12 */
+    char *name;   /* what users type: mixed3, activation_12, conv2d_12 */
     int node;
+    int pre_relu; /* the node's value before its fused ReLU (a conv's name) */
 } model_layer;
 
 struct dd_model {
@@ -37,7 +42,8 @@ struct dd_model {
     model_node *nodes; /* nodes[0] is the input */
     int n_layers;
     model_layer *layers;
-    float divisor, offset; /* network input = pixel / divisor + offset */
+    float divisor[3], offset[3]; /* network input c = pixel / divisor[c] + offset[c] */
+    char *default_layers;        /* the file's objective spec, or NULL */
 };
 
 /* Index of the node a user layer name refers to, or -1. */

@@ -34,10 +34,13 @@ typedef struct net_node {
     uint8_t *argmax;       /* max-pool winners */
     nn_conv_packed packed; /* its weights packed for the faster paths */
     int grad_zeroed;       /* this pass (roots only) */
+    int split_relu;        /* a term reads it before its fused ReLU: the
+                            * ReLU runs apart, in place */
 } net_node;
 
 typedef struct net_term {
     int node, channel;
+    int pre_relu;          /* the node's value before its fused ReLU */
     float weight;
     dd_layer_stats stats;
 } net_term;
@@ -64,6 +67,15 @@ struct dd_net {
 
 static size_t node_floats(const net_node *x) { return (size_t)x->c * x->h * x->w; }
 
+/* The window of a conv or pool node over an h x w input; 0: no output. */
+static int plan_window(nn_window *win, const model_node *mn, int h, int w) {
+    const int ok = mn->same_padding ? nn_window_plan(win, h, w, mn->kh, mn->kw, mn->sh, mn->sw, 1)
+                                    : nn_window_plan_padded(win, h, w, mn->kh, mn->kw, mn->sh, mn->sw, mn->pad,
+                                                            mn->ceil_mode);
+    win->count_pad = mn->count_pad;
+    return ok;
+}
+
 /* ---- planning ------------------------------------------------------------- */
 
 static dd_status plan_shapes(dd_net *net) {
@@ -76,21 +88,20 @@ static dd_status plan_shapes(dd_net *net) {
         switch (mn->op) {
         case MODEL_OP_CONV:
             x->conv.c = in->c, x->conv.k = mn->channels, x->conv.cpu = net->cpu;
-            if (!nn_window_plan(&x->conv.win, in->h, in->w, mn->kh, mn->kw, mn->sh, mn->sw, mn->same_padding))
-                goto too_small;
+            if (!plan_window(&x->conv.win, mn, in->h, in->w)) goto too_small;
             nn_conv_plan_bands(&x->conv, COL_BUDGET_FLOATS);
             x->h = x->conv.win.oh, x->w = x->conv.win.ow;
             break;
         case MODEL_OP_MAXPOOL:
         case MODEL_OP_AVGPOOL:
-            if (!nn_window_plan(&x->win, in->h, in->w, mn->kh, mn->kw, mn->sh, mn->sw, mn->same_padding))
-                goto too_small;
+            if (!plan_window(&x->win, mn, in->h, in->w)) goto too_small;
             x->h = x->win.oh, x->w = x->win.ow;
             break;
         case MODEL_OP_RELU:
             x->h = in->h, x->w = in->w;
             break;
         case MODEL_OP_CONCAT:
+        case MODEL_OP_ADD:
             x->h = in->h, x->w = in->w;
             for (int j = 1; j < mn->n_inputs; j++) {
                 const net_node *o = &net->nodes[mn->inputs[j]];
@@ -220,7 +231,7 @@ static dd_status plan_memory(dd_net *net) {
         if (first_grad < grad->start) grad->start = first_grad;
         if (2 * n - i > grad->end) grad->end = 2 * n - i;
         if (x->root == i) act->bytes = grad->bytes = node_floats(x) * sizeof(float);
-        if (x->mn->op == MODEL_OP_CONV || x->mn->op == MODEL_OP_RELU) {
+        if (x->mn->op == MODEL_OP_CONV || x->mn->op == MODEL_OP_RELU || x->mn->op == MODEL_OP_ADD) {
             if (x->mn->op == MODEL_OP_RELU || x->mn->relu) {
                 interval *m = &iv[i * KINDS + MASK];
                 m->start = 0, m->end = 2 * n, m->bytes = (size_t)x->c * nn_mask_bytes((size_t)x->h * x->w);
@@ -287,11 +298,13 @@ done:
 
 static dd_status pack_weights(dd_net *net, int fast);
 
-/* The node a term's layer names, after checking the term. */
-static dd_status term_node(const dd_model *model, const dd_term *term, int *node) {
+/* The node a term's layer names, after checking the term; *pre_relu: the
+ * layer is that node's value before its ReLU (NULL: not asked). */
+static dd_status term_node(const dd_model *model, const dd_term *term, int *node, int *pre_relu) {
     const int layer = term->layer ? model_find_layer(model, term->layer) : -1;
     if (layer < 0) return util_fail(DD_ERR_INVALID_ARG, "%s: no such layer", term->layer ? term->layer : "(null)");
     *node = model->layers[layer].node;
+    if (pre_relu) *pre_relu = model->layers[layer].pre_relu;
     const int channels = model->nodes[*node].channels;
     if (term->channel < -1 || term->channel >= channels)
         return util_fail(DD_ERR_INVALID_ARG, "%s: channel %d outside 0..%d", term->layer, term->channel, channels - 1);
@@ -310,7 +323,8 @@ static int axis_fits(const dd_model *model, const unsigned char *needed, int *si
         const int in = size[mn->inputs[0]], k = axis ? mn->kw : mn->kh, s = axis ? mn->sw : mn->sh;
         int out = in;
         if (mn->op == MODEL_OP_CONV || mn->op == MODEL_OP_MAXPOOL || mn->op == MODEL_OP_AVGPOOL)
-            out = mn->same_padding ? (in + s - 1) / s : in >= k ? (in - k) / s + 1 : 0;
+            out = mn->same_padding ? (in + s - 1) / s
+                                   : nn_window_axis(in, k, s, mn->pad[2 * axis], mn->pad[2 * axis + 1], mn->ceil_mode);
         if (out < 1) return 0;
         size[i] = out;
     }
@@ -334,7 +348,7 @@ dd_status net_min_input(const dd_model *model, const dd_term *terms, int n_terms
     int deepest_node = -1;
     for (int t = 0; t < n_terms; t++) {
         int node;
-        if ((st = term_node(model, &terms[t], &node))) goto done;
+        if ((st = term_node(model, &terms[t], &node, NULL))) goto done;
         memset(needed, 0, (size_t)n);
         needed[node] = 1;
         for (int i = node; i > 0; i--)
@@ -386,10 +400,12 @@ static dd_status net_plan(const dd_model *model, const dd_term *terms, int n_ter
     net->n_terms = n_terms;
     for (int i = 0; i < net->n_nodes; i++) net->nodes[i].mn = &model->nodes[i];
     for (int t = 0; t < n_terms; t++) {
-        int node;
-        if ((st = term_node(model, &terms[t], &node))) goto fail;
+        int node, pre_relu;
+        if ((st = term_node(model, &terms[t], &node, &pre_relu))) goto fail;
         net->terms[t].node = node, net->terms[t].channel = terms[t].channel, net->terms[t].weight = terms[t].weight;
+        net->terms[t].pre_relu = pre_relu;
         net->nodes[node].needed = 1;
+        net->nodes[node].split_relu |= pre_relu;
     }
     /* Everything an objective node reads from is needed; nothing after. */
     for (int i = net->n_nodes - 1; i > 0; i--)
@@ -612,11 +628,13 @@ static void plane_stats(const net_node *x, int c0, int c1, double *sum, double *
     *sum = s_all, *max = m_all;
 }
 
-static void record_terms(dd_net *net, int node) {
+/* The statistics of the terms on node, those before its ReLU (pre) or the
+ * rest. */
+static void record_terms(dd_net *net, int node, int pre) {
     const net_node *x = &net->nodes[node];
     for (int t = 0; t < net->n_terms; t++) {
         net_term *term = &net->terms[t];
-        if (term->node != node) continue;
+        if (term->node != node || term->pre_relu != pre) continue;
         const int c0 = term->channel < 0 ? 0 : term->channel, c1 = term->channel < 0 ? x->c : c0 + 1;
         dd_layer_stats *s = &term->stats;
         s->channels = c1 - c0, s->height = x->h, s->width = x->w;
@@ -685,11 +703,17 @@ static int forward(dd_net *net, const float *input) {
         if (stop_asked(net)) return 1;
         const model_node *mn = x->mn;
         const net_node *in = &net->nodes[mn->inputs[0]];
+        const size_t plane = (size_t)x->h * x->w;
         switch (mn->op) {
         case MODEL_OP_CONV:
-            nn_conv_forward(x->act, mn->relu ? x->mask : NULL, in->act, mn->weights, mn->bias,
+            nn_conv_forward(x->act, mn->relu && !x->split_relu ? x->mask : NULL, in->act, mn->weights, mn->bias,
                             &x->conv, net->col, net->threads);
             break;
+        case MODEL_OP_ADD: {
+            const float *ins[64];
+            for (int j = 0; j < mn->n_inputs; j++) ins[j] = net->nodes[mn->inputs[j]].act;
+            nn_add_forward(x->act, ins, mn->n_inputs, node_floats(x), net->threads);
+        } break;
         case MODEL_OP_MAXPOOL: nn_maxpool_forward(x->act, x->argmax, in->act, x->c, &x->win, net->threads); break;
         case MODEL_OP_AVGPOOL: nn_avgpool_forward(x->act, in->act, x->c, &x->win, net->threads); break;
         case MODEL_OP_RELU:
@@ -705,7 +729,11 @@ static int forward(dd_net *net, const float *input) {
         } break;
         case MODEL_OP_INPUT: break;
         }
-        record_terms(net, i);
+        if (mn->relu && (x->split_relu || mn->op == MODEL_OP_ADD)) { /* the ReLU apart, after its input's terms */
+            record_terms(net, i, 1);
+            nn_relu_forward(x->act, x->mask, x->act, x->c, plane, net->threads);
+        }
+        record_terms(net, i, 0);
         profile_charge(net, i, 0, &t0);
     }
     return 0;
@@ -751,12 +779,13 @@ static float *grad_of(dd_net *net, int i) {
     return x->grad;
 }
 
-static void add_seeds(dd_net *net, int node) {
+/* The gradients of the terms on node, before its ReLU (pre) or after. */
+static void add_seeds(dd_net *net, int node, int pre) {
     const net_node *x = &net->nodes[node];
     const size_t plane = (size_t)x->h * x->w;
     for (int t = 0; t < net->n_terms; t++) {
         const net_term *term = &net->terms[t];
-        if (term->node != node || term->weight == 0.0f) continue;
+        if (term->node != node || term->pre_relu != pre || term->weight == 0.0f) continue;
         float *g = grad_of(net, node);
         /* d(weight * mean)/dx = weight / count for every element averaged. */
         const size_t from = term->channel < 0 ? 0 : (size_t)term->channel * plane;
@@ -778,14 +807,25 @@ static int backward(dd_net *net, float *input_grad) {
         net_node *x = &net->nodes[i];
         if (!x->needed) continue;
         if (stop_asked(net)) return 1;
-        add_seeds(net, i);
-        if (!net->nodes[x->root].grad_zeroed) continue; /* nothing reaches it */
         const model_node *mn = x->mn;
         const int in = mn->inputs[0];
+        add_seeds(net, i, 0);
+        /* A ReLU run apart: its backward in place, then the terms before it. */
+        const int relu_apart = mn->relu && (x->split_relu || mn->op == MODEL_OP_ADD);
+        if (relu_apart && net->nodes[x->root].grad_zeroed)
+            nn_relu_mask_apply(x->grad, x->mask, x->c, (size_t)x->h * x->w, net->threads);
+        if (relu_apart) add_seeds(net, i, 1);
+        if (!net->nodes[x->root].grad_zeroed) continue; /* nothing reaches it */
         switch (mn->op) {
         case MODEL_OP_CONV:
-            nn_conv_backward_input(grad_of(net, in), x->grad, mn->relu ? x->mask : NULL, mn->weights,
+            nn_conv_backward_input(grad_of(net, in), x->grad, mn->relu && !relu_apart ? x->mask : NULL, mn->weights,
                                    &x->conv, net->col, net->threads);
+            break;
+        case MODEL_OP_ADD:
+            for (int j = 0; j < mn->n_inputs; j++) {
+                const net_node *o = &net->nodes[mn->inputs[j]];
+                planes_zero_or_add(grad_of(net, mn->inputs[j]), x->grad, o->c, (size_t)o->h * o->w, net->threads);
+            }
             break;
         case MODEL_OP_MAXPOOL:
             nn_maxpool_backward(grad_of(net, in), x->grad, x->argmax, x->c, &x->win, net->threads);

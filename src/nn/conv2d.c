@@ -8,22 +8,34 @@
 #include "nn.h"
 #include "vector.h"
 
+int nn_window_axis(int n, int k, int s, int lead, int trail, int ceil_mode) {
+    const long span = (long)n + lead + trail - k;
+    if (span < 0) return 0;
+    long out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    /* PyTorch drops a last window that would start in the trailing padding. */
+    if (ceil_mode && (out - 1) * s >= (long)n + lead) out--;
+    return out > 0 ? (int)out : 0;
+}
+
+int nn_window_plan_padded(nn_window *win, int h, int w, int kh, int kw, int sh, int sw, const int pad[4],
+                          int ceil_mode) {
+    *win = (nn_window){.h = h, .w = w, .kh = kh, .kw = kw, .sh = sh, .sw = sw,
+                       .pad_t = pad[0], .pad_b = pad[1], .pad_l = pad[2], .pad_r = pad[3]};
+    win->oh = nn_window_axis(h, kh, sh, pad[0], pad[1], ceil_mode);
+    win->ow = nn_window_axis(w, kw, sw, pad[2], pad[3], ceil_mode);
+    return win->oh > 0 && win->ow > 0;
+}
+
 int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
                    int same_padding) {
-    win->h = h, win->w = w, win->kh = kh, win->kw = kw, win->sh = sh, win->sw = sw;
+    int pad[4] = {0, 0, 0, 0};
     if (same_padding) {
-        win->oh = (h + sh - 1) / sh;
-        win->ow = (w + sw - 1) / sw;
-        int pad_h = (win->oh - 1) * sh + kh - h;
-        int pad_w = (win->ow - 1) * sw + kw - w;
-        win->pad_t = pad_h > 0 ? pad_h / 2 : 0;
-        win->pad_l = pad_w > 0 ? pad_w / 2 : 0;
-    } else {
-        win->oh = h >= kh ? (h - kh) / sh + 1 : 0;
-        win->ow = w >= kw ? (w - kw) / sw + 1 : 0;
-        win->pad_t = win->pad_l = 0;
+        const int pad_h = ((h + sh - 1) / sh - 1) * sh + kh - h;
+        const int pad_w = ((w + sw - 1) / sw - 1) * sw + kw - w;
+        if (pad_h > 0) pad[0] = pad_h / 2, pad[1] = pad_h - pad_h / 2;
+        if (pad_w > 0) pad[2] = pad_w / 2, pad[3] = pad_w - pad_w / 2;
     }
-    return win->oh > 0 && win->ow > 0;
+    return nn_window_plan_padded(win, h, w, kh, kw, sh, sw, pad, 0);
 }
 
 int nn_conv_is_pointwise(const nn_conv *cv) {

@@ -33,22 +33,36 @@ static inline int nn_thread_share(size_t units, size_t *from, size_t *to) {
     return t;
 }
 
-/* A sliding window over an H x W plane, TensorFlow's padding rules:
- * 'valid' takes only whole windows; 'same' gives ceil(H / stride) outputs
- * and pads pad_total = max((OH-1)*stride + K - H, 0), the odd pixel going
- * bottom/right (pad_t = pad_total / 2). */
+/* A sliding window over an H x W plane. Its padding is either TensorFlow's
+ * 'same' ('valid' is none): ceil(H / stride) outputs and pad_total =
+ * max((OH-1)*stride + K - H, 0), the odd pixel going bottom/right (pad_t =
+ * pad_total / 2); or explicit, PyTorch's: any pads on each side, and with
+ * ceil_mode a last partial window that starts inside the input or its
+ * leading padding. Kernels read only pad_t, pad_l and the output size:
+ * whatever a window covers outside the H x W plane is padding. */
 typedef struct nn_window {
     int h, w;         /* input plane                        */
     int kh, kw;       /* window                             */
     int sh, sw;       /* strides                            */
     int pad_t, pad_l; /* leading padding                    */
+    int pad_b, pad_r; /* trailing padding (average pooling's divisor) */
     int oh, ow;       /* output plane                       */
+    int count_pad;    /* average pooling divides by the window's pixels,
+                       * padding included (PyTorch's count_include_pad),
+                       * else by its real pixels only (TensorFlow's)   */
 } nn_window;
+
+/* Outputs along one axis of n pixels for a window of k, stride s, pads
+ * lead and trail (PyTorch's rule, ceil_mode too); 0 when no window fits. */
+int nn_window_axis(int n, int k, int s, int lead, int trail, int ceil_mode);
 
 /* Fills pads and output size; returns 0 when the input is smaller than the
  * window allows (no output pixel). */
 int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
                    int same_padding);
+/* The same with explicit pads {top, bottom, left, right}. */
+int nn_window_plan_padded(nn_window *win, int h, int w, int kh, int kw, int sh, int sw, const int pad[4],
+                          int ceil_mode);
 
 /* C (m x n, row stride ldc) = op(A) B + beta C, op(A) = A (m x k) or, with
  * trans_a, A^T for A (k x m); row-major. Split by columns over threads; the
@@ -287,9 +301,9 @@ void nn_conv_forward_ref(float *out, const float *in, const float *w,
 
 /* ---- pooling ---------------------------------------------------------------
  * in (C, H, W) -> out (C, OH, OW). Max pooling ignores padded pixels and keeps
- * argmax (C, OH, OW): the index ky*KW+kx of the winner in its window. Average
- * pooling divides by the number of real (unpadded) pixels in the window. The
- * backward passes accumulate: din += ... */
+ * argmax (C, OH, OW): the index ky*KW+kx of the winner in its window (every
+ * window must hold a real pixel). Average pooling divides as win->count_pad
+ * says. The backward passes accumulate: din += ... */
 void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
                         const nn_window *win, int threads);
 void nn_maxpool_backward(float *din, const float *dout, const uint8_t *argmax,
@@ -306,5 +320,11 @@ void nn_relu_forward(float *out, uint8_t *mask, const float *in, int planes,
 /* din += dout where the mask bit is set. */
 void nn_relu_backward(float *din, const float *dout, const uint8_t *mask,
                       int planes, size_t n, int threads);
+/* g = 0 where the mask bit is clear: the gradient through a ReLU, in place. */
+void nn_relu_mask_apply(float *g, const uint8_t *mask, int planes, size_t n, int threads);
+/* out = in[0] + ... + in[n_in - 1], n floats each, summed in that order
+ * (out may be one of the inputs). Its backward is the gradient passed on to
+ * every input unchanged. */
+void nn_add_forward(float *out, const float *const *in, int n_in, size_t n, int threads);
 
 #endif

@@ -209,13 +209,29 @@ void nn_maxpool_backward(float *din, const float *dout, const uint8_t *argmax,
     }
 }
 
+/* Average pooling's divisor along one axis for a window starting at start
+ * (before padding is removed): its real pixels, or with count_pad the window
+ * clipped only at the trailing padding's outer edge (PyTorch's
+ * count_include_pad: a ceil_mode window past that edge counts less). */
+static int span_count(int start, int k, int n, int trail, int count_pad) {
+    int end = start + k;
+    if (count_pad) return (end < n + trail ? end : n + trail) - start;
+    if (end > n) end = n;
+    return end - (start > 0 ? start : 0);
+}
+
+static int window_divisor(const nn_window *s, int oy, int ox) {
+    return span_count(oy * s->sh - s->pad_t, s->kh, s->h, s->pad_b, s->count_pad) *
+           span_count(ox * s->sw - s->pad_l, s->kw, s->w, s->pad_r, s->count_pad);
+}
+
 static float avg_at(const nn_window *s, const float *p, int oy, int ox) {
     int y0, y1, x0, x1;
     window_extent(s, oy, ox, &y0, &y1, &x0, &x1);
     float sum = 0.0f;
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++) sum += p[(size_t)y * s->w + x];
-    return sum / (float)((y1 - y0) * (x1 - x0));
+    return sum / (float)window_divisor(s, oy, ox);
 }
 
 /* out[lo..hi) of an inside row of a 3x3 stride-1 window, summed in the same
@@ -270,9 +286,7 @@ static float avg_gather_at(const nn_window *s, const float *d, int y, int x) {
     float sum = 0.0f;
     for (int oy = oy0; oy <= oy1; oy++)
         for (int ox = ox0; ox <= ox1; ox++) {
-            int y0, y1, x0, x1;
-            window_extent(s, oy, ox, &y0, &y1, &x0, &x1);
-            sum += d[(size_t)oy * s->ow + ox] / (float)((y1 - y0) * (x1 - x0));
+            sum += d[(size_t)oy * s->ow + ox] / (float)window_divisor(s, oy, ox);
         }
     return sum;
 }
@@ -286,16 +300,14 @@ static void avg3_backward_plane(float *p, const float *d, const nn_window *s, fl
     float *tz = t + 2;
     t[0] = t[1] = tz[s->ow] = tz[s->ow + 1] = 0.0f;
     for (int ox = 0; ox < s->ow; ox++) {
-        const int x0 = ox - s->pad_l, x1 = x0 + 3;
-        rc[ox] = 1.0f / (float)((x1 < s->w ? x1 : s->w) - (x0 > 0 ? x0 : 0));
+        rc[ox] = 1.0f / (float)span_count(ox - s->pad_l, 3, s->w, s->pad_r, s->count_pad);
     }
     for (int y = 0; y < s->h; y++) {
         const int oy0 = y + s->pad_t - 2 > 0 ? y + s->pad_t - 2 : 0;
         const int oy1 = y + s->pad_t < s->oh - 1 ? y + s->pad_t : s->oh - 1;
         for (int ox = 0; ox < s->ow; ox++) tz[ox] = 0.0f;
         for (int oy = oy0; oy <= oy1; oy++) {
-            const int y0 = oy - s->pad_t, y1 = y0 + 3;
-            const float rr = 1.0f / (float)((y1 < s->h ? y1 : s->h) - (y0 > 0 ? y0 : 0));
+            const float rr = 1.0f / (float)span_count(oy - s->pad_t, 3, s->h, s->pad_b, s->count_pad);
             const float *drow = d + (size_t)oy * s->ow;
             for (int ox = 0; ox < s->ow; ox++) tz[ox] += drow[ox] * rr;
         }

@@ -267,7 +267,9 @@ AVX2 static void output8(float *const rows[OUT], const float *src, size_t stride
 
 int nn_winograd_applies(const nn_conv *cv) {
     const nn_window *s = &cv->win;
-    return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
+    /* Its backward is a 3x3 convolution padded 2 - pad: pads up to 2. */
+    return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->pad_t <= 2 && s->pad_l <= 2 &&
+           s->pad_b <= 2 && s->pad_r <= 2;
 }
 
 /* With the AVX-512 GEMM, each U_xi is stored in panels of 12 rows (rows

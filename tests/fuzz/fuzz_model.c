@@ -48,9 +48,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(dd_last_error()[0] != '\0', "status %s without a message", dd_strerror(st));
         return 0;
     }
-    float divisor = 0, offset = 0;
-    dd_model_preprocess(m, &divisor, &offset);
-    FUZZ_CHECK(divisor > 0 && isfinite(divisor) && isfinite(offset), "preprocess %g, %g", divisor, offset);
+    float divisor[3], offset[3];
+    dd_model_preprocess(m, divisor, offset);
+    for (int c = 0; c < 3; c++)
+        FUZZ_CHECK(divisor[c] > 0 && isfinite(divisor[c]) && isfinite(offset[c]), "preprocess %g, %g", divisor[c],
+                   offset[c]);
     const int n = dd_model_layer_count(m);
     FUZZ_CHECK(n >= 0, "%d layers", n);
     int widest = 0;
