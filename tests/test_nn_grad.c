@@ -125,7 +125,34 @@ static void note(double *worst, double v) {
  * pads (out - 1) * s + k - in in total, the odd pixel at the bottom/right. */
 typedef struct geom {
     int h, w, kh, kw, sh, sw, pad_t, pad_l, oh, ow;
+    int pad_b, pad_r, ceil_mode, count_pad; /* PADDED windows */
 } geom;
+
+/* The third padding a test may ask for beside 'valid' (0) and 'same' (1):
+ * PyTorch's explicit pads, set in `padded` before the call. */
+enum { PADDED = 2 };
+static struct {
+    int t, b, l, r, ceil_mode, count_pad;
+} padded;
+
+static const char *padding_name(int same) {
+    static char text[64];
+    if (same < PADDED) return same ? "same" : "valid";
+    snprintf(text, sizeof text, "pads %d,%d,%d,%d%s%s", padded.t, padded.b, padded.l, padded.r,
+             padded.ceil_mode ? " ceil" : "", padded.count_pad ? " counting pads" : "");
+    return text;
+}
+
+/* PyTorch's output size (its pooling_output_shape): floor or ceil of
+ * (in + pads - k) / s, plus one, less a last window starting past the
+ * input and its leading pad. */
+static int torch_out_size(int in, int k, int s, int lead, int trail, int ceil_mode) {
+    const int span = in + lead + trail - k;
+    if (span < 0) return 0;
+    int out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= in + lead) out--;
+    return out;
+}
 
 static int out_size(int in, int k, int s, int same) {
     const int span = same ? in : in - k + 1;
@@ -138,7 +165,12 @@ static int lead_pad(int in, int k, int s, int out) {
 }
 
 static geom geom_make(int h, int w, int kh, int kw, int sh, int sw, int same) {
-    geom g = {h, w, kh, kw, sh, sw, 0, 0, out_size(h, kh, sh, same), out_size(w, kw, sw, same)};
+    if (same == PADDED)
+        return (geom){h, w, kh, kw, sh, sw, padded.t, padded.l,
+                      torch_out_size(h, kh, sh, padded.t, padded.b, padded.ceil_mode),
+                      torch_out_size(w, kw, sw, padded.l, padded.r, padded.ceil_mode),
+                      padded.b, padded.r, padded.ceil_mode, padded.count_pad};
+    geom g = {h, w, kh, kw, sh, sw, 0, 0, out_size(h, kh, sh, same), out_size(w, kw, sw, same), 0, 0, 0, 0};
     if (same) g.pad_t = lead_pad(h, kh, sh, g.oh), g.pad_l = lead_pad(w, kw, sw, g.ow);
     return g;
 }
@@ -146,7 +178,10 @@ static geom geom_make(int h, int w, int kh, int kw, int sh, int sw, int same) {
 static nn_window plan_window(const geom *g, int same, const char *what) {
     nn_window win;
     memset(&win, 0, sizeof win);
-    const int ok = nn_window_plan(&win, g->h, g->w, g->kh, g->kw, g->sh, g->sw, same);
+    const int pads[4] = {g->pad_t, g->pad_b, g->pad_l, g->pad_r};
+    const int ok = same == PADDED ? nn_window_plan_padded(&win, g->h, g->w, g->kh, g->kw, g->sh, g->sw, pads, g->ceil_mode)
+                                  : nn_window_plan(&win, g->h, g->w, g->kh, g->kw, g->sh, g->sw, same);
+    win.count_pad = g->count_pad;
     CHECK(ok && win.h == g->h && win.w == g->w && win.kh == g->kh && win.kw == g->kw &&
               win.sh == g->sh && win.sw == g->sw && win.pad_t == g->pad_t &&
               win.pad_l == g->pad_l && win.oh == g->oh && win.ow == g->ow,
@@ -241,7 +276,8 @@ static void maxpool_d(double *out, const double *in, int c, const geom *g, int o
 }
 
 /* Mean over the real pixels of each window (TensorFlow's 'same' average),
- * output rows [oy0, oy1). */
+ * or with count_pad PyTorch's count_include_pad: over the window clipped to
+ * the padding's outer edge; output rows [oy0, oy1). */
 static void avgpool_d(double *out, const double *in, int c, const geom *g, int oy0, int oy1) {
     for (int ch = 0; ch < c; ch++)
         for (int oy = oy0; oy < oy1; oy++)
@@ -256,6 +292,12 @@ static void avgpool_d(double *out, const double *in, int c, const geom *g, int o
                         sum += in[(ch * g->h + iy) * g->w + ix];
                         count++;
                     }
+                if (g->count_pad) {
+                    const int y0 = oy * g->sh - g->pad_t, x0 = ox * g->sw - g->pad_l;
+                    const int y1 = y0 + g->kh < g->h + g->pad_b ? y0 + g->kh : g->h + g->pad_b;
+                    const int x1 = x0 + g->kw < g->w + g->pad_r ? x0 + g->kw : g->w + g->pad_r;
+                    count = (y1 - y0) * (x1 - x0);
+                }
                 out[(ch * g->oh + oy) * g->ow + ox] = sum / count;
             }
 }
@@ -357,7 +399,7 @@ static void test_conv_grad(int c, int k, int h, int w, int kh, int kw, int s, in
                            int band_req, int relu) {
     char what[160];
     snprintf(what, sizeof what, "%s conv grad %dx%d/%d %s in %dx%dx%d bands %d relu %d", nn_conv_path_name(gemm_path),
-             kh, kw, s, same ? "same" : "valid", c, h, w, band_req, relu);
+             kh, kw, s, padding_name(same), c, h, w, band_req, relu);
     op o = {.kind = OP_CONV, .g = geom_make(h, w, kh, kw, s, s, same), .c = c, .k = k, .relu = relu};
     nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu(), .win = plan_window(&o.g, same, what)};
     plan_bands(&cv, band_req, what);
@@ -412,7 +454,7 @@ static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, i
                             int band_req, int bias, int relu) {
     char what[160];
     snprintf(what, sizeof what, "%s conv %dx%d/%d %s in %dx%dx%d K %d bands %d bias %d relu %d",
-             nn_conv_path_name(gemm_path), kh, kw, s, same ? "same" : "valid", c, h, w, k, band_req, bias, relu);
+             nn_conv_path_name(gemm_path), kh, kw, s, padding_name(same), c, h, w, k, band_req, bias, relu);
     const geom g = geom_make(h, w, kh, kw, s, s, same);
     nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu(), .win = plan_window(&g, same, what)};
     plan_bands(&cv, band_req, what);
@@ -519,7 +561,7 @@ static void test_tile(int m, int n, int k) {
 static void test_levels_agree(int c, int k, int h, int w, int kh, int kw, int s, int same, nn_conv_path path) {
     char what[160];
     snprintf(what, sizeof what, "%s %dx%d/%d %s in %dx%dx%d K %d", nn_conv_path_name(path), kh, kw, s,
-             same ? "same" : "valid", c, h, w, k);
+             padding_name(same), c, h, w, k);
     const geom g = geom_make(h, w, kh, kw, s, s, same);
     const size_t plane = (size_t)g.oh * g.ow, n_in = (size_t)c * h * w, n_out = (size_t)k * plane;
     float *x = rand_floats(n_in, -1, 1), *wt = rand_floats((size_t)k * c * kh * kw, -1, 1);
@@ -561,7 +603,7 @@ static void test_levels_agree(int c, int k, int h, int w, int kh, int kw, int s,
  * Widths of 64 and more reach the 16-block vector transforms on AVX-512. */
 static void test_winograd(int c, int k, int h, int w, int same) {
     char what[160];
-    snprintf(what, sizeof what, "winograd %s in %dx%dx%d K %d", same ? "same" : "valid", c, h, w, k);
+    snprintf(what, sizeof what, "winograd %s in %dx%dx%d K %d", padding_name(same), c, h, w, k);
     const geom g = geom_make(h, w, 3, 3, 1, 1, same);
     nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu(), .win = plan_window(&g, same, what)};
     plan_bands(&cv, 0, what);
@@ -676,8 +718,7 @@ static float *distinct_floats(size_t n) {
  * and accumulating); threads 1 vs 2 bit-identical. */
 static void test_maxpool(int c, int h, int w, int k, int s, int same) {
     char what[128];
-    snprintf(what, sizeof what, "maxpool %dx%d/%d %s in %dx%dx%d", k, k, s,
-             same ? "same" : "valid", c, h, w);
+    snprintf(what, sizeof what, "maxpool %dx%d/%d %s in %dx%dx%d", k, k, s, padding_name(same), c, h, w);
     op o = {.kind = OP_MAXPOOL, .g = geom_make(h, w, k, k, s, s, same), .c = c};
     const nn_window win = plan_window(&o.g, same, what);
     const geom *g = &o.g;
@@ -728,8 +769,7 @@ static void test_maxpool(int c, int h, int w, int k, int s, int same) {
  * finite differences; threads 1 vs 2 bit-identical. */
 static void test_avgpool(int c, int h, int w, int k, int s, int same) {
     char what[128];
-    snprintf(what, sizeof what, "avgpool %dx%d/%d %s in %dx%dx%d", k, k, s,
-             same ? "same" : "valid", c, h, w);
+    snprintf(what, sizeof what, "avgpool %dx%d/%d %s in %dx%dx%d", k, k, s, padding_name(same), c, h, w);
     op o = {.kind = OP_AVGPOOL, .g = geom_make(h, w, k, k, s, s, same), .c = c};
     const nn_window win = plan_window(&o.g, same, what);
     const geom *g = &o.g;
@@ -744,7 +784,7 @@ static void test_avgpool(int c, int h, int w, int k, int s, int same) {
     double *xd = to_double(x, o.n_in), *want = xmalloc(o.n_out * sizeof *want);
     avgpool_d(want, xd, c, g, 0, g->oh);
     note(&worst_fwd, compare(what, out[0], NULL, want, o.n_out, TOL_FWD_ABS, TOL_FWD_REL));
-    if (k == 3 && s == 1 && same) {
+    if (k == 3 && s == 1 && same == 1) {
         /* Channel 1 (not 0, so the plane offset matters). */
         const double *p = xd + (size_t)h * w;
         const float *q = out[0] + (size_t)g->oh * g->ow;
@@ -846,9 +886,67 @@ static void test_relu_edges(void) {
           "nn_mask_bytes");
 }
 
+static void set_pads(int t, int b, int l, int r, int ceil_mode, int count_pad) {
+    padded.t = t, padded.b = b, padded.l = l, padded.r = r, padded.ceil_mode = ceil_mode, padded.count_pad = count_pad;
+}
+
+/* The residual add (n_in inputs summed in order, in place too) and the ReLU's
+ * backward in place, exactly. */
+static void test_add(int n_in, size_t n) {
+    float *in[4], *out = xmalloc(n * sizeof(float));
+    const float *ins[4];
+    for (int j = 0; j < n_in; j++) ins[j] = in[j] = rand_floats(n, -1, 1);
+    nn_add_forward(out, ins, n_in, n, 2);
+    tally t = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        float v = in[0][i];
+        for (int j = 1; j < n_in; j++) v += in[j][i];
+        tally_add(&t, out[i] == v, i);
+    }
+    CHECK(!t.bad, "add of %d x %zu: %zu sums differ, first [%zu]", n_in, n, t.bad, t.first);
+    nn_add_forward(in[0], ins, n_in, n, 1); /* in place: the first input becomes the sum */
+    CHECK(!memcmp(in[0], out, n * sizeof(float)), "add of %d x %zu in place differs", n_in, n);
+    /* ReLU's backward in place against nn_relu_backward onto zeros. */
+    uint8_t *mask = mask_alloc(3, n / 3);
+    float *relu = xmalloc(n * sizeof(float)), *g = rand_floats(n, -1, 1), *want = zero_floats(n);
+    nn_relu_forward(relu, mask, out, 3, n / 3, 2);
+    nn_relu_backward(want, g, mask, 3, n / 3, 2);
+    nn_relu_mask_apply(g, mask, 3, n / 3, 2);
+    CHECK(!memcmp(g, want, (n / 3 * 3) * sizeof(float)), "relu mask in place of 3 x %zu differs", n / 3);
+    for (int j = 0; j < n_in; j++) free(in[j]);
+    free(out), free(mask), free(relu), free(g), free(want);
+}
+
 /* Window planning by hand, including the cases the tests below rely on. */
 static void test_window_plan(void) {
     nn_window win;
+    /* PyTorch's explicit padding: ResNet's 7x7/2 pad 3 on 224 and its 3x3/2
+     * pad 1 max pool; GoogLeNet's 3x3/2 ceil_mode pools on 112 and 55, its
+     * 2x2/2 on 13 (ceil: the 7th window starts inside); a ceil window that
+     * would start in the trailing pad is dropped (5, k 2, s 2, pad 1: 3, not 4). */
+    CHECK(nn_window_plan_padded(&win, 224, 224, 7, 7, 2, 2, (const int[4]){3, 3, 3, 3}, 0) && win.oh == 112 &&
+              win.ow == 112 && win.pad_t == 3 && win.pad_b == 3,
+          "224/7x7/2 pad 3: %dx%d", win.oh, win.ow);
+    CHECK(nn_window_plan_padded(&win, 112, 112, 3, 3, 2, 2, (const int[4]){1, 1, 1, 1}, 0) && win.oh == 56,
+          "112/3x3/2 pad 1: %d", win.oh);
+    CHECK(nn_window_plan_padded(&win, 112, 55, 3, 3, 2, 2, (const int[4]){0, 0, 0, 0}, 1) && win.oh == 56 &&
+              win.ow == 27,
+          "112x55/3x3/2 ceil: %dx%d", win.oh, win.ow);
+    CHECK(nn_window_plan_padded(&win, 13, 14, 2, 2, 2, 2, (const int[4]){0, 0, 0, 0}, 1) && win.oh == 7 && win.ow == 7,
+          "13x14/2x2/2 ceil: %dx%d", win.oh, win.ow);
+    CHECK(nn_window_plan_padded(&win, 5, 5, 2, 2, 2, 2, (const int[4]){1, 1, 1, 1}, 1) && win.oh == 3,
+          "5/2x2/2 pad 1 ceil: %d, want 3", win.oh);
+    CHECK(nn_window_plan_padded(&win, 5, 5, 2, 2, 2, 2, (const int[4]){1, 1, 1, 1}, 0) && win.oh == 3,
+          "5/2x2/2 pad 1: %d, want 3", win.oh);
+    /* Asymmetric, and a window bigger than the input that padding makes fit. */
+    CHECK(nn_window_plan_padded(&win, 6, 7, 3, 1, 1, 1, (const int[4]){0, 2, 0, 0}, 0) && win.oh == 6 &&
+              win.ow == 7 && win.pad_t == 0 && win.pad_b == 2,
+          "6x7/3x1 pads 0,2: %dx%d", win.oh, win.ow);
+    CHECK(nn_window_plan_padded(&win, 2, 2, 5, 5, 1, 1, (const int[4]){2, 2, 2, 2}, 0) && win.oh == 2,
+          "2/5x5 pad 2: %d", win.oh);
+    CHECK(!nn_window_plan_padded(&win, 2, 2, 5, 5, 1, 1, (const int[4]){1, 1, 1, 1}, 0), "2/5x5 pad 1 has no output");
+    CHECK(nn_window_axis(224, 11, 4, 2, 2, 0) == 55, "AlexNet-style 11/4 pad 2 on 224: %d",
+          nn_window_axis(224, 11, 4, 2, 2, 0));
     /* Even input, stride 2, 'same': pad 1 in total, all of it bottom/right. */
     CHECK(nn_window_plan(&win, 8, 8, 3, 3, 2, 2, 1) && win.oh == 4 && win.pad_t == 0 && win.pad_l == 0,
           "8/3x3/2 same: oh %d pad_t %d", win.oh, win.pad_t);
@@ -898,7 +996,55 @@ int main(void) {
                             test_conv_grad(3, 4, fd_sizes[sz][0], fd_sizes[sz][1], kernel_shapes[ks][0],
                                            kernel_shapes[ks][1], s, same, fd_bands[cycle++ % 3], relu);
     }
+    /* PyTorch's explicit padding: ResNet's and GoogLeNet's 7x7/2 pad 3, an
+     * 11x11/4 pad 2, InceptionV3's 1x7 and 7x1 pads, asymmetric pads (only
+     * a hand-made graph has them), on both GEMM paths. */
+    for (int gp = 0; gp < gemm_paths; gp++) {
+        gemm_path = gp ? NN_CONV_TILE : NN_CONV_SGEMM;
+        set_pads(3, 3, 3, 3, 0, 0);
+        test_conv_grad(3, 4, 15, 12, 7, 7, 2, PADDED, 0, 1);
+        test_conv_grad(2, 3, 13, 16, 7, 7, 2, PADDED, 2, 0);
+        set_pads(2, 2, 2, 2, 0, 0);
+        test_conv_grad(2, 3, 23, 19, 11, 11, 4, PADDED, 1, 1);
+        set_pads(0, 0, 3, 3, 0, 0);
+        test_conv_grad(3, 4, 7, 10, 1, 7, 1, PADDED, 0, 1);
+        set_pads(3, 3, 0, 0, 0, 0);
+        test_conv_grad(3, 4, 9, 6, 7, 1, 1, PADDED, 2, 1);
+        set_pads(1, 0, 2, 1, 0, 0);
+        test_conv_grad(3, 4, 8, 7, 3, 3, 1, PADDED, 1, 1);
+        test_conv_grad(3, 4, 8, 7, 3, 3, 2, PADDED, 0, 0);
+        set_pads(4, 0, 0, 5, 0, 0); /* pads past the window: rows of bias alone */
+        test_conv_grad(2, 3, 6, 7, 3, 3, 1, PADDED, 0, 1);
+    }
     const double t1 = now_s();
+
+    /* PyTorch's pools: GoogLeNet's 3x3/2 and 2x2/2 ceil_mode (odd and even
+     * sides, a partial last window), its branch pool 3x3/1 pad 1 ceil,
+     * ResNet's 3x3/2 pad 1; InceptionV3's 3x3/1 pad 1 average counting the
+     * padding (torchvision's default), ceil windows cut short by the
+     * padding's edge, and explicit pads without counting them. */
+    set_pads(0, 0, 0, 0, 1, 0);
+    test_maxpool(3, 12, 11, 3, 2, PADDED);
+    test_maxpool(2, 13, 14, 2, 2, PADDED);
+    test_maxpool(2, 7, 75, 3, 2, PADDED);
+    set_pads(1, 1, 1, 1, 1, 0);
+    test_maxpool(3, 9, 8, 3, 1, PADDED);
+    test_maxpool(2, 7, 70, 3, 1, PADDED);
+    set_pads(1, 1, 1, 1, 0, 0);
+    test_maxpool(3, 10, 9, 3, 2, PADDED);
+    test_maxpool(2, 6, 70, 3, 2, PADDED);
+    set_pads(1, 1, 1, 1, 0, 1);
+    test_avgpool(3, 7, 6, 3, 1, PADDED);
+    test_avgpool(2, 8, 71, 3, 1, PADDED);
+    set_pads(1, 1, 1, 1, 1, 1);
+    test_avgpool(2, 8, 9, 3, 2, PADDED);
+    test_avgpool(2, 6, 6, 2, 2, PADDED);
+    set_pads(1, 1, 1, 1, 1, 0);
+    test_avgpool(2, 8, 9, 3, 2, PADDED);
+    set_pads(0, 1, 1, 0, 0, 1);
+    test_avgpool(2, 7, 8, 3, 1, PADDED);
+    test_add(2, 999);
+    test_add(3, 4099);
 
     test_maxpool(3, 9, 8, 3, 2, 0);  /* InceptionV3's 3x3/2 'valid' */
     test_maxpool(2, 8, 7, 3, 2, 0);
@@ -967,6 +1113,11 @@ int main(void) {
     test_winograd(6, 5, 8, 67, 0);
     test_winograd(5, 3, 10, 133, 1);  /* two 16-block groups and a tail */
     test_winograd(3, 5, 13, 130, 0);
+    set_pads(1, 1, 1, 1, 0, 0); /* PyTorch's 3x3 pad 1 (as 'same'), then pads of 0 to 2 */
+    test_winograd(5, 7, 8, 11, PADDED);
+    set_pads(0, 2, 2, 1, 0, 0);
+    test_winograd(4, 6, 9, 70, PADDED);
+    test_winograd(3, 5, 7, 9, PADDED);
 
     /* 4. The plain loops beside the AVX-512 paths (mask bits, masking dout,
      * Winograd's transforms, pools), on machines where those would run. */
