@@ -401,12 +401,18 @@ static void plan_band_rows(nn_conv *cv, int rows) {
  * the element's products, counting C*KH*KW products plus the bias forward,
  * and K products per tap, KH*KW taps and the prior din backward. Then
  * several bands and 1 thread give the same bits as one band and 2 threads. */
+/* same: 0 'valid', 1 'same', 2 PyTorch's explicit pads {top, bottom, left,
+ * right} from conv_pads. */
+static int conv_pads[4];
+
 static void test_conv(int c, int k, int h, int w, int kh, int kw, int s, int same, int relu) {
-    char what[128];
+    char what[128], pads[48];
+    snprintf(pads, sizeof pads, "pads %d,%d,%d,%d", conv_pads[0], conv_pads[1], conv_pads[2], conv_pads[3]);
     snprintf(what, sizeof what, "fast conv %dx%d/%d %s in %dx%dx%d K %d relu %d", kh, kw, s,
-             same ? "same" : "valid", c, h, w, k, relu);
+             same == 2 ? pads : same ? "same" : "valid", c, h, w, k, relu);
     nn_conv cv = {.c = c, .k = k, .cpu = nn_cpu()};
-    if (!nn_window_plan(&cv.win, h, w, kh, kw, s, s, same)) {
+    if (same == 2 ? !nn_window_plan_padded(&cv.win, h, w, kh, kw, s, s, conv_pads, 0)
+                  : !nn_window_plan(&cv.win, h, w, kh, kw, s, s, same)) {
         CHECK(0, "%s: no output", what);
         return;
     }
@@ -731,6 +737,17 @@ int main(int argc, char **argv) {
         test_conv(12, 14, 5, 40, 1, 7, 1, 1, 1);   /* 1x7 same, ow 40             */
         test_conv(12, 14, 11, 16, 7, 1, 1, 1, 1);  /* 7x1 same, ow 16             */
         test_conv(9, 24, 7, 33, 5, 5, 1, 1, 0);    /* 5x5 same, ow 33, no ReLU    */
+        /* PyTorch's explicit pads: ResNet's and GoogLeNet's 7x7/2 stem, an
+         * 11x11/4, InceptionV3's 1x7 (the packer reading the input), an
+         * asymmetric 3x3 (only a hand-made graph has one). */
+        memcpy(conv_pads, (const int[4]){3, 3, 3, 3}, sizeof conv_pads);
+        test_conv(3, 16, 23, 21, 7, 7, 2, 2, 1);
+        memcpy(conv_pads, (const int[4]){2, 2, 2, 2}, sizeof conv_pads);
+        test_conv(3, 13, 27, 30, 11, 11, 4, 2, 0);
+        memcpy(conv_pads, (const int[4]){0, 0, 3, 3}, sizeof conv_pads);
+        test_conv(12, 14, 5, 40, 1, 7, 1, 2, 1);
+        memcpy(conv_pads, (const int[4]){0, 2, 2, 1}, sizeof conv_pads);
+        test_conv(5, 19, 7, 37, 3, 3, 1, 2, 1);
         fprintf(stderr, "test_fast: convolutions: worst |diff| / bound %.3g\n", worst_conv);
     } else {
         fprintf(stderr, "test_fast: level %s: no AVX512-BF16, so the bfloat16 GEMMs and convolutions are not run\n",
