@@ -1,5 +1,6 @@
 /* dd_bench: median time of a forward pass and of one gradient step (objective
- * mean(mixed5)) per square input size, against OpenBLAS sgemm timed on the
+ * mean(mixed5) on the built-in model, or a model file's own default layers)
+ * per square input size, against OpenBLAS sgemm timed on the
  * network's own forward GEMM shapes in the same run. JSON lines on stdout. */
 #include <cblas.h>
 #include <errno.h>
@@ -23,17 +24,23 @@ typedef struct bench_opts {
     int threads;
     int reps;
     int modes; /* MODE_EXACT | MODE_FAST */
+    const char *model;  /* a model file, or NULL for the built-in */
+    const char *layers; /* the objective, or NULL: mixed5, or the file's default */
 } bench_opts;
 
 enum { MODE_EXACT = 1, MODE_FAST = 2 };
 
 static const char *const usage =
     "usage: dd_bench [--sizes 299,512,1024] [--mode exact,fast] [--threads N] [--reps N]\n"
+    "                [--model FILE] [--layers SPEC]\n"
     "  --sizes    square input sides, comma separated (default 299,512,1024)\n"
     "  --mode     exact (float32), fast (bfloat16 products, dd_net_set_fast) or both,\n"
     "             comma separated (default exact)\n"
     "  --threads  threads for the net and for OpenBLAS (default: online cores)\n"
     "  --reps     timed repetitions after one warm-up; medians are reported (default 3)\n"
+    "  --model    a model file (default: the built-in model)\n"
+    "  --layers   the objective, as deepdream -l (default: mixed5 on the built-in model,\n"
+    "             else the file's own default layers)\n"
     "One JSON line per size on stdout after a header line; a summary on stderr.\n";
 
 static double now_s(void) {
@@ -116,7 +123,7 @@ static int parse_sizes(char *list, bench_opts *o) {
 static int parse_opts(int argc, char **argv, bench_opts *o) {
     static const int default_sizes[] = {299, 512, 1024};
     memcpy(o->sizes, default_sizes, sizeof default_sizes);
-    o->n_sizes = 3, o->threads = 0, o->reps = 3, o->modes = MODE_EXACT;
+    o->n_sizes = 3, o->threads = 0, o->reps = 3, o->modes = MODE_EXACT, o->model = o->layers = NULL;
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
@@ -134,6 +141,8 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
         else if (!strcmp(opt, "--threads")) ok = parse_int(val, 1, 1024, &o->threads);
         else if (!strcmp(opt, "--reps")) ok = parse_int(val, 1, MAX_REPS, &o->reps);
         else if (!strcmp(opt, "--mode")) ok = parse_modes(val, o);
+        else if (!strcmp(opt, "--model")) ok = *val != 0, o->model = val;
+        else if (!strcmp(opt, "--layers")) ok = *val != 0, o->layers = val;
         else {
             fprintf(stderr, "dd_bench: %s: unknown option\n", opt);
             return 0;
@@ -269,8 +278,7 @@ static void print_profile(const net_profile *p) {
     printf("},");
 }
 
-static int bench_size(const dd_model *model, int side, const bench_opts *o) {
-    const dd_term term = {"mixed5", -1, 1.0f};
+static int bench_size(const dd_model *model, const dd_term *terms, int n_terms, int side, const bench_opts *o) {
     const size_t n_in = (size_t)3 * side * side;
     dd_net *net = NULL;
     float *input = NULL, *grad = NULL, *grad_exact = NULL;
@@ -278,7 +286,7 @@ static int bench_size(const dd_model *model, int side, const bench_opts *o) {
     gemm_set gs = {0};
     mode_times modes[2];
     int n_modes = 0, ok = 0;
-    dd_status st = dd_net_new(model, &term, 1, side, side, o->threads, &net);
+    dd_status st = dd_net_new(model, terms, n_terms, side, side, o->threads, &net);
     if (st != DD_OK) {
         fprintf(stderr, "dd_bench: %dx%d: %s: %s\n", side, side, dd_strerror(st), dd_last_error());
         goto done;
@@ -383,10 +391,20 @@ int main(int argc, char **argv) {
         return 2;
     }
     dd_model *model = NULL;
-    const dd_status st = dd_model_load_default(&model);
+    dd_status st = o.model ? dd_model_load_file(o.model, &model) : dd_model_load_default(&model);
     if (st != DD_OK) {
-        fprintf(stderr, "dd_bench: default model: %s: %s\n", dd_strerror(st), dd_last_error());
+        fprintf(stderr, "dd_bench: %s: %s: %s\n", o.model ? o.model : "default model", dd_strerror(st),
+                dd_last_error());
         return 1;
+    }
+    enum { MAX_TERMS = 16 };
+    dd_term terms[MAX_TERMS];
+    int n_terms = 0;
+    const char *layers = o.layers ? o.layers : o.model ? dd_model_default_layers(model) : "mixed5";
+    if ((st = dd_terms_parse(model, layers, terms, MAX_TERMS, &n_terms)) != DD_OK) {
+        fprintf(stderr, "dd_bench: %s: %s\n", layers, dd_last_error());
+        dd_model_free(model);
+        return 2;
     }
     openblas_set_num_threads(o.threads);
     const char *coretype = getenv("OPENBLAS_CORETYPE"), *kernels = NULL;
@@ -420,7 +438,11 @@ int main(int argc, char **argv) {
         if (v) print_json_string(v);
         else printf("null");
     }
-    printf(",\"objective\":\"mean(mixed5)\",\"rss_after_load_kib\":%ld,"
+    printf(",\"model\":");
+    print_json_string(o.model ? o.model : "built-in");
+    printf(",\"objective\":");
+    print_json_string(layers);
+    printf(",\"rss_after_load_kib\":%ld,"
            "\"peak_rss_note\":\"ru_maxrss: process peak so far, read after each size's net timings and "
            "before its sgemm buffers\"}\n",
            peak_rss_kib());
@@ -428,7 +450,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "dd_bench: %d thread(s), kernels %s, OpenBLAS %s, core %s, OPENBLAS_CORETYPE=%s\n", o.threads,
             kernels, openblas_get_config(), openblas_get_corename(), coretype ? coretype : "(unset)");
     int failed = 0;
-    for (int i = 0; i < o.n_sizes; i++) failed |= !bench_size(model, o.sizes[i], &o);
+    for (int i = 0; i < o.n_sizes; i++) failed |= !bench_size(model, terms, n_terms, o.sizes[i], &o);
     dd_model_free(model);
     return failed;
 }

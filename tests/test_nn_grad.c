@@ -890,31 +890,41 @@ static void set_pads(int t, int b, int l, int r, int ceil_mode, int count_pad) {
     padded.t = t, padded.b = b, padded.l = l, padded.r = r, padded.ceil_mode = ceil_mode, padded.count_pad = count_pad;
 }
 
-/* The residual add (n_in inputs summed in order, in place too) and the ReLU's
- * backward in place, exactly. */
-static void test_add(int n_in, size_t n) {
-    float *in[4], *out = xmalloc(n * sizeof(float));
+/* The residual add (n_in inputs summed in order, in place too, with and
+ * without its ReLU, 1 vs 2 threads) and the ReLU's backward in place,
+ * exactly. */
+static void test_add(int n_in, int planes, size_t n) {
+    const size_t total = (size_t)planes * n;
+    float *in[4], *out = xmalloc(total * sizeof(float)), *relu = xmalloc(total * sizeof(float));
     const float *ins[4];
-    for (int j = 0; j < n_in; j++) ins[j] = in[j] = rand_floats(n, -1, 1);
-    nn_add_forward(out, ins, n_in, n, 2);
+    for (int j = 0; j < n_in; j++) ins[j] = in[j] = rand_floats(total, -1, 1);
+    nn_add_forward(out, NULL, ins, n_in, planes, n, 2);
     tally t = {0, 0};
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < total; i++) {
         float v = in[0][i];
         for (int j = 1; j < n_in; j++) v += in[j][i];
         tally_add(&t, out[i] == v, i);
     }
-    CHECK(!t.bad, "add of %d x %zu: %zu sums differ, first [%zu]", n_in, n, t.bad, t.first);
-    nn_add_forward(in[0], ins, n_in, n, 1); /* in place: the first input becomes the sum */
-    CHECK(!memcmp(in[0], out, n * sizeof(float)), "add of %d x %zu in place differs", n_in, n);
+    CHECK(!t.bad, "add of %d x %d x %zu: %zu sums differ, first [%zu]", n_in, planes, n, t.bad, t.first);
+    /* With the ReLU: as nn_relu_forward after the sum, at 1 and 2 threads. */
+    uint8_t *want_mask = mask_alloc(planes, n), *mask = mask_alloc(planes, n);
+    float *want = xmalloc(total * sizeof(float));
+    nn_relu_forward(want, want_mask, out, planes, n, 1);
+    for (int threads = 1; threads <= 2; threads++) {
+        memset(mask, 0xA5, (size_t)planes * nn_mask_bytes(n));
+        nn_add_forward(relu, mask, ins, n_in, planes, n, threads);
+        CHECK(!memcmp(relu, want, total * sizeof(float)) && !memcmp(mask, want_mask, (size_t)planes * nn_mask_bytes(n)),
+              "add + relu of %d x %d x %zu, %d thread(s): differs from add, then relu", n_in, planes, n, threads);
+    }
+    nn_add_forward(in[0], NULL, ins, n_in, planes, n, 1); /* in place: the first input becomes the sum */
+    CHECK(!memcmp(in[0], out, total * sizeof(float)), "add of %d x %d x %zu in place differs", n_in, planes, n);
     /* ReLU's backward in place against nn_relu_backward onto zeros. */
-    uint8_t *mask = mask_alloc(3, n / 3);
-    float *relu = xmalloc(n * sizeof(float)), *g = rand_floats(n, -1, 1), *want = zero_floats(n);
-    nn_relu_forward(relu, mask, out, 3, n / 3, 2);
-    nn_relu_backward(want, g, mask, 3, n / 3, 2);
-    nn_relu_mask_apply(g, mask, 3, n / 3, 2);
-    CHECK(!memcmp(g, want, (n / 3 * 3) * sizeof(float)), "relu mask in place of 3 x %zu differs", n / 3);
+    float *g = rand_floats(total, -1, 1), *g_want = zero_floats(total);
+    nn_relu_backward(g_want, g, mask, planes, n, 2);
+    nn_relu_mask_apply(g, mask, planes, n, 2);
+    CHECK(!memcmp(g, g_want, total * sizeof(float)), "relu mask in place of %d x %zu differs", planes, n);
     for (int j = 0; j < n_in; j++) free(in[j]);
-    free(out), free(mask), free(relu), free(g), free(want);
+    free(out), free(relu), free(want), free(mask), free(want_mask), free(g), free(g_want);
 }
 
 /* Window planning by hand, including the cases the tests below rely on. */
@@ -1043,8 +1053,10 @@ int main(void) {
     test_avgpool(2, 8, 9, 3, 2, PADDED);
     set_pads(0, 1, 1, 0, 0, 1);
     test_avgpool(2, 7, 8, 3, 1, PADDED);
-    test_add(2, 999);
-    test_add(3, 4099);
+    test_add(2, 3, 999);
+    test_add(3, 2, 4099);
+    test_add(2, 5, 8);
+    test_add(2, 4, 1);
 
     test_maxpool(3, 9, 8, 3, 2, 0);  /* InceptionV3's 3x3/2 'valid' */
     test_maxpool(2, 8, 7, 3, 2, 0);

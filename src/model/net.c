@@ -58,7 +58,7 @@ struct dd_net {
     util_arena arena;
     net_profile *profile;  /* time per kind of node, or NULL */
     int fast;              /* bfloat16 products (fast mode) */
-    size_t stem_below;     /* planes larger than the first concat's: the stem */
+    size_t stem_below;     /* planes larger than the first concat's or add's: the stem */
     uint32_t *packed_mem;  /* packed weights and pack scratch it owns, or NULL */
     int (*should_stop)(void *user); /* polled between nodes, or NULL */
     void *stop_user;
@@ -414,8 +414,8 @@ static dd_status net_plan(const dd_model *model, const dd_term *terms, int n_ter
     net->nodes[0].needed = 1;
     net->nodes[0].c = 3, net->nodes[0].h = height, net->nodes[0].w = width;
     if ((st = plan_shapes(net))) goto fail;
-    for (int i = 1; i < net->n_nodes; i++) /* no concat: everything is stem */
-        if (net->nodes[i].needed && net->nodes[i].mn->op == MODEL_OP_CONCAT) {
+    for (int i = 1; i < net->n_nodes; i++) /* no concat or add: everything is stem */
+        if (net->nodes[i].needed && (net->nodes[i].mn->op == MODEL_OP_CONCAT || net->nodes[i].mn->op == MODEL_OP_ADD)) {
             net->stem_below = (size_t)net->nodes[i].h * net->nodes[i].w;
             break;
         }
@@ -712,7 +712,8 @@ static int forward(dd_net *net, const float *input) {
         case MODEL_OP_ADD: {
             const float *ins[64];
             for (int j = 0; j < mn->n_inputs; j++) ins[j] = net->nodes[mn->inputs[j]].act;
-            nn_add_forward(x->act, ins, mn->n_inputs, node_floats(x), net->threads);
+            nn_add_forward(x->act, mn->relu && !x->split_relu ? x->mask : NULL, ins, mn->n_inputs, x->c, plane,
+                           net->threads);
         } break;
         case MODEL_OP_MAXPOOL: nn_maxpool_forward(x->act, x->argmax, in->act, x->c, &x->win, net->threads); break;
         case MODEL_OP_AVGPOOL: nn_avgpool_forward(x->act, in->act, x->c, &x->win, net->threads); break;
@@ -729,7 +730,7 @@ static int forward(dd_net *net, const float *input) {
         } break;
         case MODEL_OP_INPUT: break;
         }
-        if (mn->relu && (x->split_relu || mn->op == MODEL_OP_ADD)) { /* the ReLU apart, after its input's terms */
+        if (mn->relu && x->split_relu) { /* the ReLU apart, after its input's terms */
             record_terms(net, i, 1);
             nn_relu_forward(x->act, x->mask, x->act, x->c, plane, net->threads);
         }
@@ -811,7 +812,7 @@ static int backward(dd_net *net, float *input_grad) {
         const int in = mn->inputs[0];
         add_seeds(net, i, 0);
         /* A ReLU run apart: its backward in place, then the terms before it. */
-        const int relu_apart = mn->relu && (x->split_relu || mn->op == MODEL_OP_ADD);
+        const int relu_apart = mn->relu && x->split_relu;
         if (relu_apart && net->nodes[x->root].grad_zeroed)
             nn_relu_mask_apply(x->grad, x->mask, x->c, (size_t)x->h * x->w, net->threads);
         if (relu_apart) add_seeds(net, i, 1);
@@ -824,7 +825,11 @@ static int backward(dd_net *net, float *input_grad) {
         case MODEL_OP_ADD:
             for (int j = 0; j < mn->n_inputs; j++) {
                 const net_node *o = &net->nodes[mn->inputs[j]];
-                planes_zero_or_add(grad_of(net, mn->inputs[j]), x->grad, o->c, (size_t)o->h * o->w, net->threads);
+                if (mn->relu && !relu_apart)
+                    nn_relu_backward(grad_of(net, mn->inputs[j]), x->grad, x->mask, o->c, (size_t)o->h * o->w,
+                                     net->threads);
+                else
+                    planes_zero_or_add(grad_of(net, mn->inputs[j]), x->grad, o->c, (size_t)o->h * o->w, net->threads);
             }
             break;
         case MODEL_OP_MAXPOOL:

@@ -322,9 +322,11 @@ void nn_relu_backward(float *din, const float *dout, const uint8_t *mask,
                       int planes, size_t n, int threads);
 /* g = 0 where the mask bit is clear: the gradient through a ReLU, in place. */
 void nn_relu_mask_apply(float *g, const uint8_t *mask, int planes, size_t n, int threads);
-/* out = in[0] + ... + in[n_in - 1], n floats each, summed in that order
- * (out may be one of the inputs). Its backward is the gradient passed on to
- * every input unchanged. */
-void nn_add_forward(float *out, const float *const *in, int n_in, size_t n, int threads);
+/* out = in[0] + ... + in[n_in - 1], planes of n floats each, summed in that
+ * order (out may be one of the inputs), then with mask a ReLU keeping its
+ * bits as nn_relu_forward does. Its backward passes the gradient to every
+ * input unchanged (through the mask: nn_relu_backward). */
+void nn_add_forward(float *out, uint8_t *mask, const float *const *in, int n_in, int planes, size_t n,
+                    int threads);
 
 #endif

@@ -28,8 +28,7 @@ void nn_relu_backward(float *din, const float *dout, const uint8_t *mask,
         const float *d = dout + (size_t)p * n;
         float *g = din + (size_t)p * n;
         const uint8_t *m = mask + (size_t)p * mask_plane;
-        for (size_t i = 0; i < n; i++)
-            if (m[i >> 3] >> (i & 7) & 1) g[i] += d[i];
+        for (size_t i = 0; i < n; i++) g[i] += m[i >> 3] >> (i & 7) & 1 ? d[i] : 0.0f; /* branch-free: vectorises */
     }
 }
 
@@ -44,15 +43,33 @@ void nn_relu_mask_apply(float *g, const uint8_t *mask, int planes, size_t n, int
     }
 }
 
-void nn_add_forward(float *out, const float *const *in, int n_in, size_t n, int threads) {
+void nn_add_forward(float *out, uint8_t *mask, const float *const *in, int n_in, int planes, size_t n,
+                    int threads) {
+    const size_t mask_plane = nn_mask_bytes(n);
 #pragma omp parallel num_threads(threads)
     {
+        /* Each thread whole mask bytes of every plane: no byte shared. */
         size_t from, to;
-        nn_thread_share(n, &from, &to);
-        for (size_t i = from; i < to; i++) {
-            float v = in[0][i];
-            for (int j = 1; j < n_in; j++) v += in[j][i];
-            out[i] = v;
+        nn_thread_share(mask_plane, &from, &to);
+        from *= 8, to = to * 8 < n ? to * 8 : n;
+        for (int p = 0; p < planes; p++) {
+            const size_t base = (size_t)p * n;
+            for (size_t i = from; i < to; i++) {
+                float v = in[0][base + i];
+                for (int j = 1; j < n_in; j++) v += in[j][base + i];
+                out[base + i] = v;
+            }
+            if (!mask) continue;
+            uint8_t *m = mask + (size_t)p * mask_plane;
+            for (size_t i = from; i < to; i += 8) {
+                unsigned bits = 0;
+                for (size_t b = 0; b < 8 && i + b < to; b++) {
+                    const int on = out[base + i + b] > 0.0f;
+                    out[base + i + b] = on ? out[base + i + b] : 0.0f;
+                    bits |= (unsigned)on << b;
+                }
+                m[i / 8] = (uint8_t)bits;
+            }
         }
     }
 }
