@@ -566,6 +566,92 @@ static void metadata_cases(void) {
     }
 }
 
+/* ---- layers before a fused ReLU, and the residual add ----------------------
+ * tests/fuzz/corpus/model/torch_ops.safetensors (made by make_corpus.py):
+ * c1 (conv, ReLU r1 fused after it) -> max pool p1 -> c2 (conv + BN), then
+ * sum = c2 + p1 (an add, ReLU `block` fused after it) -> avg pool p2. */
+enum { TO_H = 21, TO_W = 26, TO_N = 3 * TO_H * TO_W };
+
+/* Objective and input gradient of spec on x. */
+static double torch_ops_run(const dd_model *m, const char *spec, const float *x, float *grad) {
+    dd_term terms[4];
+    int n = 0;
+    dd_net *net = NULL;
+    double objective = NAN;
+    if (dd_terms_parse(m, spec, terms, 4, &n) || dd_net_new(m, terms, n, TO_H, TO_W, 2, &net) ||
+        dd_net_gradient(net, x, grad, &objective))
+        CHECK(0, "torch_ops %s: %s", spec, dd_last_error());
+    dd_net_free(net);
+    return objective;
+}
+
+static double max_abs_f(const float *p, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)p[i]));
+    return m;
+}
+
+/* max |a + b - c| / max |c|, a and b scaled by wa and wb. */
+static double sum_err(const float *a, double wa, const float *b, double wb, const float *c, size_t n) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(wa * a[i] + wb * b[i] - c[i]));
+    return worst / max_abs_f(c, n);
+}
+
+static void pre_relu_cases(const char *path) {
+    dd_model *m = NULL;
+    if (dd_model_load_file(path, &m) != DD_OK) {
+        CHECK(0, "%s: %s", path, dd_last_error());
+        return;
+    }
+    CHECK(!strcmp(dd_model_default_layers(m), "block"), "torch_ops default layers '%s'", dd_model_default_layers(m));
+    static float x[TO_N], xp[TO_N], g[6][TO_N], gq[TO_N];
+    for (int i = 0; i < TO_N; i++) x[i] = (float)sin(0.37 * i) * 2.0f;
+
+    /* c1 before its ReLU is linear in x: central differences are exact
+     * there up to float32 rounding of the mean. */
+    const double f0 = torch_ops_run(m, "c1", x, g[0]);
+    const double scale = max_abs_f(g[0], TO_N);
+    double worst = 0;
+    for (int k = 0; k < 40; k++) {
+        const int i = (int)((k * 7919L) % TO_N);
+        const float h = 0.5f;
+        memcpy(xp, x, sizeof xp);
+        xp[i] = x[i] + h;
+        const double up = torch_ops_run(m, "c1", xp, gq);
+        xp[i] = x[i] - h;
+        const double down = torch_ops_run(m, "c1", xp, gq);
+        worst = fmax(worst, fabs((up - down) / (2 * h) - g[0][i]) / scale);
+    }
+    CHECK(worst < 1e-4, "pre-ReLU c1: gradient vs central differences %.3g of max|g| (objective %g)", worst, f0);
+
+    /* sum = c2 + p1: its mean and gradient are theirs added; the ReLU after
+     * it (block) only ever lowers the mean. */
+    const double s = torch_ops_run(m, "sum", x, g[1]), c2 = torch_ops_run(m, "c2", x, g[2]);
+    const double p1 = torch_ops_run(m, "p1", x, g[3]), block = torch_ops_run(m, "block", x, g[4]);
+    CHECK(fabs(s - (c2 + p1)) <= 1e-6 * (fabs(c2) + fabs(p1)), "mean(sum) %.9g, mean(c2) + mean(p1) %.9g", s, c2 + p1);
+    CHECK(sum_err(g[2], 1, g[3], 1, g[1], TO_N) < 1e-5, "grad(sum) vs grad(c2) + grad(p1): %.3g",
+          sum_err(g[2], 1, g[3], 1, g[1], TO_N));
+    CHECK(block >= s && block > 0, "mean(block) %g below mean(sum) %g", block, s);
+
+    /* A pre-ReLU term beside the post-ReLU one (weight 0: it only splits the
+     * node) changes neither the post-ReLU objective nor its gradient. */
+    static const char *const pairs[][2] = {{"r1", "c1=0,r1"}, {"block", "sum=0,block"}};
+    for (int k = 0; k < 2; k++) {
+        const double alone = torch_ops_run(m, pairs[k][0], x, g[0]);
+        const double split = torch_ops_run(m, pairs[k][1], x, g[5]);
+        CHECK(alone == split && !memcmp(g[0], g[5], sizeof g[0]), "%s: objective %.9g alone, %.9g as %s; gradients %s",
+              pairs[k][0], alone, split, pairs[k][1], memcmp(g[0], g[5], sizeof g[0]) ? "differ" : "agree");
+    }
+    /* Both terms weighted: the gradients add. */
+    torch_ops_run(m, "c1", x, g[0]);
+    torch_ops_run(m, "r1", x, g[2]);
+    torch_ops_run(m, "c1=0.5,r1=2", x, g[5]);
+    CHECK(sum_err(g[0], 0.5, g[2], 2, g[5], TO_N) < 1e-5, "grad(0.5 c1 + 2 r1) vs the sum of theirs: %.3g",
+          sum_err(g[0], 0.5, g[2], 2, g[5], TO_N));
+    dd_model_free(m);
+}
+
 /* A concat of concats of one conv (32 channels, each level 64 inputs): 32 * 64^5 =
  * 2^35 channels, past int. Expected: an error naming channels, not a wrapped count. */
 static void concat_overflow_case(void) {
@@ -1092,6 +1178,7 @@ int main(int argc, char **argv) {
     graph_cases();
     concat_overflow_case();
     metadata_cases();
+    pre_relu_cases("fuzz/corpus/model/torch_ops.safetensors");
     file_cases(path);
     read_cases();
     fprintf(stderr, "%d malformed cases run\n", n_cases);

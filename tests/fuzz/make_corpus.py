@@ -244,6 +244,42 @@ def make_model():
              "quantization": json.dumps({"tensors": {"conv/k": {"min": -0.5, "scale": 0.004}}})}
     write("model", "mixed_u8_f16.safetensors", safetensors(tensors2, meta2))
 
+    # What tools/convert_torchvision.py writes: OIHW kernels, PyTorch's
+    # explicit pads, ceil_mode, an average pool counting its padding, a
+    # residual add with a ReLU, mean/std preprocessing and default layers.
+    nodes3 = [
+        {"name": "c1", "op": "conv2d", "inputs": ["in"], "filters": 4, "kernel": [3, 3], "strides": [2, 2],
+         "padding": [1, 1, 1, 1], "use_bias": True, "kernel_layout": "OIHW",
+         "tensors": {"kernel": "c1.weight", "bias": "c1.bias"}},
+        {"name": "r1", "op": "relu", "inputs": ["c1"]},
+        {"name": "p1", "op": "pool", "pool": "max", "inputs": ["r1"], "size": [3, 3], "strides": [2, 2],
+         "padding": [0, 0, 0, 0], "ceil_mode": True},
+        {"name": "c2", "op": "conv2d", "inputs": ["p1"], "filters": 4, "kernel": [1, 3], "strides": [1, 1],
+         "padding": [0, 0, 1, 1], "use_bias": False, "kernel_layout": "OIHW", "tensors": {"kernel": "c2.weight"}},
+        {"name": "bn2", "op": "batch_norm", "inputs": ["c2"], "epsilon": 1e-5, "center": True, "scale": True,
+         "tensors": {"moving_mean": "bn2.running_mean", "moving_variance": "bn2.running_var", "beta": "bn2.bias",
+                     "gamma": "bn2.weight"}},
+        {"name": "sum", "op": "add", "inputs": ["bn2", "p1"]},
+        {"name": "block", "op": "relu", "inputs": ["sum"]},
+        {"name": "p2", "op": "pool", "pool": "avg", "inputs": ["block"], "size": [3, 3], "strides": [1, 1],
+         "padding": [1, 1, 1, 1], "count_padding": True},
+    ]
+    tensors3 = [
+        ("c1.weight", "F32", [4, 3, 3, 3], f32(values(108, 11))),
+        ("c1.bias", "F32", [4], f32(values(4, 12))),
+        ("c2.weight", "F16", [4, 4, 1, 3], f16(values(48, 13))),
+        ("bn2.running_mean", "F32", [4], f32(values(4, 14))),
+        ("bn2.running_var", "F32", [4], f32(values(4, 15, 0.5, 1.0))),
+        ("bn2.bias", "F32", [4], f32(values(4, 16))),
+        ("bn2.weight", "F32", [4], f32(values(4, 17, 0.2, 1.0))),
+    ]
+    meta3 = {"format": "deepdream-graph-1",
+             "graph": json.dumps({"input": {"name": "in", "channels": 3}, "nodes": nodes3}),
+             "layers": json.dumps(["c1", "r1", "p1", "c2", "sum", "block", "p2"]),
+             "default_layers": "block",
+             "preprocess": json.dumps({"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})}
+    write("model", "torch_ops.safetensors", safetensors(tensors3, meta3))
+
 
 if __name__ == "__main__":
     make_png()
