@@ -386,6 +386,11 @@ def hint(sd, arch):
     return ""
 
 
+def quote(key):
+    """A key from the file as one printable line."""
+    return key if key.isprintable() and key.strip() == key and key else repr(key)
+
+
 def check_tensor(torch, arch, key, v, shape, n_classes):
     if not isinstance(v, torch.Tensor):
         raise ConvertError("%s: %s is a %s, not a tensor" % (arch, key, type(v).__name__))
@@ -403,17 +408,17 @@ def check_tensor(torch, arch, key, v, shape, n_classes):
 def check_state_dict(torch, g, sd, path):
     arch = g.arch
     if not isinstance(sd, dict):
-        raise ConvertError("%s: holds a %s, not a state_dict (a dict of tensors)" % (path, type(sd).__name__))
+        raise ConvertError("%s: holds a %s, not a state_dict (a dict of tensors)" % (quote(path), type(sd).__name__))
     for k in sd:
         if not isinstance(k, str):
-            raise ConvertError("%s: key %r is not a string: not a state_dict" % (path, k))
+            raise ConvertError("%s: key %r is not a string: not a state_dict" % (quote(path), k))
     for key, shape in g.params.items():
         if key not in sd:
             raise ConvertError("%s: missing key %s%s" % (arch, key, hint(sd, arch)))
     extra = sorted(set(sd) - all_keys(g))
     if extra:
         more = " (and %d more)" % (len(extra) - 1) if len(extra) > 1 else ""
-        raise ConvertError("%s: unexpected key %s%s%s" % (arch, extra[0], more, hint(sd, arch)))
+        raise ConvertError("%s: unexpected key %s%s%s" % (arch, quote(extra[0]), more, hint(sd, arch)))
     for key, shape in g.params.items():
         check_tensor(torch, arch, key, sd[key], shape, {})
     for key in g.optional:
@@ -544,14 +549,14 @@ def load_weights(torch, path):
         if "weights_only" in str(e):
             raise ConvertError("torch %s cannot load without running code (needs torch >= 1.13 for weights_only)"
                                % torch.__version__)
-        raise ConvertError("%s: not a loadable state_dict: %s" % (path, one_line(e)))
+        raise ConvertError("%s: not a loadable state_dict: %s" % (quote(path), one_line(e)))
     except OSError:
         raise
     except Exception as e:  # pickle, zip and torch errors alike: the file is not what we read
         msg = one_line(e)
         if "WeightsUnpickler error:" in msg:
             msg = "refused by torch.load(weights_only=True): " + msg.split("WeightsUnpickler error:", 1)[1].strip()
-        raise ConvertError("%s: not a loadable state_dict: %s" % (path, msg[:400]))
+        raise ConvertError("%s: not a loadable state_dict: %s" % (quote(path), msg[:400]))
     return digest.hexdigest(), sd
 
 
@@ -590,17 +595,17 @@ def main(argv):
         try:
             write_atomically(args.out, parts)
         except OSError as e:
-            raise ConvertError("%s: %s" % (args.out, e.strerror or one_line(e)))
+            raise ConvertError("%s: %s" % (quote(args.out), e.strerror or one_line(e)))
     except ConvertError as e:
         print("%s: %s" % (PROG, e), file=sys.stderr)
         return 1
     except OSError as e:  # reading the weights
         name = e.filename if e.filename is not None else args.weights
-        print("%s: %s: %s" % (PROG, name, e.strerror or one_line(e)), file=sys.stderr)
+        print("%s: %s: %s" % (PROG, quote(str(name)), e.strerror or one_line(e)), file=sys.stderr)
         return 1
     size = sum(len(p) for p in parts)
     print("%s: %s: %d nodes, %d layers, %s kernels, %d bytes -> %s" % (
-        PROG, args.arch, n_nodes, n_layers, args.dtype, size, args.out))
+        PROG, args.arch, n_nodes, n_layers, args.dtype, size, quote(args.out)))
     return 0
 
 
