@@ -1068,6 +1068,8 @@ int main(void) {
     test_maxpool(2, 8, 7, 3, 2, 1);  /* even 'same' stride 2: pad bottom only */
     test_maxpool(2, 7, 75, 3, 2, 0); /* rows of 37: two groups of 16 windows (AVX-512) and a tail */
     test_maxpool(3, 6, 70, 3, 2, 1);
+    test_maxpool(2, 6, 71, 2, 2, 0); /* 2x2/2 rows of 35: vectors of 16 and 8, and a tail */
+    test_maxpool(2, 5, 43, 3, 1, 1); /* 3x3/1 rows of 41 inside windows */
     test_avgpool(3, 7, 6, 3, 1, 1);  /* InceptionV3's 3x3/1 'same' */
     test_avgpool(2, 8, 9, 3, 1, 1);
     test_avgpool(2, 8, 7, 3, 2, 1);  /* asymmetric pad */
@@ -1138,6 +1140,8 @@ int main(void) {
         gemm_path = level >= NN_CPU_AVX2 ? NN_CONV_TILE : NN_CONV_SGEMM;
         test_maxpool(2, 7, 75, 3, 2, 0);
         test_maxpool(3, 6, 70, 3, 2, 1);
+        test_maxpool(2, 6, 71, 2, 2, 0);
+        test_maxpool(2, 5, 43, 3, 1, 1);
         test_avgpool(2, 8, 9, 3, 1, 1);
         test_conv_naive(5, 7, 13, 11, 3, 3, 1, 1, 3, 1, 1);
         test_conv_naive(3, 17, 9, 7, 3, 3, 1, 1, 2, 1, 1);

@@ -73,7 +73,110 @@ static float max_at(const nn_window *s, const float *p, int oy, int ox, uint8_t 
         a[x] = (uint8_t)at;                                                                   \
     }
 
+/* The same for 2x2 windows (VGG's 2x2/2 pools). */
+#define MAX2_ROW(SX)                                                                          \
+    for (int x = 0; x < n; x++) {                                                             \
+        const float *q = r0 + (size_t)x * (SX);                                               \
+        float best = q[0];                                                                    \
+        int at = 0;                                                                           \
+        MAX3_TAP(1, 1) MAX3_TAP(2, w) MAX3_TAP(3, w + 1)                                      \
+        o[x] = best;                                                                          \
+        a[x] = (uint8_t)at;                                                                   \
+    }
+
 #if VECTOR_PATHS
+
+/* Taps in scan order into best / at: a later tap wins only when greater. */
+AVX512 static inline void max_taps_avx512(const __m512 *taps, int n_taps, __m512 *best, __m512i *at) {
+    *best = taps[0], *at = _mm512_setzero_si512();
+    for (int k = 1; k < n_taps; k++) {
+        const __mmask16 gt = _mm512_cmp_ps_mask(taps[k], *best, _CMP_GT_OQ);
+        *best = _mm512_mask_mov_ps(*best, gt, taps[k]);
+        *at = _mm512_mask_mov_epi32(*at, gt, _mm512_set1_epi32(k));
+    }
+}
+
+AVX2 static inline void max_taps_avx2(const __m256 *taps, int n_taps, __m256 *best, __m256i *at) {
+    *best = taps[0], *at = _mm256_setzero_si256();
+    for (int k = 1; k < n_taps; k++) {
+        const __m256 gt = _mm256_cmp_ps(taps[k], *best, _CMP_GT_OQ);
+        *best = _mm256_blendv_ps(*best, taps[k], gt);
+        *at = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(*at), _mm256_castsi256_ps(_mm256_set1_epi32(k)), gt));
+    }
+}
+
+AVX2 static inline void store_at_avx2(uint8_t *a, __m256i at) {
+    const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(at), _mm256_extracti128_si256(at, 1));
+    _mm_storel_epi64((__m128i *)a, _mm_packus_epi16(words, words));
+}
+
+/* 3x3 stride 1 (GoogLeNet's branch pools): each tap is a plain load. */
+AVX512 static int max3_row_s1_avx512(const float *r0, size_t w, float *o, uint8_t *a, int n) {
+    int x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m512 taps[9], best;
+        __m512i at;
+        for (int k = 0; k < 9; k++) taps[k] = _mm512_loadu_ps(r0 + (size_t)(k / 3) * w + k % 3 + x);
+        max_taps_avx512(taps, 9, &best, &at);
+        _mm512_storeu_ps(o + x, best);
+        _mm_storeu_si128((__m128i *)(a + x), _mm512_cvtepi32_epi8(at));
+    }
+    return x;
+}
+
+AVX2 static int max3_row_s1_avx2(const float *r0, size_t w, float *o, uint8_t *a, int n) {
+    int x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256 taps[9], best;
+        __m256i at;
+        for (int k = 0; k < 9; k++) taps[k] = _mm256_loadu_ps(r0 + (size_t)(k / 3) * w + k % 3 + x);
+        max_taps_avx2(taps, 9, &best, &at);
+        _mm256_storeu_ps(o + x, best);
+        store_at_avx2(a + x, at);
+    }
+    return x;
+}
+
+/* 2x2 stride 2 (VGG's pools): per row, the even and odd elements of 32
+ * consecutive floats are the two taps of sixteen windows. */
+AVX512 static int max2_row_s2_avx512(const float *r0, size_t w, float *o, uint8_t *a, int n) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    int x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m512 taps[4], best;
+        __m512i at;
+        for (int ky = 0; ky < 2; ky++) {
+            const float *q = r0 + ky * w + 2 * (size_t)x;
+            const __m512 a0 = _mm512_loadu_ps(q), a1 = _mm512_loadu_ps(q + 16);
+            taps[2 * ky] = _mm512_permutex2var_ps(a0, ev, a1), taps[2 * ky + 1] = _mm512_permutex2var_ps(a0, od, a1);
+        }
+        max_taps_avx512(taps, 4, &best, &at);
+        _mm512_storeu_ps(o + x, best);
+        _mm_storeu_si128((__m128i *)(a + x), _mm512_cvtepi32_epi8(at));
+    }
+    return x;
+}
+
+AVX2 static int max2_row_s2_avx2(const float *r0, size_t w, float *o, uint8_t *a, int n) {
+    int x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256 taps[4], best;
+        __m256i at;
+        for (int ky = 0; ky < 2; ky++) {
+            const float *q = r0 + ky * w + 2 * (size_t)x;
+            const __m256 a0 = _mm256_loadu_ps(q), a1 = _mm256_loadu_ps(q + 8);
+            taps[2 * ky] = _mm256_castpd_ps(
+                _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0x88)), 0xD8));
+            taps[2 * ky + 1] = _mm256_castpd_ps(
+                _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0xDD)), 0xD8));
+        }
+        max_taps_avx2(taps, 4, &best, &at);
+        _mm256_storeu_ps(o + x, best);
+        store_at_avx2(a + x, at);
+    }
+    return x;
+}
 
 /* Stride 2, sixteen windows at a time: each tap's sixteen values are the
  * even (or odd) elements of 32 consecutive floats; ties keep the earlier
@@ -147,9 +250,11 @@ AVX2 static int max3_row_s2_avx2(const float *r0, size_t w, float *o, uint8_t *a
 
 static void max3_row(const float *r0, size_t w, int sx, float *o, uint8_t *a, int n) {
 #if VECTOR_PATHS
-    if (sx == 2 && nn_cpu() >= NN_CPU_AVX2) {
-        const int done = nn_cpu() >= NN_CPU_AVX512 ? max3_row_s2_avx512(r0, w, o, a, n) : max3_row_s2_avx2(r0, w, o, a, n);
-        r0 += 2 * (size_t)done, o += done, a += done, n -= done;
+    if ((sx == 1 || sx == 2) && nn_cpu() >= NN_CPU_AVX2) {
+        const int wide = nn_cpu() >= NN_CPU_AVX512;
+        const int done = sx == 1 ? (wide ? max3_row_s1_avx512(r0, w, o, a, n) : max3_row_s1_avx2(r0, w, o, a, n))
+                                 : (wide ? max3_row_s2_avx512(r0, w, o, a, n) : max3_row_s2_avx2(r0, w, o, a, n));
+        r0 += (size_t)sx * (size_t)done, o += done, a += done, n -= done;
     }
 #endif
     if (sx == 2) {
@@ -161,9 +266,23 @@ static void max3_row(const float *r0, size_t w, int sx, float *o, uint8_t *a, in
     }
 }
 
+static void max2_row(const float *r0, size_t w, int sx, float *o, uint8_t *a, int n) {
+#if VECTOR_PATHS
+    if (sx == 2 && nn_cpu() >= NN_CPU_AVX2) {
+        const int done = nn_cpu() >= NN_CPU_AVX512 ? max2_row_s2_avx512(r0, w, o, a, n) : max2_row_s2_avx2(r0, w, o, a, n);
+        r0 += 2 * (size_t)done, o += done, a += done, n -= done;
+    }
+#endif
+    if (sx == 2) {
+        MAX2_ROW(2)
+    } else {
+        MAX2_ROW(sx)
+    }
+}
+
 void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
                         const nn_window *s, int threads) {
-    const int fast = s->kh == 3 && s->kw == 3;
+    const int fast = (s->kh == 3 && s->kw == 3) || (s->kh == 2 && s->kw == 2);
     /* Outputs whose windows lie inside horizontally: [lo, hi). */
     const int lo = (s->pad_l + s->sw - 1) / s->sw;
     int hi = s->w - s->kw + s->pad_l >= 0 ? (s->w - s->kw + s->pad_l) / s->sw + 1 : 0;
@@ -180,7 +299,8 @@ void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
                 const float *r0 = p + (size_t)(oy * s->sh - s->pad_t) * s->w;
                 for (; ox < lo; ox++) o[row + ox] = max_at(s, p, oy, ox, &a[row + ox]);
                 if (hi > ox) {
-                    max3_row(r0 + ox * s->sw - s->pad_l, (size_t)s->w, s->sw, o + row + ox, a + row + ox, hi - ox);
+                    (s->kh == 3 ? max3_row : max2_row)(r0 + ox * s->sw - s->pad_l, (size_t)s->w, s->sw, o + row + ox,
+                                                       a + row + ox, hi - ox);
                     ox = hi;
                 }
             }
