@@ -781,6 +781,16 @@ static float *grad_of(dd_net *net, int i) {
 }
 
 /* The gradients of the terms on node, before its ReLU (pre) or after. */
+/* Node i's gradient buffer when nothing has written it this pass and it
+ * is its own storage (no concat around it): the caller then writes it
+ * whole instead of zeroing and adding. NULL otherwise (use grad_of). */
+static float *grad_fresh(dd_net *net, int i) {
+    net_node *x = &net->nodes[i];
+    if (x->root != i || x->grad_zeroed) return NULL;
+    x->grad_zeroed = 1;
+    return x->grad;
+}
+
 static void add_seeds(dd_net *net, int node, int pre) {
     const net_node *x = &net->nodes[node];
     const size_t plane = (size_t)x->h * x->w;
@@ -825,11 +835,13 @@ static int backward(dd_net *net, float *input_grad) {
         case MODEL_OP_ADD:
             for (int j = 0; j < mn->n_inputs; j++) {
                 const net_node *o = &net->nodes[mn->inputs[j]];
-                if (mn->relu && !relu_apart)
-                    nn_relu_backward(grad_of(net, mn->inputs[j]), x->grad, x->mask, o->c, (size_t)o->h * o->w,
-                                     net->threads);
-                else
-                    planes_zero_or_add(grad_of(net, mn->inputs[j]), x->grad, o->c, (size_t)o->h * o->w, net->threads);
+                const int masked = mn->relu && !relu_apart;
+                const size_t plane = (size_t)o->h * o->w;
+                float *fresh = grad_fresh(net, mn->inputs[j]);
+                if (fresh && masked) nn_relu_backward_set(fresh, x->grad, x->mask, o->c, plane, net->threads);
+                else if (fresh) memcpy(fresh, x->grad, node_floats(o) * sizeof(float));
+                else if (masked) nn_relu_backward(grad_of(net, mn->inputs[j]), x->grad, x->mask, o->c, plane, net->threads);
+                else planes_zero_or_add(grad_of(net, mn->inputs[j]), x->grad, o->c, plane, net->threads);
             }
             break;
         case MODEL_OP_MAXPOOL:

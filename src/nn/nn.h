@@ -320,6 +320,8 @@ void nn_relu_forward(float *out, uint8_t *mask, const float *in, int planes,
 /* din += dout where the mask bit is set. */
 void nn_relu_backward(float *din, const float *dout, const uint8_t *mask,
                       int planes, size_t n, int threads);
+/* The same into a din not yet written: din = dout where the bit is set, else 0. */
+void nn_relu_backward_set(float *din, const float *dout, const uint8_t *mask, int planes, size_t n, int threads);
 /* g = 0 where the mask bit is clear: the gradient through a ReLU, in place. */
 void nn_relu_mask_apply(float *g, const uint8_t *mask, int planes, size_t n, int threads);
 /* out = in[0] + ... + in[n_in - 1], planes of n floats each, summed in that

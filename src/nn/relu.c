@@ -32,6 +32,17 @@ void nn_relu_backward(float *din, const float *dout, const uint8_t *mask,
     }
 }
 
+void nn_relu_backward_set(float *din, const float *dout, const uint8_t *mask, int planes, size_t n, int threads) {
+    const size_t mask_plane = nn_mask_bytes(n);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int p = 0; p < planes; p++) {
+        const float *d = dout + (size_t)p * n;
+        float *g = din + (size_t)p * n;
+        const uint8_t *m = mask + (size_t)p * mask_plane;
+        for (size_t i = 0; i < n; i++) g[i] = m[i >> 3] >> (i & 7) & 1 ? d[i] : 0.0f;
+    }
+}
+
 void nn_relu_mask_apply(float *g, const uint8_t *mask, int planes, size_t n, int threads) {
     const size_t mask_plane = nn_mask_bytes(n);
 #pragma omp parallel for num_threads(threads) schedule(static)
