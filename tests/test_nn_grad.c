@@ -921,8 +921,13 @@ static void test_add(int n_in, int planes, size_t n) {
     /* ReLU's backward in place against nn_relu_backward onto zeros. */
     float *g = rand_floats(total, -1, 1), *g_want = zero_floats(total);
     nn_relu_backward(g_want, g, mask, planes, n, 2);
+    float *g_set = rand_floats(total, -1, 1); /* overwritten whole */
+    nn_relu_backward_set(g_set, g, mask, planes, n, 2);
+    CHECK(!memcmp(g_set, g_want, total * sizeof(float)), "relu backward into unwritten din of %d x %zu differs", planes,
+          n);
     nn_relu_mask_apply(g, mask, planes, n, 2);
     CHECK(!memcmp(g, g_want, total * sizeof(float)), "relu mask in place of %d x %zu differs", planes, n);
+    free(g_set);
     for (int j = 0; j < n_in; j++) free(in[j]);
     free(out), free(relu), free(want), free(mask), free(want_mask), free(g), free(g_want);
 }
