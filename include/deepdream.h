@@ -13,8 +13,9 @@
  * - Threads: a loaded dd_model is immutable and may be shared by any number
  *   of threads. A dd_net is used by one thread at a time.
  * - Images given to the network are planar float32 RGB (C = 3, then H, then
- *   W, "CHW") in the network's input space: x / 127.5 - 1 for 0..255 input,
- *   see dd_model_preprocess().
+ *   W, "CHW") in the network's input space, per model and per channel (the
+ *   built-in model: x / 127.5 - 1 for 0..255 input), see
+ *   dd_model_input_mapping().
  */
 #ifndef DEEPDREAM_H
 #define DEEPDREAM_H
@@ -87,11 +88,13 @@ int dd_model_layer_channels(const dd_model *model, int index);
  * layer. The string lives as long as the model. */
 const char *dd_model_default_layers(const dd_model *model);
 
-/* The input mapping per channel (R, G, B): network input c = pixel /
+/* The input mapping per channel (R, G, B) (it replaces 0.1's one-pair
+ * dd_model_preprocess, renamed so that an old caller fails to link rather
+ * than have three floats written into one): network input c = pixel /
  * divisor[c] + offset[c], for pixels in 0..255 (the built-in model: 127.5
  * and -1 for all three; a torchvision network normalised with ImageNet's
  * mean and std: 255 std[c] and -mean[c] / std[c]). Either may be NULL. */
-void dd_model_preprocess(const dd_model *model, float divisor[3], float offset[3]);
+void dd_model_input_mapping(const dd_model *model, float divisor[3], float offset[3]);
 
 /* ---- Objectives and gradients ----------------------------------------- */
 

@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
 
     const size_t plane = (size_t)w * h;
     float divisor[3], offset[3];
-    dd_model_preprocess(model, divisor, offset);
+    dd_model_input_mapping(model, divisor, offset);
     float *x = malloc(3 * plane * sizeof *x), *g = malloc(3 * plane * sizeof *g);
     double *delta = malloc(3 * plane * sizeof *delta);
     unsigned char *clipped = calloc(3 * plane, 1);

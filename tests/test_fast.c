@@ -675,7 +675,7 @@ static void test_photos(const char *dir) {
         return;
     }
     float divisor[3], offset[3];
-    dd_model_preprocess(model, divisor, offset);
+    dd_model_input_mapping(model, divisor, offset);
     static const char *const photos[] = {"chelsea.png", "astronaut.png", "coffee.png"};
     for (int p = 0; p < 3; p++) {
         dd_image *im = load_photo(dir, photos[p]);
@@ -748,6 +748,8 @@ int main(int argc, char **argv) {
         test_conv(12, 14, 5, 40, 1, 7, 1, 2, 1);
         memcpy(conv_pads, (const int[4]){0, 2, 2, 1}, sizeof conv_pads);
         test_conv(5, 19, 7, 37, 3, 3, 1, 2, 1);
+        memcpy(conv_pads, (const int[4]){1, 1, 1, 1}, sizeof conv_pads); /* a padded 1x1: no pointwise path */
+        test_conv(9, 13, 6, 20, 1, 1, 1, 2, 1);
         fprintf(stderr, "test_fast: convolutions: worst |diff| / bound %.3g\n", worst_conv);
     } else {
         fprintf(stderr, "test_fast: level %s: no AVX512-BF16, so the bfloat16 GEMMs and convolutions are not run\n",

@@ -508,6 +508,14 @@ static void graph_cases(void) {
     meta_set(h, "preprocess", json_pack("{s:[fff], s:[fff]}", "mean", 0.5, 0.5, 0.5, "std", 0.2, 1e-300, 0.2));
     expect("preprocess std 1e-300 (no float divisor)", assemble(h), DD_ERR_MODEL,
            "__metadata__ preprocess needs a divisor > 0");
+    const char *either = "__metadata__ preprocess: either {divisor, offset} or {mean, std, transform_input}, not both";
+    h = header_copy();
+    meta_set(h, "preprocess", json_pack("{s:[fff], s:[fff], s:f}", "mean", 0.5, 0.5, 0.5, "std", 0.2, 0.2, 0.2,
+                                        "divisor", 127.5));
+    expect("preprocess mean/std and a divisor", assemble(h), DD_ERR_MODEL, either);
+    h = header_copy();
+    meta_set(h, "preprocess", json_pack("{s:f, s:i, s:b}", "divisor", 127.5, "offset", -1, "transform_input", 1));
+    expect("preprocess transform_input without mean/std", assemble(h), DD_ERR_MODEL, either);
     h = header_copy();
     json_object_set_new(meta(h), "default_layers", json_integer(3));
     expect("default_layers a number", assemble(h), DD_ERR_MODEL, "__metadata__ default_layers is not a non-empty string");
@@ -525,7 +533,7 @@ static void metadata_cases(void) {
     if (m) {
         static const double mean[3] = {0.485, 0.456, 0.406}, std[3] = {0.229, 0.224, 0.225};
         float div[3], off[3];
-        dd_model_preprocess(m, div, off);
+        dd_model_input_mapping(m, div, off);
         for (int c = 0; c < 3; c++)
             CHECK(div[c] == (float)(255 * std[c]) && off[c] == (float)(-mean[c] / std[c]),
                   "mean/std %d: divisor %.9g offset %.9g", c, div[c], off[c]);
@@ -544,7 +552,7 @@ static void metadata_cases(void) {
     free(b.p);
     if (m) {
         float div[3], off[3];
-        dd_model_preprocess(m, div, off);
+        dd_model_input_mapping(m, div, off);
         for (int c = 0; c < 3; c++)
             CHECK(div[c] == 127.5f && fabsf(off[c] + 1.0f) <= 1e-6f, "transform_input %d: divisor %.9g offset %.9g", c,
                   div[c], off[c]);
@@ -585,16 +593,24 @@ static double torch_ops_run(const dd_model *m, const char *spec, const float *x,
     return objective;
 }
 
+/* (Plain comparisons, not fmax: aarch64 gcc 12's vectoriser crashes on an
+ * fmax reduction here.) */
 static double max_abs_f(const float *p, size_t n) {
     double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)p[i]));
+    for (size_t i = 0; i < n; i++) {
+        const double v = fabs((double)p[i]);
+        if (v > m) m = v;
+    }
     return m;
 }
 
 /* max |a + b - c| / max |c|, a and b scaled by wa and wb. */
 static double sum_err(const float *a, double wa, const float *b, double wb, const float *c, size_t n) {
     double worst = 0;
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(wa * a[i] + wb * b[i] - c[i]));
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs(wa * a[i] + wb * b[i] - c[i]);
+        if (d > worst) worst = d;
+    }
     return worst / max_abs_f(c, n);
 }
 
@@ -621,7 +637,8 @@ static void pre_relu_cases(const char *path) {
         const double up = torch_ops_run(m, "c1", xp, gq);
         xp[i] = x[i] - h;
         const double down = torch_ops_run(m, "c1", xp, gq);
-        worst = fmax(worst, fabs((up - down) / (2 * h) - g[0][i]) / scale);
+        const double err = fabs((up - down) / (2 * h) - g[0][i]) / scale;
+        if (!(err <= worst)) worst = err;
     }
     CHECK(worst < 1e-4, "pre-ReLU c1: gradient vs central differences %.3g of max|g| (objective %g)", worst, f0);
 
@@ -1092,7 +1109,7 @@ static void positive_cases(const char *weights_path) {
               known[i].name, layer_channels(fromfile, known[i].name), known[i].channels);
     CHECK(layer_channels(fromfile, "batch_normalization_1") == -1, "batch norms are not user layers");
     float div[3], off[3];
-    dd_model_preprocess(fromfile, div, off);
+    dd_model_input_mapping(fromfile, div, off);
     for (int c = 0; c < 3; c++)
         CHECK(div[c] == 127.5f && off[c] == -1.0f, "preprocess %d: %g, %g; want 127.5, -1", c, div[c], off[c]);
 

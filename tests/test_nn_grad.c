@@ -460,7 +460,8 @@ static void test_conv_naive(int c, int k, int h, int w, int kh, int kw, int s, i
     plan_bands(&cv, band_req, what);
     CHECK(nn_conv_flops(&cv) == 2.0 * k * c * kh * kw * g.oh * g.ow, "%s: flops %.0f", what,
           nn_conv_flops(&cv));
-    CHECK(nn_conv_is_pointwise(&cv) == (kh == 1 && kw == 1 && s == 1), "%s: pointwise %d", what,
+    const int unpadded = !g.pad_t && !g.pad_b && !g.pad_l && !g.pad_r;
+    CHECK(nn_conv_is_pointwise(&cv) == (kh == 1 && kw == 1 && s == 1 && unpadded), "%s: pointwise %d", what,
           nn_conv_is_pointwise(&cv));
     const size_t plane = (size_t)g.oh * g.ow, n_in = (size_t)c * h * w, n_out = (size_t)k * plane;
     float *x = rand_floats(n_in, -1, 1), *wt = rand_floats((size_t)k * c * kh * kw, -1, 1);
@@ -1030,6 +1031,11 @@ int main(void) {
         test_conv_grad(3, 4, 8, 7, 3, 3, 2, PADDED, 0, 0);
         set_pads(4, 0, 0, 5, 0, 0); /* pads past the window: rows of bias alone */
         test_conv_grad(2, 3, 6, 7, 3, 3, 1, PADDED, 0, 1);
+        set_pads(1, 1, 1, 1, 0, 0); /* a padded 1x1 is no pointwise conv: its output outgrows the input */
+        test_conv_grad(3, 4, 6, 7, 1, 1, 1, PADDED, 0, 1);
+        set_pads(0, 2, 1, 0, 0, 0);
+        test_conv_grad(3, 4, 7, 5, 1, 1, 1, PADDED, 1, 0);
+        test_conv_naive(5, 7, 13, 11, 1, 1, 1, PADDED, 3, 1, 1);
     }
     const double t1 = now_s();
 

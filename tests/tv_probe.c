@@ -4,7 +4,7 @@
  * usage: tv_probe MODEL PIXELS.f32 H W OUTDIR [GRAD_LAYER ...]
  *
  * PIXELS.f32 holds 3*H*W little-endian float32, planar RGB, in 0..255. The
- * network input is pixel / divisor[c] + offset[c] (dd_model_preprocess).
+ * network input is pixel / divisor[c] + offset[c] (dd_model_input_mapping).
  * Writes
  *   OUTDIR/stats.txt       "NAME CHANNEL MEAN MAX" for every channel of every
  *                          layer, from one forward pass (terms of weight 0);
@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     float divisor[3], offset[3];
-    dd_model_preprocess(model, divisor, offset);
+    dd_model_input_mapping(model, divisor, offset);
     for (int c = 0; c < 3; c++)
         for (size_t i = 0; i < plane; i++) x[c * plane + i] = pixels[c * plane + i] / divisor[c] + offset[c];
 

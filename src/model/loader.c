@@ -653,7 +653,12 @@ static dd_status read_preprocess(const st_file *f, dd_model *m) {
     if (!f->preprocess) return DD_OK;
     json_t *pre = f->preprocess;
     double divisor[3], offset[3], mean[3], std[3];
-    if (json_object_get(pre, "mean") || json_object_get(pre, "std")) {
+    const int by_mean = json_object_get(pre, "mean") || json_object_get(pre, "std");
+    if (by_mean ? json_object_get(pre, "divisor") || json_object_get(pre, "offset")
+                : json_object_get(pre, "transform_input") != NULL)
+        return util_fail(DD_ERR_MODEL, "__metadata__ preprocess: either {divisor, offset} or {mean, std, "
+                                       "transform_input}, not both");
+    if (by_mean) {
         json_t *ti = json_object_get(pre, "transform_input");
         if (!get_triple(pre, "mean", mean) || !get_triple(pre, "std", std) || (ti && !json_is_boolean(ti)))
             return util_fail(DD_ERR_MODEL, "__metadata__ preprocess: mean and std must be three numbers each, "
@@ -869,7 +874,7 @@ int dd_model_layer_channels(const dd_model *m, int i) {
     return i >= 0 && i < m->n_layers ? m->nodes[m->layers[i].node].channels : -1;
 }
 
-void dd_model_preprocess(const dd_model *m, float divisor[3], float offset[3]) {
+void dd_model_input_mapping(const dd_model *m, float divisor[3], float offset[3]) {
     for (int c = 0; c < 3; c++) {
         if (divisor) divisor[c] = m->divisor[c];
         if (offset) offset[c] = m->offset[c];

@@ -40,7 +40,9 @@ int nn_window_plan(nn_window *win, int h, int w, int kh, int kw, int sh, int sw,
 
 int nn_conv_is_pointwise(const nn_conv *cv) {
     const nn_window *s = &cv->win;
-    return s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1;
+    /* The input is then the GEMM's operand as it lies: no padding, the
+     * output plane the input's (a padded 1x1 runs im2col like any other). */
+    return s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && !s->pad_t && !s->pad_b && !s->pad_l && !s->pad_r;
 }
 
 void nn_conv_plan_bands(nn_conv *cv, size_t col_budget) {

@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     float divisor[3], offset[3];
-    dd_model_preprocess(m, divisor, offset);
+    dd_model_input_mapping(m, divisor, offset);
     for (int c = 0; c < 3; c++)
         FUZZ_CHECK(divisor[c] > 0 && isfinite(divisor[c]) && isfinite(offset[c]), "preprocess %g, %g", divisor[c],
                    offset[c]);
