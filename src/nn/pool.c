@@ -110,6 +110,16 @@ AVX2 static inline void store_at_avx2(uint8_t *a, __m256i at) {
     _mm_storel_epi64((__m128i *)a, _mm_packus_epi16(words, words));
 }
 
+/* The even (odd) elements of a0:a1, in order: shuffles within halves, then
+ * the halves' middle quarters swapped. */
+AVX2 static inline __m256 even_avx2(__m256 a0, __m256 a1) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0x88)), 0xD8));
+}
+
+AVX2 static inline __m256 odd_avx2(__m256 a0, __m256 a1) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0xDD)), 0xD8));
+}
+
 /* 3x3 stride 1 (GoogLeNet's branch pools): each tap is a plain load. */
 AVX512 static int max3_row_s1_avx512(const float *r0, size_t w, float *o, uint8_t *a, int n) {
     int x = 0;
@@ -166,10 +176,7 @@ AVX2 static int max2_row_s2_avx2(const float *r0, size_t w, float *o, uint8_t *a
         for (int ky = 0; ky < 2; ky++) {
             const float *q = r0 + ky * w + 2 * (size_t)x;
             const __m256 a0 = _mm256_loadu_ps(q), a1 = _mm256_loadu_ps(q + 8);
-            taps[2 * ky] = _mm256_castpd_ps(
-                _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0x88)), 0xD8));
-            taps[2 * ky + 1] = _mm256_castpd_ps(
-                _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0xDD)), 0xD8));
+            taps[2 * ky] = even_avx2(a0, a1), taps[2 * ky + 1] = odd_avx2(a0, a1);
         }
         max_taps_avx2(taps, 4, &best, &at);
         _mm256_storeu_ps(o + x, best);
@@ -186,26 +193,19 @@ AVX512 static int max3_row_s2_avx512(const float *r0, size_t w, float *o, uint8_
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     int x = 0;
     for (; x + 16 <= n; x += 16) {
-        __m512 best = _mm512_setzero_ps();
-        __m512i at = _mm512_setzero_si512();
+        __m512 taps[9], best;
+        __m512i at;
         for (int ky = 0; ky < 3; ky++) {
             const float *q = r0 + ky * w + 2 * (size_t)x;
             const __m512 a0 = _mm512_loadu_ps(q), a1 = _mm512_loadu_ps(q + 16);
             /* Tap kx = 2 is the even elements one step on, up to q[32], the
              * last window's third column: no read past it. */
             const __m512 b0 = _mm512_loadu_ps(q + 2), b1 = _mm512_maskz_loadu_ps(0x7FFF, q + 18);
-            const __m512 taps[3] = {_mm512_permutex2var_ps(a0, ev, a1), _mm512_permutex2var_ps(a0, od, a1),
-                                    _mm512_permutex2var_ps(b0, ev, b1)};
-            for (int kx = 0; kx < 3; kx++) {
-                if (ky == 0 && kx == 0) {
-                    best = taps[0];
-                    continue;
-                }
-                const __mmask16 gt = _mm512_cmp_ps_mask(taps[kx], best, _CMP_GT_OQ);
-                best = _mm512_mask_mov_ps(best, gt, taps[kx]);
-                at = _mm512_mask_mov_epi32(at, gt, _mm512_set1_epi32(ky * 3 + kx));
-            }
+            taps[3 * ky] = _mm512_permutex2var_ps(a0, ev, a1);
+            taps[3 * ky + 1] = _mm512_permutex2var_ps(a0, od, a1);
+            taps[3 * ky + 2] = _mm512_permutex2var_ps(b0, ev, b1);
         }
+        max_taps_avx512(taps, 9, &best, &at);
         _mm512_storeu_ps(o + x, best);
         _mm_storeu_si128((__m128i *)(a + x), _mm512_cvtepi32_epi8(at));
     }
@@ -216,33 +216,18 @@ AVX512 static int max3_row_s2_avx512(const float *r0, size_t w, float *o, uint8_
 AVX2 static int max3_row_s2_avx2(const float *r0, size_t w, float *o, uint8_t *a, int n) {
     int x = 0;
     for (; x + 8 <= n; x += 8) {
-        __m256 best = _mm256_setzero_ps();
-        __m256i at = _mm256_setzero_si256();
+        __m256 taps[9], best;
+        __m256i at;
         for (int ky = 0; ky < 3; ky++) {
             const float *q = r0 + ky * w + 2 * (size_t)x;
             const __m256 a0 = _mm256_loadu_ps(q), a1 = _mm256_loadu_ps(q + 8);
             /* Tap 2 reaches q[16], the last window's third column: no further. */
             const __m256 b0 = _mm256_loadu_ps(q + 2), b1 = _mm256_maskload_ps(q + 10, lanes8(7));
-            /* Even (odd) elements of a0:a1, in order: shuffles within halves, then the
-             * halves' middle quarters swapped. */
-            const __m256 taps[3] = {
-                _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0x88)), 0xD8)),
-                _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0xDD)), 0xD8)),
-                _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(b0, b1, 0x88)), 0xD8))};
-            for (int kx = 0; kx < 3; kx++) {
-                if (ky == 0 && kx == 0) {
-                    best = taps[0];
-                    continue;
-                }
-                const __m256 gt = _mm256_cmp_ps(taps[kx], best, _CMP_GT_OQ);
-                best = _mm256_blendv_ps(best, taps[kx], gt);
-                at = _mm256_castps_si256(
-                    _mm256_blendv_ps(_mm256_castsi256_ps(at), _mm256_castsi256_ps(_mm256_set1_epi32(ky * 3 + kx)), gt));
-            }
+            taps[3 * ky] = even_avx2(a0, a1), taps[3 * ky + 1] = odd_avx2(a0, a1), taps[3 * ky + 2] = even_avx2(b0, b1);
         }
+        max_taps_avx2(taps, 9, &best, &at);
         _mm256_storeu_ps(o + x, best);
-        const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(at), _mm256_extracti128_si256(at, 1));
-        _mm_storel_epi64((__m128i *)(a + x), _mm_packus_epi16(words, words));
+        store_at_avx2(a + x, at);
     }
     return x;
 }

@@ -20,27 +20,28 @@ void nn_relu_forward(float *out, uint8_t *mask, const float *in, int planes,
     }
 }
 
-void nn_relu_backward(float *din, const float *dout, const uint8_t *mask,
-                      int planes, size_t n, int threads) {
+/* din (+)= dout where the mask bit is set; branch-free, so it vectorises. */
+static void masked_gradient(float *din, const float *dout, const uint8_t *mask, int planes, size_t n, int add,
+                            int threads) {
     const size_t mask_plane = nn_mask_bytes(n);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int p = 0; p < planes; p++) {
         const float *d = dout + (size_t)p * n;
         float *g = din + (size_t)p * n;
         const uint8_t *m = mask + (size_t)p * mask_plane;
-        for (size_t i = 0; i < n; i++) g[i] += m[i >> 3] >> (i & 7) & 1 ? d[i] : 0.0f; /* branch-free: vectorises */
+        if (add)
+            for (size_t i = 0; i < n; i++) g[i] += m[i >> 3] >> (i & 7) & 1 ? d[i] : 0.0f;
+        else
+            for (size_t i = 0; i < n; i++) g[i] = m[i >> 3] >> (i & 7) & 1 ? d[i] : 0.0f;
     }
 }
 
+void nn_relu_backward(float *din, const float *dout, const uint8_t *mask, int planes, size_t n, int threads) {
+    masked_gradient(din, dout, mask, planes, n, 1, threads);
+}
+
 void nn_relu_backward_set(float *din, const float *dout, const uint8_t *mask, int planes, size_t n, int threads) {
-    const size_t mask_plane = nn_mask_bytes(n);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int p = 0; p < planes; p++) {
-        const float *d = dout + (size_t)p * n;
-        float *g = din + (size_t)p * n;
-        const uint8_t *m = mask + (size_t)p * mask_plane;
-        for (size_t i = 0; i < n; i++) g[i] = m[i >> 3] >> (i & 7) & 1 ? d[i] : 0.0f;
-    }
+    masked_gradient(din, dout, mask, planes, n, 0, threads);
 }
 
 void nn_relu_mask_apply(float *g, const uint8_t *mask, int planes, size_t n, int threads) {
