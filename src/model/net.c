@@ -780,7 +780,6 @@ static float *grad_of(dd_net *net, int i) {
     return x->grad;
 }
 
-/* The gradients of the terms on node, before its ReLU (pre) or after. */
 /* Node i's gradient buffer when nothing has written it this pass and it
  * is its own storage (no concat around it): the caller then writes it
  * whole instead of zeroing and adding. NULL otherwise (use grad_of). */
@@ -791,6 +790,7 @@ static float *grad_fresh(dd_net *net, int i) {
     return x->grad;
 }
 
+/* The gradients of the terms on node, before its ReLU (pre) or after. */
 static void add_seeds(dd_net *net, int node, int pre) {
     const net_node *x = &net->nodes[node];
     const size_t plane = (size_t)x->h * x->w;
