@@ -251,6 +251,34 @@ const char *dd_image_comment(const dd_image *image);
  * whichever the image is), pam; case-insensitive. */
 dd_format dd_format_from_name(const char *name);
 
+/* ---- Guides ------------------------------------------------------------ */
+
+/* A guide (google/deepdream's objective_guide) steers the dream towards
+ * what the network sees in another picture. At each term's layer L, with
+ * x_i the activation vector (all channels) of the dream at position i and
+ * y_j the guide's, the term is weight * sum_i max_j <x_i, y_j>; its
+ * gradient at L is weight * y_j* at each position i, j* the best match (the
+ * first of equals). The guide is seen once, at its own size or brought down
+ * to 512 pixels on its long side; it keeps one layer's planes per term (a
+ * few MiB). Matching costs a GEMM of positions x guide positions x channels
+ * per layer and step. Immutable once made: any number of nets and threads
+ * may use one guide. */
+typedef struct dd_guide dd_guide;
+
+/* What the network sees in image at each term's layer. Terms are whole
+ * layers: a term with a channel is DD_ERR_INVALID_ARG. A guide too small
+ * for the deepest layer is DD_ERR_TOO_SMALL. threads as for dd_net_new. The
+ * model must outlive the guide. */
+dd_status dd_guide_new(const dd_model *model, const dd_term *terms, int n_terms, const dd_image *image,
+                       int threads, dd_guide **out);
+void dd_guide_free(dd_guide *guide);
+
+/* The net's objective becomes the guide's (NULL: the plain one again). The
+ * guide must have been made for the same model and the same terms (layers
+ * in the same order), else DD_ERR_INVALID_ARG. The guide must outlive its
+ * use by the net. */
+dd_status dd_net_set_guide(dd_net *net, const dd_guide *guide);
+
 /* ---- The dream ------------------------------------------------------- */
 
 typedef struct dd_params {
@@ -272,6 +300,10 @@ typedef struct dd_params {
                            * layers on the calling thread; nonzero ends    *
                            * the dream mid-step (DD_ERR_CANCELLED). NULL:  *
                            * only the progress callback stops it (NULL)    */
+    const dd_guide *guide; /* dream towards a guide's features, made by   *
+                           * dd_guide_new for this model and objective     *
+                           * (the default layers when terms is NULL)       *
+                           * (NULL)                                        */
 } dd_params;
 
 /* The defaults above. */
