@@ -747,6 +747,14 @@ if wanted gradient; then
       check "the CLI's --$mode change to $in is the library's gradient step (test_cli_grad)" test "$rc" = 0
     done
   done
+  # The same with a guide: its objective's gradient, as the library gives it.
+  run --guide rgb16.png -l mixed3,mixed4=0.5 --exact --octaves 1 --steps 1 --jitter 0 --step-size 0.1 rgb.png grad_guided.png
+  want_status 0 "one guided step, no jitter"
+  "$grad" rgb.png grad_guided.png 0.1 exact rgb16.png mixed3,mixed4=0.5 >grad.txt 2>&1
+  rc=$?
+  sed 's/^/  /' grad.txt
+  check "the CLI's guided change is the library's guided gradient step (test_cli_grad)" test "$rc" = 0
+  differ_pixels grad_guided.png grad_rgb.png "a guided step differs from the plain one"
   end
 fi
 

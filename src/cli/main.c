@@ -26,7 +26,7 @@ atomic_int cli_stop_signal;
 
 typedef struct options {
     dd_params params;
-    const char *layers, *model_path, *out_dir;
+    const char *layers, *model_path, *out_dir, *guide_path;
     dd_format format; /* --format */
     int quality, quiet, progress, list_layers, recursive, skip_existing, in_place;
     long shard_k, shard_n;
@@ -51,6 +51,8 @@ static void usage(FILE *to) {
             "  -l, --layers SPEC       objective: NAME[:CHANNEL][=WEIGHT],... (default %s)\n"
             "                          a -m model file may name its own default\n"
             "      --list-layers       print the model's layers and their channel counts\n"
+            "      --guide IMAGE       dream towards what the layers see in IMAGE (whole\n"
+            "                          layers: no :CHANNEL)\n"
             "      --octaves N         number of scales (default %d)\n"
             "      --octave-scale F    size ratio between scales (default %.2g)\n"
             "  -s, --steps N           gradient steps per octave (default %d)\n"
@@ -161,7 +163,8 @@ static void hold_standard_descriptors(void) {
 static int parse_options(int argc, char **argv, options *o) {
     enum {
         OPT_LIST = 256, OPT_OCTAVES, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX,
-        OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT
+        OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT,
+        OPT_GUIDE
     };
     static const struct option longs[] = {
         {"layers", required_argument, 0, 'l'},       {"list-layers", no_argument, 0, OPT_LIST},
@@ -176,6 +179,7 @@ static int parse_options(int argc, char **argv, options *o) {
         {"shard", required_argument, 0, OPT_SHARD},  {"in-place", no_argument, 0, OPT_INPLACE},
         {"progress", no_argument, 0, OPT_PROGRESS},  {"quiet", no_argument, 0, OPT_QUIET},
         {"fast", no_argument, 0, OPT_FAST},          {"exact", no_argument, 0, OPT_EXACT},
+        {"guide", required_argument, 0, OPT_GUIDE},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     long v;
@@ -185,6 +189,10 @@ static int parse_options(int argc, char **argv, options *o) {
         switch (c) {
         case 'l': o->layers = optarg; break;
         case OPT_LIST: o->list_layers = 1; break;
+        case OPT_GUIDE:
+            if (!strcmp(optarg, "-")) return usage_error("--guide: '%s': a guide is a file, not standard input", optarg);
+            o->guide_path = optarg;
+            break;
         case OPT_OCTAVES:
             if (!parse_long(optarg, 1, 32, &v)) return usage_error("--octaves: '%s' is not a number in 1..32", optarg);
             o->params.octaves = (int)v;
@@ -654,6 +662,25 @@ static void prefer_short_spin(char **argv) {
 #endif
 }
 
+/* --guide: the guide's features at the objective's layers, once for every
+ * input, before any dream. Returns -1 to go on, else an exit status. */
+static int load_guide(const options *o, const dd_model *model, const char *spec, dd_guide **guide) {
+    for (int t = 0; t < o->params.n_terms; t++)
+        if (o->params.terms[t].channel >= 0)
+            return usage_error("--guide matches whole layers: '%s' names a channel", spec);
+    unsigned char *data = NULL;
+    size_t size = 0;
+    dd_image *image = NULL;
+    if (!cli_read_image(o->guide_path, o->max_pixels, NULL, &data, &size)) return EXIT_FAILED;
+    dd_status st = dd_image_load_memory(data, size, o->max_pixels, &image);
+    free(data);
+    if (!st) st = dd_guide_new(model, o->params.terms, o->params.n_terms, image, o->params.threads, guide);
+    dd_image_free(image);
+    if (!st) return -1;
+    fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(o->guide_path), cli_quote(dd_last_error()));
+    return EXIT_FAILED;
+}
+
 int main(int argc, char **argv) {
     hold_standard_descriptors();
     prefer_short_spin(argv);
@@ -702,12 +729,19 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     o.params.terms = terms, o.params.n_terms = n_terms;
+    dd_guide *guide = NULL;
+    if (o.guide_path && (rc = load_guide(&o, model, spec, &guide)) >= 0) {
+        dd_model_free(model);
+        return rc;
+    }
+    o.params.guide = guide;
 
     run r = {.o = &o, .model = model, .spec = spec};
     r.progress.mode = o.quiet ? 0 : isatty(STDERR_FILENO) ? 1 : o.progress ? 2 : 0;
     erase_line = r.progress.mode == 1; /* before the batch starts: no lock needed */
     r.progress.start_s = cli_now();
     rc = o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
+    dd_guide_free(guide);
     dd_model_free(model);
     return rc;
 }

@@ -3,6 +3,7 @@
  * own activations against (dd_net_set_guide). */
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "dream.h"
 #include "image/image.h"
@@ -67,6 +68,8 @@ dd_status dd_guide_new(const dd_model *model, const dd_term *terms, int n_terms,
         if (terms[t].channel != -1)
             return util_fail(DD_ERR_INVALID_ARG, "%s:%d: a guide matches whole layers, not one channel",
                              terms[t].layer ? terms[t].layer : "(null)", terms[t].channel);
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1) threads = 1;
     int min_h, min_w, deepest, h, w;
     dd_status st = net_min_input(model, terms, n_terms, &min_h, &min_w, &deepest);
     if (st) return st;
