@@ -304,10 +304,22 @@ typedef struct dd_params {
                            * dd_guide_new for this model and objective     *
                            * (the default layers when terms is NULL)       *
                            * (NULL)                                        */
+    const char *layers;   /* the objective as dd_terms_parse reads it,    *
+                           * used when terms is NULL; NULL: the model's    *
+                           * default (dd_model_default_layers) (NULL)      */
 } dd_params;
 
 /* The defaults above. */
 dd_params dd_params_default(void);
+
+/* Sets one parameter from text, as the command line's long option of the
+ * same name reads it: "layers" (the string itself is kept: it must live as
+ * long as p is used), "octaves", "octave-scale", "steps", "step-size",
+ * "jitter", "tile", "seed", "max-size", and "arithmetic" (float32; fast,
+ * avx512bf16 or int16 for fast mode). A value out of range, not a number or
+ * an unknown key is DD_ERR_INVALID_ARG naming them ("steps: 'x' is not a
+ * number in 0..100000"), p unchanged. Thread-safe. */
+dd_status dd_params_set(dd_params *p, const char *key, const char *value);
 
 /* The default objective, as a spec for dd_terms_parse. */
 const char *dd_default_layers(void);

@@ -19,7 +19,8 @@
 dd_params dd_params_default(void) {
     return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
                        .step_size = 0.01f, .jitter = 32, .tile = 1024, .seed = 0, .threads = 0,
-                       .max_size = 0, .fast = 1, .should_stop = NULL, .guide = NULL};
+                       .max_size = 0, .fast = 1, .should_stop = NULL, .guide = NULL,
+                       .layers = NULL};
 }
 
 /* Chosen by eye on the three samples: see docs/ARCHITECTURE.md. */
@@ -291,7 +292,8 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     const dd_term *terms = params->terms;
     int n_terms = params->n_terms;
     if (!terms) {
-        if ((st = dd_terms_parse(model, dd_model_default_layers(model), default_terms, MAX_TERMS, &n_terms)))
+        const char *spec = params->layers ? params->layers : dd_model_default_layers(model);
+        if ((st = dd_terms_parse(model, spec, default_terms, MAX_TERMS, &n_terms)))
             return st;
         terms = default_terms;
     }
