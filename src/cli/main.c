@@ -27,6 +27,7 @@ atomic_int cli_stop_signal;
 typedef struct options {
     dd_params params;
     const char *layers, *model_path, *out_dir;
+    const char *mask_path; /* --mask: a file, or "alpha" (params.mask_alpha) */
     dd_format format; /* --format */
     int quality, quiet, progress, list_layers, recursive, skip_existing, in_place;
     long shard_k, shard_n;
@@ -62,6 +63,12 @@ static void usage(FILE *to) {
             "                          detail back to the input size, 0 = off (default 0)\n"
             "  -m, --model FILE        a safetensors model instead of the built-in one\n"
             "  -t, --threads N         threads, 0 = all cores (default 0)\n"
+            "      --mask IMAGE        dream where IMAGE is white, not at all where it is\n"
+            "                          black (those pixels keep their exact samples), less\n"
+            "                          where grey; any size (stretched), colour read as luma;\n"
+            "                          'alpha': each input's own alpha channel\n"
+            "      --invert-mask       swap the mask's black and white\n"
+            "      --preserve-colors   change only the luminance, keep the input's colours\n"
             "      --fast              bfloat16 products where the CPU has AVX512-BF16:\n"
             "                          faster, gradients correlate > 0.99 with --exact%s\n"
             "      --exact             float32 throughout%s\n"
@@ -161,7 +168,8 @@ static void hold_standard_descriptors(void) {
 static int parse_options(int argc, char **argv, options *o) {
     enum {
         OPT_LIST = 256, OPT_OCTAVES, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX,
-        OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT
+        OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT, OPT_MASK,
+        OPT_INVERT_MASK, OPT_PRESERVE
     };
     static const struct option longs[] = {
         {"layers", required_argument, 0, 'l'},       {"list-layers", no_argument, 0, OPT_LIST},
@@ -176,6 +184,8 @@ static int parse_options(int argc, char **argv, options *o) {
         {"shard", required_argument, 0, OPT_SHARD},  {"in-place", no_argument, 0, OPT_INPLACE},
         {"progress", no_argument, 0, OPT_PROGRESS},  {"quiet", no_argument, 0, OPT_QUIET},
         {"fast", no_argument, 0, OPT_FAST},          {"exact", no_argument, 0, OPT_EXACT},
+        {"mask", required_argument, 0, OPT_MASK},    {"invert-mask", no_argument, 0, OPT_INVERT_MASK},
+        {"preserve-colors", no_argument, 0, OPT_PRESERVE},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     long v;
@@ -228,6 +238,13 @@ static int parse_options(int argc, char **argv, options *o) {
             break;
         case OPT_FAST: o->params.fast = 1; break;
         case OPT_EXACT: o->params.fast = 0; break;
+        case OPT_MASK:
+            if (!*optarg) return usage_error("--mask: '%s' is no file name", optarg);
+            o->mask_path = optarg; /* "./alpha" names a file called alpha */
+            o->params.mask_alpha = !strcmp(optarg, "alpha");
+            break;
+        case OPT_INVERT_MASK: o->params.invert_mask = 1; break;
+        case OPT_PRESERVE: o->params.preserve_colors = 1; break;
         case 'm': o->model_path = optarg; break;
         case 't':
             if (!parse_long(optarg, 0, 1024, &v)) return usage_error("--threads: '%s' is not a number in 0..1024", optarg);
@@ -259,6 +276,7 @@ static int parse_options(int argc, char **argv, options *o) {
         }
     }
     o->inputs = argv + optind, o->n_inputs = argc - optind;
+    if (o->params.invert_mask && !o->mask_path) return usage_error("%s", "--invert-mask needs --mask");
     if (o->list_layers) return -1;
     const int batch = o->out_dir || o->in_place;
     if (o->out_dir && o->in_place) return usage_error("%s", "-o and --in-place do not go together");
@@ -271,6 +289,8 @@ static int parse_options(int argc, char **argv, options *o) {
         if (o->n_inputs != 2) return usage_error("%s", o->n_inputs < 2 ? "needs INPUT and OUTPUT" : "too many arguments (a batch needs -o OUTDIR)");
         if (o->format || o->recursive || o->skip_existing || o->shard_n)
             return usage_error("%s", "--format, -r, --skip-existing and --shard are for a batch (-o OUTDIR)");
+        if (o->mask_path && !strcmp(o->mask_path, "-") && !strcmp(o->inputs[0], "-"))
+            return usage_error("%s", "--mask - and INPUT - cannot both be standard input");
     }
     return -1;
 }
@@ -392,6 +412,19 @@ static void count(size_t *n) {
     pthread_mutex_unlock(&write_lock);
 }
 
+/* path for the mark: space, '%' and bytes outside printable ASCII as %XX,
+ * so that the comment stays space-separated key=value pairs. Cut at a
+ * whole escape when out (size bytes) is full. */
+static const char *mark_path(const char *path, char *out, size_t size) {
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)path; *p && n + 4 <= size; p++) {
+        if (*p <= ' ' || *p == '%' || *p >= 0x7f) n += (size_t)snprintf(out + n, size - n, "%%%02X", *p);
+        else out[n++] = (char)*p;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 /* libjpeg's largest side. */
 #define JPEG_MAX_SIDE 65500
 
@@ -474,14 +507,15 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
         rc = write_counted(output, &target, in_data, in_size, done_count);
         goto done;
     }
-    char comment[8192]; /* the mark first: a long layer spec or model path may be cut, never it */
+    char comment[8192], mask[4096]; /* the mark first: a long layer spec or path may be cut, never it */
     snprintf(comment, sizeof comment,
              "deepdream %s: from=%016llx layers=%s octaves=%d octave-scale=%g steps=%d step-size=%g jitter=%d tile=%d "
-             "max-size=%d seed=%llu arithmetic=%s kernels=%s model=%s",
+             "max-size=%d seed=%llu arithmetic=%s kernels=%s mask=%s invert-mask=%d preserve-colors=%d model=%s",
              DD_VERSION_STRING, (unsigned long long)source, r->spec, o->params.octaves, o->params.octave_scale, o->params.steps,
              o->params.step_size, o->params.jitter, o->params.tile, o->params.max_size,
              (unsigned long long)o->params.seed, o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32",
-             kernels, o->model_path ? o->model_path : "built-in");
+             kernels, o->params.mask_alpha ? "alpha" : o->mask_path ? mark_path(o->mask_path, mask, sizeof mask) : "none",
+             o->params.invert_mask, o->params.preserve_colors, o->model_path ? o->model_path : "built-in");
     /* A passed-through image in another format is converted; its mark says
      * so (a rerun still knows it for ours). */
     if (passed)
@@ -514,6 +548,26 @@ static dd_format output_prefix(const char *output, const char **path) {
     const dd_format f = dd_format_from_name(fmt);
     if (f != DD_FORMAT_UNKNOWN) *path = colon + 1;
     return f;
+}
+
+/* The --mask image, read and decoded once before any dream (the same
+ * bounded reader as the inputs); NULL after one line saying why. */
+static dd_image *load_mask(const char *path, uint64_t max_pixels) {
+    if (!strcmp(path, "-") && isatty(STDIN_FILENO)) {
+        fprintf(stderr, "%s: standard input: a terminal, not a mask (pipe one in)\n", cli_prog);
+        return NULL;
+    }
+    unsigned char *data = NULL;
+    size_t size = 0;
+    if (!cli_read_image(path, max_pixels, NULL, &data, &size)) return NULL;
+    dd_image *mask = NULL;
+    if (dd_image_load_memory(data, size, max_pixels, &mask) != DD_OK) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, strcmp(path, "-") ? cli_quote(path) : "standard input",
+                cli_quote(dd_last_error()));
+        mask = NULL;
+    }
+    free(data);
+    return mask;
 }
 
 /* INPUT OUTPUT: the output's format from a FMT: prefix or its extension. */
@@ -702,6 +756,14 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     o.params.terms = terms, o.params.n_terms = n_terms;
+    dd_image *mask = NULL;
+    if (o.mask_path && !o.params.mask_alpha) {
+        if (!(mask = load_mask(o.mask_path, o.max_pixels))) {
+            dd_model_free(model);
+            return cli_stop_signal ? stopped_status() : EXIT_FAILED;
+        }
+        o.params.mask = mask;
+    }
 
     run r = {.o = &o, .model = model, .spec = spec};
     r.progress.mode = o.quiet ? 0 : isatty(STDERR_FILENO) ? 1 : o.progress ? 2 : 0;
@@ -709,5 +771,6 @@ int main(int argc, char **argv) {
     r.progress.start_s = cli_now();
     rc = o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
     dd_model_free(model);
+    dd_image_free(mask);
     return rc;
 }
