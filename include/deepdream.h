@@ -287,9 +287,10 @@ typedef struct dd_params {
     int invert_mask;      /* white and black of the mask swapped; without *
                            * a mask or mask_alpha DD_ERR_INVALID_ARG (0)  */
     int preserve_colors;  /* the dream changes only luminance: output is  *
-                           * the dream's BT.601 luma (Y) with the photo's *
-                           * chroma (Cb, Cr) within 1 level; no effect on *
-                           * grey (0)                                     */
+                           * the dream's BT.601 luma (Y, within half a    *
+                           * level) with the photo's chroma (Cb, Cr),     *
+                           * exactly: one change on R, G and B, clamped   *
+                           * as one. No effect on grey (0)                */
 } dd_params;
 
 /* The defaults above. */

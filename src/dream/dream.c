@@ -374,18 +374,20 @@ static dd_status start_net(dream *d, const octave *o) {
     return DD_OK;
 }
 
-/* Network units v (3 floats, samples 0..full) of the pixel whose samples
- * start at first -> the dream's luma with the photo's chroma. In BT.601
+/* The dream's pixel v (3 floats in samples, 0..full) -> the dream's luma
+ * with the photo's chroma (the pixel's samples start at first). In BT.601
  * full-range YCbCr (JPEG's) Cb and Cr weigh R, G and B with weights that
  * add up to 0, so that is the photo plus the luma's change on all three
  * channels. The change is clamped as one, keeping every channel in
- * 0..full: clamping the channels one by one would shift the chroma. */
+ * 0..full (clamping the channels one by one would shift the chroma), and
+ * rounded once: the chroma is then the photo's exactly, the luma within
+ * half a level of the dream's. */
 static void keep_chroma(float v[3], const dd_image *im, size_t first, float full) {
     float s[3];
     for (int c = 0; c < 3; c++) s[c] = (float)img_get(im, first + (size_t)c);
     const float dy = 0.299f * (v[0] - s[0]) + 0.587f * (v[1] - s[1]) + 0.114f * (v[2] - s[2]);
     const float lowest = fminf(fminf(s[0], s[1]), s[2]), highest = fmaxf(fmaxf(s[0], s[1]), s[2]);
-    const float change = fminf(fmaxf(dy, -lowest), full - highest);
+    const float change = rintf(fminf(fmaxf(dy, -lowest), full - highest));
     for (int c = 0; c < 3; c++) v[c] = s[c] + change;
 }
 
