@@ -538,7 +538,7 @@ if wanted help; then
   run -h
   same_bytes help.txt stdout "-h = --help"
   for opt in layers list-layers octaves octave-scale steps step-size jitter tile seed quality max-pixels \
-             model threads quiet help version; do
+             model threads mask invert-mask preserve-colors quiet help version; do
     check "--help lists --$opt" grep -qE -- "--$opt\b" help.txt
   done
   # Every option with a value has its default, except --model (built in).

@@ -65,7 +65,7 @@ static void usage(FILE *to) {
             "  -t, --threads N         threads, 0 = all cores (default 0)\n"
             "      --mask IMAGE        dream where IMAGE is white, not at all where it is\n"
             "                          black (those pixels keep their exact samples), less\n"
-            "                          where grey; any size (stretched), colour read as luma;\n"
+            "                          where grey; any size (stretched), colour as luma;\n"
             "                          'alpha': each input's own alpha channel\n"
             "      --invert-mask       swap the mask's black and white\n"
             "      --preserve-colors   change only the luminance, keep the input's colours\n"
