@@ -307,6 +307,25 @@ typedef struct dd_params {
     const char *layers;   /* the objective as dd_terms_parse reads it,    *
                            * used when terms is NULL; NULL: the model's    *
                            * default (dd_model_default_layers) (NULL)      */
+    const dd_image *mask; /* where to dream: white fully, black not at    *
+                           * all (those pixels keep the input's exact     *
+                           * samples), grey in between. Any size (it is   *
+                           * stretched to the image's), 1-4 channels, 8   *
+                           * or 16 bits; colour is read as BT.601 luma,   *
+                           * the mask's alpha is ignored. Read only; it   *
+                           * must outlive the call. NULL: everywhere      *
+                           * (NULL)                                       */
+    int mask_alpha;       /* the dreamed image's own alpha is the mask    *
+                           * (0 transparent = black); an image without    *
+                           * alpha is DD_ERR_INVALID_ARG, and so is this  *
+                           * together with mask (0)                       */
+    int invert_mask;      /* white and black of the mask swapped; without *
+                           * a mask or mask_alpha DD_ERR_INVALID_ARG (0)  */
+    int preserve_colors;  /* the dream changes only luminance: output is  *
+                           * the dream's BT.601 luma (Y, within half a    *
+                           * level) with the photo's chroma (Cb, Cr),     *
+                           * exactly: one change on R, G and B, clamped   *
+                           * as one. No effect on grey (0)                */
 } dd_params;
 
 /* The defaults above. */
@@ -315,8 +334,9 @@ dd_params dd_params_default(void);
 /* Sets one parameter from text, as the command line's long option of the
  * same name reads it: "layers" (the string itself is kept: it must live as
  * long as p is used), "octaves", "octave-scale", "steps", "step-size",
- * "jitter", "tile", "seed", "max-size", and "arithmetic" (float32; fast,
- * avx512bf16 or int16 for fast mode). A value out of range, not a number or
+ * "jitter", "tile", "seed", "max-size", "invert-mask" and "preserve-colors"
+ * (0 or 1), and "arithmetic" (float32; fast, avx512bf16 or int16 for fast
+ * mode). A value out of range, not a number or
  * an unknown key is DD_ERR_INVALID_ARG naming them ("steps: 'x' is not a
  * number in 0..100000"), p unchanged. Thread-safe. */
 dd_status dd_params_set(dd_params *p, const char *key, const char *value);
@@ -339,7 +359,10 @@ typedef int (*dd_progress_fn)(void *user, int octave, int octaves, int step, int
  * layers, between tiles and between bands of the image-sized work; nonzero
  * ends the dream within about one layer's time with DD_ERR_CANCELLED. On
  * any failure, cancellation included, the image is left unchanged: its
- * pixels are written only after everything that can fail. */
+ * pixels are written only after everything that can fail. A mask costs one
+ * float plane at the image's size and one at the largest octave's; each
+ * step's update is multiplied by the mask at that octave's size (the step
+ * is still normalised by the whole image's gradient). */
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *image,
                    dd_progress_fn progress, void *user);
 

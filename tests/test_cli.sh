@@ -7,7 +7,7 @@
 # usage: test_cli.sh DEEPDREAM TEST_CLI_GRAD [GROUP...]
 #   GROUP: setup is always run; then determinism formats identity channels metadata guide-replay
 #   pipes tty options help input-errors output-errors tiny signals gradient
-#   large (all when none is named).
+#   mask large (all when none is named).
 # Exits 77 (skipped) without ImageMagick.
 set -u
 if [ $# -lt 2 ]; then
@@ -538,7 +538,7 @@ if wanted help; then
   run -h
   same_bytes help.txt stdout "-h = --help"
   for opt in layers list-layers octaves octave-scale steps step-size jitter tile seed quality max-pixels \
-             model threads quiet help version; do
+             model threads mask invert-mask preserve-colors quiet help version; do
     check "--help lists --$opt" grep -qE -- "--$opt\b" help.txt
   done
   # Every option with a value has its default, except --model (built in).
@@ -753,9 +753,11 @@ if wanted guide-replay; then
   # A guided dream, recorded and replayed to the same bytes in each format;
   # paths with a space are kept whole; options beside --replay win.
   cp rgb16.png "my guide.png"
+  cp mask.png "my mask.png"
   mkdir -p "model dir" && cp "$top/weights/inception_v3_mixed5.safetensors" "model dir/m.safetensors"
   for out in png jpg ppm pam; do
-    run -m "model dir/m.safetensors" --guide "my guide.png" -l mixed3,mixed4=0.5 "${fast[@]}" --seed 9 \
+    run -m "model dir/m.safetensors" --guide "my guide.png" --mask "my mask.png" --invert-mask --preserve-colors \
+      -l mixed3,mixed4=0.5 "${fast[@]}" --seed 9 \
       --step-size 0.0123456789 --octave-scale 1.33 --jitter 5 rgb.png "g_dream.$out"
     want_status 0 "a guided dream to $out"
     run --replay "g_dream.$out" rgb.png "g_again.$out"
@@ -763,8 +765,8 @@ if wanted guide-replay; then
     want_quiet "--replay g_dream.$out on the same build and CPU"
     same_bytes "g_dream.$out" "g_again.$out" "--replay of a $out dream gives the same bytes"
   done
-  check "the mark records the guide's and model's paths encoded" grep -qaF \
-    'guide=my%20guide.png model=model%20dir/m.safetensors' g_dream.png
+  check "the mark records the paths encoded, and the mask's options" grep -qaF \
+    'guide=my%20guide.png mask=my%20mask.png invert-mask=1 preserve-colors=1 model=model%20dir/m.safetensors' g_dream.png
   check "the mark records step-size as the float it was" grep -qaF 'step-size=0.012345679 ' g_dream.png
   run rgb.png plain.png
   run --replay g_dream.png --steps 3 --guide none.png rgb.png g_more.png
@@ -823,6 +825,105 @@ if wanted gradient; then
   sed 's/^/  /' grad.txt
   check "the CLI's guided change is the library's guided gradient step (test_cli_grad)" test "$rc" = 0
   differ_pixels grad_guided.png grad_rgb.png "a guided step differs from the plain one"
+  end
+fi
+
+# ---- masks and --preserve-colors ------------------------------------------------
+if wanted mask; then
+  begin mask
+  mw=${size%x*} mh=${size#*x}
+  # half.png: black on the left, white on the right (a grey+alpha PNG8 would
+  # do too; ImageMagick writes a palette one). lhalf/rhalf: the pixels of
+  # each half, every channel at 16 bits, as ImageMagick decodes them.
+  convert -size "$size" xc:black -fill white -draw "rectangle $((mw / 2)),0 $((mw - 1)),$((mh - 1))" PNG8:half.png
+  lhalf() { convert "$1" -crop "$((mw / 2))x$mh+0+0" +repage -depth 16 rgba:-; }
+  rhalf() { convert "$1" -crop "$((mw / 2))x$mh+$((mw / 2))+0" +repage -depth 16 rgba:-; }
+  same_half() { # l|r A B WHAT
+    if cmp -s <("${1}half" "$2") <("${1}half" "$3"); then pass; else fail "$4: the $1 halves of $2 and $3 differ"; fi
+  }
+  other_half() { # l|r A B WHAT
+    if ! cmp -s <("${1}half" "$2") <("${1}half" "$3"); then pass; else fail "$4: the $1 halves of $2 and $3 are the same"; fi
+  }
+  for f in rgb.ppm rgb.pam rgb16.ppm grey.pgm; do
+    out="mask_${f%.*}_out.${f##*.}"
+    run "${fast[@]}" --mask half.png "$f" "$out"
+    want_status 0 "--mask half.png $f"
+    same_half l "$f" "$out" "--mask: under black, $out keeps $f's samples"
+    other_half r "$f" "$out" "--mask: under white, $out is dreamed"
+  done
+  comment=$(identify -format '%c' mask_rgb_out.ppm 2>&1)
+  check "--mask: the mark records it ($comment)" grep -qF " mask=half.png invert-mask=0 preserve-colors=0 model=" <<<"$comment"
+  run "${fast[@]}" --mask half.png --invert-mask rgb.pam mask_inv_out.pam
+  want_status 0 "--mask half.png --invert-mask"
+  same_half r rgb.pam mask_inv_out.pam "--invert-mask: the white half keeps the input's samples"
+  other_half l rgb.pam mask_inv_out.pam "--invert-mask: the black half is dreamed"
+
+  # The input's own alpha: transparent on the left.
+  convert rgb.png half.png -alpha off -compose CopyOpacity -composite PNG32:half_rgba.png
+  run "${fast[@]}" --mask alpha half_rgba.png mask_alpha_out.png
+  want_status 0 "--mask alpha on RGBA"
+  same_half l half_rgba.png mask_alpha_out.png "--mask alpha: transparent pixels keep their samples"
+  other_half r half_rgba.png mask_alpha_out.png "--mask alpha: opaque pixels are dreamed"
+  comment=$(identify -format '%c' mask_alpha_out.png 2>&1)
+  check "--mask alpha: the mark says mask=alpha ($comment)" grep -qF " mask=alpha invert-mask=0 " <<<"$comment"
+  run "${fast[@]}" --mask alpha rgb.png mask_noalpha.png
+  want_status 1 "--mask alpha on an RGB input"
+  want_error_line "deepdream: rgb.png: the image has no alpha channel" "--mask alpha on an RGB input"
+  absent mask_noalpha.png "--mask alpha on an RGB input"
+  mkdir -p mask_batch_in && cp rgb.png half_rgba.png mask_batch_in/
+  run "${fast[@]}" --mask alpha -o mask_batch_out mask_batch_in
+  want_status 1 "batch --mask alpha, one input without alpha"
+  want_stderr_has "deepdream: mask_batch_in/rgb.png: the image has no alpha channel" "batch --mask alpha"
+  check "batch --mask alpha: the RGBA input is written" test -s mask_batch_out/half_rgba.png
+  absent mask_batch_out/rgb.png "batch --mask alpha: the RGB input"
+
+  # A path with a space and a '%' in the mark, percent-encoded.
+  cp half.png 'my mask%.png'
+  run "${one[@]}" --mask 'my mask%.png' rgb.png mask_name_out.png
+  want_status 0 "--mask with a space and % in its name"
+  comment=$(identify -format '%c' mask_name_out.png 2>&1)
+  check "the mark encodes the mask's path ($comment)" grep -qF " mask=my%20mask%25.png invert-mask=0 " <<<"$comment"
+
+  # Usage and unreadable masks: nothing dreamed, nothing written.
+  run --invert-mask rgb.png mask_usage.png
+  want_status 2 "--invert-mask without --mask"
+  want_error_line "deepdream: --invert-mask needs --mask" "--invert-mask without --mask"
+  absent mask_usage.png "--invert-mask without --mask"
+  run --mask no_such_mask.png rgb.png mask_missing.png
+  want_status 1 "--mask of a missing file"
+  want_error_line "deepdream: no_such_mask.png: " "--mask of a missing file"
+  absent mask_missing.png "--mask of a missing file"
+  head -c 100 half.png >broken_mask.png
+  run --mask broken_mask.png rgb.png mask_broken.png
+  want_status 1 "--mask of a truncated PNG"
+  want_error_line "deepdream: broken_mask.png: " "--mask of a truncated PNG"
+  absent mask_broken.png "--mask of a truncated PNG"
+  run --mask broken_mask.png -o mask_broken_dir rgb.png grey.png
+  want_status 1 "batch --mask of a truncated PNG"
+  want_error_line "deepdream: broken_mask.png: " "batch --mask of a truncated PNG (no summary: nothing ran)"
+  absent mask_broken_dir "batch --mask of a truncated PNG"
+
+  # --preserve-colors: BT.601 chroma within 1 level of the input's, by awk
+  # on ImageMagick's decoding; the luma does change; without it the chroma
+  # moves by more.
+  chroma_change() { # A B: "largest |chroma change| mean |luma change|", 8-bit levels
+    paste <(convert "$1" -depth 8 rgb:- | od -An -tu1 -v -w3) <(convert "$2" -depth 8 rgb:- | od -An -tu1 -v -w3) |
+      awk 'function abs(v) { return v < 0 ? -v : v }
+           { dr = $4 - $1; dg = $5 - $2; db = $6 - $3
+             cb = abs(-0.168736 * dr - 0.331264 * dg + 0.5 * db); cr = abs(0.5 * dr - 0.418688 * dg - 0.081312 * db)
+             if (cb > m) m = cb; if (cr > m) m = cr; y += abs(0.299 * dr + 0.587 * dg + 0.114 * db); n++ }
+           END { printf "%.3f %.3f\n", m, y / n }'
+  }
+  run "${fast[@]}" --preserve-colors rgb.png mask_keep.png
+  want_status 0 "--preserve-colors"
+  read -r kept_chroma kept_luma <<<"$(chroma_change rgb.png mask_keep.png)"
+  run "${fast[@]}" rgb.png mask_plain.png
+  read -r plain_chroma _ <<<"$(chroma_change rgb.png mask_plain.png)"
+  check "--preserve-colors: chroma moved at most $kept_chroma levels, want <= 1" awk "BEGIN { exit !($kept_chroma <= 1) }"
+  check "--preserve-colors: luma moved $kept_luma levels on average, want > 0.5" awk "BEGIN { exit !($kept_luma > 0.5) }"
+  check "without --preserve-colors the chroma moves ($plain_chroma levels)" awk "BEGIN { exit !($plain_chroma > 2) }"
+  comment=$(identify -format '%c' mask_keep.png 2>&1)
+  check "--preserve-colors: the mark says so ($comment)" grep -qF " mask=none invert-mask=0 preserve-colors=1 " <<<"$comment"
   end
 fi
 

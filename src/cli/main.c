@@ -30,6 +30,7 @@ typedef struct options {
     const char *replay_path;    /* --replay */
     cli_replay replay;          /* what it recorded; owns the strings above that came from it */
     const char *replay_kernels; /* the kernels it was made with */
+    const char *mask_path; /* --mask: a file, or "alpha" (params.mask_alpha) */
     dd_format format; /* --format */
     int quality, quiet, progress, list_layers, recursive, skip_existing, in_place;
     long shard_k, shard_n;
@@ -69,6 +70,12 @@ static void usage(FILE *to) {
             "                          detail back to the input size, 0 = off (default 0)\n"
             "  -m, --model FILE        a safetensors model instead of the built-in one\n"
             "  -t, --threads N         threads, 0 = all cores (default 0)\n"
+            "      --mask IMAGE        dream where IMAGE is white, not at all where it is\n"
+            "                          black (those pixels keep their exact samples), less\n"
+            "                          where grey; any size (stretched), colour as luma;\n"
+            "                          'alpha': each input's own alpha channel\n"
+            "      --invert-mask       swap the mask's black and white\n"
+            "      --preserve-colors   change only the luminance, keep the input's colours\n"
             "      --fast              bfloat16 products where the CPU has AVX512-BF16:\n"
             "                          faster, gradients correlate > 0.99 with --exact%s\n"
             "      --exact             float32 throughout%s\n"
@@ -179,6 +186,7 @@ static int apply_replay(options *o) {
         else if (!strcmp(k, "kernels")) o->replay_kernels = v;
         else if (!strcmp(k, "model")) o->model_path = strcmp(v, "built-in") ? v : NULL;
         else if (!strcmp(k, "guide")) o->guide_path = strcmp(v, "none") ? v : NULL;
+        else if (!strcmp(k, "mask")) o->mask_path = strcmp(v, "none") ? v : NULL, o->params.mask_alpha = !strcmp(v, "alpha");
         else if (!strcmp(k, "layers")) o->layers = v;
         else if (dd_params_set(&o->params, k, v)) {
             fprintf(stderr, "%s: %s: recorded %s\n", cli_prog, name, cli_quote(dd_last_error()));
@@ -193,7 +201,7 @@ static int parse_options(int argc, char **argv, options *o) {
     enum {
         OPT_LIST = 256, OPT_OCTAVES, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX,
         OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT,
-        OPT_GUIDE, OPT_REPLAY
+        OPT_GUIDE, OPT_REPLAY, OPT_MASK, OPT_INVERT_MASK, OPT_PRESERVE
     };
     static const struct option longs[] = {
         {"layers", required_argument, 0, 'l'},       {"list-layers", no_argument, 0, OPT_LIST},
@@ -209,6 +217,8 @@ static int parse_options(int argc, char **argv, options *o) {
         {"progress", no_argument, 0, OPT_PROGRESS},  {"quiet", no_argument, 0, OPT_QUIET},
         {"fast", no_argument, 0, OPT_FAST},          {"exact", no_argument, 0, OPT_EXACT},
         {"guide", required_argument, 0, OPT_GUIDE},   {"replay", required_argument, 0, OPT_REPLAY},
+        {"mask", required_argument, 0, OPT_MASK},    {"invert-mask", no_argument, 0, OPT_INVERT_MASK},
+        {"preserve-colors", no_argument, 0, OPT_PRESERVE},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     static const char shorts[] = ":l:s:j:q:m:t:o:rhV";
@@ -273,6 +283,13 @@ static int parse_options(int argc, char **argv, options *o) {
             break;
         case OPT_FAST: o->params.fast = 1; break;
         case OPT_EXACT: o->params.fast = 0; break;
+        case OPT_MASK:
+            if (!*optarg) return usage_error("--mask: '%s' is no file name", optarg);
+            o->mask_path = optarg; /* "./alpha" names a file called alpha */
+            o->params.mask_alpha = !strcmp(optarg, "alpha");
+            break;
+        case OPT_INVERT_MASK: o->params.invert_mask = 1; break;
+        case OPT_PRESERVE: o->params.preserve_colors = 1; break;
         case 'm': o->model_path = optarg; break;
         case 't':
             if (!parse_long(optarg, 0, 1024, &v)) return usage_error("--threads: '%s' is not a number in 0..1024", optarg);
@@ -304,6 +321,7 @@ static int parse_options(int argc, char **argv, options *o) {
         }
     }
     o->inputs = argv + optind, o->n_inputs = argc - optind;
+    if (o->params.invert_mask && !o->mask_path) return usage_error("%s", "--invert-mask needs --mask");
     if (o->list_layers) return -1;
     const int batch = o->out_dir || o->in_place;
     if (o->out_dir && o->in_place) return usage_error("%s", "-o and --in-place do not go together");
@@ -316,6 +334,8 @@ static int parse_options(int argc, char **argv, options *o) {
         if (o->n_inputs != 2) return usage_error("%s", o->n_inputs < 2 ? "needs INPUT and OUTPUT" : "too many arguments (a batch needs -o OUTDIR)");
         if (o->format || o->recursive || o->skip_existing || o->shard_n)
             return usage_error("%s", "--format, -r, --skip-existing and --shard are for a batch (-o OUTDIR)");
+        if (o->mask_path && !strcmp(o->mask_path, "-") && !strcmp(o->inputs[0], "-"))
+            return usage_error("%s", "--mask - and INPUT - cannot both be standard input");
     }
     return -1;
 }
@@ -532,16 +552,18 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
     }
     /* The mark first: a long layer spec or path may be cut, never it. Every
      * parameter of the look, so that --replay dreams the same bytes. */
-    char comment[8192], scale[32], step[32], guide[2048], model[2048];
+    char comment[8192], scale[32], step[32], guide[2048], mask[2048], model[2048];
     cli_percent_encode(o->guide_path ? o->guide_path : "none", guide, sizeof guide);
+    cli_percent_encode(o->params.mask_alpha ? "alpha" : o->mask_path ? o->mask_path : "none", mask, sizeof mask);
     cli_percent_encode(o->model_path ? o->model_path : "built-in", model, sizeof model);
     snprintf(comment, sizeof comment,
              "deepdream %s: from=%016llx layers=%s octaves=%d octave-scale=%s steps=%d step-size=%s jitter=%d tile=%d "
-             "max-size=%d seed=%llu arithmetic=%s kernels=%s guide=%s model=%s",
+             "max-size=%d seed=%llu arithmetic=%s kernels=%s guide=%s mask=%s invert-mask=%d preserve-colors=%d model=%s",
              DD_VERSION_STRING, (unsigned long long)source, r->spec, o->params.octaves,
              float_text(o->params.octave_scale, scale), o->params.steps, float_text(o->params.step_size, step),
              o->params.jitter, o->params.tile, o->params.max_size, (unsigned long long)o->params.seed,
-             o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32", kernels, guide, model);
+             o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32", kernels, guide, mask,
+             o->params.invert_mask, o->params.preserve_colors, model);
     /* A passed-through image in another format is converted; its mark says
      * so (a rerun still knows it for ours). */
     if (passed)
@@ -574,6 +596,26 @@ static dd_format output_prefix(const char *output, const char **path) {
     const dd_format f = dd_format_from_name(fmt);
     if (f != DD_FORMAT_UNKNOWN) *path = colon + 1;
     return f;
+}
+
+/* The --mask image, read and decoded once before any dream (the same
+ * bounded reader as the inputs); NULL after one line saying why. */
+static dd_image *load_mask(const char *path, uint64_t max_pixels) {
+    if (!strcmp(path, "-") && isatty(STDIN_FILENO)) {
+        fprintf(stderr, "%s: standard input: a terminal, not a mask (pipe one in)\n", cli_prog);
+        return NULL;
+    }
+    unsigned char *data = NULL;
+    size_t size = 0;
+    if (!cli_read_image(path, max_pixels, NULL, &data, &size)) return NULL;
+    dd_image *mask = NULL;
+    if (dd_image_load_memory(data, size, max_pixels, &mask) != DD_OK) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, strcmp(path, "-") ? cli_quote(path) : "standard input",
+                cli_quote(dd_last_error()));
+        mask = NULL;
+    }
+    free(data);
+    return mask;
 }
 
 /* INPUT OUTPUT: the output's format from a FMT: prefix or its extension. */
@@ -788,6 +830,14 @@ static int run_options(options *op) {
         return rc;
     }
     o.params.guide = guide;
+    dd_image *mask = NULL;
+    if (o.mask_path && !o.params.mask_alpha) {
+        if (!(mask = load_mask(o.mask_path, o.max_pixels))) {
+            dd_model_free(model);
+            return cli_stop_signal ? stopped_status() : EXIT_FAILED;
+        }
+        o.params.mask = mask;
+    }
 
     run r = {.o = &o, .model = model, .spec = spec};
     r.progress.mode = o.quiet ? 0 : isatty(STDERR_FILENO) ? 1 : o.progress ? 2 : 0;
@@ -796,6 +846,7 @@ static int run_options(options *op) {
     rc = o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
     dd_guide_free(guide);
     dd_model_free(model);
+    dd_image_free(mask);
     return rc;
 }
 

@@ -20,7 +20,7 @@ dd_params dd_params_default(void) {
     return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
                        .step_size = 0.01f, .jitter = 32, .tile = 1024, .seed = 0, .threads = 0,
                        .max_size = 0, .fast = 1, .should_stop = NULL, .guide = NULL,
-                       .layers = NULL};
+                       .layers = NULL, .mask = NULL, .mask_alpha = 0, .invert_mask = 0, .preserve_colors = 0};
 }
 
 /* Chosen by eye on the three samples: see docs/ARCHITECTURE.md. */
@@ -76,6 +76,9 @@ typedef struct dream {
     dream_stop stop;            /* the user's should_stop */
     float *tile_in, *tile_grad; /* 3 x side x side of the largest tile */
     float *x, *g;               /* the image being dreamed and its gradient */
+    float *mask_full;           /* the mask at the image's size, 0..1; NULL: none */
+    float *mask_oct;            /* the mask at an octave's size below the full one */
+    const float *mask;          /* the current octave's: one of the two, or NULL */
 } dream;
 
 int dream_stop_asked(const dream_stop *stop) {
@@ -111,6 +114,88 @@ dd_status dream_photo_at(float *dst, const dream_photo *ph, int h, int w, int th
         for (int r = r0; r < r1; r++) dream_photo_row(ph, r / h, r % h, dst + (size_t)r * w);
     }
     return DD_OK;
+}
+
+/* Where the mask comes from: an image's grey, its colour as BT.601 luma, or
+ * its alpha, as 0..1 (white or opaque 1), swapped when invert is set. */
+typedef struct mask_source {
+    const dd_image *im;
+    int alpha, invert;
+} mask_source;
+
+/* A dream_row_fn: row y of the mask at its own size. The luma's weights
+ * are integers so that a grey's R = G = B = v gives exactly v / full: white
+ * is exactly 1. */
+static const float *mask_row(const void *source, int plane, int y, float *row) {
+    const mask_source *ms = source;
+    const dd_image *im = ms->im;
+    const size_t channels = (size_t)im->channels, first = (size_t)y * (size_t)im->width * channels;
+    const double full = im->depth == 16 ? 65535.0 : 255.0;
+    (void)plane;
+    for (int x = 0; x < im->width; x++) {
+        const size_t i = first + (size_t)x * channels;
+        double v;
+        if (ms->alpha) v = img_get(im, i + channels - 1) / full;
+        else if (channels >= 3)
+            v = (299.0 * img_get(im, i) + 587.0 * img_get(im, i + 1) + 114.0 * img_get(im, i + 2)) / (1000.0 * full);
+        else v = img_get(im, i) / full;
+        row[x] = (float)(ms->invert ? 1.0 - v : v);
+    }
+    return row;
+}
+
+/* The resampler's weights add up to 1 only within rounding, so a white
+ * mask may come out 0.99999994. Values this close to 0 or 1 (a fifteenth
+ * of a 16-bit level) are snapped to it: white then dreams exactly as no
+ * mask does, and black is exactly 0, which the final write looks for. */
+#define MASK_SNAP 1e-6f
+
+/* Snaps the mask m (h x w) in bands of rows, asking stop between them. */
+static dd_status mask_snap(float *m, int h, int w, int threads, const dream_stop *stop) {
+    enum { BAND_ROWS = 256 };
+    for (int r0 = 0; r0 < h; r0 += BAND_ROWS) {
+        const int r1 = h - r0 < BAND_ROWS ? h : r0 + BAND_ROWS;
+        if (dream_stop_asked(stop)) return DD_ERR_CANCELLED;
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int r = r0; r < r1; r++)
+            for (float *v = m + (size_t)r * w, *end = v + w; v < end; v++)
+                *v = *v < MASK_SNAP ? 0.0f : *v > 1.0f - MASK_SNAP ? 1.0f : *v;
+    }
+    return DD_OK;
+}
+
+/* The mask at the image's size (h x w), made once, and room for it at the
+ * largest octave below that size. */
+static dd_status mask_make(dream *d, dd_image *im) {
+    const dd_params *p = d->p;
+    const int h = im->height, w = im->width;
+    if (!p->mask && !p->mask_alpha) return DD_OK;
+    size_t oct_px = 0;
+    for (int k = 0; k < d->n_octaves; k++) {
+        const size_t px = (size_t)d->oct[k].h * d->oct[k].w;
+        if ((d->oct[k].h != h || d->oct[k].w != w) && px > oct_px) oct_px = px;
+    }
+    d->mask_full = malloc((size_t)h * w * sizeof *d->mask_full);
+    d->mask_oct = oct_px ? malloc(oct_px * sizeof *d->mask_oct) : NULL;
+    if (!d->mask_full || (oct_px && !d->mask_oct)) return util_fail(DD_ERR_NOMEM, "out of memory for a %dx%d mask", w, h);
+    const mask_source ms = {p->mask_alpha ? im : p->mask, p->mask_alpha, p->invert_mask};
+    dd_status st = dream_resize_rows(d->mask_full, h, w, mask_row, &ms, ms.im->height, ms.im->width, 1, d->threads,
+                                     &d->stop);
+    if (!st) st = mask_snap(d->mask_full, h, w, d->threads, &d->stop);
+    return st;
+}
+
+/* d->mask for octave o of an image h x w: the full-size one, or it resized. */
+static dd_status mask_at(dream *d, const octave *o, int h, int w) {
+    if (!d->mask_full) return DD_OK;
+    if (o->h == h && o->w == w) {
+        d->mask = d->mask_full;
+        return DD_OK;
+    }
+    dd_status st = dream_resize(d->mask_oct, o->h, o->w, d->mask_full, h, w, 1, d->threads, &d->stop);
+    if (!st) st = mask_snap(d->mask_oct, o->h, o->w, d->threads, &d->stop);
+    d->mask = d->mask_oct;
+    return st;
 }
 
 /* Gradient of the whole image x (3 x h x w) into g, tile by tile. The image
@@ -149,8 +234,10 @@ static dd_status image_gradient(dream *d, const octave *o, int oy, int ox) {
     return DD_OK;
 }
 
-/* x += step * g / (std(g) + 1e-8), clipped. Dividing by the spread makes
- * the step size mean the same at every octave, layer and tile size. */
+/* x += step * g * mask / (std(g) + 1e-8), clipped. Dividing by the spread
+ * makes the step size mean the same at every octave, layer and tile size;
+ * the spread is the whole gradient's, so a mask only scales the steps it
+ * covers and grey means a fraction of the step white takes. */
 static dd_status ascend(dream *d, size_t n) {
     enum { CHUNK = 1 << 16 };
     const size_t chunks = (n + CHUNK - 1) / CHUNK;
@@ -177,10 +264,11 @@ static dd_status ascend(dream *d, size_t n) {
     for (int c = 0; c < 3; c++) {
         const float lo = d->lo[c], hi = d->hi[c];
         float *x = d->x + c * plane;
-        const float *g = d->g + c * plane;
+        const float *g = d->g + c * plane, *m = d->mask;
 #pragma omp parallel for num_threads(d->threads) schedule(static)
         for (size_t i = 0; i < plane; i++) {
-            const float v = x[i] + scale * g[i];
+            /* A mask of 1 rounds nothing: white gives no mask's bytes. */
+            const float v = x[i] + scale * (m ? g[i] * m[i] : g[i]);
             x[i] = v < lo ? lo : v > hi ? hi : v;
         }
     }
@@ -198,6 +286,14 @@ static dd_status check_params(const dd_params *p) {
     if (p->jitter < 0 || p->jitter > 100000) return util_fail(DD_ERR_INVALID_ARG, "jitter %d outside 0..100000", p->jitter);
     if (p->tile < 64 || p->tile > 8192) return util_fail(DD_ERR_INVALID_ARG, "tile %d outside 64..8192", p->tile);
     if (p->max_size < 0) return util_fail(DD_ERR_INVALID_ARG, "max size %d is negative", p->max_size);
+    return DD_OK;
+}
+
+static dd_status check_mask(const dd_params *p, const dd_image *im) {
+    if (p->mask && p->mask_alpha) return util_fail(DD_ERR_INVALID_ARG, "both a mask image and the image's alpha as mask");
+    if (p->invert_mask && !p->mask && !p->mask_alpha) return util_fail(DD_ERR_INVALID_ARG, "invert_mask without a mask");
+    if (p->mask_alpha && im->channels != 2 && im->channels != 4)
+        return util_fail(DD_ERR_INVALID_ARG, "the image has no alpha channel to use as its mask");
     return DD_OK;
 }
 
@@ -275,8 +371,46 @@ static dd_status start_net(dream *d, const octave *o) {
     return DD_OK;
 }
 
+/* The dream's pixel v (3 floats in samples, 0..full) -> the dream's luma
+ * with the photo's chroma (the pixel's samples start at first). In BT.601
+ * full-range YCbCr (JPEG's) Cb and Cr weigh R, G and B with weights that
+ * add up to 0, so that is the photo plus the luma's change on all three
+ * channels. The change is clamped as one, keeping every channel in
+ * 0..full (clamping the channels one by one would shift the chroma), and
+ * rounded once: the chroma is then the photo's exactly, the luma within
+ * half a level of the dream's. */
+static void keep_chroma(float v[3], const dd_image *im, size_t first, float full) {
+    float s[3];
+    for (int c = 0; c < 3; c++) s[c] = (float)img_get(im, first + (size_t)c);
+    const float dy = 0.299f * (v[0] - s[0]) + 0.587f * (v[1] - s[1]) + 0.114f * (v[2] - s[2]);
+    const float lowest = fminf(fminf(s[0], s[1]), s[2]), highest = fmaxf(fmaxf(s[0], s[1]), s[2]);
+    const float change = rintf(fminf(fmaxf(dy, -lowest), full - highest));
+    for (int c = 0; c < 3; c++) v[c] = s[c] + change;
+}
+
+/* Network input -> pixels: the only writes to the image. Pixels where the
+ * full-size mask is 0 are not written: they keep the input's exact
+ * samples, whatever detail the octaves below carried into them. */
+static void write_image(const dream *d, const dream_photo *ph, dd_image *im) {
+    const size_t plane = (size_t)im->height * im->width, channels = (size_t)im->channels;
+    const float full = im->depth == 16 ? 65535.0f : 255.0f;
+    for (size_t i = 0; i < plane; i++) {
+        if (d->mask_full && d->mask_full[i] == 0.0f) continue;
+        float v[3];
+        for (int c = 0; c < 3; c++) v[c] = (d->x[c * plane + i] - ph->offset[c]) * ph->divisor[c] * ph->unit;
+        if (ph->colour == 1) {
+            const float grey = (v[0] + v[1] + v[2]) / 3.0f;
+            img_set(im, i * channels, (unsigned)lrintf(fminf(fmaxf(grey, 0), full)));
+            continue;
+        }
+        if (d->p->preserve_colors) keep_chroma(v, im, i * channels, full);
+        for (int c = 0; c < 3; c++) img_set(im, i * channels + (size_t)c, (unsigned)lrintf(fminf(fmaxf(v[c], 0), full)));
+    }
+}
+
 /* Memory: the image's own samples, two float planes of it (the dream x and
- * its gradient g, 24 bytes a pixel), one octave's net (planned when its
+ * its gradient g, 24 bytes a pixel), a mask's plane at the image's size and
+ * one at the largest octave's below it (4 bytes a pixel each), one octave's net (planned when its
  * octave starts, its arena dropped when it ends) and scratch sized by the
  * tile or a few rows. The photo at an octave's size is made again from the
  * samples when it is needed (start and end of each octave), and the detail
@@ -288,7 +422,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     dd_status st;
     memset(&d, 0, sizeof d);
     if (!model || !params || !im) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or image");
-    if ((st = check_params(params))) return st;
+    if ((st = check_params(params)) || (st = check_mask(params, im))) return st;
     const dd_term *terms = params->terms;
     int n_terms = params->n_terms;
     if (!terms) {
@@ -320,15 +454,14 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         st = util_fail(DD_ERR_NOMEM, "out of memory for a %dx%d dream", w, h);
         goto done;
     }
+    if ((st = mask_make(&d, im))) goto done;
     const dream_photo ph = dream_photo_of(im, model);
-    const int colour = ph.colour;
-    const float unit = ph.unit;
     uint64_t rng = params->seed;
     int prev_h = 0, prev_w = 0;
     for (int k = 0; k < d.n_octaves; k++) {
         octave *o = &d.oct[k];
         const size_t on = (size_t)3 * o->h * o->w;
-        if ((st = start_net(&d, o))) goto done;
+        if ((st = start_net(&d, o)) || (st = mask_at(&d, o, h, w))) goto done;
         /* x = this octave's photo plus the detail dreamed so far (in x, at
          * the previous octave's size): the detail resized into g, the photo
          * into x, their sum into g, and the two swapped. */
@@ -373,22 +506,11 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             d.x[i] = v < lo ? lo : v > hi ? hi : v;
         }
     }
-    /* Network input -> pixels: the only writes to the image, after the last
-     * thing that can fail, so a failed or cancelled dream leaves it as it
-     * was. */
-    const unsigned full = im->depth == 16 ? 65535 : 255;
-    for (size_t i = 0; i < plane; i++) {
-        float v[3];
-        for (int c = 0; c < 3; c++) v[c] = (d.x[c * plane + i] - model->offset[c]) * model->divisor[c] * unit;
-        if (colour == 3) {
-            for (int c = 0; c < 3; c++) img_set(im, i * (size_t)im->channels + (size_t)c, (unsigned)lrintf(fminf(fmaxf(v[c], 0), (float)full)));
-        } else {
-            const float grey = (v[0] + v[1] + v[2]) / 3.0f;
-            img_set(im, i * (size_t)im->channels, (unsigned)lrintf(fminf(fmaxf(grey, 0), (float)full)));
-        }
-    }
+    /* After the last thing that can fail, so a failed or cancelled dream
+     * leaves the image as it was. */
+    write_image(&d, &ph, im);
 done:
     dd_net_free(d.net);
-    free(d.tile_in), free(d.tile_grad), free(d.x), free(d.g);
+    free(d.tile_in), free(d.tile_grad), free(d.x), free(d.g), free(d.mask_full), free(d.mask_oct);
     return st;
 }

@@ -30,6 +30,8 @@ static const param_key keys[] = {
     {"seed", PARAM_U64, FIELD(seed), 0, 0},
     {"max-size", PARAM_INT, FIELD(max_size), 0, 65535},
     {"arithmetic", PARAM_ARITHMETIC, FIELD(fast), 0, 0},
+    {"invert-mask", PARAM_FLAG, FIELD(invert_mask), 0, 0},
+    {"preserve-colors", PARAM_FLAG, FIELD(preserve_colors), 0, 0},
 };
 #undef FIELD
 
