@@ -341,6 +341,20 @@ dd_params dd_params_default(void);
  * number in 0..100000"), p unchanged. Thread-safe. */
 dd_status dd_params_set(dd_params *p, const char *key, const char *value);
 
+/* Presets: named looks for a model, chosen by eye (docs/PRESETS.md). */
+int dd_preset_count(void);
+/* Preset index's name, one-line description, the model it is made for
+ * ("built-in", or NULL for any model), its objective (layers, NULL: the
+ * model's default) and the rest of its settings as "key=value ..." pairs
+ * for dd_params_set. Any pointer may be NULL; the strings are static.
+ * DD_ERR_INVALID_ARG for an index outside 0 .. count-1. Thread-safe. */
+dd_status dd_preset_info(int index, const char **name, const char **description, const char **model,
+                         const char **layers, const char **settings);
+/* Sets the preset's objective (p->layers, static) and settings on p,
+ * leaving the other fields as they are; an unknown name is
+ * DD_ERR_INVALID_ARG, p unchanged. Thread-safe. */
+dd_status dd_params_preset(dd_params *p, const char *name);
+
 /* The default objective, as a spec for dd_terms_parse. */
 const char *dd_default_layers(void);
 

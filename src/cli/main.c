@@ -30,6 +30,8 @@ typedef struct options {
     const char *replay_path;    /* --replay */
     cli_replay replay;          /* what it recorded; owns the strings above that came from it */
     const char *replay_kernels; /* the kernels it was made with */
+    const char *preset;         /* --preset */
+    int list_presets;
     const char *mask_path; /* --mask: a file, or "alpha" (params.mask_alpha) */
     dd_format format; /* --format */
     int quality, quiet, progress, list_layers, recursive, skip_existing, in_place;
@@ -171,6 +173,24 @@ static void hold_standard_descriptors(void) {
         }
 }
 
+/* --list-presets: each preset's name and description, then what it sets
+ * as the options that set it. */
+static int list_presets(void) {
+    for (int i = 0; i < dd_preset_count(); i++) {
+        const char *name, *description, *model, *layers, *settings;
+        dd_preset_info(i, &name, &description, &model, &layers, &settings);
+        printf("%-10s %s\n          ", name, description);
+        if (layers) printf(" -l %s", layers);
+        for (const char *p = settings; *p;) {
+            const size_t key = strcspn(p, "="), len = strcspn(p, " ");
+            printf(" --%.*s %.*s", (int)key, p, (int)(len - key - 1), p + key + 1);
+            p += len + (p[len] == ' ');
+        }
+        printf("%s%s%s\n", model ? " (for the " : "", model ? model : "", model ? " model)" : "");
+    }
+    return stdout_status();
+}
+
 /* --replay DREAM: the parameters recorded in DREAM's comment become the
  * options' defaults. Returns -1 to go on, else an exit status. */
 static int apply_replay(options *o) {
@@ -201,7 +221,7 @@ static int parse_options(int argc, char **argv, options *o) {
     enum {
         OPT_LIST = 256, OPT_OCTAVES, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX,
         OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT,
-        OPT_GUIDE, OPT_REPLAY, OPT_MASK, OPT_INVERT_MASK, OPT_PRESERVE
+        OPT_GUIDE, OPT_REPLAY, OPT_MASK, OPT_INVERT_MASK, OPT_PRESERVE, OPT_PRESET, OPT_LIST_PRESETS
     };
     static const struct option longs[] = {
         {"layers", required_argument, 0, 'l'},       {"list-layers", no_argument, 0, OPT_LIST},
@@ -219,6 +239,7 @@ static int parse_options(int argc, char **argv, options *o) {
         {"guide", required_argument, 0, OPT_GUIDE},   {"replay", required_argument, 0, OPT_REPLAY},
         {"mask", required_argument, 0, OPT_MASK},    {"invert-mask", no_argument, 0, OPT_INVERT_MASK},
         {"preserve-colors", no_argument, 0, OPT_PRESERVE},
+        {"preset", required_argument, 0, OPT_PRESET}, {"list-presets", no_argument, 0, OPT_LIST_PRESETS},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     static const char shorts[] = ":l:s:j:q:m:t:o:rhV";
@@ -229,11 +250,17 @@ static int parse_options(int argc, char **argv, options *o) {
      * wherever it stands. Mistakes are reported by the second pass. */
     while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1)
         if (c == OPT_REPLAY) o->replay_path = optarg;
+        else if (c == OPT_PRESET) o->preset = optarg;
+    if (o->replay_path && o->preset) return usage_error("%s", "--preset and --replay do not go together");
+    if (o->preset && dd_params_preset(&o->params, o->preset))
+        return usage_error("--preset: %s", dd_last_error());
     if (o->replay_path && (rc = apply_replay(o)) >= 0) return rc;
     optind = 0;
     while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
         switch (c) {
-        case OPT_REPLAY: break;
+        case OPT_REPLAY:
+        case OPT_PRESET: break;
+        case OPT_LIST_PRESETS: o->list_presets = 1; break;
         case 'l': o->layers = optarg; break;
         case OPT_LIST: o->list_layers = 1; break;
         case OPT_GUIDE:
@@ -241,8 +268,7 @@ static int parse_options(int argc, char **argv, options *o) {
             o->guide_path = optarg;
             break;
         case OPT_OCTAVES:
-            if (!parse_long(optarg, 1, 32, &v)) return usage_error("--octaves: '%s' is not a number in 1..32", optarg);
-            o->params.octaves = (int)v;
+            if (dd_params_set(&o->params, "octaves", optarg)) return usage_error("--%s", dd_last_error());
             break;
         case OPT_OCTSCALE:
             if (!parse_float(optarg, 1.0f, 8.0f, &o->params.octave_scale))
@@ -323,6 +349,15 @@ static int parse_options(int argc, char **argv, options *o) {
     o->inputs = argv + optind, o->n_inputs = argc - optind;
     if (o->params.invert_mask && !o->mask_path) return usage_error("%s", "--invert-mask needs --mask");
     if (o->list_layers) return -1;
+    if (o->list_presets) return list_presets();
+    const char *made_for = NULL;
+    for (int i = 0; o->preset && i < dd_preset_count(); i++) {
+        const char *name;
+        dd_preset_info(i, &name, NULL, &made_for, NULL, NULL);
+        if (!strcmp(name, o->preset)) break;
+    }
+    if (o->preset && o->model_path && made_for && !strcmp(made_for, "built-in"))
+        return usage_error("--preset %s is made for the built-in model, not -m", o->preset);
     const int batch = o->out_dir || o->in_place;
     if (o->out_dir && o->in_place) return usage_error("%s", "-o and --in-place do not go together");
     if (batch) {
@@ -814,7 +849,7 @@ static int run_options(options *op) {
     }
     dd_term terms[MAX_TERMS];
     int n_terms = 0;
-    const char *spec = o.layers ? o.layers : dd_model_default_layers(model);
+    const char *spec = o.layers ? o.layers : o.params.layers ? o.params.layers : dd_model_default_layers(model);
     if (dd_terms_parse(model, spec, terms, MAX_TERMS, &n_terms)) {
         fprintf(stderr, "%s: %s; layers are:", cli_prog, cli_quote(dd_last_error()));
         for (int i = 0; i < dd_model_layer_count(model); i++)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,22 +17,23 @@ typedef struct param_key {
     param_kind kind;
     size_t offset; /* into dd_params */
     double lo, hi;
+    int automatic; /* "auto" is 0 */
 } param_key;
 
 #define FIELD(f) offsetof(dd_params, f)
 static const param_key keys[] = {
-    {"layers", PARAM_TEXT, FIELD(layers), 0, 0},
-    {"octaves", PARAM_INT, FIELD(octaves), 1, 32},
-    {"octave-scale", PARAM_FLOAT, FIELD(octave_scale), 1, 8},
-    {"steps", PARAM_INT, FIELD(steps), 0, 100000},
-    {"step-size", PARAM_FLOAT, FIELD(step_size), 0, 100},
-    {"jitter", PARAM_INT, FIELD(jitter), 0, 100000},
-    {"tile", PARAM_INT, FIELD(tile), 64, 8192},
-    {"seed", PARAM_U64, FIELD(seed), 0, 0},
-    {"max-size", PARAM_INT, FIELD(max_size), 0, 65535},
-    {"arithmetic", PARAM_ARITHMETIC, FIELD(fast), 0, 0},
-    {"invert-mask", PARAM_FLAG, FIELD(invert_mask), 0, 0},
-    {"preserve-colors", PARAM_FLAG, FIELD(preserve_colors), 0, 0},
+    {"layers", PARAM_TEXT, FIELD(layers), 0, 0, 0},
+    {"octaves", PARAM_INT, FIELD(octaves), 1, 32, 1},
+    {"octave-scale", PARAM_FLOAT, FIELD(octave_scale), 1, 8, 0},
+    {"steps", PARAM_INT, FIELD(steps), 0, 100000, 0},
+    {"step-size", PARAM_FLOAT, FIELD(step_size), 0, 100, 0},
+    {"jitter", PARAM_INT, FIELD(jitter), 0, 100000, 0},
+    {"tile", PARAM_INT, FIELD(tile), 64, 8192, 0},
+    {"seed", PARAM_U64, FIELD(seed), 0, 0, 0},
+    {"max-size", PARAM_INT, FIELD(max_size), 0, 65535, 0},
+    {"arithmetic", PARAM_ARITHMETIC, FIELD(fast), 0, 0, 0},
+    {"invert-mask", PARAM_FLAG, FIELD(invert_mask), 0, 0, 0},
+    {"preserve-colors", PARAM_FLAG, FIELD(preserve_colors), 0, 0, 0},
 };
 #undef FIELD
 
@@ -86,9 +88,72 @@ dd_status dd_params_set(dd_params *p, const char *key, const char *value) {
         return DD_OK;
     case PARAM_INT:
     case PARAM_FLOAT:
+        if (k->automatic && !strcmp(value, "auto")) {
+            *(int *)field = 0;
+            return DD_OK;
+        }
         if (!parse_number(value, k->kind, k->lo, k->hi, field))
-            return util_fail(DD_ERR_INVALID_ARG, "%s: '%s' is not a number in %g..%g", key, value, k->lo, k->hi);
+            return util_fail(DD_ERR_INVALID_ARG, "%s: '%s' is not a number in %g..%g%s", key, value, k->lo, k->hi,
+                             k->automatic ? " or auto" : "");
         return DD_OK;
     }
     return util_fail(DD_ERR_INVALID_ARG, "%s: no such parameter", key);
+}
+
+/* ---- presets -------------------------------------------------------------
+ * Looks chosen by eye (docs/PRESETS.md shows each): data, applied through
+ * dd_params_set like any recorded dream. */
+typedef struct preset {
+    const char *name, *model, *layers, *settings, *description;
+} preset;
+
+static const preset presets[] = {
+    {"eyes", "built-in", "mixed4", "octaves=auto steps=10 step-size=0.02",
+     "eyes and swirls over everything, the subject too"},
+    {"swirls", "built-in", "mixed2", "octaves=auto steps=10 step-size=0.02",
+     "fine swirls and knots, the shapes kept"},
+    {"painterly", "built-in", "mixed1", "octaves=auto octave-scale=1.3 steps=15 step-size=0.015",
+     "flowing brush strokes"},
+    {"neon", "built-in", "mixed0", "octaves=auto octave-scale=1.6 steps=10 step-size=0.03",
+     "bright zigzag textures in saturated colours"},
+    {"deep", "built-in", "mixed5", "octaves=auto steps=20 step-size=0.015",
+     "large organic, fleshy forms from the deepest layer"},
+    {"subtle", "built-in", "mixed2,mixed4", "octaves=4 octave-scale=1.4 steps=10 step-size=0.01",
+     "0.1's default: swirls and eyes in the background, the subject almost untouched"},
+};
+
+int dd_preset_count(void) { return (int)(sizeof presets / sizeof *presets); }
+
+dd_status dd_preset_info(int index, const char **name, const char **description, const char **model,
+                         const char **layers, const char **settings) {
+    if (index < 0 || index >= dd_preset_count())
+        return util_fail(DD_ERR_INVALID_ARG, "preset %d outside 0..%d", index, dd_preset_count() - 1);
+    const preset *p = &presets[index];
+    if (name) *name = p->name;
+    if (description) *description = p->description;
+    if (model) *model = p->model;
+    if (layers) *layers = p->layers;
+    if (settings) *settings = p->settings;
+    return DD_OK;
+}
+
+dd_status dd_params_preset(dd_params *p, const char *name) {
+    if (!p || !name) return util_fail(DD_ERR_INVALID_ARG, "no parameters or preset name");
+    const preset *found = NULL;
+    for (int i = 0; i < dd_preset_count() && !found; i++)
+        if (!strcmp(presets[i].name, name)) found = &presets[i];
+    if (!found) return util_fail(DD_ERR_INVALID_ARG, "%s: no such preset", name);
+    dd_params q = *p; /* all or nothing */
+    char text[256], *save = NULL;
+    snprintf(text, sizeof text, "%s", found->settings);
+    for (char *pair = strtok_r(text, " ", &save); pair; pair = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(pair, '=');
+        if (!eq) return util_fail(DD_ERR_INVALID_ARG, "preset %s: '%s' is no key=value", name, pair);
+        *eq = '\0';
+        dd_status st = dd_params_set(&q, pair, eq + 1);
+        if (st) return st;
+    }
+    q.layers = found->layers;
+    *p = q;
+    return DD_OK;
 }
