@@ -299,6 +299,51 @@ typedef int (*dd_progress_fn)(void *user, int octave, int octaves, int step, int
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *image,
                    dd_progress_fn progress, void *user);
 
+/* ---- Planning a dream without dreaming ------------------------------- */
+
+/* One octave of a plan. */
+typedef struct dd_octave_plan {
+    int width, height;           /* the image at this octave               */
+    int tiles_x, tiles_y;        /* tiles across and down                  */
+    int tile_width, tile_height; /* one tile, its margins included         */
+    double flops;                /* one forward and backward pass of a tile's
+                                  * net, as dd_net_flops counts them       */
+} dd_octave_plan;
+
+#define DD_MAX_OCTAVES 32
+
+typedef struct dd_dream_plan {
+    int n_octaves;                          /* the octaves dreamed, smallest
+                                             * first; those too small for the
+                                             * objective are left out         */
+    dd_octave_plan octave[DD_MAX_OCTAVES];
+    double flops;                           /* all octaves' steps and tiles  */
+    uint64_t peak_bytes;                    /* see dd_dream_plan_for          */
+} dd_dream_plan;
+
+/* What dd_dream(model, params, image) would do with an image of width x
+ * height, channels (1..4) and depth (8 or 16) as dd_image_width() etc. give
+ * them, planned by the same code as the dream but without running it: the
+ * octaves and their tiles, the FLOPs, and peak_bytes, the most memory the
+ * dream's own buffers hold resident at once: the image's samples, the two
+ * float planes of the dream (24 bytes a pixel at the largest size reached),
+ * the tile buffers, the largest octave's net arena while it steps and the
+ * packed weights. Not counted: the model (already loaded), the program
+ * and its libraries, the encoded file. Nets are planned from shapes only:
+ * nothing image-sized is allocated. Errors are dd_dream's, with the same
+ * messages (an image too small for the objective is DD_ERR_TOO_SMALL).
+ * Thread-safe for a shared model. */
+dd_status dd_dream_plan_for(const dd_model *model, const dd_params *params, int width, int height, int channels,
+                            int depth, dd_dream_plan *out);
+
+/* The speed of this machine for params' objective, threads and fast mode,
+ * in FLOPs (as dd_net_flops counts them) per second: one input gradient of
+ * a 256x256 net (larger if the objective needs it) timed after one
+ * warm-up, under a second on a desktop CPU. A dream's time is about
+ * dd_dream_plan.flops divided by it. The result varies with the machine's
+ * load like any timing. */
+dd_status dd_measure_flops_rate(const dd_model *model, const dd_params *params, double *flops_per_second);
+
 #ifdef __cplusplus
 }
 #endif
