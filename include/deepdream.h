@@ -337,9 +337,10 @@ dd_status dd_dream_plan_for(const dd_model *model, const dd_params *params, int 
                             int depth, dd_dream_plan *out);
 
 /* The speed of this machine for params' objective, threads and fast mode,
- * in FLOPs (as dd_net_flops counts them) per second: one input gradient of
- * a 256x256 net (larger if the objective needs it) timed after one
- * warm-up, under a second on a desktop CPU. A dream's time is about
+ * in FLOPs (as dd_net_flops counts them) per second: input gradients of a
+ * 256x256 net (larger if the objective needs it) timed for a quarter of a
+ * second (at most 8 of them) after one warm-up, well under a second in all
+ * on a desktop CPU. A dream's time is about
  * dd_dream_plan.flops divided by it. The result varies with the machine's
  * load like any timing. */
 dd_status dd_measure_flops_rate(const dd_model *model, const dd_params *params, double *flops_per_second);
