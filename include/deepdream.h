@@ -317,7 +317,10 @@ typedef struct dd_dream_plan {
                                              * first; those too small for the
                                              * objective are left out         */
     dd_octave_plan octave[DD_MAX_OCTAVES];
-    double flops;                           /* all octaves' steps and tiles  */
+    double passes;                          /* tile passes (forward and
+                                             * backward): steps x tiles,
+                                             * summed over the octaves        */
+    double flops;                           /* all those passes' FLOPs       */
     uint64_t peak_bytes;                    /* see dd_dream_plan_for          */
 } dd_dream_plan;
 
@@ -336,14 +339,28 @@ typedef struct dd_dream_plan {
 dd_status dd_dream_plan_for(const dd_model *model, const dd_params *params, int width, int height, int channels,
                             int depth, dd_dream_plan *out);
 
-/* The speed of this machine for params' objective, threads and fast mode,
- * in FLOPs (as dd_net_flops counts them) per second: input gradients of a
- * 256x256 net (larger if the objective needs it) timed for a quarter of a
- * second (at most 8 of them) after one warm-up, well under a second in all
- * on a desktop CPU. A dream's time is about
- * dd_dream_plan.flops divided by it. The result varies with the machine's
- * load like any timing. */
-dd_status dd_measure_flops_rate(const dd_model *model, const dd_params *params, double *flops_per_second);
+/* How fast this machine runs the network for params' objective, threads
+ * and fast mode: a tile's pass (forward and backward) takes
+ * seconds_per_pass plus its FLOPs (as dd_net_flops counts them) divided by
+ * flops_per_second; setup_seconds is planning and packing a net once. */
+typedef struct dd_speed {
+    double flops_per_second;
+    double seconds_per_pass;
+    double setup_seconds;
+} dd_speed;
+
+/* Measures dd_speed on this machine now: input gradients of a 128x128 and
+ * a 256x256 net (larger when the objective needs it), each timed for an
+ * eighth of a second (at most 8 passes) after one warm-up, and the line
+ * through the two. About half a second in all on a desktop CPU; like any
+ * timing it follows the machine's load. Thread-safe for a shared model. */
+dd_status dd_measure_speed(const dd_model *model, const dd_params *params, dd_speed *out);
+
+/* A dream's estimated seconds: setup_seconds + passes x seconds_per_pass +
+ * flops / flops_per_second. The image-sized work between passes (the
+ * step's update, resizing between octaves), reading and writing the file
+ * are left out. 0 when speed has no rate. */
+double dd_dream_plan_seconds(const dd_dream_plan *plan, const dd_speed *speed);
 
 #ifdef __cplusplus
 }

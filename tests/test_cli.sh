@@ -744,7 +744,7 @@ if wanted dry-run; then
     test "$(printed_sizes)" = "$(octave_sizes 160 120 4 1.4 43)"
   check "--dry-run: one tile an octave" test "$(grep -c '1x1 tile of' stdout)" = 4
   check "--dry-run: a peak memory line" grep -qE '^  peak memory: [0-9]+\.[0-9] MiB \(the dream [0-9.]+ MiB' stdout
-  check "--dry-run: a time line" grep -qE '^  time: [0-9]+\.[0-9] s \([0-9.]+ GFLOP at [0-9.]+ GFLOP/s, measured\)$' stdout
+  check "--dry-run: a time line" grep -qE '^  time: [0-9]+\.[0-9] s \(40 passes of [0-9.]+ ms and [0-9.]+ GFLOP at [0-9.]+ GFLOP/s, measured\)$' stdout
   check "--dry-run: 7 lines in all" test "$(wc -l <stdout)" = 7
 
   run --dry-run --octaves 5 --octave-scale 1.3 rgb.png dry.png

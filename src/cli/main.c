@@ -356,7 +356,7 @@ typedef struct run {
     const dd_model *model;
     const char *spec;
     cli_progress progress;
-    double flops_rate;   /* --dry-run: measured at the first plan, 0 until then */
+    dd_speed speed;      /* --dry-run: measured at the first plan, 0 until then */
     double before_bytes; /* --dry-run: the program's peak RSS before any image */
 } run;
 
@@ -538,8 +538,8 @@ static double peak_rss_bytes(void) {
  * orientation may swap its sides), plan the dream and print the plan on
  * standard output; nothing is dreamed or written. The memory is the plan's
  * peak plus what the program held before the first image (code, libraries,
- * the model); the time is the plan's FLOPs at the rate measured here once
- * per run. Returns as dream_one. */
+ * the model); the time is the plan's at the speed measured here once per
+ * run. Returns as dream_one. */
 static int dry_one(run *r, const char *input) {
     const options *o = r->o;
     char in_name[4 * PATH_MAX + 8];
@@ -572,7 +572,7 @@ static int dry_one(run *r, const char *input) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
         goto done;
     }
-    if (r->flops_rate <= 0 && (st = dd_measure_flops_rate(r->model, &o->params, &r->flops_rate))) {
+    if (r->speed.flops_per_second <= 0 && (st = dd_measure_speed(r->model, &o->params, &r->speed))) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
         goto done;
     }
@@ -586,8 +586,9 @@ static int dry_one(run *r, const char *input) {
     }
     printf("  peak memory: %.1f MiB (the dream %.1f MiB, the program and model %.1f MiB)\n",
            ((double)plan.peak_bytes + r->before_bytes) / mib, (double)plan.peak_bytes / mib, r->before_bytes / mib);
-    printf("  time: %.1f s (%.1f GFLOP at %.1f GFLOP/s, measured)\n", plan.flops / r->flops_rate, plan.flops / 1e9,
-           r->flops_rate / 1e9);
+    printf("  time: %.1f s (%.0f passes of %.1f ms and %.1f GFLOP at %.1f GFLOP/s, measured)\n",
+           dd_dream_plan_seconds(&plan, &r->speed), plan.passes, 1e3 * r->speed.seconds_per_pass, plan.flops / 1e9,
+           r->speed.flops_per_second / 1e9);
     rc = 0;
 done:
     if (rc > 0 && cli_stop_signal) rc = stopped_status();

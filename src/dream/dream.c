@@ -454,6 +454,7 @@ dd_status dd_dream_plan_for(const dd_model *model, const dd_params *params, int 
         out->octave[k] = (dd_octave_plan){.width = o->w, .height = o->h, .tiles_x = o->tx.count, .tiles_y = o->ty.count,
                                           .tile_width = o->tx.side, .tile_height = o->ty.side,
                                           .flops = ns.flops_fwd + ns.flops_bwd};
+        out->passes += (double)params->steps * o->tx.count * o->ty.count;
         out->flops += (double)params->steps * o->tx.count * o->ty.count * out->octave[k].flops;
     }
     if (24 * (uint64_t)width * height + tiles > phase) phase = 24 * (uint64_t)width * height + tiles;
@@ -468,44 +469,74 @@ static double seconds_now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-dd_status dd_measure_flops_rate(const dd_model *model, const dd_params *params, double *flops_per_second) {
+/* Seconds a pass of net takes on in: after one warm-up, passes for a
+ * budget of seconds (at most 8), averaged: one pass of 50 ms on a shared
+ * machine catches the others' load at one moment, and the dream runs
+ * through all of it. */
+static dd_status time_passes(dd_net *net, float *in, float *grad, double budget, double *per_pass) {
+    dd_status st = dd_net_gradient(net, in, grad, NULL); /* caches, pages, threads */
+    if (st) return st;
+    const double t0 = seconds_now();
+    double seconds = 0;
+    int passes = 0;
+    while (passes < 8 && seconds < budget) {
+        if ((st = dd_net_gradient(net, in, grad, NULL))) return st;
+        passes++;
+        seconds = seconds_now() - t0;
+    }
+    *per_pass = seconds / passes;
+    return DD_OK;
+}
+
+dd_status dd_measure_speed(const dd_model *model, const dd_params *params, dd_speed *out) {
     dd_term default_terms[MAX_TERMS];
     const dd_term *terms;
     int n_terms, threads, min_h, min_w, deepest;
     dd_net *net = NULL;
     float *in = NULL;
     dd_status st;
-    if (!model || !params || !flops_per_second) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or result");
-    *flops_per_second = 0;
+    if (!model || !params || !out) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or result");
+    memset(out, 0, sizeof *out);
     if ((st = dream_setup(model, params, default_terms, &terms, &n_terms, &threads))) return st;
     if ((st = net_min_input(model, terms, n_terms, &min_h, &min_w, &deepest))) return st;
-    const int h = min_h > 256 ? min_h : 256, w = min_w > 256 ? min_w : 256;
-    const size_t n = (size_t)3 * h * w;
-    if ((st = dd_net_new(model, terms, n_terms, h, w, threads, &net))) goto done;
-    if ((st = dd_net_set_fast(net, params->fast))) goto done;
+    /* Two sizes, side s and 2s: a pass's time is fitted as a fixed part
+     * (its layers' parallel regions and barriers, the passes' small
+     * buffers) plus its FLOPs at a rate, which a single size cannot tell
+     * apart: small tiles ran at about half the FLOP rate of 256x256. */
+    const int h1 = min_h > 128 ? min_h : 128, w1 = min_w > 128 ? min_w : 128;
+    const size_t n = (size_t)3 * (2 * h1) * (2 * w1);
     in = malloc(2 * n * sizeof *in);
-    if (!in) {
-        st = util_fail(DD_ERR_NOMEM, "out of memory");
-        goto done;
-    }
+    if (!in) return util_fail(DD_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) in[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f; /* busy, like a photo */
-    if ((st = dd_net_gradient(net, in, in + n, NULL))) goto done; /* warm-up: caches, pages, threads */
-    /* Passes for a quarter second (at most 8): one pass of 50 ms on a
-     * shared machine catches the others' load at one moment, and the
-     * dream runs through all of it. */
-    const double t0 = seconds_now();
-    double seconds = 0;
-    int passes = 0;
-    while (passes < 8 && seconds < 0.25) {
-        if ((st = dd_net_gradient(net, in, in + n, NULL))) goto done;
-        passes++;
-        seconds = seconds_now() - t0;
+    double t[2], f[2];
+    for (int k = 0; k < 2; k++) {
+        const double t0 = seconds_now();
+        if ((st = dd_net_new(model, terms, n_terms, h1 << k, w1 << k, threads, &net))) goto done;
+        if ((st = dd_net_set_fast(net, params->fast))) goto done;
+        if (k == 1) out->setup_seconds = seconds_now() - t0; /* planning and packing, as the first octave */
+        if ((st = time_passes(net, in, in + n, 0.125, &t[k]))) goto done;
+        double fwd, bwd;
+        dd_net_flops(net, &fwd, &bwd);
+        f[k] = fwd + bwd;
+        dd_net_free(net);
+        net = NULL;
     }
-    double fwd, bwd;
-    dd_net_flops(net, &fwd, &bwd);
-    *flops_per_second = passes * (fwd + bwd) / (seconds > 1e-9 ? seconds : 1e-9);
+    /* Noise can tilt the line (a slower large pass per FLOP than the small
+     * one): then no fixed part, the larger size's rate. */
+    if (t[1] > t[0] && (f[1] - f[0]) / (t[1] - t[0]) * t[0] > f[0]) {
+        out->flops_per_second = (f[1] - f[0]) / (t[1] - t[0]);
+        out->seconds_per_pass = t[0] - f[0] / out->flops_per_second;
+    } else {
+        out->flops_per_second = f[1] / (t[1] > 1e-9 ? t[1] : 1e-9);
+        out->seconds_per_pass = 0;
+    }
 done:
     dd_net_free(net);
     free(in);
     return st;
+}
+
+double dd_dream_plan_seconds(const dd_dream_plan *plan, const dd_speed *speed) {
+    if (!plan || !speed || !(speed->flops_per_second > 0)) return 0;
+    return speed->setup_seconds + plan->passes * speed->seconds_per_pass + plan->flops / speed->flops_per_second;
 }
