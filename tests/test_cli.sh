@@ -786,6 +786,11 @@ if wanted dry-run; then
   want_status 0 "--dry-run to -"
   check "--dry-run to -: the report on standard output" test "$(head -1 stdout)" = "rgb.png: 160x120, 4 octaves of 10 steps"
 
+  run --dry-run - dry.png <rgb.png
+  want_status 0 "--dry-run from standard input"
+  check "--dry-run from standard input: named so" test "$(head -1 stdout)" = "standard input: 160x120, 4 octaves of 10 steps"
+  absent dry.png "--dry-run from standard input"
+
   # A batch: the same plan per input, no OUTDIR made, no summary; a missing
   # input fails as in a real batch.
   run --dry-run -o drybatch/sub rgb.png small.png

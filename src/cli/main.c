@@ -550,11 +550,14 @@ static int dry_one(run *r, const char *input) {
     dd_dream_plan plan;
     int rc = EXIT_FAILED;
     dd_status st;
-    if (!cli_read_image(input, o->max_pixels, NULL, &in_data, &in_size)) goto done;
+    cli_read_info ri;
+    if (!cli_read_image(input, o->max_pixels, &ri, &in_data, &in_size)) goto done;
     if ((st = dd_image_load_memory(in_data, in_size, o->max_pixels, &image))) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
         goto done;
     }
+    /* A dream keeps the bytes of an input it cannot read again (dream_one). */
+    const double kept_bytes = ri.regular && strcmp(input, "-") ? 0 : (double)in_size;
     const int w = dd_image_width(image), h = dd_image_height(image);
     if (o->in_place && o->skip_existing && cli_image_dreamed(image)) {
         printf("%s: %dx%d, dreamed already: would be skipped\n", in_name, w, h);
@@ -585,7 +588,8 @@ static int dry_one(run *r, const char *input) {
                oc->tiles_x * oc->tiles_y == 1 ? "" : "s", oc->tile_width, oc->tile_height);
     }
     printf("  peak memory: %.1f MiB (the dream %.1f MiB, the program and model %.1f MiB)\n",
-           ((double)plan.peak_bytes + r->before_bytes) / mib, (double)plan.peak_bytes / mib, r->before_bytes / mib);
+           ((double)plan.peak_bytes + kept_bytes + r->before_bytes) / mib, ((double)plan.peak_bytes + kept_bytes) / mib,
+           r->before_bytes / mib);
     printf("  time: %.1f s (%.0f passes of %.1f ms and %.1f GFLOP at %.1f GFLOP/s, measured)\n",
            dd_dream_plan_seconds(&plan, &r->speed), plan.passes, 1e3 * r->speed.seconds_per_pass, plan.flops / 1e9,
            r->speed.flops_per_second / 1e9);
