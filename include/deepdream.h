@@ -251,6 +251,34 @@ const char *dd_image_comment(const dd_image *image);
  * whichever the image is), pam; case-insensitive. */
 dd_format dd_format_from_name(const char *name);
 
+/* ---- Guides ------------------------------------------------------------ */
+
+/* A guide (google/deepdream's objective_guide) steers the dream towards
+ * what the network sees in another picture. At each term's layer L, with
+ * x_i the activation vector (all channels) of the dream at position i and
+ * y_j the guide's, the term is weight * sum_i max_j <x_i, y_j>; its
+ * gradient at L is weight * y_j* at each position i, j* the best match (the
+ * first of equals). The guide is seen once, at its own size or brought down
+ * to 512 pixels on its long side; it keeps one layer's planes per term (a
+ * few MiB). Matching costs a GEMM of positions x guide positions x channels
+ * per layer and step. Immutable once made: any number of nets and threads
+ * may use one guide. */
+typedef struct dd_guide dd_guide;
+
+/* What the network sees in image at each term's layer. Terms are whole
+ * layers: a term with a channel is DD_ERR_INVALID_ARG. A guide too small
+ * for the deepest layer is DD_ERR_TOO_SMALL. threads as for dd_net_new. The
+ * model must outlive the guide. */
+dd_status dd_guide_new(const dd_model *model, const dd_term *terms, int n_terms, const dd_image *image,
+                       int threads, dd_guide **out);
+void dd_guide_free(dd_guide *guide);
+
+/* The net's objective becomes the guide's (NULL: the plain one again). The
+ * guide must have been made for the same model and the same terms (layers
+ * in the same order), else DD_ERR_INVALID_ARG. The guide must outlive its
+ * use by the net. */
+dd_status dd_net_set_guide(dd_net *net, const dd_guide *guide);
+
 /* ---- The dream ------------------------------------------------------- */
 
 typedef struct dd_params {
@@ -272,10 +300,26 @@ typedef struct dd_params {
                            * layers on the calling thread; nonzero ends    *
                            * the dream mid-step (DD_ERR_CANCELLED). NULL:  *
                            * only the progress callback stops it (NULL)    */
+    const dd_guide *guide; /* dream towards a guide's features, made by   *
+                           * dd_guide_new for this model and objective     *
+                           * (the default layers when terms is NULL)       *
+                           * (NULL)                                        */
+    const char *layers;   /* the objective as dd_terms_parse reads it,    *
+                           * used when terms is NULL; NULL: the model's    *
+                           * default (dd_model_default_layers) (NULL)      */
 } dd_params;
 
 /* The defaults above. */
 dd_params dd_params_default(void);
+
+/* Sets one parameter from text, as the command line's long option of the
+ * same name reads it: "layers" (the string itself is kept: it must live as
+ * long as p is used), "octaves", "octave-scale", "steps", "step-size",
+ * "jitter", "tile", "seed", "max-size", and "arithmetic" (float32; fast,
+ * avx512bf16 or int16 for fast mode). A value out of range, not a number or
+ * an unknown key is DD_ERR_INVALID_ARG naming them ("steps: 'x' is not a
+ * number in 0..100000"), p unchanged. Thread-safe. */
+dd_status dd_params_set(dd_params *p, const char *key, const char *value);
 
 /* The default objective, as a spec for dd_terms_parse. */
 const char *dd_default_layers(void);
@@ -332,7 +376,8 @@ typedef struct dd_dream_plan {
  * float planes of the dream (24 bytes a pixel at the largest size reached),
  * the tile buffers, the largest octave's net arena while it steps and the
  * packed weights. Not counted: the model (already loaded), the program
- * and its libraries, the encoded file. Nets are planned from shapes only:
+ * and its libraries, the encoded file, and a guide's matching buffers and
+ * GEMMs (params->guide; the plan is the unguided dream's). Nets are planned from shapes only:
  * nothing image-sized is allocated. Errors are dd_dream's, with the same
  * messages (an image too small for the objective is DD_ERR_TOO_SMALL).
  * Thread-safe for a shared model. */

@@ -5,7 +5,7 @@
 # pixels; pixels are decoded by ImageMagick, not by the code under test.
 #
 # usage: test_cli.sh DEEPDREAM TEST_CLI_GRAD [GROUP...]
-#   GROUP: setup is always run; then determinism formats identity channels metadata
+#   GROUP: setup is always run; then determinism formats identity channels metadata guide-replay
 #   pipes tty options help input-errors output-errors tiny dry-run signals
 #   gradient large (all when none is named).
 # Exits 77 (skipped) without ImageMagick.
@@ -846,6 +846,74 @@ if wanted signals; then
   end
 fi
 
+# ---- guide and replay --------------------------------------------------------------
+if wanted guide-replay; then
+  begin guide-replay
+  # --guide: refusals before any work, with no output.
+  run --guide rgb16.png -l mixed4:3 rgb.png g_out.png
+  want_status 2 "--guide with a channel"
+  want_error_line "deepdream: --guide matches whole layers: 'mixed4:3' names a channel" "--guide with a channel"
+  for bad in missing.png:"No such file" small.png.trunc:"truncated" tiny.png:"is too small for mixed4"; do
+    [ "${bad%%:*}" = small.png.trunc ] && head -c 300 small.png >small.png.trunc
+    run --guide "${bad%%:*}" rgb.png g_out.png
+    want_status 1 "--guide ${bad%%:*}"
+    want_error_line "deepdream: ${bad%%:*}: " "--guide ${bad%%:*}"
+    want_stderr_has "${bad#*:}" "--guide ${bad%%:*}"
+    absent g_out.png "--guide ${bad%%:*}: no output"
+  done
+  run --guide - rgb.png g_out.png </dev/null
+  want_status 2 "--guide from standard input"
+  # A guided dream, recorded and replayed to the same bytes in each format;
+  # paths with a space are kept whole; options beside --replay win.
+  cp rgb16.png "my guide.png"
+  mkdir -p "model dir" && cp "$top/weights/inception_v3_mixed5.safetensors" "model dir/m.safetensors"
+  for out in png jpg ppm pam; do
+    run -m "model dir/m.safetensors" --guide "my guide.png" -l mixed3,mixed4=0.5 "${fast[@]}" --seed 9 \
+      --step-size 0.0123456789 --octave-scale 1.33 --jitter 5 rgb.png "g_dream.$out"
+    want_status 0 "a guided dream to $out"
+    run --replay "g_dream.$out" rgb.png "g_again.$out"
+    want_status 0 "--replay g_dream.$out"
+    want_quiet "--replay g_dream.$out on the same build and CPU"
+    same_bytes "g_dream.$out" "g_again.$out" "--replay of a $out dream gives the same bytes"
+  done
+  check "the mark records the guide's and model's paths encoded" grep -qaF \
+    'guide=my%20guide.png model=model%20dir/m.safetensors' g_dream.png
+  check "the mark records step-size as the float it was" grep -qaF 'step-size=0.012345679 ' g_dream.png
+  run rgb.png plain.png
+  run --replay g_dream.png --steps 3 --guide none.png rgb.png g_more.png
+  want_status 1 "a --guide beside --replay wins (and is read)"
+  run --replay g_dream.png --steps 3 rgb.png g_more.png
+  want_status 0 "--replay with --steps"
+  check "--steps beside --replay wins" grep -qaF ' steps=3 ' g_more.png
+  check "the rest is the replayed dream's" grep -qaF 'octave-scale=1.33 steps=3 step-size=0.012345679 jitter=5' g_more.png
+  run --steps 3 --replay g_dream.png rgb.png g_more2.png
+  same_bytes g_more.png g_more2.png "an option before --replay wins too"
+  # Refusals: no output written.
+  run --replay rgb.png rgb.png g_none.png
+  want_status 1 "--replay of a photo"
+  want_error_line "deepdream: rgb.png: no parameters recorded: not a deepdream output" "--replay of a photo"
+  run --replay missing.png rgb.png g_none.png
+  want_status 1 "--replay of a missing file"
+  run tiny.png g_tiny.ppm # converted, so marked as passed through
+  run --replay g_tiny.ppm rgb.png g_none.png
+  want_status 1 "--replay of a passed-through image"
+  want_error_line "deepdream: g_tiny.ppm: passed through unchanged, never dreamed" "--replay of a passed-through image"
+  printf 'P6\n# deepdream %s: from=00 layers=mixed3 steps=abc model=built-in\n1 1\n255\nabc' "$version" >bad_steps.ppm
+  run --replay bad_steps.ppm rgb.png g_none.png
+  want_status 1 "--replay of a bad recorded value"
+  want_error_line "deepdream: bad_steps.ppm: recorded steps: 'abc' is not a number in 0..100000" "--replay of a bad value"
+  printf 'P6\n# deepdream %s: from=00 layers=mixed3 colour=blue model=built-in\n1 1\n255\nabc' "$version" >bad_key.ppm
+  run --replay bad_key.ppm rgb.png g_none.png
+  want_status 1 "--replay of an unknown recorded key"
+  want_error_line "deepdream: bad_key.ppm: recorded colour: no such parameter" "--replay of an unknown key"
+  printf 'P6\n# deepdream %s: from=00 layers=mixed3 steps=2\n1 1\n255\nabc' "$version" >cut.ppm
+  run --replay cut.ppm rgb.png g_none.png
+  want_status 1 "--replay of a cut record"
+  want_error_line "deepdream: cut.ppm: its recorded parameters are cut short" "--replay of a cut record"
+  absent g_none.png "refused replays write nothing"
+  end
+fi
+
 # ---- the dream moves along the engine's own gradient ----------------------------
 if wanted gradient; then
   begin gradient
@@ -860,6 +928,14 @@ if wanted gradient; then
       check "the CLI's --$mode change to $in is the library's gradient step (test_cli_grad)" test "$rc" = 0
     done
   done
+  # The same with a guide: its objective's gradient, as the library gives it.
+  run --guide rgb16.png -l mixed3,mixed4=0.5 --exact --octaves 1 --steps 1 --jitter 0 --step-size 0.1 rgb.png grad_guided.png
+  want_status 0 "one guided step, no jitter"
+  "$grad" rgb.png grad_guided.png 0.1 exact rgb16.png mixed3,mixed4=0.5 >grad.txt 2>&1
+  rc=$?
+  sed 's/^/  /' grad.txt
+  check "the CLI's guided change is the library's guided gradient step (test_cli_grad)" test "$rc" = 0
+  differ_pixels grad_guided.png grad_rgb.png "a guided step differs from the plain one"
   end
 fi
 

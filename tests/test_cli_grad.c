@@ -9,9 +9,10 @@
  * CLI clipped at 0 or full scale are left out.
  *
  * With "fast" the library's gradient is taken in fast mode, as the CLI's
- * --fast computed it.
+ * --fast computed it. With GUIDE and LAYERS, the objective is the guide's
+ * on those layers (--guide GUIDE -l LAYERS).
  *
- * usage: test_cli_grad IN OUT STEP_SIZE [exact|fast] */
+ * usage: test_cli_grad IN OUT STEP_SIZE [exact|fast [GUIDE LAYERS]] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,8 @@
 #include "support.h"
 
 int main(int argc, char **argv) {
-    if (argc != 4 && !(argc == 5 && (!strcmp(argv[4], "exact") || !strcmp(argv[4], "fast")))) {
-        fprintf(stderr, "usage: test_cli_grad IN OUT STEP_SIZE [exact|fast]\n");
+    if (argc != 4 && !((argc == 5 || argc == 7) && (!strcmp(argv[4], "exact") || !strcmp(argv[4], "fast")))) {
+        fprintf(stderr, "usage: test_cli_grad IN OUT STEP_SIZE [exact|fast [GUIDE LAYERS]]\n");
         return 2;
     }
     const int fast = argc == 5 && !strcmp(argv[4], "fast");
@@ -62,10 +63,13 @@ int main(int argc, char **argv) {
     dd_term terms[64];
     int n_terms = 0;
     dd_net *net = NULL;
+    dd_guide *guide = NULL;
+    dd_image *guide_image = argc == 7 ? load_image_file(argv[5]) : NULL;
     double objective = 0;
-    if (dd_terms_parse(model, dd_default_layers(), terms, 64, &n_terms) ||
+    if ((argc == 7 && !guide_image) || dd_terms_parse(model, argc == 7 ? argv[6] : dd_default_layers(), terms, 64, &n_terms) ||
+        (guide_image && dd_guide_new(model, terms, n_terms, guide_image, 1, &guide)) ||
         dd_net_new(model, terms, n_terms, h, w, 1, &net) || dd_net_set_fast(net, fast) ||
-        dd_net_gradient(net, x, g, &objective)) {
+        dd_net_set_guide(net, guide) || dd_net_gradient(net, x, g, &objective)) {
         fprintf(stderr, "test_cli_grad: gradient failed: %s\n", dd_last_error());
         return 1;
     }
@@ -88,9 +92,9 @@ int main(int argc, char **argv) {
     const double corr = cov / sqrt(vg * vd);
     const double slope = sgd / sgg, want_slope = step / (gstd + 1e-8);
     fprintf(stderr,
-            "test_cli_grad: %s, %dx%d %d-bit, objective %.6g, std(g) %.4g, %zu of %zu samples unclipped, "
+            "test_cli_grad: %s%s, %dx%d %d-bit, objective %.6g, std(g) %.4g, %zu of %zu samples unclipped, "
             "max |change| %.4g network units, correlation %.6f, slope %.5g (want %.5g)\n",
-            fast && dd_net_fast(net) ? "fast" : "exact", w, h, depth, objective, gstd, n, 3 * plane, max_delta, corr, slope, want_slope);
+            fast && dd_net_fast(net) ? "fast" : "exact", guide ? ", guided" : "", w, h, depth, objective, gstd, n, 3 * plane, max_delta, corr, slope, want_slope);
     CHECK(max_delta > 0.25 * step, "the CLI hardly changed the image: max |change| %.3g", max_delta);
     CHECK(n > 3 * plane * 9 / 10, "%zu of %zu samples clipped", 3 * plane - n, 3 * plane);
     CHECK(corr > 0.99, "correlation of the CLI's change with the library's gradient %.6f <= 0.99", corr);
@@ -98,6 +102,8 @@ int main(int argc, char **argv) {
 
     free(x), free(g), free(delta), free(clipped);
     dd_net_free(net);
+    dd_guide_free(guide);
+    dd_image_free(guide_image);
     dd_model_free(model);
     dd_image_free(in), dd_image_free(out);
     return check_done("test_cli_grad");

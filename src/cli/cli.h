@@ -125,4 +125,23 @@ void cli_progress_end_line(cli_progress *p);
 /* dd_params.should_stop: a signal came. */
 int cli_should_stop(void *user);
 
+/* ---- replay.c: the parameters a dream records -------------------------- */
+
+/* s with space, '%', control and non-ASCII bytes as %XX, into out (cut to
+ * size - 1 bytes, at a whole escape). */
+void cli_percent_encode(const char *s, char *out, size_t size);
+
+enum { CLI_REPLAY_MAX = 64 };
+typedef struct cli_replay {
+    char *text;        /* owns what the pointers below point into */
+    const char *version;
+    int n;
+    const char *key[CLI_REPLAY_MAX], *value[CLI_REPLAY_MAX]; /* decoded */
+} cli_replay;
+/* The key=value pairs recorded in the comment of the image at path (a
+ * dream of ours, not cut short, not passed through). 0 after saying why
+ * on standard error. */
+int cli_replay_read(const char *path, uint64_t max_pixels, cli_replay *r);
+void cli_replay_free(cli_replay *r);
+
 #endif

@@ -27,7 +27,10 @@ atomic_int cli_stop_signal;
 
 typedef struct options {
     dd_params params;
-    const char *layers, *model_path, *out_dir;
+    const char *layers, *model_path, *out_dir, *guide_path;
+    const char *replay_path;    /* --replay */
+    cli_replay replay;          /* what it recorded; owns the strings above that came from it */
+    const char *replay_kernels; /* the kernels it was made with */
     dd_format format; /* --format */
     int quality, quiet, progress, list_layers, recursive, skip_existing, in_place, dry_run;
     long shard_k, shard_n;
@@ -52,6 +55,10 @@ static void usage(FILE *to) {
             "  -l, --layers SPEC       objective: NAME[:CHANNEL][=WEIGHT],... (default %s)\n"
             "                          a -m model file may name its own default\n"
             "      --list-layers       print the model's layers and their channel counts\n"
+            "      --guide IMAGE       dream towards what the layers see in IMAGE (whole\n"
+            "                          layers: no :CHANNEL)\n"
+            "      --replay DREAM      the parameters recorded in DREAM (a dream of ours);\n"
+            "                          options given beside it win\n"
             "      --octaves N         number of scales (default %d)\n"
             "      --octave-scale F    size ratio between scales (default %.2g)\n"
             "  -s, --steps N           gradient steps per octave (default %d)\n"
@@ -160,11 +167,36 @@ static void hold_standard_descriptors(void) {
         }
 }
 
+/* --replay DREAM: the parameters recorded in DREAM's comment become the
+ * options' defaults. Returns -1 to go on, else an exit status. */
+static int apply_replay(options *o) {
+    cli_replay *r = &o->replay;
+    if (!cli_replay_read(o->replay_path, o->max_pixels, r)) return EXIT_FAILED;
+    const char *name = strcmp(o->replay_path, "-") ? cli_quote(o->replay_path) : "standard input";
+    if (strcmp(r->version, DD_VERSION_STRING))
+        fprintf(stderr, "%s: %s: made by deepdream %s, this is %s: the bytes may differ\n", cli_prog, name,
+                cli_quote(r->version), DD_VERSION_STRING);
+    for (int i = 0; i < r->n; i++) {
+        const char *k = r->key[i], *v = r->value[i];
+        if (!strcmp(k, "from")) continue; /* the photo it was made from: any photo may be dreamed so */
+        else if (!strcmp(k, "kernels")) o->replay_kernels = v;
+        else if (!strcmp(k, "model")) o->model_path = strcmp(v, "built-in") ? v : NULL;
+        else if (!strcmp(k, "guide")) o->guide_path = strcmp(v, "none") ? v : NULL;
+        else if (!strcmp(k, "layers")) o->layers = v;
+        else if (dd_params_set(&o->params, k, v)) {
+            fprintf(stderr, "%s: %s: recorded %s\n", cli_prog, name, cli_quote(dd_last_error()));
+            return EXIT_FAILED;
+        }
+    }
+    return -1;
+}
+
 /* Returns -1 to go on, else an exit status. */
 static int parse_options(int argc, char **argv, options *o) {
     enum {
         OPT_LIST = 256, OPT_OCTAVES, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX,
-        OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT, OPT_DRYRUN
+        OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT,
+        OPT_GUIDE, OPT_REPLAY, OPT_DRYRUN
     };
     static const struct option longs[] = {
         {"layers", required_argument, 0, 'l'},       {"list-layers", no_argument, 0, OPT_LIST},
@@ -179,16 +211,29 @@ static int parse_options(int argc, char **argv, options *o) {
         {"shard", required_argument, 0, OPT_SHARD},  {"in-place", no_argument, 0, OPT_INPLACE},
         {"progress", no_argument, 0, OPT_PROGRESS},  {"quiet", no_argument, 0, OPT_QUIET},
         {"fast", no_argument, 0, OPT_FAST},          {"exact", no_argument, 0, OPT_EXACT},
+        {"guide", required_argument, 0, OPT_GUIDE},   {"replay", required_argument, 0, OPT_REPLAY},
         {"dry-run", no_argument, 0, OPT_DRYRUN},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
+    static const char shorts[] = ":l:s:j:q:m:t:o:rhV";
     long v;
-    int c;
+    int c, rc;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:s:j:q:m:t:o:rhV", longs, NULL)) != -1) {
+    /* --replay first: every other option goes over what it recorded,
+     * wherever it stands. Mistakes are reported by the second pass. */
+    while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1)
+        if (c == OPT_REPLAY) o->replay_path = optarg;
+    if (o->replay_path && (rc = apply_replay(o)) >= 0) return rc;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
         switch (c) {
+        case OPT_REPLAY: break;
         case 'l': o->layers = optarg; break;
         case OPT_LIST: o->list_layers = 1; break;
+        case OPT_GUIDE:
+            if (!strcmp(optarg, "-")) return usage_error("--guide: '%s': a guide is a file, not standard input", optarg);
+            o->guide_path = optarg;
+            break;
         case OPT_OCTAVES:
             if (!parse_long(optarg, 1, 32, &v)) return usage_error("--octaves: '%s' is not a number in 1..32", optarg);
             o->params.octaves = (int)v;
@@ -399,6 +444,17 @@ static void count(size_t *n) {
     pthread_mutex_unlock(&write_lock);
 }
 
+/* The shortest decimal that reads back as the same float (0.01, not
+ * 0.00999999978), into buf (32 bytes). */
+static const char *float_text(float v, char *buf) {
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(buf, 32, "%.*g", digits, v);
+        if (strtof(buf, NULL) == v) return buf;
+    }
+    snprintf(buf, 32, "%.9g", v);
+    return buf;
+}
+
 /* libjpeg's largest side. */
 #define JPEG_MAX_SIDE 65500
 
@@ -481,14 +537,18 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
         rc = write_counted(output, &target, in_data, in_size, done_count);
         goto done;
     }
-    char comment[8192]; /* the mark first: a long layer spec or model path may be cut, never it */
+    /* The mark first: a long layer spec or path may be cut, never it. Every
+     * parameter of the look, so that --replay dreams the same bytes. */
+    char comment[8192], scale[32], step[32], guide[2048], model[2048];
+    cli_percent_encode(o->guide_path ? o->guide_path : "none", guide, sizeof guide);
+    cli_percent_encode(o->model_path ? o->model_path : "built-in", model, sizeof model);
     snprintf(comment, sizeof comment,
-             "deepdream %s: from=%016llx layers=%s octaves=%d octave-scale=%g steps=%d step-size=%g jitter=%d tile=%d "
-             "max-size=%d seed=%llu arithmetic=%s kernels=%s model=%s",
-             DD_VERSION_STRING, (unsigned long long)source, r->spec, o->params.octaves, o->params.octave_scale, o->params.steps,
-             o->params.step_size, o->params.jitter, o->params.tile, o->params.max_size,
-             (unsigned long long)o->params.seed, o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32",
-             kernels, o->model_path ? o->model_path : "built-in");
+             "deepdream %s: from=%016llx layers=%s octaves=%d octave-scale=%s steps=%d step-size=%s jitter=%d tile=%d "
+             "max-size=%d seed=%llu arithmetic=%s kernels=%s guide=%s model=%s",
+             DD_VERSION_STRING, (unsigned long long)source, r->spec, o->params.octaves,
+             float_text(o->params.octave_scale, scale), o->params.steps, float_text(o->params.step_size, step),
+             o->params.jitter, o->params.tile, o->params.max_size, (unsigned long long)o->params.seed,
+             o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32", kernels, guide, model);
     /* A passed-through image in another format is converted; its mark says
      * so (a rerun still knows it for ours). */
     if (passed)
@@ -744,18 +804,38 @@ static void prefer_short_spin(char **argv) {
 #endif
 }
 
-int main(int argc, char **argv) {
-    hold_standard_descriptors();
-    prefer_short_spin(argv);
-    options o = {.params = dd_params_default(), .quality = 92, .max_pixels = 100000000ull};
-    int rc = parse_options(argc, argv, &o);
-    if (rc >= 0) return rc;
+/* --guide: the guide's features at the objective's layers, once for every
+ * input, before any dream. Returns -1 to go on, else an exit status. */
+static int load_guide(const options *o, const dd_model *model, const char *spec, dd_guide **guide) {
+    for (int t = 0; t < o->params.n_terms; t++)
+        if (o->params.terms[t].channel >= 0)
+            return usage_error("--guide matches whole layers: '%s' names a channel", spec);
+    unsigned char *data = NULL;
+    size_t size = 0;
+    dd_image *image = NULL;
+    if (!cli_read_image(o->guide_path, o->max_pixels, NULL, &data, &size)) return EXIT_FAILED;
+    dd_status st = dd_image_load_memory(data, size, o->max_pixels, &image);
+    free(data);
+    if (!st) st = dd_guide_new(model, o->params.terms, o->params.n_terms, image, o->params.threads, guide);
+    dd_image_free(image);
+    if (!st) return -1;
+    fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(o->guide_path), cli_quote(dd_last_error()));
+    return EXIT_FAILED;
+}
+
+/* Everything after the options are read. */
+static int run_options(options *op) {
+    options o = *op;
+    int rc;
     /* DD_CPU chooses the kernels (and so the last bits): a value that names
      * no level is a usage error, found before any work. */
     if (dd_cpu_kernels(&kernels) != DD_OK) {
         fprintf(stderr, "%s: %s\n", cli_prog, cli_quote(dd_last_error()));
         return EXIT_USAGE;
     }
+    if (o.replay_kernels && strcmp(o.replay_kernels, kernels) && !o.quiet)
+        fprintf(stderr, "%s: %s was made with the %s kernels, this CPU runs %s: the bytes may differ\n", cli_prog,
+                cli_quote(o.replay_path), cli_quote(o.replay_kernels), kernels);
     /* Threads beyond twice the cores only cost: 1024 of them took a minute
      * on an image that needs a second. */
     const long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -792,6 +872,12 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     o.params.terms = terms, o.params.n_terms = n_terms;
+    dd_guide *guide = NULL;
+    if (o.guide_path && (rc = load_guide(&o, model, spec, &guide)) >= 0) {
+        dd_model_free(model);
+        return rc;
+    }
+    o.params.guide = guide;
 
     run r = {.o = &o, .model = model, .spec = spec};
     r.progress.mode = o.quiet ? 0 : isatty(STDERR_FILENO) ? 1 : o.progress ? 2 : 0;
@@ -799,7 +885,18 @@ int main(int argc, char **argv) {
     r.progress.start_s = cli_now();
     if (o.dry_run) r.before_bytes = peak_rss_bytes();
     rc = o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
+    dd_guide_free(guide);
     dd_model_free(model);
     if (o.dry_run && stdout_status()) return EXIT_FAILED;
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    hold_standard_descriptors();
+    prefer_short_spin(argv);
+    options o = {.params = dd_params_default(), .quality = 92, .max_pixels = 100000000ull};
+    int rc = parse_options(argc, argv, &o);
+    if (rc < 0) rc = run_options(&o);
+    cli_replay_free(&o.replay);
     return rc;
 }

@@ -20,7 +20,8 @@
 dd_params dd_params_default(void) {
     return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
                        .step_size = 0.01f, .jitter = 32, .tile = 1024, .seed = 0, .threads = 0,
-                       .max_size = 0, .fast = 1, .should_stop = NULL};
+                       .max_size = 0, .fast = 1, .should_stop = NULL, .guide = NULL,
+                       .layers = NULL};
 }
 
 /* Chosen by eye on the three samples: see docs/ARCHITECTURE.md. */
@@ -91,20 +92,9 @@ int dream_stop_asked(const dream_stop *stop) {
     return 1;
 }
 
-/* The photo in network units, made from the image's own samples whenever it
- * is needed instead of kept as a float copy (12 bytes a pixel): the same
- * expression gives the same bits every time. Grey is repeated into R, G
- * and B. */
-typedef struct photo {
-    const dd_image *im;
-    int colour; /* 3, or 1 for grey */
-    float unit;
-    const float *divisor, *offset; /* per channel */
-} photo;
-
-/* A dream_row_fn: row y of colour plane c at the image's size. */
-static const float *photo_row(const void *source, int c, int y, float *row) {
-    const photo *ph = source;
+/* A dream_row_fn: row y of colour plane c of the photo at the image's size. */
+const float *dream_photo_row(const void *source, int c, int y, float *row) {
+    const dream_photo *ph = source;
     const dd_image *im = ph->im;
     const size_t channels = (size_t)im->channels, first = (size_t)y * (size_t)im->width;
     const size_t c_in = ph->colour == 3 ? (size_t)c : 0;
@@ -113,16 +103,20 @@ static const float *photo_row(const void *source, int c, int y, float *row) {
     return row;
 }
 
-/* The photo at h x w (3 planes) into dst, asking stop between bands. */
-static dd_status photo_at(float *dst, const photo *ph, int h, int w, int threads, const dream_stop *stop) {
+dream_photo dream_photo_of(const dd_image *im, const dd_model *model) {
+    return (dream_photo){im, im->channels >= 3 ? 3 : 1, im->depth == 16 ? 257.0f : 1.0f, model->divisor,
+                         model->offset};
+}
+
+dd_status dream_photo_at(float *dst, const dream_photo *ph, int h, int w, int threads, const dream_stop *stop) {
     const int ih = ph->im->height, iw = ph->im->width;
-    if (h != ih || w != iw) return dream_resize_rows(dst, h, w, photo_row, ph, ih, iw, 3, threads, stop);
+    if (h != ih || w != iw) return dream_resize_rows(dst, h, w, dream_photo_row, ph, ih, iw, 3, threads, stop);
     enum { BAND_ROWS = 256 };
     for (int r0 = 0; r0 < 3 * h; r0 += BAND_ROWS) {
         const int r1 = 3 * h - r0 < BAND_ROWS ? 3 * h : r0 + BAND_ROWS;
         if (dream_stop_asked(stop)) return DD_ERR_CANCELLED;
 #pragma omp parallel for num_threads(threads) schedule(static)
-        for (int r = r0; r < r1; r++) photo_row(ph, r / h, r % h, dst + (size_t)r * w);
+        for (int r = r0; r < r1; r++) dream_photo_row(ph, r / h, r % h, dst + (size_t)r * w);
     }
     return DD_OK;
 }
@@ -280,7 +274,8 @@ static dd_status dream_setup(const dd_model *model, const dd_params *p, dd_term 
     if (st) return st;
     *terms = p->terms, *n_terms = p->n_terms;
     if (!p->terms) {
-        if ((st = dd_terms_parse(model, dd_model_default_layers(model), default_terms, MAX_TERMS, n_terms))) return st;
+        const char *spec = p->layers ? p->layers : dd_model_default_layers(model);
+        if ((st = dd_terms_parse(model, spec, default_terms, MAX_TERMS, n_terms))) return st;
         *terms = default_terms;
     }
     *threads = p->threads > 0 ? p->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -302,6 +297,10 @@ static dd_status start_net(dream *d, const octave *o) {
         if (!st) st = dd_net_set_fast(net, d->p->fast);
     }
     if (st) {
+        dd_net_free(net);
+        return st;
+    }
+    if (d->p->guide && (st = dd_net_set_guide(net, d->p->guide))) {
         dd_net_free(net);
         return st;
     }
@@ -344,9 +343,9 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         st = util_fail(DD_ERR_NOMEM, "out of memory for a %dx%d dream", w, h);
         goto done;
     }
-    const int colour = im->channels >= 3 ? 3 : 1;
-    const float unit = im->depth == 16 ? 257.0f : 1.0f;
-    const photo ph = {im, colour, unit, model->divisor, model->offset};
+    const dream_photo ph = dream_photo_of(im, model);
+    const int colour = ph.colour;
+    const float unit = ph.unit;
     uint64_t rng = params->seed;
     int prev_h = 0, prev_w = 0;
     for (int k = 0; k < d.plan.n_octaves; k++) {
@@ -357,10 +356,10 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
          * the previous octave's size): the detail resized into g, the photo
          * into x, their sum into g, and the two swapped. */
         if (k == 0) {
-            if ((st = photo_at(d.x, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
+            if ((st = dream_photo_at(d.x, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
         } else {
             if ((st = dream_resize(d.g, o->h, o->w, d.x, prev_h, prev_w, 3, d.threads, &d.stop))) goto done;
-            if ((st = photo_at(d.x, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
+            if ((st = dream_photo_at(d.x, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
             for (size_t i = 0; i < on; i++) d.g[i] += d.x[i];
             float *t = d.x;
             d.x = d.g, d.g = t;
@@ -386,12 +385,12 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         prev_h = o->h, prev_w = o->w;
         if (k == d.plan.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
         /* The detail (dreamed minus photo), in place in x. */
-        if ((st = photo_at(d.g, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
+        if ((st = dream_photo_at(d.g, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
         for (size_t i = 0; i < on; i++) d.x[i] -= d.g[i];
     }
     if (prev_h != h || prev_w != w) { /* the detail up to the full size */
         if ((st = dream_resize(d.g, h, w, d.x, prev_h, prev_w, 3, d.threads, &d.stop))) goto done;
-        if ((st = photo_at(d.x, &ph, h, w, d.threads, &d.stop))) goto done;
+        if ((st = dream_photo_at(d.x, &ph, h, w, d.threads, &d.stop))) goto done;
         for (size_t i = 0; i < n; i++) {
             const float v = d.g[i] + d.x[i], lo = d.lo[i / plane], hi = d.hi[i / plane];
             d.x[i] = v < lo ? lo : v > hi ? hi : v;

@@ -32,4 +32,20 @@ dd_status dream_resize_rows(float *dst, int dh, int dw, dream_row_fn row, const 
 dd_status dream_resize(float *dst, int dh, int dw, const float *src, int sh, int sw, int planes,
                        int threads, const dream_stop *stop);
 
+/* The photo in network units, made from the image's own samples whenever it
+ * is needed instead of kept as a float copy (12 bytes a pixel): the same
+ * expression gives the same bits every time. Grey is repeated into R, G
+ * and B. */
+typedef struct dream_photo {
+    const dd_image *im;
+    int colour; /* 3, or 1 for grey */
+    float unit; /* 257 for 16-bit samples, else 1 */
+    const float *divisor, *offset; /* the model's, per channel */
+} dream_photo;
+dream_photo dream_photo_of(const dd_image *im, const dd_model *model);
+/* A dream_row_fn over a dream_photo. */
+const float *dream_photo_row(const void *source, int c, int y, float *row);
+/* The photo at h x w (3 planes) into dst, asking stop between bands. */
+dd_status dream_photo_at(float *dst, const dream_photo *ph, int h, int w, int threads, const dream_stop *stop);
+
 #endif

@@ -43,6 +43,15 @@ typedef struct net_term {
     int pre_relu;          /* the node's value before its fused ReLU */
     float weight;
     dd_layer_stats stats;
+    /* With a guide (dd_net_set_guide): its features at this layer (c x
+     * guide_n), each position's match and dot product in the last forward,
+     * and their sum, the term's value. */
+    const float *guide;
+    int guide_n;
+    int *argmax;
+    float *best;
+    double guide_value;
+    float *capture;        /* or NULL: the layer's value copied here (net_capture_term) */
 } net_term;
 
 struct dd_net {
@@ -63,6 +72,9 @@ struct dd_net {
     int (*should_stop)(void *user); /* polled between nodes, or NULL */
     void *stop_user;
     double flops_fwd, flops_bwd;
+    void *guide_mem;       /* matches and scores while a guide is set */
+    float *scores;         /* score_rows x the largest guide_n */
+    int score_rows;
 };
 
 static size_t node_floats(const net_node *x) { return (size_t)x->c * x->h * x->w; }
@@ -620,7 +632,67 @@ void dd_net_free(dd_net *net) {
     util_arena_free(&net->arena);
     free(net->nodes);
     free(net->terms);
+    free(net->guide_mem);
     free(net);
+}
+
+/* ---- guides ------------------------------------------------------------------ */
+
+void net_capture_term(dd_net *net, int term, float *dst) { net->terms[term].capture = dst; }
+
+void net_term_shape(const dd_net *net, int term, int *c, int *h, int *w) {
+    const net_node *x = &net->nodes[net->terms[term].node];
+    *c = x->c, *h = x->h, *w = x->w;
+}
+
+/* Scores are computed in bands of rows x guide_n floats: about 4 MiB, and at
+ * least 64 rows so that each band is a worthwhile GEMM. */
+enum { SCORE_FLOATS = 1 << 20, SCORE_MIN_ROWS = 64 };
+
+dd_status dd_net_set_guide(dd_net *net, const dd_guide *guide) {
+    if (!net) return util_fail(DD_ERR_INVALID_ARG, "no net");
+    free(net->guide_mem);
+    net->guide_mem = NULL, net->scores = NULL;
+    for (int t = 0; t < net->n_terms; t++) {
+        net_term *term = &net->terms[t];
+        term->guide = NULL, term->argmax = NULL, term->best = NULL;
+    }
+    if (!guide) return DD_OK;
+    if (guide->model != net->model || guide->n_terms != net->n_terms)
+        return util_fail(DD_ERR_INVALID_ARG, "the guide was made for another model or objective");
+    size_t bytes = 0, widest = 1, most_rows = 0;
+    for (int t = 0; t < net->n_terms; t++) {
+        const net_term *term = &net->terms[t];
+        const guide_layer *gl = &guide->layers[t];
+        const net_node *x = &net->nodes[term->node];
+        int node = -1, pre = 0;
+        const int layer = model_find_layer(net->model, gl->layer);
+        if (layer >= 0) node = net->model->layers[layer].node, pre = net->model->layers[layer].pre_relu;
+        if (node != term->node || pre != term->pre_relu || gl->channels != x->c || term->channel != -1)
+            return util_fail(DD_ERR_INVALID_ARG, "the guide was made for other layers than the objective's (%s)",
+                             gl->layer);
+        const size_t plane = (size_t)x->h * x->w;
+        bytes += plane * (sizeof(int) + sizeof(float));
+        if ((size_t)gl->n > widest) widest = (size_t)gl->n;
+        if (plane > most_rows) most_rows = plane;
+    }
+    size_t rows = SCORE_FLOATS / widest;
+    if (rows < SCORE_MIN_ROWS) rows = SCORE_MIN_ROWS;
+    if (rows > most_rows) rows = most_rows;
+    net->guide_mem = malloc(bytes + rows * widest * sizeof(float));
+    if (!net->guide_mem) return util_fail(DD_ERR_NOMEM, "out of memory for the guide's matches");
+    char *p = net->guide_mem;
+    net->scores = (float *)p, net->score_rows = (int)rows;
+    p += rows * widest * sizeof(float);
+    for (int t = 0; t < net->n_terms; t++) {
+        net_term *term = &net->terms[t];
+        const net_node *x = &net->nodes[term->node];
+        const size_t plane = (size_t)x->h * x->w;
+        term->best = (float *)p, p += plane * sizeof(float);
+        term->argmax = (int *)p, p += plane * sizeof(int);
+        term->guide = guide->layers[t].features, term->guide_n = guide->layers[t].n;
+    }
+    return DD_OK;
 }
 
 /* ---- running -------------------------------------------------------------- */
@@ -665,6 +737,14 @@ static void record_terms(dd_net *net, int node, int pre) {
         s->channels = c1 - c0, s->height = x->h, s->width = x->w;
         plane_stats(x, c0, c1, &s->sum, &s->max, net->threads);
         s->mean = s->sum / ((double)s->channels * s->height * s->width);
+        const size_t plane = (size_t)x->h * x->w;
+        if (term->capture) memcpy(term->capture, x->act, node_floats(x) * sizeof(float));
+        if (!term->guide) continue;
+        nn_match(x->act, plane, x->c, term->guide, term->guide_n, net->scores, net->score_rows, term->argmax,
+                 term->best, net->threads);
+        double v = 0;
+        for (size_t i = 0; i < plane; i++) v += term->best[i]; /* in order: the same bits for any threads */
+        term->guide_value = v;
     }
 }
 
@@ -767,7 +847,8 @@ static int forward(dd_net *net, const float *input) {
 
 static double objective_value(const dd_net *net) {
     double v = 0;
-    for (int t = 0; t < net->n_terms; t++) v += net->terms[t].weight * net->terms[t].stats.mean;
+    for (int t = 0; t < net->n_terms; t++)
+        v += net->terms[t].weight * (net->terms[t].guide ? net->terms[t].guide_value : net->terms[t].stats.mean);
     return v;
 }
 
@@ -823,6 +904,10 @@ static void add_seeds(dd_net *net, int node, int pre) {
         const net_term *term = &net->terms[t];
         if (term->node != node || term->pre_relu != pre || term->weight == 0.0f) continue;
         float *g = grad_of(net, node);
+        if (term->guide) { /* d(sum_i max_j <x_i, y_j>)/dx_i = y_argmax */
+            nn_match_backward(g, plane, x->c, term->guide, term->guide_n, term->argmax, term->weight, net->threads);
+            continue;
+        }
         /* d(weight * mean)/dx = weight / count for every element averaged. */
         const size_t from = term->channel < 0 ? 0 : (size_t)term->channel * plane;
         const size_t count = term->channel < 0 ? node_floats(x) : plane;

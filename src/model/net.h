@@ -60,6 +60,28 @@ void net_set_should_stop(dd_net *net, int (*should_stop)(void *user), void *user
 dd_status net_min_input(const dd_model *model, const dd_term *terms, int n_terms, int *min_h, int *min_w,
                         int *deepest);
 
+/* A guide's value at each term's layer, made by dd_guide_new
+ * (src/dream/guide.c) and matched against by dd_net_set_guide. */
+typedef struct guide_layer {
+    const char *layer;  /* the term's name, pointing into the model */
+    int channel;        /* -1: guides take whole layers */
+    int channels, n;    /* features: channels x n (the guide's h x w there) */
+    float *features;
+} guide_layer;
+struct dd_guide {
+    const dd_model *model;
+    int n_terms;
+    guide_layer *layers;
+    int height, width; /* the size the guide was seen at */
+};
+
+/* After each forward, term's tensor (its value as the term reads it) is
+ * copied into dst (channels x h x w of the net's shape for it); NULL stops. */
+void net_capture_term(dd_net *net, int term, float *dst);
+/* The shape of term's tensor: channels (all, whatever the term's channel),
+ * height and width. */
+void net_term_shape(const dd_net *net, int term, int *c, int *h, int *w);
+
 /* What a net planned for this objective, input size and threads would take,
  * from its plan alone (shape inference and the arena's layout; no arena,
  * no packed weights): the bytes dd_net_arena_bytes would give, the bytes

@@ -331,4 +331,16 @@ void nn_relu_mask_apply(float *g, const uint8_t *mask, int planes, size_t n, int
 void nn_add_forward(float *out, uint8_t *mask, const float *const *in, int n_in, int planes, size_t n,
                     int threads);
 
+/* ---- guide matching (src/nn/match.c) ---------------------------------------
+ * x: c planes of positions floats (a layer's value), y: c planes of n floats
+ * (the guide's value at that layer). For every position i, argmax[i] = the j
+ * with the largest <x_i, y_j> (the first of equals) and best[i] that dot
+ * product. The products are GEMMs of rows x n through scores (rows x n
+ * floats), so the bits do not depend on the thread count. */
+void nn_match(const float *x, size_t positions, int c, const float *y, int n, float *scores, int rows,
+              int *argmax, float *best, int threads);
+/* g (c planes of positions) += weight * y[argmax[i]] at every position. */
+void nn_match_backward(float *g, size_t positions, int c, const float *y, int n, const int *argmax, float weight,
+                       int threads);
+
 #endif
