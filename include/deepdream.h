@@ -380,6 +380,70 @@ typedef int (*dd_progress_fn)(void *user, int octave, int octaves, int step, int
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *image,
                    dd_progress_fn progress, void *user);
 
+/* ---- Planning a dream without dreaming ------------------------------- */
+
+/* One octave of a plan. */
+typedef struct dd_octave_plan {
+    int width, height;           /* the image at this octave               */
+    int tiles_x, tiles_y;        /* tiles across and down                  */
+    int tile_width, tile_height; /* one tile, its margins included         */
+    double flops;                /* one forward and backward pass of a tile's
+                                  * net, as dd_net_flops counts them       */
+} dd_octave_plan;
+
+#define DD_MAX_OCTAVES 32
+
+typedef struct dd_dream_plan {
+    int n_octaves;                          /* the octaves dreamed, smallest
+                                             * first; those too small for the
+                                             * objective are left out         */
+    dd_octave_plan octave[DD_MAX_OCTAVES];
+    double passes;                          /* tile passes (forward and
+                                             * backward): steps x tiles,
+                                             * summed over the octaves        */
+    double flops;                           /* all those passes' FLOPs       */
+    uint64_t peak_bytes;                    /* see dd_dream_plan_for          */
+} dd_dream_plan;
+
+/* What dd_dream(model, params, image) would do with an image of width x
+ * height, channels (1..4) and depth (8 or 16) as dd_image_width() etc. give
+ * them, planned by the same code as the dream but without running it: the
+ * octaves and their tiles, the FLOPs, and peak_bytes, the most memory the
+ * dream's own buffers hold resident at once: the image's samples, the two
+ * float planes of the dream (24 bytes a pixel at the largest size reached),
+ * the tile buffers, the largest octave's net arena while it steps and the
+ * packed weights. Not counted: the model (already loaded), the program
+ * and its libraries, the encoded file, and a guide's matching buffers and
+ * GEMMs (params->guide; the plan is the unguided dream's). Nets are planned from shapes only:
+ * nothing image-sized is allocated. Errors are dd_dream's, with the same
+ * messages (an image too small for the objective is DD_ERR_TOO_SMALL).
+ * Thread-safe for a shared model. */
+dd_status dd_dream_plan_for(const dd_model *model, const dd_params *params, int width, int height, int channels,
+                            int depth, dd_dream_plan *out);
+
+/* How fast this machine runs the network for params' objective, threads
+ * and fast mode: a tile's pass (forward and backward) takes
+ * seconds_per_pass plus its FLOPs (as dd_net_flops counts them) divided by
+ * flops_per_second; setup_seconds is planning and packing a net once. */
+typedef struct dd_speed {
+    double flops_per_second;
+    double seconds_per_pass;
+    double setup_seconds;
+} dd_speed;
+
+/* Measures dd_speed on this machine now: input gradients of a 128x128 and
+ * a 256x256 net (larger when the objective needs it), each timed for an
+ * eighth of a second (at most 8 passes) after one warm-up, and the line
+ * through the two. About half a second in all on a desktop CPU; like any
+ * timing it follows the machine's load. Thread-safe for a shared model. */
+dd_status dd_measure_speed(const dd_model *model, const dd_params *params, dd_speed *out);
+
+/* A dream's estimated seconds: setup_seconds + passes x seconds_per_pass +
+ * flops / flops_per_second. The image-sized work between passes (the
+ * step's update, resizing between octaves), reading and writing the file
+ * are left out. 0 when speed has no rate. */
+double dd_dream_plan_seconds(const dd_dream_plan *plan, const dd_speed *speed);
+
 #ifdef __cplusplus
 }
 #endif

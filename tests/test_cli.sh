@@ -6,8 +6,8 @@
 #
 # usage: test_cli.sh DEEPDREAM TEST_CLI_GRAD [GROUP...]
 #   GROUP: setup is always run; then determinism formats identity channels metadata guide-replay
-#   pipes tty options help input-errors output-errors tiny signals gradient
-#   mask large (all when none is named).
+#   pipes tty options help input-errors output-errors tiny dry-run signals
+#   gradient mask large (all when none is named).
 # Exits 77 (skipped) without ImageMagick.
 set -u
 if [ $# -lt 2 ]; then
@@ -712,6 +712,119 @@ if wanted tiny; then
   want_status 0 "96x80 with 6 octaves of scale 2"
   want_quiet "96x80 with 6 octaves of scale 2"
   differ_pixels small.png small_out.png "96x80 with 6 octaves of scale 2: dreamed"
+  end
+fi
+
+# ---- --dry-run: the plan, printed; nothing dreamed or written -------------------
+# The octave sizes against the rule the dream follows, round(side /
+# scale^(octaves-1-k)) of the size dreamed at (the long side at most
+# --max-size), those too small for the objective left out; the octave count
+# against the real dream's progress lines; tiles against the cut the dream
+# makes; the peak memory against the peak RSS of the real dream.
+if wanted dry-run; then
+  begin dry-run
+  # octave_sizes W H OCTAVES SCALE MIN: the sizes "WxH WxH ..." the rule gives,
+  # leaving out those with a side under MIN (43 for mixed4).
+  octave_sizes() {
+    awk -v w="$1" -v h="$2" -v n="$3" -v s="$4" -v m="$5" 'BEGIN {
+      for (k = 0; k < n; k++) {
+        f = s ^ (n - 1 - k); ow = int(w / f + 0.5); oh = int(h / f + 0.5)
+        if (ow >= m && oh >= m) out = out (out ? " " : "") ow "x" oh
+      }
+      print out }'
+  }
+  printed_sizes() { sed -n 's/^  octave [0-9]*: \([0-9]*x[0-9]*\),.*/\1/p' "$work/stdout" | tr '\n' ' ' | sed 's/ $//'; }
+  mkdir -p drydir
+  run --dry-run rgb.png drydir/out.png
+  want_status 0 "--dry-run rgb.png"
+  want_quiet "--dry-run rgb.png"
+  check "--dry-run: no output file" test -z "$(ls -A drydir)"
+  check "--dry-run: first line names the input and its size" test "$(head -1 stdout)" = "rgb.png: 160x120, 4 octaves of 10 steps"
+  check "--dry-run: default octaves $(octave_sizes 160 120 4 1.4 43), printed $(printed_sizes)" \
+    test "$(printed_sizes)" = "$(octave_sizes 160 120 4 1.4 43)"
+  check "--dry-run: one tile an octave" test "$(grep -c '1x1 tile of' stdout)" = 4
+  check "--dry-run: a peak memory line" grep -qE '^  peak memory: [0-9]+\.[0-9] MiB \(the dream [0-9.]+ MiB' stdout
+  check "--dry-run: a time line" grep -qE '^  time: [0-9]+\.[0-9] s \(40 passes of [0-9.]+ ms and [0-9.]+ GFLOP at [0-9.]+ GFLOP/s, measured\)$' stdout
+  check "--dry-run: 7 lines in all" test "$(wc -l <stdout)" = 7
+
+  run --dry-run --octaves 5 --octave-scale 1.3 rgb.png dry.png
+  check "--dry-run, 5 octaves of 1.3: $(octave_sizes 160 120 5 1.3 43), printed $(printed_sizes)" \
+    test "$(printed_sizes)" = "$(octave_sizes 160 120 5 1.3 43)"
+  # --max-size 100: dreamed at 100x75, the two smallest octaves too small.
+  run --dry-run --max-size 100 rgb.png dry.png
+  check "--dry-run --max-size 100: $(octave_sizes 100 75 4 1.4 43), printed $(printed_sizes)" \
+    test "$(printed_sizes)" = "$(octave_sizes 100 75 4 1.4 43)"
+  check "--dry-run --max-size 100: two octaves" test "$(printed_sizes)" = "71x54 100x75"
+  # The octaves the dream runs: 6 of scale 2 on 96x80 leave one.
+  run --dry-run --octaves 6 --octave-scale 2 small.png dry.png
+  check "--dry-run, 96x80 with 6 octaves of 2: one octave, 96x80 (printed $(printed_sizes))" test "$(printed_sizes)" = 96x80
+  run --progress --octaves 6 --octave-scale 2 --steps 1 small.png dry_real.png
+  check "the real dream of 96x80 runs one octave too" grep -q 'octave 1/1' stderr
+
+  # Wider and taller than the tile: tiles of tile - 2 margins kept (margin
+  # tile/8, at most 32), the side cut evenly: 160 = 3 x 54 - 2, 120 = 2 x 60.
+  run --dry-run --octaves 1 --tile 100 rgb.png dry.png
+  check "--dry-run --tile 100 on 160x120: 3x2 tiles of 78x84 ($(sed -n 2p stdout))" \
+    test "$(sed -n 2p stdout)" = "  octave 1: 160x120, 3x2 tiles of 78x84"
+
+  # Too small: the real dream's note, word for word; it would pass through.
+  run --octaves 2 --steps 1 tiny.png tiny_real.png
+  cp stderr tiny_real.err
+  run --dry-run --octaves 2 --steps 1 tiny.png tiny_dry.png
+  want_status 0 "--dry-run, 8x8"
+  same_bytes tiny_real.err stderr "--dry-run, 8x8: the dream's message"
+  absent tiny_dry.png "--dry-run, 8x8"
+  check "--dry-run, 8x8: the report says it would pass through" grep -q '^tiny.png: 8x8, too small' stdout
+  run --max-size 20 --octaves 1 --steps 1 rgb.png small_real.png
+  cp stderr small_real.err
+  run --dry-run --max-size 20 --octaves 1 --steps 1 rgb.png small_dry.png
+  same_bytes small_real.err stderr "--dry-run --max-size 20: the dream's message"
+  check "--max-size 20: the message names the size dreamed at" grep -q 'dreamed at 20x15' stderr
+
+  # Standard output as OUTPUT: the report, no image.
+  run --dry-run rgb.png -
+  want_status 0 "--dry-run to -"
+  check "--dry-run to -: the report on standard output" test "$(head -1 stdout)" = "rgb.png: 160x120, 4 octaves of 10 steps"
+
+  run --dry-run - dry.png <rgb.png
+  want_status 0 "--dry-run from standard input"
+  check "--dry-run from standard input: named so" test "$(head -1 stdout)" = "standard input: 160x120, 4 octaves of 10 steps"
+  absent dry.png "--dry-run from standard input"
+
+  # A batch: the same plan per input, no OUTDIR made, no summary; a missing
+  # input fails as in a real batch.
+  run --dry-run -o drybatch/sub rgb.png small.png
+  want_status 0 "--dry-run -o"
+  absent drybatch "--dry-run -o: the output directory"
+  want_quiet "--dry-run -o"
+  check "--dry-run -o: both inputs, in order" test "$(grep -v '^ ' stdout | cut -d: -f1 | tr '\n' ' ')" = "rgb.png small.png "
+  run --dry-run -o drybatch rgb.png missing.png
+  want_status 1 "--dry-run -o with a missing input"
+  want_error_line "deepdream: missing.png: " "--dry-run -o with a missing input"
+  absent drybatch "--dry-run -o with a missing input: the output directory"
+
+  # Peak memory: the plan plus what the program held before the first image
+  # (code, libraries, model), against the real dream's peak RSS, within 15 %.
+  # One tile of four octaves; one 600x400 tile, whose net's arena is a
+  # third of the peak; 2x2 tiles with --max-size (the carry-up to the full
+  # size). Not under AddressSanitizer (shadow memory, redzones).
+  if [ -x /usr/bin/time ] && ! ldd "$dd" 2>/dev/null | grep -q libasan; then
+    convert "$top/samples/coffee.png" -resize '600x400!' coffee.ppm
+    for args in "--steps 2 rgb.png" "--octaves 1 --steps 1 coffee.ppm" \
+                "--octaves 2 --steps 1 --tile 256 --max-size 400 coffee.ppm"; do
+      # shellcheck disable=SC2086
+      run --dry-run $args dry_mem.ppm
+      mib=$(sed -n 's/^  peak memory: \([0-9.]*\) MiB.*/\1/p' stdout)
+      # shellcheck disable=SC2086
+      /usr/bin/time -f %M -o mem.rss "$dd" $args mem_out.ppm 2>/dev/null
+      kib=$(tail -1 mem.rss)
+      echo "  peak memory, $args: planned $mib MiB, real $((kib / 1024)) MiB"
+      check "--dry-run $args: planned $mib MiB within 15 % of the real peak RSS $kib KiB" \
+        awk -v p="$mib" -v r="$kib" 'BEGIN { d = p * 1024 / r - 1; exit !(d > -0.15 && d < 0.15) }'
+    done
+  else
+    skip "peak memory against RSS: no /usr/bin/time, or AddressSanitizer"
+  fi
   end
 fi
 

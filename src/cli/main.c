@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #if defined(__linux__)
 #include <sys/auxv.h>
@@ -34,7 +35,7 @@ typedef struct options {
     int list_presets;
     const char *mask_path; /* --mask: a file, or "alpha" (params.mask_alpha) */
     dd_format format; /* --format */
-    int quality, quiet, progress, list_layers, recursive, skip_existing, in_place;
+    int quality, quiet, progress, list_layers, recursive, skip_existing, in_place, dry_run;
     long shard_k, shard_n;
     unsigned long long max_pixels;
     char **inputs; /* positional arguments */
@@ -92,6 +93,8 @@ static void usage(FILE *to) {
             "      --in-place          replace each input with its dream\n"
             "      --progress          progress lines even when standard error is no terminal\n"
             "      --quiet             no progress, notes or summary on standard error\n"
+            "      --dry-run           dream and write nothing: print each input's octaves,\n"
+            "                          tiles, peak memory and estimated time\n"
             "  -h, --help              this help\n"
             "  -V, --version           version\n\n"
             "examples:\n"
@@ -221,7 +224,7 @@ static int parse_options(int argc, char **argv, options *o) {
     enum {
         OPT_LIST = 256, OPT_OCTAVES, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX,
         OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT,
-        OPT_GUIDE, OPT_REPLAY, OPT_MASK, OPT_INVERT_MASK, OPT_PRESERVE, OPT_PRESET, OPT_LIST_PRESETS
+        OPT_GUIDE, OPT_REPLAY, OPT_MASK, OPT_INVERT_MASK, OPT_PRESERVE, OPT_PRESET, OPT_LIST_PRESETS, OPT_DRYRUN
     };
     static const struct option longs[] = {
         {"layers", required_argument, 0, 'l'},       {"list-layers", no_argument, 0, OPT_LIST},
@@ -240,6 +243,7 @@ static int parse_options(int argc, char **argv, options *o) {
         {"mask", required_argument, 0, OPT_MASK},    {"invert-mask", no_argument, 0, OPT_INVERT_MASK},
         {"preserve-colors", no_argument, 0, OPT_PRESERVE},
         {"preset", required_argument, 0, OPT_PRESET}, {"list-presets", no_argument, 0, OPT_LIST_PRESETS},
+        {"dry-run", no_argument, 0, OPT_DRYRUN},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     static const char shorts[] = ":l:s:j:q:m:t:o:rhV";
@@ -248,9 +252,16 @@ static int parse_options(int argc, char **argv, options *o) {
     opterr = 0;
     /* --replay first: every other option goes over what it recorded,
      * wherever it stands. Mistakes are reported by the second pass. */
-    while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1)
+    char **scan = malloc(((size_t)argc + 1) * sizeof *scan); /* getopt permutes what it scans */
+    if (!scan) {
+        fprintf(stderr, "%s: out of memory\n", cli_prog);
+        return EXIT_FAILED;
+    }
+    memcpy(scan, argv, ((size_t)argc + 1) * sizeof *scan);
+    while ((c = getopt_long(argc, scan, shorts, longs, NULL)) != -1)
         if (c == OPT_REPLAY) o->replay_path = optarg;
         else if (c == OPT_PRESET) o->preset = optarg;
+    free(scan);
     if (o->replay_path && o->preset) return usage_error("%s", "--preset and --replay do not go together");
     if (o->preset && dd_params_preset(&o->params, o->preset))
         return usage_error("--preset: %s", dd_last_error());
@@ -340,6 +351,7 @@ static int parse_options(int argc, char **argv, options *o) {
         case OPT_INPLACE: o->in_place = 1; break;
         case OPT_PROGRESS: o->progress = 1; break;
         case OPT_QUIET: o->quiet = 1; break;
+        case OPT_DRYRUN: o->dry_run = 1; break;
         case 'h': usage(stdout); return stdout_status();
         case 'V': printf("deepdream %s\n", DD_VERSION_STRING); return stdout_status();
         case ':': return usage_error("option '%s' needs a value", option_name(argv, optopt));
@@ -451,6 +463,8 @@ typedef struct run {
     const dd_model *model;
     const char *spec;
     cli_progress progress;
+    dd_speed speed;      /* --dry-run: measured at the first plan, 0 until then */
+    double before_bytes; /* --dry-run: the program's peak RSS before any image */
 } run;
 
 enum { DREAM_SKIPPED = -1 };
@@ -653,6 +667,84 @@ static dd_image *load_mask(const char *path, uint64_t max_pixels) {
     return mask;
 }
 
+/* The process's peak resident memory so far, in bytes (0 where unknown). */
+static double peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+#if defined(__APPLE__)
+    return (double)ru.ru_maxrss; /* bytes there, KiB on Linux and the BSDs */
+#else
+    return 1024.0 * (double)ru.ru_maxrss;
+#endif
+}
+
+/* --dry-run for one input: read and decode it as a dream would (EXIF
+ * orientation may swap its sides), plan the dream and print the plan on
+ * standard output; nothing is dreamed or written. The memory is the plan's
+ * peak plus what the program held before the first image (code, libraries,
+ * the model); the time is the plan's at the speed measured here once per
+ * run. Returns as dream_one. */
+static int dry_one(run *r, const char *input) {
+    const options *o = r->o;
+    char in_name[4 * PATH_MAX + 8];
+    snprintf(in_name, sizeof in_name, "%s", strcmp(input, "-") ? cli_quote(input) : "standard input");
+    unsigned char *in_data = NULL;
+    size_t in_size = 0;
+    dd_image *image = NULL;
+    dd_dream_plan plan;
+    int rc = EXIT_FAILED;
+    dd_status st;
+    cli_read_info ri;
+    if (!cli_read_image(input, o->max_pixels, &ri, &in_data, &in_size)) goto done;
+    if ((st = dd_image_load_memory(in_data, in_size, o->max_pixels, &image))) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
+        goto done;
+    }
+    /* A dream keeps the bytes of an input it cannot read again (dream_one). */
+    const double kept_bytes = ri.regular && strcmp(input, "-") ? 0 : (double)in_size;
+    const int w = dd_image_width(image), h = dd_image_height(image);
+    if (o->in_place && o->skip_existing && cli_image_dreamed(image)) {
+        printf("%s: %dx%d, dreamed already: would be skipped\n", in_name, w, h);
+        rc = DREAM_SKIPPED;
+        goto done;
+    }
+    st = dd_dream_plan_for(r->model, &o->params, w, h, dd_image_channels(image), dd_image_depth(image), &plan);
+    if (st == DD_ERR_TOO_SMALL) { /* the dream's own note, and its outcome */
+        if (!o->quiet) fprintf(stderr, "%s: %s: %s; passed through unchanged\n", cli_prog, in_name, cli_quote(dd_last_error()));
+        printf("%s: %dx%d, too small: would pass through unchanged\n", in_name, w, h);
+        rc = 0;
+        goto done;
+    }
+    if (st) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
+        goto done;
+    }
+    if (r->speed.flops_per_second <= 0 && (st = dd_measure_speed(r->model, &o->params, &r->speed))) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
+        goto done;
+    }
+    const double mib = 1024.0 * 1024.0;
+    printf("%s: %dx%d, %d octave%s of %d step%s\n", in_name, w, h, plan.n_octaves, plan.n_octaves == 1 ? "" : "s",
+           o->params.steps, o->params.steps == 1 ? "" : "s");
+    for (int k = 0; k < plan.n_octaves; k++) {
+        const dd_octave_plan *oc = &plan.octave[k];
+        printf("  octave %d: %dx%d, %dx%d tile%s of %dx%d\n", k + 1, oc->width, oc->height, oc->tiles_x, oc->tiles_y,
+               oc->tiles_x * oc->tiles_y == 1 ? "" : "s", oc->tile_width, oc->tile_height);
+    }
+    printf("  peak memory: %.1f MiB (the dream %.1f MiB, the program and model %.1f MiB)\n",
+           ((double)plan.peak_bytes + kept_bytes + r->before_bytes) / mib, ((double)plan.peak_bytes + kept_bytes) / mib,
+           r->before_bytes / mib);
+    printf("  time: %.1f s (%.0f passes of %.1f ms and %.1f GFLOP at %.1f GFLOP/s, measured)\n",
+           dd_dream_plan_seconds(&plan, &r->speed), plan.passes, 1e3 * r->speed.seconds_per_pass, plan.flops / 1e9,
+           r->speed.flops_per_second / 1e9);
+    rc = 0;
+done:
+    if (rc > 0 && cli_stop_signal) rc = stopped_status();
+    free(in_data);
+    dd_image_free(image);
+    return rc;
+}
+
 /* INPUT OUTPUT: the output's format from a FMT: prefix or its extension. */
 static int run_single(run *r) {
     const options *o = r->o;
@@ -680,7 +772,7 @@ static int run_single(run *r) {
         return EXIT_USAGE;
     }
     r->progress.total = 1;
-    const int rc = dream_one(r, input, path, format, NULL);
+    const int rc = o->dry_run ? dry_one(r, input) : dream_one(r, input, path, format, NULL);
     return rc == DREAM_SKIPPED ? 0 : rc;
 }
 
@@ -717,12 +809,12 @@ static int run_batch(run *r) {
     const options *o = r->o;
     cli_plan plan = {0};
     pthread_mutex_lock(&write_lock);
-    summary_owed = !o->quiet;
+    summary_owed = !o->quiet && !o->dry_run;
     pthread_mutex_unlock(&write_lock);
     int rc = o->out_dir ? check_out_dir(o->out_dir) : 0;
     if (rc == 0) rc = cli_plan_make(&plan, o->inputs, o->n_inputs, o->out_dir ? o->out_dir : "", o->recursive, o->format,
                        o->in_place, o->quiet);
-    if (rc == 0 && o->out_dir && !cli_stop_signal && !make_out_dir(o->out_dir)) rc = EXIT_FAILED;
+    if (rc == 0 && o->out_dir && !o->dry_run && !cli_stop_signal && !make_out_dir(o->out_dir)) rc = EXIT_FAILED;
     if (rc) { /* refused before any work: no summary */
         pthread_mutex_lock(&write_lock);
         summary_owed = 0;
@@ -743,7 +835,12 @@ static int run_batch(run *r) {
         const cli_job *j = &plan.jobs[i];
         if (!IN_SHARD(j)) continue;
         if (o->skip_existing && !o->in_place && complete_output(j->output)) {
+            if (o->dry_run) printf("%s: %s exists: would be skipped\n", cli_quote(j->input), cli_quote(j->output));
             count(&count_skipped);
+        } else if (o->dry_run) {
+            const int one = dry_one(r, j->input);
+            if (one == DREAM_SKIPPED) count(&count_skipped);
+            else if (one == EXIT_FAILED) count(&count_failed);
         } else if (!cli_make_parents(j->output)) {
             count(&count_failed);
         } else {
@@ -755,7 +852,7 @@ static int run_batch(run *r) {
     }
 #undef IN_SHARD
     pthread_mutex_lock(&write_lock); /* the summary is printed once: here, or by the watcher */
-    if (!o->quiet)
+    if (!o->quiet && !o->dry_run)
         fprintf(stderr, "%s: %zu done, %zu skipped, %zu failed%s\n", cli_prog, count_done, count_skipped,
                 count_failed, cli_stop_signal ? ", interrupted" : "");
     summary_owed = 0;
@@ -878,10 +975,12 @@ static int run_options(options *op) {
     r.progress.mode = o.quiet ? 0 : isatty(STDERR_FILENO) ? 1 : o.progress ? 2 : 0;
     erase_line = r.progress.mode == 1; /* before the batch starts: no lock needed */
     r.progress.start_s = cli_now();
+    if (o.dry_run) r.before_bytes = peak_rss_bytes();
     rc = o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
     dd_guide_free(guide);
     dd_model_free(model);
     dd_image_free(mask);
+    if (o.dry_run && stdout_status()) return EXIT_FAILED;
     return rc;
 }
 

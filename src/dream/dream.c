@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dream.h"
@@ -14,7 +15,7 @@
 #include "util/util.h"
 
 #define MAX_TERMS 64
-#define MAX_OCTAVES 32
+#define MAX_OCTAVES DD_MAX_OCTAVES
 
 dd_params dd_params_default(void) {
     return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
@@ -63,6 +64,14 @@ typedef struct octave {
     axis_tiles ty, tx;
 } octave;
 
+/* The octaves of a dream: sizes and tiles, smallest first, and the floats
+ * of the largest tile's buffer (3 planes). */
+typedef struct octave_plan {
+    int n_octaves;
+    octave oct[MAX_OCTAVES];
+    size_t tile_floats;
+} octave_plan;
+
 typedef struct dream {
     const dd_params *p;
     const dd_model *model;
@@ -70,8 +79,7 @@ typedef struct dream {
     int n_terms;
     int threads;
     float lo[3], hi[3]; /* each channel's valid range in network units */
-    int n_octaves;
-    octave oct[MAX_OCTAVES];
+    octave_plan plan;
     dd_net *net;                /* the current octave's, planned for one tile */
     dream_stop stop;            /* the user's should_stop */
     float *tile_in, *tile_grad; /* 3 x side x side of the largest tile */
@@ -171,9 +179,9 @@ static dd_status mask_make(dream *d, dd_image *im) {
     const int h = im->height, w = im->width;
     if (!p->mask && !p->mask_alpha) return DD_OK;
     size_t oct_px = 0;
-    for (int k = 0; k < d->n_octaves; k++) {
-        const size_t px = (size_t)d->oct[k].h * d->oct[k].w;
-        if ((d->oct[k].h != h || d->oct[k].w != w) && px > oct_px) oct_px = px;
+    for (int k = 0; k < d->plan.n_octaves; k++) {
+        const size_t px = (size_t)d->plan.oct[k].h * d->plan.oct[k].w;
+        if ((d->plan.oct[k].h != h || d->plan.oct[k].w != w) && px > oct_px) oct_px = px;
     }
     d->mask_full = malloc((size_t)h * w * sizeof *d->mask_full);
     d->mask_oct = oct_px ? malloc(oct_px * sizeof *d->mask_oct) : NULL;
@@ -301,45 +309,73 @@ static dd_status check_mask(const dd_params *p, const dd_image *im) {
  * --max-size chose for an image of full_h x full_w): names the image, the
  * size it would be dreamed at, the deepest layer and the least size it
  * needs; or, when the image is big enough but is cut into tiles, the tiles. */
-static dd_status too_small(const dream *d, int h, int w, int full_h, int full_w, int side_h, int side_w,
-                           int min_h, int min_w, int deepest) {
-    const char *layer = d->terms[deepest].layer;
+static dd_status too_small(const dd_params *p, const char *layer, int h, int w, int full_h, int full_w, int side_h,
+                           int side_w, int min_h, int min_w) {
     if (h >= min_h && w >= min_w)
         return util_fail(DD_ERR_TOO_SMALL, "image %dx%d: tiles of %dx%d (tile %d) are too small for %s (needs at least %dx%d)",
-                         full_w, full_h, side_w, side_h, d->p->tile, layer, min_w, min_h);
+                         full_w, full_h, side_w, side_h, p->tile, layer, min_w, min_h);
     if (h == full_h && w == full_w)
         return util_fail(DD_ERR_TOO_SMALL, "image %dx%d is too small for %s (needs at least %dx%d)", w, h, layer,
                          min_w, min_h);
     return util_fail(DD_ERR_TOO_SMALL, "image %dx%d, dreamed at %dx%d (max size %d), is too small for %s (needs at least %dx%d)",
-                     full_w, full_h, w, h, d->p->max_size, layer, min_w, min_h);
+                     full_w, full_h, w, h, p->max_size, layer, min_w, min_h);
 }
 
-/* Octave sizes and tiles, smallest first, from shape inference alone (nets
- * are planned as their octaves start): octaves whose tiles are too small
- * for the objective's deepest layer are left out, all but the last, which
- * is an error. The tile buffers are sized for the largest tile. */
-static dd_status plan_octaves(dream *d, int h, int w, int full_h, int full_w) {
-    const dd_params *p = d->p;
-    int min_h, min_w, deepest;
-    dd_status st = net_min_input(d->model, d->terms, d->n_terms, &min_h, &min_w, &deepest);
+/* The size --max-size dreams an h x w image at: the long side at most
+ * max_size, then the detail carried up to the full size like one more
+ * octave without steps. */
+static void work_size(const dd_params *p, int h, int w, int *work_h, int *work_w) {
+    *work_h = h, *work_w = w;
+    if (p->max_size > 0 && (h > p->max_size || w > p->max_size)) {
+        const double f = (double)(h > w ? h : w) / p->max_size;
+        *work_h = (int)lround(h / f), *work_w = (int)lround(w / f);
+        if (*work_h < 1) *work_h = 1;
+        if (*work_w < 1) *work_w = 1;
+    }
+}
+
+/* Octave sizes and tiles of an h x w image, smallest first, from shape
+ * inference alone (nets are planned as their octaves start): octaves whose
+ * tiles are too small for the objective's deepest layer are left out, all
+ * but the last, which is an error. dd_dream and dd_dream_plan_for both
+ * plan here. */
+static dd_status plan_octaves(const dd_model *model, const dd_params *p, const dd_term *terms, int n_terms, int h,
+                              int w, octave_plan *out) {
+    int min_h, min_w, deepest, work_h, work_w;
+    dd_status st = net_min_input(model, terms, n_terms, &min_h, &min_w, &deepest);
     if (st) return st;
-    size_t tile_floats = 0;
+    work_size(p, h, w, &work_h, &work_w);
+    out->n_octaves = 0, out->tile_floats = 0;
     for (int i = 0; i < p->octaves; i++) {
         const double f = pow(p->octave_scale, p->octaves - 1 - i);
-        octave o = {.h = (int)lround(h / f), .w = (int)lround(w / f)};
+        octave o = {.h = (int)lround(work_h / f), .w = (int)lround(work_w / f)};
         if (o.h < 1 || o.w < 1) continue;
         o.ty = cut_axis(o.h, p->tile), o.tx = cut_axis(o.w, p->tile);
         if (o.ty.side < min_h || o.tx.side < min_w) {
             if (i < p->octaves - 1) continue; /* skip small octaves */
-            return too_small(d, o.h, o.w, full_h, full_w, o.ty.side, o.tx.side, min_h, min_w, deepest);
+            return too_small(p, terms[deepest].layer, o.h, o.w, h, w, o.ty.side, o.tx.side, min_h, min_w);
         }
         const size_t n = (size_t)3 * o.ty.side * o.tx.side;
-        if (n > tile_floats) tile_floats = n;
-        d->oct[d->n_octaves++] = o;
+        if (n > out->tile_floats) out->tile_floats = n;
+        out->oct[out->n_octaves++] = o;
     }
-    d->tile_in = malloc(tile_floats * sizeof(float));
-    d->tile_grad = malloc(tile_floats * sizeof(float));
-    if (!d->tile_in || !d->tile_grad) return util_fail(DD_ERR_NOMEM, "out of memory");
+    return DD_OK;
+}
+
+/* The objective params name (default_terms: MAX_TERMS of scratch for the
+ * model's default one) and the thread count, as dd_dream runs them. */
+static dd_status dream_setup(const dd_model *model, const dd_params *p, dd_term *default_terms, const dd_term **terms,
+                             int *n_terms, int *threads) {
+    dd_status st = check_params(p);
+    if (st) return st;
+    *terms = p->terms, *n_terms = p->n_terms;
+    if (!p->terms) {
+        const char *spec = p->layers ? p->layers : dd_model_default_layers(model);
+        if ((st = dd_terms_parse(model, spec, default_terms, MAX_TERMS, n_terms))) return st;
+        *terms = default_terms;
+    }
+    *threads = p->threads > 0 ? p->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (*threads < 1) *threads = 1;
     return DD_OK;
 }
 
@@ -422,32 +458,21 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     dd_status st;
     memset(&d, 0, sizeof d);
     if (!model || !params || !im) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or image");
-    if ((st = check_params(params)) || (st = check_mask(params, im))) return st;
-    const dd_term *terms = params->terms;
-    int n_terms = params->n_terms;
-    if (!terms) {
-        const char *spec = params->layers ? params->layers : dd_model_default_layers(model);
-        if ((st = dd_terms_parse(model, spec, default_terms, MAX_TERMS, &n_terms)))
-            return st;
-        terms = default_terms;
-    }
-    d.p = params, d.model = model, d.terms = terms, d.n_terms = n_terms;
+    if ((st = dream_setup(model, params, default_terms, &d.terms, &d.n_terms, &d.threads)) ||
+        (st = check_mask(params, im)))
+        return st;
+    d.p = params, d.model = model;
     d.stop = (dream_stop){params->should_stop, user};
-    d.threads = params->threads > 0 ? params->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (d.threads < 1) d.threads = 1;
     for (int c = 0; c < 3; c++) d.lo[c] = model->offset[c], d.hi[c] = 255.0f / model->divisor[c] + model->offset[c];
     const int h = im->height, w = im->width;
     const size_t plane = (size_t)h * w, n = 3 * plane;
-    /* --max-size: dream at a smaller size, then carry the detail up to the
-     * full size like one more octave without steps. */
-    int work_h = h, work_w = w;
-    if (params->max_size > 0 && (h > params->max_size || w > params->max_size)) {
-        const double f = (double)(h > w ? h : w) / params->max_size;
-        work_h = (int)lround(h / f), work_w = (int)lround(w / f);
-        if (work_h < 1) work_h = 1;
-        if (work_w < 1) work_w = 1;
+    if ((st = plan_octaves(model, params, d.terms, d.n_terms, h, w, &d.plan))) goto done;
+    d.tile_in = malloc(d.plan.tile_floats * sizeof(float));
+    d.tile_grad = malloc(d.plan.tile_floats * sizeof(float));
+    if (!d.tile_in || !d.tile_grad) {
+        st = util_fail(DD_ERR_NOMEM, "out of memory");
+        goto done;
     }
-    if ((st = plan_octaves(&d, work_h, work_w, h, w))) goto done;
     d.x = malloc(n * sizeof *d.x);
     d.g = malloc(n * sizeof *d.g);
     if (!d.x || !d.g) {
@@ -458,8 +483,8 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     const dream_photo ph = dream_photo_of(im, model);
     uint64_t rng = params->seed;
     int prev_h = 0, prev_w = 0;
-    for (int k = 0; k < d.n_octaves; k++) {
-        octave *o = &d.oct[k];
+    for (int k = 0; k < d.plan.n_octaves; k++) {
+        octave *o = &d.plan.oct[k];
         const size_t on = (size_t)3 * o->h * o->w;
         if ((st = start_net(&d, o)) || (st = mask_at(&d, o, h, w))) goto done;
         /* x = this octave's photo plus the detail dreamed so far (in x, at
@@ -475,7 +500,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             d.x = d.g, d.g = t;
         }
         for (int s = 0; s < params->steps; s++) {
-            if (progress && progress(user, k, d.n_octaves, s, params->steps)) {
+            if (progress && progress(user, k, d.plan.n_octaves, s, params->steps)) {
                 st = util_fail(DD_ERR_CANCELLED, "cancelled");
                 goto done;
             }
@@ -493,7 +518,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
         /* The net keeps only the packed weights for the next one to take. */
         net_release_arena(d.net);
         prev_h = o->h, prev_w = o->w;
-        if (k == d.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
+        if (k == d.plan.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
         /* The detail (dreamed minus photo), in place in x. */
         if ((st = dream_photo_at(d.g, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
         for (size_t i = 0; i < on; i++) d.x[i] -= d.g[i];
@@ -513,4 +538,135 @@ done:
     dd_net_free(d.net);
     free(d.tile_in), free(d.tile_grad), free(d.x), free(d.g), free(d.mask_full), free(d.mask_oct);
     return st;
+}
+
+dd_status dd_dream_plan_for(const dd_model *model, const dd_params *params, int width, int height, int channels,
+                            int depth, dd_dream_plan *out) {
+    dd_term default_terms[MAX_TERMS];
+    const dd_term *terms;
+    int n_terms, threads;
+    octave_plan plan;
+    dd_status st;
+    if (!model || !params || !out) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or plan");
+    memset(out, 0, sizeof *out);
+    if (width < 1 || height < 1 || width > 65535 || height > 65535)
+        return util_fail(DD_ERR_INVALID_ARG, "image size %dx%d outside 1..65535", width, height);
+    if (channels < 1 || channels > 4 || (depth != 8 && depth != 16))
+        return util_fail(DD_ERR_INVALID_ARG, "%d channels of %d bits: not an image", channels, depth);
+    if ((st = dream_setup(model, params, default_terms, &terms, &n_terms, &threads))) return st;
+    if ((st = plan_octaves(model, params, terms, n_terms, height, width, &plan))) return st;
+    /* What is resident at the peak, as dd_dream touches it: the samples
+     * and the packed weights throughout; the two float planes as large as
+     * the largest octave so far (their pages stay once written), the tile
+     * buffers as the largest tile so far and the current octave's arena
+     * while it steps (a net that never steps writes none of its arena);
+     * then, with --max-size, the planes at the full size with the arena
+     * freed. */
+    const uint64_t samples = (uint64_t)width * height * channels * (depth / 8);
+    uint64_t planes = 0, tiles = 0, arena = 0, packed = 0, phase = 0;
+    for (int k = 0; k < plan.n_octaves; k++) {
+        const octave *o = &plan.oct[k];
+        net_size ns;
+        if ((st = net_size_of(model, terms, n_terms, o->ty.side, o->tx.side, threads, params->fast, &ns))) return st;
+        const uint64_t px = (uint64_t)o->h * o->w, tile_bytes = (uint64_t)2 * 3 * o->ty.side * o->tx.side * sizeof(float);
+        if (24 * px > planes) planes = 24 * px;
+        if (params->steps > 0 && tile_bytes > tiles) tiles = tile_bytes;
+        arena = params->steps > 0 ? ns.arena_bytes : 0;
+        if (ns.packed_bytes > packed) packed = ns.packed_bytes;
+        if (planes + tiles + arena > phase) phase = planes + tiles + arena;
+        out->octave[k] = (dd_octave_plan){.width = o->w, .height = o->h, .tiles_x = o->tx.count, .tiles_y = o->ty.count,
+                                          .tile_width = o->tx.side, .tile_height = o->ty.side,
+                                          .flops = ns.flops_fwd + ns.flops_bwd};
+        out->passes += (double)params->steps * o->tx.count * o->ty.count;
+        out->flops += (double)params->steps * o->tx.count * o->ty.count * out->octave[k].flops;
+    }
+    if (24 * (uint64_t)width * height + tiles > phase) phase = 24 * (uint64_t)width * height + tiles;
+    /* A mask: one float plane at the full size, one at the largest octave below it. */
+    uint64_t mask = 0;
+    for (int k = 0; (params->mask || params->mask_alpha) && k < plan.n_octaves; k++) {
+        const uint64_t px = (uint64_t)plan.oct[k].h * plan.oct[k].w;
+        if ((plan.oct[k].h != height || plan.oct[k].w != width) && 4 * px > mask) mask = 4 * px;
+    }
+    if (params->mask || params->mask_alpha) mask += (uint64_t)4 * width * height;
+    out->n_octaves = plan.n_octaves;
+    out->peak_bytes = samples + packed + mask + phase;
+    return DD_OK;
+}
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Seconds a pass of net takes on in: after one warm-up, passes for a
+ * budget of seconds (at most 8), averaged: one pass of 50 ms on a shared
+ * machine catches the others' load at one moment, and the dream runs
+ * through all of it. */
+static dd_status time_passes(dd_net *net, float *in, float *grad, double budget, double *per_pass) {
+    dd_status st = dd_net_gradient(net, in, grad, NULL); /* caches, pages, threads */
+    if (st) return st;
+    const double t0 = seconds_now();
+    double seconds = 0;
+    int passes = 0;
+    while (passes < 8 && seconds < budget) {
+        if ((st = dd_net_gradient(net, in, grad, NULL))) return st;
+        passes++;
+        seconds = seconds_now() - t0;
+    }
+    *per_pass = seconds / passes;
+    return DD_OK;
+}
+
+dd_status dd_measure_speed(const dd_model *model, const dd_params *params, dd_speed *out) {
+    dd_term default_terms[MAX_TERMS];
+    const dd_term *terms;
+    int n_terms, threads, min_h, min_w, deepest;
+    dd_net *net = NULL;
+    float *in = NULL;
+    dd_status st;
+    if (!model || !params || !out) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or result");
+    memset(out, 0, sizeof *out);
+    if ((st = dream_setup(model, params, default_terms, &terms, &n_terms, &threads))) return st;
+    if ((st = net_min_input(model, terms, n_terms, &min_h, &min_w, &deepest))) return st;
+    /* Two sizes, side s and 2s: a pass's time is fitted as a fixed part
+     * (its layers' parallel regions and barriers, the passes' small
+     * buffers) plus its FLOPs at a rate, which a single size cannot tell
+     * apart: small tiles ran at about half the FLOP rate of 256x256. */
+    const int h1 = min_h > 128 ? min_h : 128, w1 = min_w > 128 ? min_w : 128;
+    const size_t n = (size_t)3 * (2 * h1) * (2 * w1);
+    in = malloc(2 * n * sizeof *in);
+    if (!in) return util_fail(DD_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) in[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f; /* busy, like a photo */
+    double t[2], f[2];
+    for (int k = 0; k < 2; k++) {
+        const double t0 = seconds_now();
+        if ((st = dd_net_new(model, terms, n_terms, h1 << k, w1 << k, threads, &net))) goto done;
+        if ((st = dd_net_set_fast(net, params->fast))) goto done;
+        if (k == 1) out->setup_seconds = seconds_now() - t0; /* planning and packing, as the first octave */
+        if ((st = time_passes(net, in, in + n, 0.125, &t[k]))) goto done;
+        double fwd, bwd;
+        dd_net_flops(net, &fwd, &bwd);
+        f[k] = fwd + bwd;
+        dd_net_free(net);
+        net = NULL;
+    }
+    /* Noise can tilt the line (a slower large pass per FLOP than the small
+     * one): then no fixed part, the larger size's rate. */
+    if (t[1] > t[0] && (f[1] - f[0]) / (t[1] - t[0]) * t[0] > f[0]) {
+        out->flops_per_second = (f[1] - f[0]) / (t[1] - t[0]);
+        out->seconds_per_pass = t[0] - f[0] / out->flops_per_second;
+    } else {
+        out->flops_per_second = f[1] / (t[1] > 1e-9 ? t[1] : 1e-9);
+        out->seconds_per_pass = 0;
+    }
+done:
+    dd_net_free(net);
+    free(in);
+    return st;
+}
+
+double dd_dream_plan_seconds(const dd_dream_plan *plan, const dd_speed *speed) {
+    if (!plan || !speed || !(speed->flops_per_second > 0)) return 0;
+    return speed->setup_seconds + plan->passes * speed->seconds_per_pass + plan->flops / speed->flops_per_second;
 }

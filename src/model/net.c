@@ -211,8 +211,9 @@ static size_t place_intervals(interval *iv, int n, interval **order, interval **
 
 /* Times: forward of node i at i; backward of node i at 2n - i. Storage for
  * activations lives from the first node written into it to its last reader;
- * storage for gradients from its first writer to its own backward step. */
-static dd_status plan_memory(dd_net *net) {
+ * storage for gradients from its first writer to its own backward step.
+ * allocate 0: only the arena's size is set (net_size_of). */
+static dd_status plan_memory(dd_net *net, int allocate) {
     const int n = net->n_nodes;
     enum { ACT, GRAD, MASK, ARGMAX, COL, KINDS };
     const int n_iv = n * KINDS;
@@ -279,6 +280,10 @@ static dd_status plan_memory(dd_net *net) {
     }
     for (int i = 0; i < used; i++) slot[i] = (int)iv[i].offset;
     const size_t total = place_intervals(iv, used, order, order + n_iv);
+    if (!allocate) {
+        net->arena.size = util_align64(total ? total : 64); /* as util_arena_init rounds it */
+        goto done;
+    }
     if ((st = util_arena_init(&net->arena, total))) goto done;
     unsigned char *base = net->arena.base;
     net->arena.used = total;
@@ -386,9 +391,11 @@ done:
     return st;
 }
 
-/* dd_net_new, packing the weights itself (from NULL) or borrowing from's. */
+/* dd_net_new, packing the weights itself (from NULL) or borrowing from's;
+ * sizes_only: shapes and the arena's size, no arena and no packed weights
+ * (net_size_of). */
 static dd_status net_plan(const dd_model *model, const dd_term *terms, int n_terms, int height, int width,
-                          int threads, const dd_net *from, dd_net **out) {
+                          int threads, const dd_net *from, int sizes_only, dd_net **out) {
     dd_status st;
     *out = NULL;
     if (!model || !terms || n_terms < 1)
@@ -432,8 +439,8 @@ static dd_status net_plan(const dd_model *model, const dd_term *terms, int n_ter
             break;
         }
     plan_aliases(net);
-    if ((st = plan_memory(net))) goto fail;
-    if ((st = from ? net_borrow_packs(net, from) : pack_weights(net, 0))) goto fail;
+    if ((st = plan_memory(net, !sizes_only))) goto fail;
+    if (!sizes_only && (st = from ? net_borrow_packs(net, from) : pack_weights(net, 0))) goto fail;
     *out = net;
     return DD_OK;
 fail:
@@ -443,14 +450,14 @@ fail:
 
 dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
                      int height, int width, int threads, dd_net **out) {
-    return net_plan(model, terms, n_terms, height, width, threads, NULL, out);
+    return net_plan(model, terms, n_terms, height, width, threads, NULL, 0, out);
 }
 
 dd_status net_new_borrowing(const dd_model *model, const dd_term *terms, int n_terms, int height, int width,
                             int threads, const dd_net *from, dd_net **out) {
     *out = NULL;
     if (!from) return util_fail(DD_ERR_INVALID_ARG, "no net to borrow the packed weights from");
-    return net_plan(model, terms, n_terms, height, width, threads, from, out);
+    return net_plan(model, terms, n_terms, height, width, threads, from, 0, out);
 }
 
 /* ---- packed weights --------------------------------------------------------
@@ -528,9 +535,8 @@ static void set_paths(dd_net *net, int fast, int plain) {
     }
 }
 
-static dd_status pack_weights(dd_net *net, int fast) {
-    drop_packs(net);
-    set_paths(net, fast, 0);
+/* Bytes of that block for the paths set. */
+static size_t pack_bytes(const dd_net *net) {
     size_t words = 0, scratch = 0;
     for (int i = 1; i < net->n_nodes; i++) {
         if (!is_conv(net, i)) continue;
@@ -538,7 +544,13 @@ static dd_status pack_weights(dd_net *net, int fast) {
         words += nn_conv_pack_words(cv);
         if (nn_conv_scratch_words(cv) > scratch) scratch = nn_conv_scratch_words(cv);
     }
-    net->packed_mem = malloc((words + scratch * (size_t)net->threads) * sizeof(uint32_t) + 64);
+    return (words + scratch * (size_t)net->threads) * sizeof(uint32_t) + 64;
+}
+
+static dd_status pack_weights(dd_net *net, int fast) {
+    drop_packs(net);
+    set_paths(net, fast, 0);
+    net->packed_mem = malloc(pack_bytes(net));
     if (!net->packed_mem) { /* the net stays usable, unpacked */
         set_paths(net, 0, 1);
         return util_fail(DD_ERR_NOMEM, "out of memory for the packed weights");
@@ -592,6 +604,19 @@ void net_release_arena(dd_net *net) {
     for (int i = 0; i < net->n_nodes; i++) net->nodes[i].act = net->nodes[i].grad = NULL;
     for (int i = 0; i < net->n_nodes; i++) net->nodes[i].mask = net->nodes[i].argmax = NULL;
     net->col = NULL;
+}
+
+dd_status net_size_of(const dd_model *model, const dd_term *terms, int n_terms, int height, int width, int threads,
+                      int fast, net_size *out) {
+    dd_net *net;
+    dd_status st = net_plan(model, terms, n_terms, height, width, threads, NULL, 1, &net);
+    if (st) return st;
+    set_paths(net, fast && fast_path(net->cpu) != NN_CONV_SGEMM, 0); /* as dd_net_set_fast */
+    out->arena_bytes = net->arena.size;
+    out->packed_bytes = pack_bytes(net);
+    out->flops_fwd = net->flops_fwd, out->flops_bwd = net->flops_bwd;
+    dd_net_free(net);
+    return DD_OK;
 }
 
 dd_status dd_net_set_fast(dd_net *net, int fast) {

@@ -82,4 +82,17 @@ void net_capture_term(dd_net *net, int term, float *dst);
  * height and width. */
 void net_term_shape(const dd_net *net, int term, int *c, int *h, int *w);
 
+/* What a net planned for this objective, input size and threads would take,
+ * from its plan alone (shape inference and the arena's layout; no arena,
+ * no packed weights): the bytes dd_net_arena_bytes would give, the bytes
+ * of the packed weights and their scratch in the mode dd_net_set_fast(fast)
+ * would choose, and what dd_net_flops would give in that mode. Errors as
+ * dd_net_new's. */
+typedef struct net_size {
+    size_t arena_bytes, packed_bytes;
+    double flops_fwd, flops_bwd;
+} net_size;
+dd_status net_size_of(const dd_model *model, const dd_term *terms, int n_terms, int height, int width, int threads,
+                      int fast, net_size *out);
+
 #endif
