@@ -284,10 +284,13 @@ dd_status dd_net_set_guide(dd_net *net, const dd_guide *guide);
 typedef struct dd_params {
     const dd_term *terms; /* the objective; NULL: the default layers      */
     int n_terms;
-    int octaves;          /* scales, smallest first (default 4)           */
+    int octaves;          /* scales, smallest first; 0: as many as bring  *
+                           * the smallest one's long side to at most 200   *
+                           * pixels (6 for 1024x768, 10 for 4000x3000)     *
+                           * (0)                                           */
     float octave_scale;   /* size ratio between octaves (1.4)             */
     int steps;            /* gradient steps per octave (10)               */
-    float step_size;      /* in network input units, [-1, 1] (0.01)       */
+    float step_size;      /* in network input units, [-1, 1] (0.02)       */
     int jitter;           /* random roll of up to this many pixels (32)   */
     int tile;             /* gradient tile side in pixels (1024)          */
     uint64_t seed;        /* same seed + input = same output (0)          */

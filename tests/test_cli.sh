@@ -538,7 +538,8 @@ if wanted help; then
   run -h
   same_bytes help.txt stdout "-h = --help"
   for opt in layers list-layers octaves octave-scale steps step-size jitter tile seed quality max-pixels \
-             model threads mask invert-mask preserve-colors quiet help version; do
+             model threads mask invert-mask preserve-colors guide replay preset list-presets dry-run quiet help \
+             version; do
     check "--help lists --$opt" grep -qE -- "--$opt\b" help.txt
   done
   # Every option with a value has its default, except --model (built in).
@@ -735,12 +736,12 @@ if wanted dry-run; then
   }
   printed_sizes() { sed -n 's/^  octave [0-9]*: \([0-9]*x[0-9]*\),.*/\1/p' "$work/stdout" | tr '\n' ' ' | sed 's/ $//'; }
   mkdir -p drydir
-  run --dry-run rgb.png drydir/out.png
+  run --dry-run --octaves 4 rgb.png drydir/out.png
   want_status 0 "--dry-run rgb.png"
   want_quiet "--dry-run rgb.png"
   check "--dry-run: no output file" test -z "$(ls -A drydir)"
   check "--dry-run: first line names the input and its size" test "$(head -1 stdout)" = "rgb.png: 160x120, 4 octaves of 10 steps"
-  check "--dry-run: default octaves $(octave_sizes 160 120 4 1.4 43), printed $(printed_sizes)" \
+  check "--dry-run: 4 octaves $(octave_sizes 160 120 4 1.4 43), printed $(printed_sizes)" \
     test "$(printed_sizes)" = "$(octave_sizes 160 120 4 1.4 43)"
   check "--dry-run: one tile an octave" test "$(grep -c '1x1 tile of' stdout)" = 4
   check "--dry-run: a peak memory line" grep -qE '^  peak memory: [0-9]+\.[0-9] MiB \(the dream [0-9.]+ MiB' stdout
@@ -751,7 +752,15 @@ if wanted dry-run; then
   check "--dry-run, 5 octaves of 1.3: $(octave_sizes 160 120 5 1.3 43), printed $(printed_sizes)" \
     test "$(printed_sizes)" = "$(octave_sizes 160 120 5 1.3 43)"
   # --max-size 100: dreamed at 100x75, the two smallest octaves too small.
-  run --dry-run --max-size 100 rgb.png dry.png
+  # The default, auto: as many octaves as bring the long side to <= 200.
+  for auto in 1024x768:6 4000x3000:10 200x150:1 201x150:2 150x201:2; do
+    convert rgb.png -resize "${auto%%:*}!" auto.ppm
+    run --dry-run auto.ppm dry.png
+    n=${auto#*:} size=${auto%%:*}
+    check "--dry-run, auto octaves for $size: $(octave_sizes "${size%x*}" "${size#*x}" "$n" 1.4 43), printed $(printed_sizes)" \
+      test "$(printed_sizes)" = "$(octave_sizes "${size%x*}" "${size#*x}" "$n" 1.4 43)"
+  done
+  run --dry-run --octaves 4 --max-size 100 rgb.png dry.png
   check "--dry-run --max-size 100: $(octave_sizes 100 75 4 1.4 43), printed $(printed_sizes)" \
     test "$(printed_sizes)" = "$(octave_sizes 100 75 4 1.4 43)"
   check "--dry-run --max-size 100: two octaves" test "$(printed_sizes)" = "71x54 100x75"
@@ -784,11 +793,11 @@ if wanted dry-run; then
   # Standard output as OUTPUT: the report, no image.
   run --dry-run rgb.png -
   want_status 0 "--dry-run to -"
-  check "--dry-run to -: the report on standard output" test "$(head -1 stdout)" = "rgb.png: 160x120, 4 octaves of 10 steps"
+  check "--dry-run to -: the report on standard output" test "$(head -1 stdout)" = "rgb.png: 160x120, 1 octave of 10 steps"
 
   run --dry-run - dry.png <rgb.png
   want_status 0 "--dry-run from standard input"
-  check "--dry-run from standard input: named so" test "$(head -1 stdout)" = "standard input: 160x120, 4 octaves of 10 steps"
+  check "--dry-run from standard input: named so" test "$(head -1 stdout)" = "standard input: 160x120, 1 octave of 10 steps"
   absent dry.png "--dry-run from standard input"
 
   # A batch: the same plan per input, no OUTDIR made, no summary; a missing
@@ -913,6 +922,33 @@ if wanted guide-replay; then
   want_status 1 "--replay of a cut record"
   want_error_line "deepdream: cut.ppm: its recorded parameters are cut short" "--replay of a cut record"
   absent g_none.png "refused replays write nothing"
+
+  # Presets: a preset is the options it lists; options beside it win.
+  run --list-presets
+  want_status 0 "--list-presets"
+  check "--list-presets: six or more presets, 'subtle' among them" test "$(grep -c '^[a-z]' stdout)" -ge 6 -a \
+    "$(grep -c '^subtle ' stdout)" = 1
+  cp stdout presets.txt
+  for preset in $(awk '/^[a-z]/ {print $1}' presets.txt); do
+    read -r -a opts <<<"$(grep -A1 "^$preset " presets.txt | tail -1 | sed 's/ (for the .* model)$//')"
+    run --preset "$preset" --steps 1 small.png "p_$preset.png"
+    want_status 0 "--preset $preset"
+    run "${opts[@]}" --steps 1 small.png "p_${preset}_spelled.png"
+    same_bytes "p_$preset.png" "p_${preset}_spelled.png" "--preset $preset = ${opts[*]}"
+  done
+  run --steps 2 --preset deep small.png p_a.png
+  run --preset deep --steps 2 small.png p_b.png
+  same_bytes p_a.png p_b.png "--steps beside --preset wins, before or after it"
+  check "--preset deep --steps 2 dreams 2 steps of deep's" grep -qaF 'layers=mixed5 octaves=auto octave-scale=1.4 steps=2 step-size=0.015' p_a.png
+  run --preset psychedelic small.png p_none.png
+  want_status 2 "an unknown preset"
+  want_error_line "deepdream: --preset: psychedelic: no such preset" "an unknown preset"
+  run --preset eyes -m "model dir/m.safetensors" small.png p_none.png
+  want_status 2 "a built-in preset with -m"
+  run --preset eyes --replay g_dream.png small.png p_none.png
+  want_status 2 "--preset with --replay"
+  want_error_line "deepdream: --preset and --replay do not go together" "--preset with --replay"
+  absent p_none.png "refused presets write nothing"
   end
 fi
 

@@ -60,9 +60,12 @@ static void usage(FILE *to) {
             "      --list-layers       print the model's layers and their channel counts\n"
             "      --guide IMAGE       dream towards what the layers see in IMAGE (whole\n"
             "                          layers: no :CHANNEL)\n"
+            "      --preset NAME       a named look (--list-presets); options given beside\n"
+            "                          it win\n"
+            "      --list-presets      print the presets: name, look and what they set\n"
             "      --replay DREAM      the parameters recorded in DREAM (a dream of ours);\n"
             "                          options given beside it win\n"
-            "      --octaves N         number of scales (default %d)\n"
+            "      --octaves N|auto    scales; auto ends at <= 200 px (default auto)\n"
             "      --octave-scale F    size ratio between scales (default %.2g)\n"
             "  -s, --steps N           gradient steps per octave (default %d)\n"
             "      --step-size F       step in network units, [-1,1] range (default %.3g)\n"
@@ -103,7 +106,7 @@ static void usage(FILE *to) {
             "  convert in.tif ppm:- | deepdream - png:- | convert - -resize 50%% out.webp\n"
             "  deepdream -r --skip-existing -o dreams/ photos/\n"
             "  deepdream --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT -o dreams/ photos/\n",
-            dd_default_layers(), d.octaves, d.octave_scale, d.steps, d.step_size, d.jitter, d.tile,
+            dd_default_layers(), d.octave_scale, d.steps, d.step_size, d.jitter, d.tile,
             (unsigned long long)d.seed, d.fast ? " (default)" : "", d.fast ? "" : " (default)");
 }
 
@@ -601,14 +604,16 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
     }
     /* The mark first: a long layer spec or path may be cut, never it. Every
      * parameter of the look, so that --replay dreams the same bytes. */
-    char comment[8192], scale[32], step[32], guide[2048], mask[2048], model[2048];
+    char comment[8192], scale[32], step[32], guide[2048], mask[2048], model[2048], octaves[16];
+    snprintf(octaves, sizeof octaves, "%d", o->params.octaves);
+    if (o->params.octaves == 0) snprintf(octaves, sizeof octaves, "auto");
     cli_percent_encode(o->guide_path ? o->guide_path : "none", guide, sizeof guide);
     cli_percent_encode(o->params.mask_alpha ? "alpha" : o->mask_path ? o->mask_path : "none", mask, sizeof mask);
     cli_percent_encode(o->model_path ? o->model_path : "built-in", model, sizeof model);
     snprintf(comment, sizeof comment,
-             "deepdream %s: from=%016llx layers=%s octaves=%d octave-scale=%s steps=%d step-size=%s jitter=%d tile=%d "
+             "deepdream %s: from=%016llx layers=%s octaves=%s octave-scale=%s steps=%d step-size=%s jitter=%d tile=%d "
              "max-size=%d seed=%llu arithmetic=%s kernels=%s guide=%s mask=%s invert-mask=%d preserve-colors=%d model=%s",
-             DD_VERSION_STRING, (unsigned long long)source, r->spec, o->params.octaves,
+             DD_VERSION_STRING, (unsigned long long)source, r->spec, octaves,
              float_text(o->params.octave_scale, scale), o->params.steps, float_text(o->params.step_size, step),
              o->params.jitter, o->params.tile, o->params.max_size, (unsigned long long)o->params.seed,
              o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32", kernels, guide, mask,

@@ -18,14 +18,14 @@
 #define MAX_OCTAVES DD_MAX_OCTAVES
 
 dd_params dd_params_default(void) {
-    return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 4, .octave_scale = 1.4f, .steps = 10,
-                       .step_size = 0.01f, .jitter = 32, .tile = 1024, .seed = 0, .threads = 0,
+    return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 0, .octave_scale = 1.4f, .steps = 10,
+                       .step_size = 0.02f, .jitter = 32, .tile = 1024, .seed = 0, .threads = 0,
                        .max_size = 0, .fast = 1, .should_stop = NULL, .guide = NULL,
                        .layers = NULL, .mask = NULL, .mask_alpha = 0, .invert_mask = 0, .preserve_colors = 0};
 }
 
 /* Chosen by eye on the three samples: see docs/ARCHITECTURE.md. */
-const char *dd_default_layers(void) { return "mixed2,mixed4"; }
+const char *dd_default_layers(void) { return "mixed3,mixed4"; }
 
 /* splitmix64: small, good enough for offsets, and the same on every machine. */
 static uint64_t rng_next(uint64_t *s) {
@@ -284,8 +284,8 @@ static dd_status ascend(dream *d, size_t n) {
 }
 
 static dd_status check_params(const dd_params *p) {
-    if (p->octaves < 1 || p->octaves > MAX_OCTAVES)
-        return util_fail(DD_ERR_INVALID_ARG, "octaves %d outside 1..%d", p->octaves, MAX_OCTAVES);
+    if (p->octaves < 0 || p->octaves > MAX_OCTAVES)
+        return util_fail(DD_ERR_INVALID_ARG, "octaves %d outside 0 (auto)..%d", p->octaves, MAX_OCTAVES);
     if (!(p->octave_scale >= 1.0f && p->octave_scale <= 8.0f))
         return util_fail(DD_ERR_INVALID_ARG, "octave scale %g outside 1..8", p->octave_scale);
     if (p->steps < 0 || p->steps > 100000) return util_fail(DD_ERR_INVALID_ARG, "steps %d outside 0..100000", p->steps);
@@ -334,6 +334,21 @@ static void work_size(const dd_params *p, int h, int w, int *work_h, int *work_w
     }
 }
 
+/* The octave count: params.octaves, or for 0 (auto) as many as bring the
+ * smallest octave's long side to at most AUTO_SMALLEST pixels. The network
+ * then sees the whole picture at about its own scale first, whatever the
+ * photo's size, so the patterns keep their size relative to the picture:
+ * a fixed count dreamed a 12-megapixel photo only at 1400 pixels and up,
+ * where the patterns are specks. */
+#define AUTO_SMALLEST 200
+static int octave_count(const dd_params *p, int work_h, int work_w) {
+    if (p->octaves > 0) return p->octaves;
+    const int longest = work_h > work_w ? work_h : work_w;
+    if (longest <= AUTO_SMALLEST || p->octave_scale <= 1.0f) return 1;
+    const int n = 1 + (int)ceil(log((double)longest / AUTO_SMALLEST) / log(p->octave_scale) - 1e-9);
+    return n < MAX_OCTAVES ? n : MAX_OCTAVES;
+}
+
 /* Octave sizes and tiles of an h x w image, smallest first, from shape
  * inference alone (nets are planned as their octaves start): octaves whose
  * tiles are too small for the objective's deepest layer are left out, all
@@ -346,13 +361,14 @@ static dd_status plan_octaves(const dd_model *model, const dd_params *p, const d
     if (st) return st;
     work_size(p, h, w, &work_h, &work_w);
     out->n_octaves = 0, out->tile_floats = 0;
-    for (int i = 0; i < p->octaves; i++) {
-        const double f = pow(p->octave_scale, p->octaves - 1 - i);
+    const int octaves = octave_count(p, work_h, work_w);
+    for (int i = 0; i < octaves; i++) {
+        const double f = pow(p->octave_scale, octaves - 1 - i);
         octave o = {.h = (int)lround(work_h / f), .w = (int)lround(work_w / f)};
         if (o.h < 1 || o.w < 1) continue;
         o.ty = cut_axis(o.h, p->tile), o.tx = cut_axis(o.w, p->tile);
         if (o.ty.side < min_h || o.tx.side < min_w) {
-            if (i < p->octaves - 1) continue; /* skip small octaves */
+            if (i < octaves - 1) continue; /* skip small octaves */
             return too_small(p, terms[deepest].layer, o.h, o.w, h, w, o.ty.side, o.tx.side, min_h, min_w);
         }
         const size_t n = (size_t)3 * o.ty.side * o.tx.side;
