@@ -764,6 +764,10 @@ if wanted dry-run; then
   check "--dry-run --max-size 100: $(octave_sizes 100 75 4 1.4 43), printed $(printed_sizes)" \
     test "$(printed_sizes)" = "$(octave_sizes 100 75 4 1.4 43)"
   check "--dry-run --max-size 100: two octaves" test "$(printed_sizes)" = "71x54 100x75"
+  # A mask the image cannot have: the dream's own error.
+  run --dry-run --mask alpha rgb.png dry.png
+  want_status 1 "--dry-run --mask alpha on RGB"
+  want_error_line "deepdream: rgb.png: the image has no alpha channel to use as its mask" "--dry-run --mask alpha on RGB"
   # The octaves the dream runs: 6 of scale 2 on 96x80 leave one.
   run --dry-run --octaves 6 --octave-scale 2 small.png dry.png
   check "--dry-run, 96x80 with 6 octaves of 2: one octave, 96x80 (printed $(printed_sizes))" test "$(printed_sizes)" = 96x80
@@ -888,7 +892,7 @@ if wanted guide-replay; then
     same_bytes "g_dream.$out" "g_again.$out" "--replay of a $out dream gives the same bytes"
   done
   check "the mark records the paths encoded, and the mask's options" grep -qaF \
-    'guide=my%20guide.png mask=my%20mask.png invert-mask=1 preserve-colors=1 model=model%20dir/m.safetensors' g_dream.png
+    'guide=my%20guide.png mask=my%20mask.png invert-mask=1 preserve-colors=1 quality=92 model=model%20dir/m.safetensors' g_dream.png
   check "the mark records step-size as the float it was" grep -qaF 'step-size=0.012345679 ' g_dream.png
   run rgb.png plain.png
   run --replay g_dream.png --steps 3 --guide none.png rgb.png g_more.png
@@ -922,6 +926,35 @@ if wanted guide-replay; then
   want_status 1 "--replay of a cut record"
   want_error_line "deepdream: cut.ppm: its recorded parameters are cut short" "--replay of a cut record"
   absent g_none.png "refused replays write nothing"
+  # What the review found: JPEG quality is part of the look; a mask given
+  # over a replay drops the recorded --invert-mask; none turns a recorded
+  # mask or guide off; help before reading; standard input once.
+  run "${one[@]}" -q 40 rgb.png q40.jpg
+  run --replay q40.jpg rgb.png q40_again.jpg
+  same_bytes q40.jpg q40_again.jpg "--replay keeps the JPEG quality"
+  run --replay g_dream.png --mask mask.png rgb.png g_remask.png
+  check "a --mask over a replay drops its --invert-mask" grep -qaF 'mask=mask.png invert-mask=0 ' g_remask.png
+  run --replay g_dream.png --mask none --guide none -m none.safetensors rgb.png g_off.png
+  want_status 1 "-m beside --replay wins"
+  run --replay g_dream.png --mask none --guide none -m "$top/weights/inception_v3_mixed5.safetensors" rgb.png g_off.png
+  want_status 0 "--mask none --guide none over a replay"
+  check "--mask none and --guide none turn them off" grep -qaF 'guide=none mask=none invert-mask=0 ' g_off.png
+  run --replay missing.png --help
+  want_status 0 "--help beside --replay of a missing file"
+  run --replay - - g_none.png <g_dream.png
+  want_status 2 "--replay - with INPUT -"
+  want_error_line "deepdream: --replay -: standard input is taken by another file" "--replay - with INPUT -"
+  long=$(printf 'mixed3=0.5%.0s,' $(seq 1 40))mixed4
+  run -l "$long" --steps 0 --octaves 1 rgb.png long.png
+  run --replay long.png rgb.png g_none.png
+  want_status 0 "a layer list of 40 terms replays"
+  same_bytes long.png g_none.png "a layer list of 40 terms replays to the same bytes"
+  e=$(printf 'é%.0s' $(seq 1 100))
+  mkdir -p "$e/$e/$e" && cp mask.png "$e/$e/$e/m.png"
+  run "${one[@]}" --mask "$e/$e/$e/m.png" rgb.png deep_mask.png
+  run --replay deep_mask.png rgb.png deep_again.png
+  want_status 0 "a 600-byte non-ASCII mask path replays"
+  same_bytes deep_mask.png deep_again.png "a 600-byte non-ASCII mask path replays to the same bytes"
 
   # Presets: a preset is the options it lists; options beside it win.
   run --list-presets

@@ -203,7 +203,7 @@ static int apply_replay(options *o) {
     cli_replay *r = &o->replay;
     if (!cli_replay_read(o->replay_path, o->max_pixels, r)) return EXIT_FAILED;
     const char *name = strcmp(o->replay_path, "-") ? cli_quote(o->replay_path) : "standard input";
-    if (strcmp(r->version, DD_VERSION_STRING))
+    if (strcmp(r->version, DD_VERSION_STRING) && !o->quiet)
         fprintf(stderr, "%s: %s: made by deepdream %s, this is %s: the bytes may differ\n", cli_prog, name,
                 cli_quote(r->version), DD_VERSION_STRING);
     for (int i = 0; i < r->n; i++) {
@@ -214,6 +214,14 @@ static int apply_replay(options *o) {
         else if (!strcmp(k, "guide")) o->guide_path = strcmp(v, "none") ? v : NULL;
         else if (!strcmp(k, "mask")) o->mask_path = strcmp(v, "none") ? v : NULL, o->params.mask_alpha = !strcmp(v, "alpha");
         else if (!strcmp(k, "layers")) o->layers = v;
+        else if (!strcmp(k, "quality")) {
+            long q;
+            if (!parse_long(v, 1, 100, &q)) {
+                fprintf(stderr, "%s: %s: recorded quality '%s' is not a number in 1..100\n", cli_prog, name, cli_quote(v));
+                return EXIT_FAILED;
+            }
+            o->quality = (int)q;
+        }
         else if (dd_params_set(&o->params, k, v)) {
             fprintf(stderr, "%s: %s: recorded %s\n", cli_prog, name, cli_quote(dd_last_error()));
             return EXIT_FAILED;
@@ -261,14 +269,31 @@ static int parse_options(int argc, char **argv, options *o) {
         return EXIT_FAILED;
     }
     memcpy(scan, argv, ((size_t)argc + 1) * sizeof *scan);
-    while ((c = getopt_long(argc, scan, shorts, longs, NULL)) != -1)
+    /* What reading the replay needs to know first; help, a version, a
+     * list or a mistake leave it unread for the second pass to handle. */
+    int later = 0, stdin_taken = 0, mask_given = 0, invert_given = 0;
+    unsigned long long max_pixels;
+    while ((c = getopt_long(argc, scan, shorts, longs, NULL)) != -1) {
         if (c == OPT_REPLAY) o->replay_path = optarg;
         else if (c == OPT_PRESET) o->preset = optarg;
+        else if (c == OPT_QUIET) o->quiet = 1;
+        else if (c == OPT_MAXPIX && parse_u64(optarg, &max_pixels)) o->max_pixels = max_pixels;
+        else if ((c == OPT_MASK || c == OPT_GUIDE) && !strcmp(optarg, "-")) stdin_taken = 1;
+        else if (c == 'h' || c == 'V' || c == OPT_LIST_PRESETS || c == OPT_LIST || c == ':' || c == '?') later = 1;
+    }
+    for (int i = optind; i < argc; i++) stdin_taken |= !strcmp(scan[i], "-");
     free(scan);
     if (o->replay_path && o->preset) return usage_error("%s", "--preset and --replay do not go together");
     if (o->preset && dd_params_preset(&o->params, o->preset))
         return usage_error("--preset: %s", dd_last_error());
-    if (o->replay_path && (rc = apply_replay(o)) >= 0) return rc;
+    if (o->replay_path && !later && !strcmp(o->replay_path, "-")) {
+        if (stdin_taken) return usage_error("%s", "--replay -: standard input is taken by another file");
+        if (isatty(STDIN_FILENO)) {
+            fprintf(stderr, "%s: standard input: a terminal, not a dream to replay (pipe one in)\n", cli_prog);
+            return EXIT_USAGE;
+        }
+    }
+    if (o->replay_path && !later && (rc = apply_replay(o)) >= 0) return rc;
     optind = 0;
     while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
         switch (c) {
@@ -279,7 +304,7 @@ static int parse_options(int argc, char **argv, options *o) {
         case OPT_LIST: o->list_layers = 1; break;
         case OPT_GUIDE:
             if (!strcmp(optarg, "-")) return usage_error("--guide: '%s': a guide is a file, not standard input", optarg);
-            o->guide_path = optarg;
+            o->guide_path = strcmp(optarg, "none") ? optarg : NULL; /* "./none" names a file */
             break;
         case OPT_OCTAVES:
             if (dd_params_set(&o->params, "octaves", optarg)) return usage_error("--%s", dd_last_error());
@@ -323,12 +348,13 @@ static int parse_options(int argc, char **argv, options *o) {
             break;
         case OPT_FAST: o->params.fast = 1; break;
         case OPT_EXACT: o->params.fast = 0; break;
-        case OPT_MASK:
+        case OPT_MASK: /* "./alpha" and "./none" name files */
             if (!*optarg) return usage_error("--mask: '%s' is no file name", optarg);
-            o->mask_path = optarg; /* "./alpha" names a file called alpha */
+            o->mask_path = strcmp(optarg, "none") ? optarg : NULL;
             o->params.mask_alpha = !strcmp(optarg, "alpha");
+            mask_given = 1;
             break;
-        case OPT_INVERT_MASK: o->params.invert_mask = 1; break;
+        case OPT_INVERT_MASK: o->params.invert_mask = 1, invert_given = 1; break;
         case OPT_PRESERVE: o->params.preserve_colors = 1; break;
         case 'm': o->model_path = optarg; break;
         case 't':
@@ -362,6 +388,7 @@ static int parse_options(int argc, char **argv, options *o) {
         }
     }
     o->inputs = argv + optind, o->n_inputs = argc - optind;
+    if (mask_given && !invert_given) o->params.invert_mask = 0; /* not a replayed dream's, for another mask */
     if (o->params.invert_mask && !o->mask_path) return usage_error("%s", "--invert-mask needs --mask");
     if (o->list_layers) return -1;
     if (o->list_presets) return list_presets();
@@ -520,6 +547,60 @@ static const char *float_text(float v, char *buf) {
     return buf;
 }
 
+/* A value for the mark, percent-encoded (malloc'd; NULL: no memory). A
+ * path spelled like one of the keywords (none, alpha, built-in) is
+ * written as ./PATH, so a replay reads the file, not the keyword. */
+static char *mark_value(const char *text, int is_path) {
+    const int keyword = is_path && (!strcmp(text, "none") || !strcmp(text, "alpha") || !strcmp(text, "built-in"));
+    const size_t size = 3 * (strlen(text) + 2) + 1;
+    char *out = malloc(size), dotted[16];
+    if (!out) return NULL;
+    if (keyword) snprintf(dotted, sizeof dotted, "./%s", text);
+    cli_percent_encode(keyword ? dotted : text, out, size);
+    return out;
+}
+
+/* Marks longer than this are not written whole: a JPEG comment holds 64
+ * KiB, and the reader keeps as much. */
+#define MARK_MAX 60000
+
+/* The mark a dream's output carries (malloc'd; NULL: no memory): "deepdream
+ * VERSION: from=SOURCE", then every parameter of the look as key=value, so
+ * that --replay dreams the same bytes. One too long to record whole says
+ * so, and a replay refuses it (it has no model= at its end). */
+static char *dream_mark(const run *r, uint64_t source, int passed) {
+    const options *o = r->o;
+    char *layers = mark_value(r->spec, 0), *guide = mark_value(o->guide_path ? o->guide_path : "none", o->guide_path != NULL);
+    char *mask = mark_value(o->params.mask_alpha ? "alpha" : o->mask_path ? o->mask_path : "none",
+                            o->mask_path && !o->params.mask_alpha);
+    char *model = mark_value(o->model_path ? o->model_path : "built-in", o->model_path != NULL);
+    char *mark = malloc(MARK_MAX + 1), scale[32], step[32], octaves[16];
+    if (!layers || !guide || !mask || !model || !mark) {
+        free(mark);
+        mark = NULL;
+        goto done;
+    }
+    snprintf(octaves, sizeof octaves, "%d", o->params.octaves);
+    if (o->params.octaves == 0) snprintf(octaves, sizeof octaves, "auto");
+    const int n = snprintf(
+        mark, MARK_MAX + 1,
+        "deepdream %s: from=%016llx layers=%s octaves=%s octave-scale=%s steps=%d step-size=%s jitter=%d tile=%d "
+        "max-size=%d seed=%llu arithmetic=%s kernels=%s guide=%s mask=%s invert-mask=%d preserve-colors=%d quality=%d "
+        "model=%s",
+        DD_VERSION_STRING, (unsigned long long)source, layers, octaves, float_text(o->params.octave_scale, scale),
+        o->params.steps, float_text(o->params.step_size, step), o->params.jitter, o->params.tile, o->params.max_size,
+        (unsigned long long)o->params.seed, o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32", kernels,
+        guide, mask, o->params.invert_mask, o->params.preserve_colors, o->quality, model);
+    /* A passed-through image in another format is converted; its mark says
+     * so (a rerun still knows it for ours). */
+    if (passed || n < 0 || n > MARK_MAX)
+        snprintf(mark, MARK_MAX + 1, "deepdream %s: from=%016llx %s", DD_VERSION_STRING, (unsigned long long)source,
+                 passed ? "passed through unchanged, too small to dream" : "parameters too long to record");
+done:
+    free(layers), free(guide), free(mask), free(model);
+    return mark;
+}
+
 /* libjpeg's largest side. */
 #define JPEG_MAX_SIDE 65500
 
@@ -602,28 +683,14 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
         rc = write_counted(output, &target, in_data, in_size, done_count);
         goto done;
     }
-    /* The mark first: a long layer spec or path may be cut, never it. Every
-     * parameter of the look, so that --replay dreams the same bytes. */
-    char comment[8192], scale[32], step[32], guide[2048], mask[2048], model[2048], octaves[16];
-    snprintf(octaves, sizeof octaves, "%d", o->params.octaves);
-    if (o->params.octaves == 0) snprintf(octaves, sizeof octaves, "auto");
-    cli_percent_encode(o->guide_path ? o->guide_path : "none", guide, sizeof guide);
-    cli_percent_encode(o->params.mask_alpha ? "alpha" : o->mask_path ? o->mask_path : "none", mask, sizeof mask);
-    cli_percent_encode(o->model_path ? o->model_path : "built-in", model, sizeof model);
-    snprintf(comment, sizeof comment,
-             "deepdream %s: from=%016llx layers=%s octaves=%s octave-scale=%s steps=%d step-size=%s jitter=%d tile=%d "
-             "max-size=%d seed=%llu arithmetic=%s kernels=%s guide=%s mask=%s invert-mask=%d preserve-colors=%d model=%s",
-             DD_VERSION_STRING, (unsigned long long)source, r->spec, octaves,
-             float_text(o->params.octave_scale, scale), o->params.steps, float_text(o->params.step_size, step),
-             o->params.jitter, o->params.tile, o->params.max_size, (unsigned long long)o->params.seed,
-             o->params.fast && dd_fast_kernel() ? dd_fast_kernel() : "float32", kernels, guide, mask,
-             o->params.invert_mask, o->params.preserve_colors, model);
-    /* A passed-through image in another format is converted; its mark says
-     * so (a rerun still knows it for ours). */
-    if (passed)
-        snprintf(comment, sizeof comment, "deepdream %s: from=%016llx passed through unchanged, too small to dream",
-                 DD_VERSION_STRING, (unsigned long long)source);
-    if ((st = dd_image_save_memory(image, format, o->quality, comment, &out_data, &out_size))) {
+    char *comment = dream_mark(r, source, passed);
+    if (!comment) {
+        fprintf(stderr, "%s: %s: out of memory\n", cli_prog, cli_quote(output));
+        goto done;
+    }
+    st = dd_image_save_memory(image, format, o->quality, comment, &out_data, &out_size);
+    free(comment);
+    if (st) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, cli_quote(output), cli_quote(dd_last_error()));
         goto done;
     }
@@ -970,6 +1037,7 @@ static int run_options(options *op) {
     dd_image *mask = NULL;
     if (o.mask_path && !o.params.mask_alpha) {
         if (!(mask = load_mask(o.mask_path, o.max_pixels))) {
+            dd_guide_free(guide);
             dd_model_free(model);
             return cli_stop_signal ? stopped_status() : EXIT_FAILED;
         }

@@ -297,10 +297,10 @@ static dd_status check_params(const dd_params *p) {
     return DD_OK;
 }
 
-static dd_status check_mask(const dd_params *p, const dd_image *im) {
+static dd_status check_mask(const dd_params *p, int channels) {
     if (p->mask && p->mask_alpha) return util_fail(DD_ERR_INVALID_ARG, "both a mask image and the image's alpha as mask");
     if (p->invert_mask && !p->mask && !p->mask_alpha) return util_fail(DD_ERR_INVALID_ARG, "invert_mask without a mask");
-    if (p->mask_alpha && im->channels != 2 && im->channels != 4)
+    if (p->mask_alpha && channels != 2 && channels != 4)
         return util_fail(DD_ERR_INVALID_ARG, "the image has no alpha channel to use as its mask");
     return DD_OK;
 }
@@ -475,7 +475,7 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
     memset(&d, 0, sizeof d);
     if (!model || !params || !im) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or image");
     if ((st = dream_setup(model, params, default_terms, &d.terms, &d.n_terms, &d.threads)) ||
-        (st = check_mask(params, im)))
+        (st = check_mask(params, im->channels)))
         return st;
     d.p = params, d.model = model;
     d.stop = (dream_stop){params->should_stop, user};
@@ -570,6 +570,7 @@ dd_status dd_dream_plan_for(const dd_model *model, const dd_params *params, int 
     if (channels < 1 || channels > 4 || (depth != 8 && depth != 16))
         return util_fail(DD_ERR_INVALID_ARG, "%d channels of %d bits: not an image", channels, depth);
     if ((st = dream_setup(model, params, default_terms, &terms, &n_terms, &threads))) return st;
+    if ((st = check_mask(params, channels))) return st;
     if ((st = plan_octaves(model, params, terms, n_terms, height, width, &plan))) return st;
     /* What is resident at the peak, as dd_dream touches it: the samples
      * and the packed weights throughout; the two float planes as large as
