@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define DD_VERSION_STRING "0.1.0"
+#define DD_VERSION_STRING "0.2.0"
 
 typedef enum dd_status {
     DD_OK = 0,
