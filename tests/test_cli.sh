@@ -751,15 +751,15 @@ if wanted dry-run; then
   run --dry-run --octaves 5 --octave-scale 1.3 rgb.png dry.png
   check "--dry-run, 5 octaves of 1.3: $(octave_sizes 160 120 5 1.3 43), printed $(printed_sizes)" \
     test "$(printed_sizes)" = "$(octave_sizes 160 120 5 1.3 43)"
-  # --max-size 100: dreamed at 100x75, the two smallest octaves too small.
   # The default, auto: as many octaves as bring the long side to <= 200.
   for auto in 1024x768:6 2000x1500:8 200x150:1 201x150:2 150x201:2; do
     convert rgb.png -resize "${auto%%:*}!" auto.ppm
     run --dry-run auto.ppm dry.png
-    n=${auto#*:} size=${auto%%:*}
-    check "--dry-run, auto octaves for $size: $(octave_sizes "${size%x*}" "${size#*x}" "$n" 1.4 43), printed $(printed_sizes)" \
-      test "$(printed_sizes)" = "$(octave_sizes "${size%x*}" "${size#*x}" "$n" 1.4 43)"
+    n=${auto#*:} wh=${auto%%:*} # not $size: the later groups' picture size
+    check "--dry-run, auto octaves for $wh: $(octave_sizes "${wh%x*}" "${wh#*x}" "$n" 1.4 43), printed $(printed_sizes)" \
+      test "$(printed_sizes)" = "$(octave_sizes "${wh%x*}" "${wh#*x}" "$n" 1.4 43)"
   done
+  # --max-size 100: dreamed at 100x75, the two smallest octaves too small.
   run --dry-run --octaves 4 --max-size 100 rgb.png dry.png
   check "--dry-run --max-size 100: $(octave_sizes 100 75 4 1.4 43), printed $(printed_sizes)" \
     test "$(printed_sizes)" = "$(octave_sizes 100 75 4 1.4 43)"
