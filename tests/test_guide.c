@@ -179,9 +179,14 @@ static void direction_case(const dd_model *m, const dd_image *gimg, const float 
     free(g), free(gq), free(xp);
 }
 
+/* Written as comparisons, not fmax: aarch64's gcc 12 stops with an
+ * internal error vectorising an fmax reduction. */
 static double max_abs_diff(const float *a, const float *b, size_t n) {
     double e = 0;
-    for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i]));
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - b[i]);
+        if (d > e) e = d;
+    }
     return e;
 }
 
@@ -204,8 +209,11 @@ static void torch_ops_cases(const char *path) {
     const double ab = guided_run(m, "c1=0.5,block=2", gimg, x, g3, 2);
     check_rel("0.5 c1 + 2 block, guided", ab, 0.5 * a + 2 * b, 1e-6);
     double err = 0, scale = 0;
-    for (int i = 0; i < 3 * H * W; i++)
-        err = fmax(err, fabs(g3[i] - (0.5 * g1[i] + 2 * g2[i]))), scale = fmax(scale, fabs(g3[i]));
+    for (int i = 0; i < 3 * H * W; i++) {
+        const double d = fabs(g3[i] - (0.5 * g1[i] + 2 * g2[i])), m = fabs(g3[i]);
+        if (d > err) err = d;
+        if (m > scale) scale = m;
+    }
     CHECK(err <= 1e-5 * scale, "grad(0.5 c1 + 2 block) vs the sum of theirs: %.3g of %.3g", err, scale);
     const double one = guided_run(m, "c1=0.5,block=2", gimg, x, g4, 1);
     CHECK(one == ab && !memcmp(g3, g4, sizeof g3), "1 thread: objective %.17g vs %.17g, gradient max |diff| %.3g", one,
