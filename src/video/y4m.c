@@ -182,9 +182,10 @@ static dd_status parse_fields(char *line, uint64_t max_pixels, y4m_format *f) {
 /* A line up to its newline into buf (NUL-terminated, newline dropped):
  * *len its length, or *len = SIZE_MAX when the stream ended before any
  * byte. prefix: the bytes it must start with (checked as they come, so
- * garbage is refused at once). */
-static dd_status read_line(dd_y4m_reader *r, char *buf, const char *prefix, size_t *len, int *bad_prefix,
-                           int *truncated) {
+ * garbage is refused at once); with word, a space or the newline must
+ * follow it ("FRAMES" is no FRAME). */
+static dd_status read_line(dd_y4m_reader *r, char *buf, const char *prefix, int word, size_t *len,
+                           int *bad_prefix, int *truncated) {
     const size_t plen = strlen(prefix);
     size_t n = 0;
     *bad_prefix = *truncated = 0;
@@ -199,7 +200,7 @@ static dd_status read_line(dd_y4m_reader *r, char *buf, const char *prefix, size
             return DD_OK;
         }
         if (c == '\n' && n >= plen) break;
-        if (n < plen && c != (unsigned char)prefix[n]) {
+        if ((n < plen && c != (unsigned char)prefix[n]) || (word && n == plen && c != ' ')) {
             *bad_prefix = 1;
             return DD_OK;
         }
@@ -222,7 +223,7 @@ dd_status dd_y4m_reader_new(dd_read_fn read, void *user, uint64_t max_pixels, dd
     r->read = read, r->user = user, r->max_pixels = max_pixels;
     size_t len;
     int bad, truncated;
-    if ((st = read_line(r, line, "YUV4MPEG2 ", &len, &bad, &truncated))) goto fail;
+    if ((st = read_line(r, line, "YUV4MPEG2 ", 0, &len, &bad, &truncated))) goto fail;
     if (bad || len == SIZE_MAX) {
         st = util_fail(DD_ERR_CORRUPT, len == SIZE_MAX ? "y4m: empty stream" : "not a YUV4MPEG2 stream");
         goto fail;
@@ -348,12 +349,11 @@ dd_status dd_y4m_read_frame(dd_y4m_reader *r, dd_image **frame) {
     if (!line) return util_fail(DD_ERR_NOMEM, "y4m: out of memory");
     size_t len, got;
     int bad, truncated;
-    dd_status st = read_line(r, line, FRAME_TAG, &len, &bad, &truncated);
-    const int joined = !st && !bad && !truncated && len != SIZE_MAX && len > 5 && line[5] != ' ';
+    dd_status st = read_line(r, line, FRAME_TAG, 1, &len, &bad, &truncated);
     free(line);
     if (st) return frame_fail(st, n);
     if (len == SIZE_MAX) return DD_OK; /* the end, between frames */
-    if (bad || joined) return util_fail(DD_ERR_CORRUPT, "frame %ld: no FRAME marker", n);
+    if (bad) return util_fail(DD_ERR_CORRUPT, "frame %ld: no FRAME marker", n);
     if (truncated) return util_fail(DD_ERR_CORRUPT, "frame %ld: truncated in its FRAME line", n);
     if ((st = read_full(r, r->frame, r->f.frame_bytes, &got))) return frame_fail(st, n);
     if (got < r->f.frame_bytes)
