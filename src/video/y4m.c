@@ -189,6 +189,7 @@ static dd_status read_line(dd_y4m_reader *r, char *buf, const char *prefix, int 
     const size_t plen = strlen(prefix);
     size_t n = 0;
     *bad_prefix = *truncated = 0;
+    *len = 0;
     for (;;) {
         unsigned char c;
         size_t got;
@@ -225,7 +226,7 @@ dd_status dd_y4m_reader_new(dd_read_fn read, void *user, uint64_t max_pixels, dd
     int bad, truncated;
     if ((st = read_line(r, line, "YUV4MPEG2 ", 0, &len, &bad, &truncated))) goto fail;
     if (bad || len == SIZE_MAX) {
-        st = util_fail(DD_ERR_CORRUPT, len == SIZE_MAX ? "y4m: empty stream" : "not a YUV4MPEG2 stream");
+        st = util_fail(DD_ERR_CORRUPT, bad ? "not a YUV4MPEG2 stream" : "y4m: empty stream");
         goto fail;
     }
     if (truncated) {
