@@ -180,6 +180,12 @@ if wanted messages; then
   want_status 1 "over --max-pixels"
   want_error m.y4m "over --max-pixels"
   absent m-out.y4m "over --max-pixels"
+  run --video --steps 0 m.y4m m-out.mp4
+  want_status 2 "--video into .mp4"
+  want_stderr_has "m-out.mp4: --video writes YUV4MPEG2: name it .y4m" "--video into .mp4"
+  absent m-out.mp4 "--video into .mp4"
+  run --video --steps 0 m.y4m m-out.Y4M
+  want_status 0 "--video into .Y4M"
   run --video --steps 0 --quiet m.y4m m.y4m
   want_status 2 "output is the input"
   run --video --steps 0 --progress m.y4m m-out.y4m

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #if defined(__linux__)
@@ -1034,6 +1035,13 @@ static int run_video(run *r) {
         fprintf(stderr, "%s: %s: would overwrite the input %s\n", cli_prog, cli_quote(output), cli_quote(input));
         return EXIT_USAGE;
     }
+    /* y4m bytes in a file named .mp4 or .png would only mislead: a file
+     * with an extension must be .y4m (pipes, devices and names without
+     * one take the stream as it is). */
+    const char *base = strrchr(output, '/') ? strrchr(output, '/') + 1 : output;
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base && strcasecmp(dot, ".y4m") && (stat(output, &b) != 0 || S_ISREG(b.st_mode)))
+        return usage_error("%s: --video writes YUV4MPEG2: name it .y4m, or pipe '-' into ffmpeg", output);
     cli_target target;
     int rc = cli_check_output(output, &target);
     if (rc) return rc;
