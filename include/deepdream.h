@@ -251,6 +251,81 @@ const char *dd_image_comment(const dd_image *image);
  * whichever the image is), pam; case-insensitive. */
 dd_format dd_format_from_name(const char *name);
 
+/* ---- Video: YUV4MPEG2 (y4m) streams ------------------------------------ */
+
+/* A stream of raw frames as ffmpeg and mjpegtools write it ("YUV4MPEG2 W H
+ * F A I C X..." then "FRAME" lines, each followed by the Y, Cb and Cr
+ * planes). Supported: 8-bit C420jpeg (also C420 without a suffix, and no C
+ * field), C420mpeg2, C420paldv, C422, C444 and Cmono.
+ *
+ * Colour: BT.601 (Kr 0.299, Kb 0.114) in limited range (Y 16..235, Cb and
+ * Cr 16..240) unless the header says XCOLORRANGE=FULL (0..255). Reading,
+ * chroma is upsampled bilinearly from where its samples sit: 420jpeg
+ * between the luma samples both ways, 420mpeg2 on the left column of each
+ * pair and between the rows, 420paldv on the left column with Cr on the
+ * first and Cb on the second row of each pair, 422 on the left column.
+ * Writing, each chroma sample is the average of the luma-sized chroma
+ * around where it sits: the 2 (or 2x2) samples it lies between, or
+ * 1/4, 1/2, 1/4 over the column or row it sits on and its two neighbours.
+ * Mono frames read as R = G = B = the luma. Both ways round to the nearest
+ * level and clamp. */
+
+/* Reads up to size bytes into buf: the count read, 0 at the end of the
+ * stream, -1 on an error (errno set, as read(2) sets it). */
+typedef long (*dd_read_fn)(void *user, void *buf, size_t size);
+/* Writes all size bytes of data: 0 on success, -1 on an error (errno set). */
+typedef int (*dd_write_fn)(void *user, const void *data, size_t size);
+
+typedef struct dd_y4m_reader dd_y4m_reader;
+typedef struct dd_y4m_writer dd_y4m_writer;
+
+/* What a stream's header says. */
+typedef struct dd_y4m_info {
+    int width, height;
+    const char *chroma;         /* "420jpeg", "420mpeg2", "420paldv", "422",
+                                 * "444" or "mono"                        */
+    int fps_num, fps_den;       /* F: frames per second as a ratio; 0:0
+                                 * when the header has none                */
+    int aspect_num, aspect_den; /* A: the pixels' aspect; 0:0 unknown     */
+    char interlace;             /* I: 'p', 't', 'b', 'm'; '?' when absent  */
+    int full_range;             /* XCOLORRANGE=FULL                        */
+    long frames;                /* frames read so far                      */
+} dd_y4m_info;
+
+/* Reads and checks the stream's header through read (called with user),
+ * byte by byte up to its newline: nothing of the first frame is read.
+ * W x H over max_pixels (0: no limit) or a side over 65535 is DD_ERR_LIMIT
+ * before anything image-sized is allocated; a header that is no YUV4MPEG2
+ * header, lacks W or H, repeats a field, holds an unknown field or value, or
+ * names a chroma format other than those above is DD_ERR_CORRUPT; a failed
+ * read DD_ERR_IO. Unknown X fields are kept, not interpreted. The reader
+ * holds one frame's bytes; free it with dd_y4m_reader_free. A reader is
+ * used by one thread at a time. */
+dd_status dd_y4m_reader_new(dd_read_fn read, void *user, uint64_t max_pixels, dd_y4m_reader **out);
+void dd_y4m_reader_free(dd_y4m_reader *reader);
+void dd_y4m_reader_info(const dd_y4m_reader *reader, dd_y4m_info *info);
+
+/* The next frame as a new 8-bit RGB image in *frame (free it with
+ * dd_image_free), or *frame = NULL and DD_OK at the end of the stream
+ * (the end falls before a FRAME line). A frame cut short or a bad FRAME
+ * line is DD_ERR_CORRUPT, counting frames from 1: "frame 12: truncated
+ * after 3000 of 4608 bytes"; the frames returned before it stay valid.
+ * Parameters on a FRAME line are read and not kept. */
+dd_status dd_y4m_read_frame(dd_y4m_reader *reader, dd_image **frame);
+
+/* A stream in the format of reader's (size, chroma, range) whose header is
+ * reader's header line byte for byte: F, A, I, C and every X field kept.
+ * Writes the header through write (called with user) at once; DD_ERR_IO
+ * when that fails. The writer holds one frame's planes; free it with
+ * dd_y4m_writer_free (which writes nothing). */
+dd_status dd_y4m_writer_new(const dd_y4m_reader *reader, dd_write_fn write, void *user, dd_y4m_writer **out);
+void dd_y4m_writer_free(dd_y4m_writer *writer);
+
+/* Converts frame (8-bit; grey or RGB, any alpha ignored; the stream's
+ * width and height, else DD_ERR_INVALID_ARG) and writes "FRAME\n" and its
+ * planes in one call of write; DD_ERR_IO when that fails. */
+dd_status dd_y4m_write_frame(dd_y4m_writer *writer, const dd_image *frame);
+
 /* ---- Guides ------------------------------------------------------------ */
 
 /* A guide (google/deepdream's objective_guide) steers the dream towards

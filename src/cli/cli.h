@@ -68,6 +68,22 @@ int cli_check_output(const char *path, cli_target *t);
  * failure; a device, FIFO or descriptor straight. Prints the error. */
 int cli_write_output(const char *path, const unsigned char *data, size_t size);
 
+/* An output written in pieces, a video's frames: a regular file through a
+ * temporary file put in place by cli_stream_close (keep: what was written
+ * so far; else it is removed and the path is left as it was), a device,
+ * FIFO or descriptor straight. open prints its errors and returns 0; write
+ * returns 0 on an error, which close (returning 0) prints. */
+typedef struct cli_stream {
+    cli_target t;
+    int fd, own_fd, failed; /* failed: the first write's errno */
+    char tmp[PATH_MAX];     /* a file's temporary name while it is written */
+    char display[PATH_MAX + 32];
+    const char *name;       /* quoted, for messages */
+} cli_stream;
+int cli_stream_open(const char *path, cli_stream *s);
+int cli_stream_write(cli_stream *s, const void *data, size_t size);
+int cli_stream_close(cli_stream *s, int keep);
+
 /* mkdir -p of path's parent directories; prints the error. */
 int cli_make_parents(const char *path);
 

@@ -433,3 +433,73 @@ int cli_make_parents(const char *path) {
     }
     return 1;
 }
+
+int cli_stream_open(const char *path, cli_stream *s) {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    if (resolve(path, &s->t)) return 0;
+    s->name = !strcmp(path, "-") ? "standard output" : cli_quote(path);
+    snprintf(s->display, sizeof s->display, "%s", s->name);
+    s->name = s->display;
+    if (s->t.kind == CLI_OUT_DESCRIPTOR) {
+        s->fd = s->t.fd;
+        return 1;
+    }
+    if (s->t.kind == CLI_OUT_STREAM) {
+        s->fd = open(s->t.path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        if (s->fd < 0 || isatty(s->fd)) {
+            if (s->fd < 0) fprintf(stderr, "%s: %s: %s\n", cli_prog, s->name, strerror(errno));
+            else fprintf(stderr, "%s: %s: refusing to write video to a terminal\n", cli_prog, s->name);
+            if (s->fd >= 0) close(s->fd);
+            s->fd = -1;
+            return 0;
+        }
+        s->own_fd = 1;
+        return 1;
+    }
+    if (!temp_name(s->t.path, s->tmp, sizeof s->tmp)) {
+        fprintf(stderr, "%s: %s: name too long\n", cli_prog, s->name);
+        return 0;
+    }
+    s->fd = mkstemp(s->tmp);
+    if (s->fd < 0) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, s->name, strerror(errno));
+        s->tmp[0] = '\0';
+        return 0;
+    }
+    int mode = s->t.mode;
+    if (s->t.kind == CLI_OUT_NEW_FILE) {
+        const mode_t mask = umask(0);
+        umask(mask);
+        mode = (int)(0666 & ~mask);
+    }
+    fchmod(s->fd, (mode_t)mode);
+    s->own_fd = 1;
+    return 1;
+}
+
+int cli_stream_write(cli_stream *s, const void *data, size_t size) {
+    if (write_fully(s->fd, data, size, 0)) return 1;
+    s->failed = errno ? errno : EIO;
+    return 0;
+}
+
+int cli_stream_close(cli_stream *s, int keep) {
+    int err = s->failed;
+    if (s->tmp[0]) {
+        if (keep && !err && fsync(s->fd) != 0) err = errno;
+    }
+    if (s->own_fd && close(s->fd) != 0 && !err) err = errno;
+    s->fd = -1;
+    if (s->tmp[0]) {
+        if (keep && !err) err = put_in_place(s->tmp, &s->t);
+        if (!keep || err) unlink(s->tmp);
+        s->tmp[0] = '\0';
+    }
+    if (err) {
+        if (err == EBUSY || err == EEXIST)
+            fprintf(stderr, "%s: %s: changed while the video was dreamed; left as it is\n", cli_prog, s->name);
+        else fprintf(stderr, "%s: %s: %s\n", cli_prog, s->name, strerror(err));
+    }
+    return !err;
+}

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #if defined(__linux__)
@@ -35,7 +36,7 @@ typedef struct options {
     int list_presets;
     const char *mask_path; /* --mask: a file, or "alpha" (params.mask_alpha) */
     dd_format format; /* --format */
-    int quality, quiet, progress, list_layers, recursive, skip_existing, in_place, dry_run;
+    int quality, quiet, progress, list_layers, recursive, skip_existing, in_place, dry_run, video;
     long shard_k, shard_n;
     unsigned long long max_pixels;
     char **inputs; /* positional arguments */
@@ -50,6 +51,7 @@ static void usage(FILE *to) {
             "usage: deepdream [OPTIONS] INPUT OUTPUT\n"
             "       deepdream [OPTIONS] -o OUTDIR INPUT...\n"
             "       deepdream [OPTIONS] --in-place INPUT...\n"
+            "       deepdream [OPTIONS] --video INPUT.y4m OUTPUT.y4m\n"
             "Dreams INPUT (PNG, JPEG, PNM or PAM, found by content; '-' for standard input)\n"
             "into OUTPUT (format from its extension or a FMT: prefix: png:, jpg:, ppm:, pam:;\n"
             "'-' or FMT:- for standard output). With -o, each INPUT file, or each image in an\n"
@@ -96,6 +98,9 @@ static void usage(FILE *to) {
             "      --in-place          replace each input with its dream\n"
             "      --progress          progress lines even when standard error is no terminal\n"
             "      --quiet             no progress, notes or summary on standard error\n"
+            "      --video             INPUT and OUTPUT are YUV4MPEG2 (y4m) video streams\n"
+            "                          ('-' too): every frame is dreamed; --steps 0 only\n"
+            "                          converts the colours (docs/VIDEO.md)\n"
             "      --dry-run           dream and write nothing: print each input's octaves,\n"
             "                          tiles, peak memory and estimated time\n"
             "  -h, --help              this help\n"
@@ -235,7 +240,7 @@ static int parse_options(int argc, char **argv, options *o) {
     enum {
         OPT_LIST = 256, OPT_OCTAVES, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX,
         OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT,
-        OPT_GUIDE, OPT_REPLAY, OPT_MASK, OPT_INVERT_MASK, OPT_PRESERVE, OPT_PRESET, OPT_LIST_PRESETS, OPT_DRYRUN
+        OPT_GUIDE, OPT_REPLAY, OPT_MASK, OPT_INVERT_MASK, OPT_PRESERVE, OPT_PRESET, OPT_LIST_PRESETS, OPT_DRYRUN, OPT_VIDEO
     };
     static const struct option longs[] = {
         {"layers", required_argument, 0, 'l'},       {"list-layers", no_argument, 0, OPT_LIST},
@@ -254,7 +259,7 @@ static int parse_options(int argc, char **argv, options *o) {
         {"mask", required_argument, 0, OPT_MASK},    {"invert-mask", no_argument, 0, OPT_INVERT_MASK},
         {"preserve-colors", no_argument, 0, OPT_PRESERVE},
         {"preset", required_argument, 0, OPT_PRESET}, {"list-presets", no_argument, 0, OPT_LIST_PRESETS},
-        {"dry-run", no_argument, 0, OPT_DRYRUN},
+        {"dry-run", no_argument, 0, OPT_DRYRUN},    {"video", no_argument, 0, OPT_VIDEO},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     static const char shorts[] = ":l:s:j:q:m:t:o:rhV";
@@ -381,6 +386,7 @@ static int parse_options(int argc, char **argv, options *o) {
         case OPT_PROGRESS: o->progress = 1; break;
         case OPT_QUIET: o->quiet = 1; break;
         case OPT_DRYRUN: o->dry_run = 1; break;
+        case OPT_VIDEO: o->video = 1; break;
         case 'h': usage(stdout); return stdout_status();
         case 'V': printf("deepdream %s\n", DD_VERSION_STRING); return stdout_status();
         case ':': return usage_error("option '%s' needs a value", option_name(argv, optopt));
@@ -401,6 +407,8 @@ static int parse_options(int argc, char **argv, options *o) {
     if (o->preset && o->model_path && made_for && !strcmp(made_for, "built-in"))
         return usage_error("--preset %s is made for the built-in model, not -m", o->preset);
     const int batch = o->out_dir || o->in_place;
+    if (o->video && (batch || o->dry_run || o->format))
+        return usage_error("%s", "--video reads one INPUT and writes one OUTPUT: no -o, --in-place, --format or --dry-run");
     if (o->out_dir && o->in_place) return usage_error("%s", "-o and --in-place do not go together");
     if (batch) {
         if (o->n_inputs < 1) return usage_error("%s", "needs at least one INPUT");
@@ -979,6 +987,132 @@ static int load_guide(const options *o, const dd_model *model, const char *spec,
     return EXIT_FAILED;
 }
 
+/* ---- --video: a y4m stream in, one dreamed frame at a time out ---- */
+
+static long video_read(void *user, void *buf, size_t size) {
+    const int fd = *(const int *)user;
+    for (;;) {
+        const ssize_t n = read(fd, buf, size);
+        if (n < 0 && errno == EINTR && !cli_stop_signal) continue;
+        return (long)n;
+    }
+}
+
+/* A frame is written whole with a quit held off (write_lock), so the
+ * stream ends at a frame boundary. A FIFO or device write, which may wait
+ * for a reader forever, is not held. */
+static int video_write(void *user, const void *data, size_t size) {
+    cli_stream *s = user;
+    const int hold = s->t.kind == CLI_OUT_FILE || s->t.kind == CLI_OUT_NEW_FILE;
+    if (hold) pthread_mutex_lock(&write_lock);
+    const int ok = cli_stream_write(s, data, size);
+    if (hold) pthread_mutex_unlock(&write_lock);
+    return ok ? 0 : -1;
+}
+
+static int video_progress(void *user, int octave, int octaves, int step, int steps) {
+    (void)user, (void)octave, (void)octaves, (void)step, (void)steps;
+    return cli_stop_signal != 0;
+}
+
+/* Frames are read, dreamed and written one at a time: memory is one frame's,
+ * whatever the clip's length. The model is loaded once; each frame is a
+ * dd_dream call, which plans its nets again (the library plans per call).
+ * Every failure after the header keeps what was written: a y4m cut at a
+ * frame boundary is a valid stream. */
+static int run_video(run *r) {
+    const options *o = r->o;
+    const char *input = o->inputs[0], *output = o->inputs[1];
+    char in_name[4 * PATH_MAX + 8];
+    snprintf(in_name, sizeof in_name, "%s", strcmp(input, "-") ? cli_quote(input) : "standard input");
+    if (!strcmp(input, "-") && isatty(STDIN_FILENO)) {
+        fprintf(stderr, "%s: standard input: a terminal, not a video (pipe one in)\n", cli_prog);
+        return EXIT_USAGE;
+    }
+    struct stat a, b;
+    if (strcmp(input, "-") && strcmp(output, "-") && stat(input, &a) == 0 && stat(output, &b) == 0 &&
+        S_ISREG(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        fprintf(stderr, "%s: %s: would overwrite the input %s\n", cli_prog, cli_quote(output), cli_quote(input));
+        return EXIT_USAGE;
+    }
+    /* y4m bytes in a file named .mp4 or .png would only mislead: a file
+     * with an extension must be .y4m (pipes, devices and names without
+     * one take the stream as it is). */
+    const char *base = strrchr(output, '/') ? strrchr(output, '/') + 1 : output;
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base && strcasecmp(dot, ".y4m") && (stat(output, &b) != 0 || S_ISREG(b.st_mode)))
+        return usage_error("%s: --video writes YUV4MPEG2: name it .y4m, or pipe '-' into ffmpeg", output);
+    cli_target target;
+    int rc = cli_check_output(output, &target);
+    if (rc) return rc;
+    int fd = STDIN_FILENO;
+    if (strcmp(input, "-") && (fd = open(input, O_RDONLY | O_CLOEXEC)) < 0) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, strerror(errno));
+        return cli_stop_signal ? stopped_status() : EXIT_FAILED;
+    }
+    dd_y4m_reader *reader = NULL;
+    dd_y4m_writer *writer = NULL;
+    dd_image *frame = NULL;
+    cli_stream out;
+    int opened = 0, started = 0, noted_small = 0;
+    rc = EXIT_FAILED;
+    if (dd_y4m_reader_new(video_read, &fd, o->max_pixels, &reader)) {
+        if (!cli_stop_signal) fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
+        goto done;
+    }
+    if (!(opened = cli_stream_open(output, &out))) goto done;
+    if (dd_y4m_writer_new(reader, video_write, &out, &writer)) {
+        if (!out.failed) fprintf(stderr, "%s: %s: %s\n", cli_prog, out.name, cli_quote(dd_last_error()));
+        goto done; /* else the close says why */
+    }
+    started = 1;
+    cli_progress *p = &r->progress;
+    for (long i = 1; !cli_stop_signal; i++) {
+        dd_image_free(frame);
+        frame = NULL;
+        if (dd_y4m_read_frame(reader, &frame)) {
+            cli_progress_end_line(p);
+            if (!cli_stop_signal) fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
+            goto done;
+        }
+        if (!frame) {
+            rc = 0;
+            break;
+        }
+        if (p->mode == 1) fprintf(stderr, "\r\033[K%s: %s: frame %ld", cli_prog, in_name, i);
+        else if (p->mode == 2) fprintf(stderr, "%s: %s: frame %ld\n", cli_prog, in_name, i);
+        if (o->params.steps > 0) {
+            const dd_status st = dd_dream(r->model, &o->params, frame, video_progress, NULL);
+            if (st == DD_ERR_CANCELLED) break;
+            if (st == DD_ERR_TOO_SMALL) {
+                if (!o->quiet && !noted_small++) {
+                    cli_progress_end_line(p);
+                    fprintf(stderr, "%s: %s: %s; frames passed through unchanged\n", cli_prog, in_name,
+                            cli_quote(dd_last_error()));
+                }
+            } else if (st) {
+                cli_progress_end_line(p);
+                fprintf(stderr, "%s: %s: frame %ld: %s\n", cli_prog, in_name, i, cli_quote(dd_last_error()));
+                goto done;
+            }
+        }
+        if (dd_y4m_write_frame(writer, frame)) {
+            if (!out.failed) fprintf(stderr, "%s: %s: %s\n", cli_prog, out.name, cli_quote(dd_last_error()));
+            goto done; /* else the close says why */
+        }
+    }
+    cli_progress_end_line(p);
+done:
+    dd_image_free(frame);
+    dd_y4m_writer_free(writer);
+    dd_y4m_reader_free(reader);
+    /* Whatever was written is whole frames: kept, also after a failure. */
+    if (opened && !cli_stream_close(&out, started)) rc = EXIT_FAILED;
+    if (fd != STDIN_FILENO) close(fd);
+    if (cli_stop_signal) rc = stopped_status();
+    return rc;
+}
+
 /* Everything after the options are read. */
 static int run_options(options *op) {
     options o = *op;
@@ -1049,7 +1183,7 @@ static int run_options(options *op) {
     erase_line = r.progress.mode == 1; /* before the batch starts: no lock needed */
     r.progress.start_s = cli_now();
     if (o.dry_run) r.before_bytes = peak_rss_bytes();
-    rc = o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
+    rc = o.video ? run_video(&r) : o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
     dd_guide_free(guide);
     dd_model_free(model);
     dd_image_free(mask);

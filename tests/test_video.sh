@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# deepdream --video end to end with real ffmpeg: clips in each pixel format
+# through the colour conversion (--steps 0) checked by ffmpeg's own reader
+# and PSNR, a real dream through ffmpeg pipes, a truncated clip, signals
+# mid-clip, messages, memory over a long clip.
+#
+# usage: test_video.sh DEEPDREAM [GROUP...]
+#   GROUP: formats pipe truncated signal messages memory (all when none).
+# Exits 77 (skipped) without ffmpeg and ffprobe.
+set -u
+if [ $# -lt 1 ]; then
+  echo "usage: test_video.sh DEEPDREAM [GROUP...]" >&2
+  exit 2
+fi
+dd=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+shift
+groups=" $* "
+top=$(cd "$(dirname "$0")/.." && pwd)
+for tool in ffmpeg ffprobe; do
+  command -v "$tool" >/dev/null || { echo "skip: $tool is not installed"; exit 77; }
+done
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # see test_cli.sh
+export LC_ALL=C
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+. "$top/tests/harness.sh"
+. "$top/tests/cli_helpers.sh"
+
+# clip NAME PIX_FMT FRAMES [SIZE]: ffmpeg's test pattern as y4m.
+clip() {
+  ffmpeg -nostdin -v error -y -f lavfi -i "testsrc=size=${4:-96x64}:rate=5" -frames:v "$3" -pix_fmt "$2" \
+    -f yuv4mpegpipe "$1"
+}
+# probe FILE: "width,height,rate,frames" as ffprobe reads them (strictly).
+probe() {
+  ffprobe -v error -f yuv4mpegpipe -count_frames -select_streams v:0 \
+    -show_entries stream=width,height,r_frame_rate,nb_read_frames -of csv=p=0 "$1"
+}
+# decodes FILE: ffmpeg reads every frame without an error.
+decodes() { [ -z "$(ffmpeg -nostdin -v error -f yuv4mpegpipe -i "$1" -f null - 2>&1)" ]; }
+# psnr A B: ffmpeg's average PSNR over all planes and frames ("inf" when equal).
+psnr() {
+  ffmpeg -nostdin -f yuv4mpegpipe -i "$1" -f yuv4mpegpipe -i "$2" -lavfi psnr -f null - 2>&1 |
+    sed -n 's/.*PSNR.* average:\([^ ]*\).*/\1/p'
+}
+# at_least VALUE MIN: VALUE (a number or inf) >= MIN.
+at_least() { [ "$1" = inf ] || awk -v v="$1" -v m="$2" 'BEGIN { exit !(v + 0 >= m + 0) }'; }
+
+if wanted formats; then
+  begin formats
+  # Measured on testsrc 96x64 (hard coloured edges: the worst case for
+  # subsampled chroma, averaged down and bilinear up): yuv420p 33.0 dB,
+  # yuv422p 32.5, yuv444p 75.2, gray inf (exact). Smooth content comes back
+  # within 2 levels (tests/test_y4m.c).
+  for case in yuv420p:C420jpeg:31 yuv422p:C422:31 yuv444p:C444:45 gray:Cmono:99; do
+    IFS=: read -r pf tag min <<<"$case"
+    clip "in-$pf.y4m" "$pf" 4
+    run --video --steps 0 "in-$pf.y4m" "out-$pf.y4m"
+    want_status 0 "$pf: --steps 0"
+    want_quiet "$pf: --steps 0"
+    check "$pf: ffmpeg decodes the output" decodes "out-$pf.y4m"
+    want=$(probe "in-$pf.y4m") got=$(probe "out-$pf.y4m")
+    check "$pf: size, rate and frames '$got', want '$want'" test "$got" = "$want" -a -n "$want"
+    check "$pf: header kept ($(head -1 "out-$pf.y4m"))" test "$(head -1 "out-$pf.y4m")" = "$(head -1 "in-$pf.y4m")"
+    check "$pf: chroma tag $tag" grep -q " $tag" <(head -1 "out-$pf.y4m")
+    p=$(psnr "in-$pf.y4m" "out-$pf.y4m")
+    echo "$pf: PSNR $p dB"
+    if [ "$min" = 99 ]; then check "$pf: PSNR $p, want inf (exact)" test "$p" = inf
+    else check "$pf: PSNR $p dB, want >= $min" at_least "$p" "$min"; fi
+  done
+  # The same through pipes, and the full-range flag ffmpeg writes for yuvj444p.
+  ffmpeg -nostdin -v error -f lavfi -i testsrc=size=96x64:rate=5 -frames:v 3 -pix_fmt yuvj444p -strict -1 \
+    -f yuv4mpegpipe - | "$dd" --video --steps 0 - - >full.y4m 2>"$work/stderr"
+  rc=$?
+  want_status 0 "yuvj444p through pipes"
+  check "yuvj444p: XCOLORRANGE=FULL kept" grep -q "XCOLORRANGE=FULL" <(head -1 full.y4m)
+  check "yuvj444p: 3 frames" test "$(probe full.y4m | cut -d, -f4)" = 3
+  ffmpeg -nostdin -v error -f lavfi -i testsrc=size=96x64:rate=5 -frames:v 3 -pix_fmt yuvj444p -strict -1 \
+    -f yuv4mpegpipe full-in.y4m
+  p=$(psnr full-in.y4m full.y4m)
+  echo "yuvj444p (full range): PSNR $p dB"
+  check "yuvj444p: PSNR $p dB, want >= 45" at_least "$p" 45
+  end
+fi
+
+if wanted pipe; then
+  begin pipe
+  # One real dream of a 2-frame clip, ffmpeg on both sides.
+  ffmpeg -nostdin -v error -f lavfi -i testsrc=size=128x96:rate=5 -frames:v 2 -pix_fmt yuv420p \
+    -f yuv4mpegpipe - | "$dd" --video --octaves 1 --steps 1 - - 2>"$work/stderr" |
+    ffmpeg -v error -y -f yuv4mpegpipe -i - -f yuv4mpegpipe dream.y4m
+  codes=("${PIPESTATUS[@]}")
+  check "pipe: exit statuses ${codes[*]}, want 0 0 0" test "${codes[*]}" = "0 0 0"
+  check "pipe: nothing on standard error: $(stderr_text)" test ! -s "$work/stderr"
+  check "pipe: 2 frames of 128x96 at 5/1 ($(probe dream.y4m))" test "$(probe dream.y4m)" = "128,96,5/1,2"
+  clip plain.y4m yuv420p 2 128x96
+  p=$(psnr plain.y4m dream.y4m)
+  echo "dream against its input: PSNR $p dB"
+  check "pipe: the dream changed the frames (PSNR $p)" test "$p" != inf
+  check "pipe: ... and is still the clip (PSNR $p >= 15)" at_least "$p" 15
+  end
+fi
+
+if wanted truncated; then
+  begin truncated
+  clip four.y4m yuv420p 4
+  header=$(head -1 four.y4m | wc -c)
+  frame=$((6 + 96 * 64 * 3 / 2))
+  head -c $((header + 2 * frame + 3000)) four.y4m >cut.y4m
+  run --video --steps 0 cut.y4m cut-out.y4m
+  want_status 1 "truncated clip"
+  want_error cut.y4m "truncated clip"
+  want_stderr_has "frame 3: truncated after 2994 of 9216 bytes" "truncated clip"
+  check "truncated: the output decodes" decodes cut-out.y4m
+  check "truncated: 2 good frames ($(probe cut-out.y4m))" test "$(probe cut-out.y4m)" = "96,64,5/1,2"
+  no_leftovers . "truncated"
+  # A malformed header: nothing written.
+  printf 'YUV4MPEG2 W96 H64 C420p10\n' >bad.y4m
+  run --video --steps 0 bad.y4m bad-out.y4m
+  want_status 1 "bad header"
+  want_error bad.y4m "bad header"
+  want_stderr_has "C420p10: chroma format not supported" "bad header"
+  absent bad-out.y4m "bad header"
+  no_leftovers . "bad header"
+  end
+fi
+
+if wanted signal; then
+  begin signal
+  # SIGTERM mid-dream: the frames written so far are a valid clip.
+  clip long.y4m yuv420p 40 128x96
+  "$dd" --video --progress --octaves 1 --steps 4 long.y4m sig.y4m 2>sig.err &
+  pid=$!
+  for _ in $(seq 300); do grep -q "frame 3" sig.err 2>/dev/null && break; sleep 0.1; done
+  kill -TERM $pid
+  wait $pid
+  rc=$?
+  check "SIGTERM mid-dream: exit $rc, want 143" test $rc = 143
+  n=$(probe sig.y4m | cut -d, -f4)
+  check "SIGTERM mid-dream: the output decodes" decodes sig.y4m
+  echo "SIGTERM mid-dream: $n frames written"
+  check "SIGTERM mid-dream: $n whole frames, want 2..39" test "${n:-0}" -ge 2 -a "${n:-0}" -lt 40
+  no_leftovers . "SIGTERM mid-dream"
+  # SIGTERM while waiting on a pipe between frames.
+  mkfifo slow.fifo
+  ( head -c $(($(head -1 long.y4m | wc -c) + 2 * (6 + 128 * 96 * 3 / 2) + 100)) long.y4m; sleep 20 ) >slow.fifo &
+  feeder=$!
+  "$dd" --video --steps 0 slow.fifo slow.y4m 2>slow.err &
+  pid=$!
+  sleep 1
+  kill -TERM $pid
+  wait $pid
+  rc=$?
+  kill $feeder 2>/dev/null
+  wait $feeder 2>/dev/null
+  check "SIGTERM while reading: exit $rc, want 143" test $rc = 143
+  check "SIGTERM while reading: 2 frames ($(probe slow.y4m))" test "$(probe slow.y4m)" = "128,96,5/1,2"
+  check "SIGTERM while reading: nothing on standard error: $(head -c 300 slow.err)" test ! -s slow.err
+  end
+fi
+
+if wanted messages; then
+  begin messages
+  clip m.y4m yuv420p 1
+  run --video -o outdir m.y4m
+  want_status 2 "--video with -o"
+  want_stderr_has "--video reads one INPUT" "--video with -o"
+  run --video --steps 0 missing.y4m m-out.y4m
+  want_status 1 "missing input"
+  want_error missing.y4m "missing input"
+  absent m-out.y4m "missing input"
+  printf 'P6\n1 1\n255\nabc' >not.y4m
+  run --video --steps 0 not.y4m m-out.y4m
+  want_status 1 "not a y4m"
+  want_stderr_has "not.y4m: not a YUV4MPEG2 stream" "not a y4m"
+  run --video --steps 0 --max-pixels 1000 m.y4m m-out.y4m
+  want_status 1 "over --max-pixels"
+  want_error m.y4m "over --max-pixels"
+  absent m-out.y4m "over --max-pixels"
+  run --video --steps 0 m.y4m m-out.mp4
+  want_status 2 "--video into .mp4"
+  want_stderr_has "m-out.mp4: --video writes YUV4MPEG2: name it .y4m" "--video into .mp4"
+  absent m-out.mp4 "--video into .mp4"
+  run --video --steps 0 m.y4m m-out.Y4M
+  want_status 0 "--video into .Y4M"
+  run --video --steps 0 --quiet m.y4m m.y4m
+  want_status 2 "output is the input"
+  run --video --steps 0 --progress m.y4m m-out.y4m
+  want_status 0 "--progress"
+  want_stderr_has "m.y4m: frame 1" "--progress"
+  end
+fi
+
+if wanted memory; then
+  begin memory
+  if [ -x /usr/bin/time ]; then
+    clip short.y4m yuv420p 4 320x240
+    clip longer.y4m yuv420p 80 320x240
+    /usr/bin/time -f %M -o short.rss "$dd" --video --steps 0 short.y4m s.y4m
+    /usr/bin/time -f %M -o longer.rss "$dd" --video --steps 0 longer.y4m l.y4m
+    s=$(tail -1 short.rss) l=$(tail -1 longer.rss)
+    echo "peak RSS: 4 frames $s KiB, 80 frames $l KiB"
+    check "80 frames: peak $l KiB within 2 MiB of 4 frames' $s KiB" test "$l" -le $((s + 2048))
+  else
+    skip "no /usr/bin/time"
+  fi
+  end
+fi
+
+echo "test_video: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
