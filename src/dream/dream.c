@@ -72,12 +72,16 @@ typedef struct octave_plan {
     size_t tile_floats;
 } octave_plan;
 
-typedef struct dream {
+struct dream {
     const dd_params *p;
     const dd_model *model;
     const dd_term *terms;
     int n_terms;
     int threads;
+    int h, w;                   /* the image's size, as planned */
+    int keep_nets;              /* a clip's: every octave's net kept */
+    dd_net *nets[MAX_OCTAVES];  /* kept nets; nets[0] owns the packs */
+    dd_term own_terms[MAX_TERMS]; /* the default objective, parsed */
     float lo[3], hi[3]; /* each channel's valid range in network units */
     octave_plan plan;
     dd_net *net;                /* the current octave's, planned for one tile */
@@ -87,7 +91,7 @@ typedef struct dream {
     float *mask_full;           /* the mask at the image's size, 0..1; NULL: none */
     float *mask_oct;            /* the mask at an octave's size below the full one */
     const float *mask;          /* the current octave's: one of the two, or NULL */
-} dream;
+};
 
 int dream_stop_asked(const dream_stop *stop) {
     if (!stop || !stop->fn || !stop->fn(stop->user)) return 0;
@@ -99,6 +103,7 @@ int dream_stop_asked(const dream_stop *stop) {
 const float *dream_photo_row(const void *source, int c, int y, float *row) {
     const dream_photo *ph = source;
     const dd_image *im = ph->im;
+    if (ph->start) return ph->start + ((size_t)c * im->height + (size_t)y) * (size_t)im->width;
     const size_t channels = (size_t)im->channels, first = (size_t)y * (size_t)im->width;
     const size_t c_in = ph->colour == 3 ? (size_t)c : 0;
     for (int x = 0; x < im->width; x++)
@@ -108,7 +113,7 @@ const float *dream_photo_row(const void *source, int c, int y, float *row) {
 
 dream_photo dream_photo_of(const dd_image *im, const dd_model *model) {
     return (dream_photo){im, im->channels >= 3 ? 3 : 1, im->depth == 16 ? 257.0f : 1.0f, model->divisor,
-                         model->offset};
+                         model->offset, NULL};
 }
 
 dd_status dream_photo_at(float *dst, const dream_photo *ph, int h, int w, int threads, const dream_stop *stop) {
@@ -119,7 +124,11 @@ dd_status dream_photo_at(float *dst, const dream_photo *ph, int h, int w, int th
         const int r1 = 3 * h - r0 < BAND_ROWS ? 3 * h : r0 + BAND_ROWS;
         if (dream_stop_asked(stop)) return DD_ERR_CANCELLED;
 #pragma omp parallel for num_threads(threads) schedule(static)
-        for (int r = r0; r < r1; r++) dream_photo_row(ph, r / h, r % h, dst + (size_t)r * w);
+        for (int r = r0; r < r1; r++) {
+            float *row = dst + (size_t)r * w;
+            const float *got = dream_photo_row(ph, r / h, r % h, row);
+            if (got != row) memcpy(row, got, (size_t)w * sizeof *row);
+        }
     }
     return DD_OK;
 }
@@ -395,15 +404,23 @@ static dd_status dream_setup(const dd_model *model, const dd_params *p, dd_term 
     return DD_OK;
 }
 
-/* Plans octave o's net as the octave starts, so one net is alive at a time
+/* Plans octave k's net as the octave starts, so one net is alive at a time
  * whatever the octave count. The first one packs the weights as
  * params.fast says; each later one borrows them from the one before and
- * takes them over, and the one before is freed: one packed copy in all. */
-static dd_status start_net(dream *d, const octave *o) {
-    dd_net *net = NULL;
+ * takes them over, and the one before is freed: one packed copy in all.
+ * With keep_nets every octave's net is planned once and kept, each later
+ * one borrowing the first one's packs. */
+static dd_status start_net(dream *d, int k) {
+    const octave *o = &d->plan.oct[k];
+    dd_net *net = NULL, *from = d->keep_nets ? d->nets[0] : d->net;
     dd_status st;
-    if (d->net) {
-        st = net_new_borrowing(d->model, d->terms, d->n_terms, o->ty.side, o->tx.side, d->threads, d->net, &net);
+    if (d->keep_nets && d->nets[k]) {
+        d->net = d->nets[k];
+        net_set_should_stop(d->net, d->stop.fn, d->stop.user);
+        return DD_OK;
+    }
+    if (from) {
+        st = net_new_borrowing(d->model, d->terms, d->n_terms, o->ty.side, o->tx.side, d->threads, from, &net);
     } else {
         st = dd_net_new(d->model, d->terms, d->n_terms, o->ty.side, o->tx.side, d->threads, &net);
         if (!st) st = dd_net_set_fast(net, d->p->fast);
@@ -416,8 +433,12 @@ static dd_status start_net(dream *d, const octave *o) {
         dd_net_free(net);
         return st;
     }
-    if (d->net) net_hand_over_packs(net, d->net);
-    dd_net_free(d->net);
+    if (d->keep_nets) {
+        d->nets[k] = net;
+    } else {
+        if (d->net) net_hand_over_packs(net, d->net);
+        dd_net_free(d->net);
+    }
     d->net = net;
     net_set_should_stop(net, d->stop.fn, d->stop.user);
     return DD_OK;
@@ -460,63 +481,90 @@ static void write_image(const dream *d, const dream_photo *ph, dd_image *im) {
     }
 }
 
+dd_status dream_new(const dd_model *model, const dd_params *params, int h, int w, int keep_nets, dream **out) {
+    dd_status st;
+    *out = NULL;
+    if (!model || !params) return util_fail(DD_ERR_INVALID_ARG, "no model or parameters");
+    dream *d = calloc(1, sizeof *d);
+    if (!d) return util_fail(DD_ERR_NOMEM, "out of memory");
+    if ((st = dream_setup(model, params, d->own_terms, &d->terms, &d->n_terms, &d->threads))) goto fail;
+    d->p = params, d->model = model, d->h = h, d->w = w, d->keep_nets = keep_nets;
+    for (int c = 0; c < 3; c++) d->lo[c] = model->offset[c], d->hi[c] = 255.0f / model->divisor[c] + model->offset[c];
+    if ((st = plan_octaves(model, params, d->terms, d->n_terms, h, w, &d->plan))) goto fail;
+    const size_t n = (size_t)3 * h * w;
+    d->tile_in = malloc(d->plan.tile_floats * sizeof(float));
+    d->tile_grad = malloc(d->plan.tile_floats * sizeof(float));
+    if (!d->tile_in || !d->tile_grad) {
+        st = util_fail(DD_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    d->x = malloc(n * sizeof *d->x);
+    d->g = malloc(n * sizeof *d->g);
+    if (!d->x || !d->g) {
+        st = util_fail(DD_ERR_NOMEM, "out of memory for a %dx%d dream", w, h);
+        goto fail;
+    }
+    *out = d;
+    return DD_OK;
+fail:
+    dream_free(d);
+    return st;
+}
+
+void dream_free(dream *d) {
+    if (!d) return;
+    if (d->keep_nets) {
+        for (int k = MAX_OCTAVES - 1; k >= 0; k--) dd_net_free(d->nets[k]); /* the packs' owner last */
+    } else {
+        dd_net_free(d->net);
+    }
+    free(d->tile_in), free(d->tile_grad), free(d->x), free(d->g), free(d->mask_full), free(d->mask_oct);
+    free(d);
+}
+
+const float *dream_result(const dream *d) { return d->x; }
+
+int dream_threads(const dream *d) { return d->threads; }
+
 /* Memory: the image's own samples, two float planes of it (the dream x and
  * its gradient g, 24 bytes a pixel), a mask's plane at the image's size and
- * one at the largest octave's below it (4 bytes a pixel each), one octave's net (planned when its
- * octave starts, its arena dropped when it ends) and scratch sized by the
- * tile or a few rows. The photo at an octave's size is made again from the
- * samples when it is needed (start and end of each octave), and the detail
- * lives in x between octaves. */
-dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im, dd_progress_fn progress,
-                   void *user) {
-    dream d;
-    dd_term default_terms[MAX_TERMS];
+ * one at the largest octave's below it (4 bytes a pixel each), one octave's
+ * net (planned when its octave starts, its arena dropped when it ends) and
+ * scratch sized by the tile or a few rows. The photo at an octave's size is
+ * made again from the samples when it is needed (start and end of each
+ * octave), and the detail lives in x between octaves. */
+dd_status dream_run(dream *d, dd_image *im, const float *start, int steps, dd_progress_fn progress, void *user) {
+    const dd_params *params = d->p;
     dd_status st;
-    memset(&d, 0, sizeof d);
-    if (!model || !params || !im) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or image");
-    if ((st = dream_setup(model, params, default_terms, &d.terms, &d.n_terms, &d.threads)) ||
-        (st = check_mask(params, im->channels)))
-        return st;
-    d.p = params, d.model = model;
-    d.stop = (dream_stop){params->should_stop, user};
-    for (int c = 0; c < 3; c++) d.lo[c] = model->offset[c], d.hi[c] = 255.0f / model->divisor[c] + model->offset[c];
+    if (im->height != d->h || im->width != d->w)
+        return util_fail(DD_ERR_INVALID_ARG, "image %dx%d, planned for %dx%d", im->width, im->height, d->w, d->h);
+    if ((st = check_mask(params, im->channels))) return st;
+    d->stop = (dream_stop){params->should_stop, user};
     const int h = im->height, w = im->width;
     const size_t plane = (size_t)h * w, n = 3 * plane;
-    if ((st = plan_octaves(model, params, d.terms, d.n_terms, h, w, &d.plan))) goto done;
-    d.tile_in = malloc(d.plan.tile_floats * sizeof(float));
-    d.tile_grad = malloc(d.plan.tile_floats * sizeof(float));
-    if (!d.tile_in || !d.tile_grad) {
-        st = util_fail(DD_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    d.x = malloc(n * sizeof *d.x);
-    d.g = malloc(n * sizeof *d.g);
-    if (!d.x || !d.g) {
-        st = util_fail(DD_ERR_NOMEM, "out of memory for a %dx%d dream", w, h);
-        goto done;
-    }
-    if ((st = mask_make(&d, im))) goto done;
-    const dream_photo ph = dream_photo_of(im, model);
+    if ((st = mask_make(d, im))) goto done;
+    dream_photo ph = dream_photo_of(im, d->model);
+    ph.start = start;
     uint64_t rng = params->seed;
     int prev_h = 0, prev_w = 0;
-    for (int k = 0; k < d.plan.n_octaves; k++) {
-        octave *o = &d.plan.oct[k];
+    for (int k = 0; k < d->plan.n_octaves; k++) {
+        octave *o = &d->plan.oct[k];
         const size_t on = (size_t)3 * o->h * o->w;
-        if ((st = start_net(&d, o)) || (st = mask_at(&d, o, h, w))) goto done;
+        if ((st = start_net(d, k)) || (st = mask_at(d, o, h, w))) goto done;
         /* x = this octave's photo plus the detail dreamed so far (in x, at
          * the previous octave's size): the detail resized into g, the photo
          * into x, their sum into g, and the two swapped. */
         if (k == 0) {
-            if ((st = dream_photo_at(d.x, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
+            if ((st = dream_photo_at(d->x, &ph, o->h, o->w, d->threads, &d->stop))) goto done;
         } else {
-            if ((st = dream_resize(d.g, o->h, o->w, d.x, prev_h, prev_w, 3, d.threads, &d.stop))) goto done;
-            if ((st = dream_photo_at(d.x, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
-            for (size_t i = 0; i < on; i++) d.g[i] += d.x[i];
-            float *t = d.x;
-            d.x = d.g, d.g = t;
+            if ((st = dream_resize(d->g, o->h, o->w, d->x, prev_h, prev_w, 3, d->threads, &d->stop))) goto done;
+            if ((st = dream_photo_at(d->x, &ph, o->h, o->w, d->threads, &d->stop))) goto done;
+            for (size_t i = 0; i < on; i++) d->g[i] += d->x[i];
+            float *t = d->x;
+            d->x = d->g, d->g = t;
         }
-        for (int s = 0; s < params->steps; s++) {
-            if (progress && progress(user, k, d.plan.n_octaves, s, params->steps)) {
+        for (int s = 0; s < steps; s++) {
+            if (progress && progress(user, k, d->plan.n_octaves, s, steps)) {
                 st = util_fail(DD_ERR_CANCELLED, "cancelled");
                 goto done;
             }
@@ -528,31 +576,42 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
             if (o->ty.count > 1) oy += rng_range(&rng, 0, o->h - 1);
             if (o->tx.count > 1) ox += rng_range(&rng, 0, o->w - 1);
             oy = ((oy % o->h) + o->h) % o->h, ox = ((ox % o->w) + o->w) % o->w;
-            if ((st = image_gradient(&d, o, oy, ox))) goto done;
-            if ((st = ascend(&d, on))) goto done;
+            if ((st = image_gradient(d, o, oy, ox))) goto done;
+            if ((st = ascend(d, on))) goto done;
         }
         /* The net keeps only the packed weights for the next one to take. */
-        net_release_arena(d.net);
+        if (!d->keep_nets) net_release_arena(d->net);
         prev_h = o->h, prev_w = o->w;
-        if (k == d.plan.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
+        if (k == d->plan.n_octaves - 1 && prev_h == h && prev_w == w) break; /* x is the result */
         /* The detail (dreamed minus photo), in place in x. */
-        if ((st = dream_photo_at(d.g, &ph, o->h, o->w, d.threads, &d.stop))) goto done;
-        for (size_t i = 0; i < on; i++) d.x[i] -= d.g[i];
+        if ((st = dream_photo_at(d->g, &ph, o->h, o->w, d->threads, &d->stop))) goto done;
+        for (size_t i = 0; i < on; i++) d->x[i] -= d->g[i];
     }
     if (prev_h != h || prev_w != w) { /* the detail up to the full size */
-        if ((st = dream_resize(d.g, h, w, d.x, prev_h, prev_w, 3, d.threads, &d.stop))) goto done;
-        if ((st = dream_photo_at(d.x, &ph, h, w, d.threads, &d.stop))) goto done;
+        if ((st = dream_resize(d->g, h, w, d->x, prev_h, prev_w, 3, d->threads, &d->stop))) goto done;
+        if ((st = dream_photo_at(d->x, &ph, h, w, d->threads, &d->stop))) goto done;
         for (size_t i = 0; i < n; i++) {
-            const float v = d.g[i] + d.x[i], lo = d.lo[i / plane], hi = d.hi[i / plane];
-            d.x[i] = v < lo ? lo : v > hi ? hi : v;
+            const float v = d->g[i] + d->x[i], lo = d->lo[i / plane], hi = d->hi[i / plane];
+            d->x[i] = v < lo ? lo : v > hi ? hi : v;
         }
     }
     /* After the last thing that can fail, so a failed or cancelled dream
      * leaves the image as it was. */
-    write_image(&d, &ph, im);
+    write_image(d, &ph, im);
 done:
-    dd_net_free(d.net);
-    free(d.tile_in), free(d.tile_grad), free(d.x), free(d.g), free(d.mask_full), free(d.mask_oct);
+    free(d->mask_full), free(d->mask_oct);
+    d->mask_full = d->mask_oct = NULL, d->mask = NULL;
+    return st;
+}
+
+dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im, dd_progress_fn progress,
+                   void *user) {
+    dream *d;
+    if (!model || !params || !im) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or image");
+    dd_status st = dream_new(model, params, im->height, im->width, 0, &d);
+    if (st) return st;
+    st = dream_run(d, im, NULL, params->steps, progress, user);
+    dream_free(d);
     return st;
 }
 

@@ -41,11 +41,30 @@ typedef struct dream_photo {
     int colour; /* 3, or 1 for grey */
     float unit; /* 257 for 16-bit samples, else 1 */
     const float *divisor, *offset; /* the model's, per channel */
+    const float *start; /* NULL; or 3 planes at the image's size, in network
+                         * units, read in place of its samples */
 } dream_photo;
 dream_photo dream_photo_of(const dd_image *im, const dd_model *model);
 /* A dream_row_fn over a dream_photo. */
 const float *dream_photo_row(const void *source, int c, int y, float *row);
 /* The photo at h x w (3 planes) into dst, asking stop between bands. */
 dd_status dream_photo_at(float *dst, const dream_photo *ph, int h, int w, int threads, const dream_stop *stop);
+
+/* A dream planned for one image size: its octaves, buffers and (for a
+ * clip, keep_nets) every octave's net, kept from one run to the next so a
+ * clip plans and packs once. dd_dream is dream_new, one dream_run and
+ * dream_free; a kept net holds its arena, so a clip's memory is the sum of
+ * its octaves' arenas where a single dream has one at a time. */
+typedef struct dream dream;
+dd_status dream_new(const dd_model *model, const dd_params *params, int h, int w, int keep_nets, dream **out);
+/* Dreams im (h x w as planned) in place with steps per octave, starting
+ * from start (3 planes in network units at the image's size; NULL: the
+ * image's own samples). Failed or cancelled: im as it was. */
+dd_status dream_run(dream *d, dd_image *im, const float *start, int steps, dd_progress_fn progress, void *user);
+/* The last run's dream in network units, 3 planes at the image's size,
+ * before it was rounded into the image. */
+const float *dream_result(const dream *d);
+int dream_threads(const dream *d);
+void dream_free(dream *d);
 
 #endif
