@@ -290,6 +290,8 @@ typedef struct dd_y4m_info {
     char interlace;             /* I: 'p', 't', 'b', 'm'; '?' when absent  */
     int full_range;             /* XCOLORRANGE=FULL                        */
     long frames;                /* frames read so far                      */
+    size_t header_bytes;        /* the header line with its newline        */
+    size_t frame_bytes;         /* a frame's planes, after its FRAME line  */
 } dd_y4m_info;
 
 /* Reads and checks the stream's header through read (called with user),
@@ -320,11 +322,17 @@ dd_status dd_y4m_read_frame(dd_y4m_reader *reader, dd_image **frame);
  * dd_y4m_writer_free (which writes nothing). */
 dd_status dd_y4m_writer_new(const dd_y4m_reader *reader, dd_write_fn write, void *user, dd_y4m_writer **out);
 void dd_y4m_writer_free(dd_y4m_writer *writer);
+/* A writer of a stream of one's own: header is the header line without
+ * its newline ("YUV4MPEG2 W640 H360 F25:1 Ip A1:1 C420jpeg"), checked as
+ * a reader checks one (DD_ERR_INVALID_ARG when it would refuse it), and
+ * written at once. */
+dd_status dd_y4m_writer_new_header(const char *header, dd_write_fn write, void *user, dd_y4m_writer **out);
 
 /* Converts frame (8-bit; grey or RGB, any alpha ignored; the stream's
  * width and height, else DD_ERR_INVALID_ARG) and writes "FRAME\n" and its
  * planes in one call of write; DD_ERR_IO when that fails. */
 dd_status dd_y4m_write_frame(dd_y4m_writer *writer, const dd_image *frame);
+
 
 /* ---- Guides ------------------------------------------------------------ */
 
@@ -404,6 +412,12 @@ typedef struct dd_params {
                            * level) with the photo's chroma (Cb, Cr),     *
                            * exactly: one change on R, G and B, clamped   *
                            * as one. No effect on grey (0)                */
+    float blend;          /* clips (dd_clip): how much of the previous    *
+                           * frame's dream detail, carried along the       *
+                           * optical flow, a frame starts from, 0..1; 0:   *
+                           * every frame dreamed alone (0.5)               */
+    int frame_steps;      /* clips: steps per octave for every frame      *
+                           * after the first; 0: steps (0)                 */
 } dd_params;
 
 /* The defaults above. */
@@ -457,6 +471,36 @@ typedef int (*dd_progress_fn)(void *user, int octave, int octaves, int step, int
  * is still normalised by the whole image's gradient). */
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *image,
                    dd_progress_fn progress, void *user);
+
+/* ---- Clips: video frames and the infinite zoom ------------------------ */
+
+/* A clip: frames of one size dreamed one after another. The nets are
+ * planned and the weights packed once, on the first frame, and kept (the
+ * memory of every octave's net at once, about twice the largest one's),
+ * so each frame costs only its steps. With params.blend > 0 a frame starts
+ * from its photo plus blend x the previous frame's detail (its dream minus
+ * its photo), carried to where the optical flow from the previous frame
+ * says each point went; where the flow both ways disagrees (a point
+ * uncovered or hidden) no detail is carried. The patterns then stay on the
+ * objects instead of flickering. params (copied; what its pointers point
+ * to must outlive the clip) as for dd_dream. DD_ERR_TOO_SMALL for a size
+ * the objective cannot dream. Free with dd_clip_free. One thread at a time
+ * per clip. */
+typedef struct dd_clip dd_clip;
+dd_status dd_clip_new(const dd_model *model, const dd_params *params, int width, int height, dd_clip **out);
+/* Dreams the clip's next frame in place (RGB or grey, 8 or 16 bits, the
+ * clip's size), with params.steps for the first frame and
+ * params.frame_steps for the rest. A frame of another size is
+ * DD_ERR_INVALID_ARG. Failed or cancelled: the frame as it was, and the
+ * clip as before the call. The same bytes for any thread count. */
+dd_status dd_clip_dream(dd_clip *clip, dd_image *frame, dd_progress_fn progress, void *user);
+void dd_clip_free(dd_clip *clip);
+
+/* The image zoomed by zoom (> 1 enlarges: the view moves in) and turned by
+ * degrees (counter-clockwise) about its centre, in place, bilinear; what
+ * comes from outside the image repeats its edge. zoom 0.1..10. The
+ * infinite zoom feeds each dream back through this. */
+dd_status dd_image_zoom(dd_image *image, float zoom, float degrees);
 
 /* ---- Planning a dream without dreaming ------------------------------- */
 

@@ -138,6 +138,9 @@ double cli_now(void);
 /* The dd_progress_fn: also stops the dream when a signal came. */
 int cli_on_progress(void *user, int octave, int octaves, int step, int steps);
 void cli_progress_end_line(cli_progress *p);
+/* A clip's progress: "frame 12/300, 0.35 frames/s, 13m40s left" (total 0:
+ * unknown, no count and no time left), the rate since p->start_s. */
+void cli_frame_progress(cli_progress *p, const char *name, long frame, long total);
 /* dd_params.should_stop: a signal came. */
 int cli_should_stop(void *user);
 

@@ -37,6 +37,10 @@ typedef struct options {
     const char *mask_path; /* --mask: a file, or "alpha" (params.mask_alpha) */
     dd_format format; /* --format */
     int quality, quiet, progress, list_layers, recursive, skip_existing, in_place, dry_run, video;
+    int zoom_mode;               /* --zoom, --rotate or --frames given */
+    int blend_given, frame_steps_given;
+    float zoom, rotate;          /* --zoom, --rotate */
+    long frames;                 /* --frames */
     long shard_k, shard_n;
     unsigned long long max_pixels;
     char **inputs; /* positional arguments */
@@ -101,6 +105,16 @@ static void usage(FILE *to) {
             "      --video             INPUT and OUTPUT are YUV4MPEG2 (y4m) video streams\n"
             "                          ('-' too): every frame is dreamed; --steps 0 only\n"
             "                          converts the colours (docs/VIDEO.md)\n"
+            "      --blend F           --video: how much of the last frame's dream, carried\n"
+            "                          along the motion, a frame starts from, 0..1; 0 =\n"
+            "                          each frame alone (default %.2g)\n"
+            "      --frame-steps N     --video, --zoom: steps per octave after the first\n"
+            "                          frame, 0 = --steps (default %d)\n"
+            "      --zoom F            the infinite zoom: INPUT is a photo, OUTPUT a y4m\n"
+            "                          stream; each frame is the last dream zoomed by F\n"
+            "                          (1.02: 2%% closer) and dreamed again\n"
+            "      --rotate DEG        --zoom: also turn each frame (counter-clockwise)\n"
+            "      --frames N          --zoom: frames to write (default 100, 4 s at 25/s)\n"
             "      --dry-run           dream and write nothing: print each input's octaves,\n"
             "                          tiles, peak memory and estimated time\n"
             "  -h, --help              this help\n"
@@ -112,7 +126,7 @@ static void usage(FILE *to) {
             "  deepdream -r --skip-existing -o dreams/ photos/\n"
             "  deepdream --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT -o dreams/ photos/\n",
             dd_default_layers(), d.octave_scale, d.steps, d.step_size, d.jitter, d.tile,
-            (unsigned long long)d.seed, d.fast ? " (default)" : "", d.fast ? "" : " (default)");
+            (unsigned long long)d.seed, d.fast ? " (default)" : "", d.fast ? "" : " (default)", d.blend, d.frame_steps);
 }
 
 /* arg is quoted: what the user typed may hold a newline. */
@@ -240,7 +254,8 @@ static int parse_options(int argc, char **argv, options *o) {
     enum {
         OPT_LIST = 256, OPT_OCTAVES, OPT_OCTSCALE, OPT_STEPSIZE, OPT_TILE, OPT_SEED, OPT_QUIET, OPT_MAXPIX,
         OPT_MAXSIZE, OPT_FORMAT, OPT_SKIP, OPT_SHARD, OPT_INPLACE, OPT_PROGRESS, OPT_FAST, OPT_EXACT,
-        OPT_GUIDE, OPT_REPLAY, OPT_MASK, OPT_INVERT_MASK, OPT_PRESERVE, OPT_PRESET, OPT_LIST_PRESETS, OPT_DRYRUN, OPT_VIDEO
+        OPT_GUIDE, OPT_REPLAY, OPT_MASK, OPT_INVERT_MASK, OPT_PRESERVE, OPT_PRESET, OPT_LIST_PRESETS, OPT_DRYRUN, OPT_VIDEO,
+        OPT_BLEND, OPT_FRAME_STEPS, OPT_ZOOM, OPT_ROTATE, OPT_FRAMES
     };
     static const struct option longs[] = {
         {"layers", required_argument, 0, 'l'},       {"list-layers", no_argument, 0, OPT_LIST},
@@ -260,6 +275,9 @@ static int parse_options(int argc, char **argv, options *o) {
         {"preserve-colors", no_argument, 0, OPT_PRESERVE},
         {"preset", required_argument, 0, OPT_PRESET}, {"list-presets", no_argument, 0, OPT_LIST_PRESETS},
         {"dry-run", no_argument, 0, OPT_DRYRUN},    {"video", no_argument, 0, OPT_VIDEO},
+        {"blend", required_argument, 0, OPT_BLEND},  {"frame-steps", required_argument, 0, OPT_FRAME_STEPS},
+        {"zoom", required_argument, 0, OPT_ZOOM},    {"rotate", required_argument, 0, OPT_ROTATE},
+        {"frames", required_argument, 0, OPT_FRAMES},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     static const char shorts[] = ":l:s:j:q:m:t:o:rhV";
@@ -387,6 +405,25 @@ static int parse_options(int argc, char **argv, options *o) {
         case OPT_QUIET: o->quiet = 1; break;
         case OPT_DRYRUN: o->dry_run = 1; break;
         case OPT_VIDEO: o->video = 1; break;
+        case OPT_BLEND:
+        case OPT_FRAME_STEPS:
+            if (dd_params_set(&o->params, c == OPT_BLEND ? "blend" : "frame-steps", optarg))
+                return usage_error("--%s", dd_last_error());
+            *(c == OPT_BLEND ? &o->blend_given : &o->frame_steps_given) = 1;
+            break;
+        case OPT_ZOOM:
+            if (!parse_float(optarg, 0.1f, 10.0f, &o->zoom)) return usage_error("--zoom: '%s' is not a number in 0.1..10", optarg);
+            o->zoom_mode = 1;
+            break;
+        case OPT_ROTATE:
+            if (!parse_float(optarg, -360.0f, 360.0f, &o->rotate))
+                return usage_error("--rotate: '%s' is not a number of degrees in -360..360", optarg);
+            o->zoom_mode = 1;
+            break;
+        case OPT_FRAMES:
+            if (!parse_long(optarg, 1, 1000000, &o->frames)) return usage_error("--frames: '%s' is not a number in 1..1000000", optarg);
+            o->zoom_mode = 1;
+            break;
         case 'h': usage(stdout); return stdout_status();
         case 'V': printf("deepdream %s\n", DD_VERSION_STRING); return stdout_status();
         case ':': return usage_error("option '%s' needs a value", option_name(argv, optopt));
@@ -409,6 +446,13 @@ static int parse_options(int argc, char **argv, options *o) {
     const int batch = o->out_dir || o->in_place;
     if (o->video && (batch || o->dry_run || o->format))
         return usage_error("%s", "--video reads one INPUT and writes one OUTPUT: no -o, --in-place, --format or --dry-run");
+    if (o->zoom_mode && (o->video || batch || o->dry_run || o->format))
+        return usage_error("%s", "--zoom, --rotate and --frames dream one photo into one y4m OUTPUT: no --video, -o, --in-place, --format or --dry-run");
+    if (o->blend_given && !o->video) return usage_error("%s", "--blend is for --video");
+    if (o->frame_steps_given && !o->video && !o->zoom_mode)
+        return usage_error("%s", "--frame-steps is for --video and --zoom");
+    if (o->zoom_mode && !o->frames) o->frames = 100;
+    if (o->zoom_mode && o->zoom == 0) o->zoom = 1.0f;
     if (o->out_dir && o->in_place) return usage_error("%s", "-o and --in-place do not go together");
     if (batch) {
         if (o->n_inputs < 1) return usage_error("%s", "needs at least one INPUT");
@@ -1015,11 +1059,49 @@ static int video_progress(void *user, int octave, int octaves, int step, int ste
     return cli_stop_signal != 0;
 }
 
-/* Frames are read, dreamed and written one at a time: memory is one frame's,
- * whatever the clip's length. The model is loaded once; each frame is a
- * dd_dream call, which plans its nets again (the library plans per call).
- * Every failure after the header keeps what was written: a y4m cut at a
- * frame boundary is a valid stream. */
+/* A frame through the clip; 0 when it was dreamed (or passed through: a
+ * size too small to dream is noted once), 1 when the clip ended
+ * (cancelled), -1 on an error (printed). */
+static int dream_frame(run *r, dd_clip **clip, dd_image *frame, const char *name, long i, int *noted_small) {
+    const options *o = r->o;
+    if (o->params.steps == 0 && o->params.frame_steps == 0) return 0; /* --steps 0: colours only */
+    dd_status st = DD_OK;
+    if (!*clip && !*noted_small) st = dd_clip_new(r->model, &o->params, dd_image_width(frame), dd_image_height(frame), clip);
+    if (!st && *clip) st = dd_clip_dream(*clip, frame, video_progress, NULL);
+    if (st == DD_ERR_CANCELLED) return 1;
+    if (st == DD_ERR_TOO_SMALL) {
+        if (!o->quiet && !(*noted_small)++) {
+            cli_progress_end_line(&r->progress);
+            fprintf(stderr, "%s: %s: %s; frames passed through unchanged\n", cli_prog, name, cli_quote(dd_last_error()));
+        }
+        *noted_small = 1;
+        return 0;
+    }
+    if (st) {
+        cli_progress_end_line(&r->progress);
+        fprintf(stderr, "%s: %s: frame %ld: %s\n", cli_prog, name, i, cli_quote(dd_last_error()));
+        return -1;
+    }
+    return 0;
+}
+
+/* An output named .mp4 or .png would get y4m bytes under a misleading
+ * name: a file with an extension must be .y4m (pipes, devices and names
+ * without one take the stream as it is). */
+static int check_y4m_name(const char *output) {
+    struct stat b;
+    const char *base = strrchr(output, '/') ? strrchr(output, '/') + 1 : output;
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base && strcasecmp(dot, ".y4m") && (stat(output, &b) != 0 || S_ISREG(b.st_mode)))
+        return usage_error("%s: writes YUV4MPEG2: name it .y4m, or pipe '-' into ffmpeg", output);
+    return 0;
+}
+
+/* Frames are read, dreamed and written one at a time: memory is a frame's
+ * and the clip's, whatever the clip's length. The model is loaded and the
+ * nets planned once (dd_clip); each frame starts from the one before's
+ * detail carried along the optical flow. Every failure after the header
+ * keeps what was written: a y4m cut at a frame boundary is a valid stream. */
 static int run_video(run *r) {
     const options *o = r->o;
     const char *input = o->inputs[0], *output = o->inputs[1];
@@ -1035,16 +1117,10 @@ static int run_video(run *r) {
         fprintf(stderr, "%s: %s: would overwrite the input %s\n", cli_prog, cli_quote(output), cli_quote(input));
         return EXIT_USAGE;
     }
-    /* y4m bytes in a file named .mp4 or .png would only mislead: a file
-     * with an extension must be .y4m (pipes, devices and names without
-     * one take the stream as it is). */
-    const char *base = strrchr(output, '/') ? strrchr(output, '/') + 1 : output;
-    const char *dot = strrchr(base, '.');
-    if (dot && dot != base && strcasecmp(dot, ".y4m") && (stat(output, &b) != 0 || S_ISREG(b.st_mode)))
-        return usage_error("%s: --video writes YUV4MPEG2: name it .y4m, or pipe '-' into ffmpeg", output);
-    cli_target target;
-    int rc = cli_check_output(output, &target);
+    int rc = check_y4m_name(output);
     if (rc) return rc;
+    cli_target target;
+    if ((rc = cli_check_output(output, &target))) return rc;
     int fd = STDIN_FILENO;
     if (strcmp(input, "-") && (fd = open(input, O_RDONLY | O_CLOEXEC)) < 0) {
         fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, strerror(errno));
@@ -1053,8 +1129,10 @@ static int run_video(run *r) {
     dd_y4m_reader *reader = NULL;
     dd_y4m_writer *writer = NULL;
     dd_image *frame = NULL;
+    dd_clip *clip = NULL;
     cli_stream out;
     int opened = 0, started = 0, noted_small = 0;
+    long total = 0;
     rc = EXIT_FAILED;
     if (dd_y4m_reader_new(video_read, &fd, o->max_pixels, &reader)) {
         if (!cli_stop_signal) fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
@@ -1066,7 +1144,15 @@ static int run_video(run *r) {
         goto done; /* else the close says why */
     }
     started = 1;
+    /* A file of bare FRAME lines holds a whole number of frames: its count
+     * is known. */
+    dd_y4m_info info;
+    dd_y4m_reader_info(reader, &info);
+    if (fd != STDIN_FILENO && fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && (size_t)a.st_size > info.header_bytes &&
+        ((size_t)a.st_size - info.header_bytes) % (info.frame_bytes + 6) == 0)
+        total = (long)(((size_t)a.st_size - info.header_bytes) / (info.frame_bytes + 6));
     cli_progress *p = &r->progress;
+    p->start_s = cli_now();
     for (long i = 1; !cli_stop_signal; i++) {
         dd_image_free(frame);
         frame = NULL;
@@ -1079,23 +1165,10 @@ static int run_video(run *r) {
             rc = 0;
             break;
         }
-        if (p->mode == 1) fprintf(stderr, "\r\033[K%s: %s: frame %ld", cli_prog, in_name, i);
-        else if (p->mode == 2) fprintf(stderr, "%s: %s: frame %ld\n", cli_prog, in_name, i);
-        if (o->params.steps > 0) {
-            const dd_status st = dd_dream(r->model, &o->params, frame, video_progress, NULL);
-            if (st == DD_ERR_CANCELLED) break;
-            if (st == DD_ERR_TOO_SMALL) {
-                if (!o->quiet && !noted_small++) {
-                    cli_progress_end_line(p);
-                    fprintf(stderr, "%s: %s: %s; frames passed through unchanged\n", cli_prog, in_name,
-                            cli_quote(dd_last_error()));
-                }
-            } else if (st) {
-                cli_progress_end_line(p);
-                fprintf(stderr, "%s: %s: frame %ld: %s\n", cli_prog, in_name, i, cli_quote(dd_last_error()));
-                goto done;
-            }
-        }
+        cli_frame_progress(p, in_name, i, total);
+        const int got = dream_frame(r, &clip, frame, in_name, i, &noted_small);
+        if (got > 0) break;
+        if (got < 0) goto done;
         if (dd_y4m_write_frame(writer, frame)) {
             if (!out.failed) fprintf(stderr, "%s: %s: %s\n", cli_prog, out.name, cli_quote(dd_last_error()));
             goto done; /* else the close says why */
@@ -1104,11 +1177,86 @@ static int run_video(run *r) {
     cli_progress_end_line(p);
 done:
     dd_image_free(frame);
+    dd_clip_free(clip);
     dd_y4m_writer_free(writer);
     dd_y4m_reader_free(reader);
     /* Whatever was written is whole frames: kept, also after a failure. */
     if (opened && !cli_stream_close(&out, started)) rc = EXIT_FAILED;
     if (fd != STDIN_FILENO) close(fd);
+    if (cli_stop_signal) rc = stopped_status();
+    return rc;
+}
+
+/* ---- --zoom: the infinite zoom, one photo into a y4m stream ---- */
+
+/* Frame 1 is the photo's dream; each next one is the frame before zoomed
+ * and turned about the centre, then dreamed again (--frame-steps). */
+static int run_zoom(run *r) {
+    const options *o = r->o;
+    const char *input = o->inputs[0], *output = o->inputs[1];
+    char in_name[4 * PATH_MAX + 8];
+    snprintf(in_name, sizeof in_name, "%s", strcmp(input, "-") ? cli_quote(input) : "standard input");
+    if (!strcmp(input, "-") && isatty(STDIN_FILENO)) {
+        fprintf(stderr, "%s: standard input: a terminal, not an image (pipe one in)\n", cli_prog);
+        return EXIT_USAGE;
+    }
+    int rc = check_y4m_name(output);
+    if (rc) return rc;
+    cli_target target;
+    if ((rc = cli_check_output(output, &target))) return rc;
+    unsigned char *data = NULL;
+    size_t size = 0;
+    dd_image *frame = NULL;
+    dd_clip *clip = NULL;
+    dd_y4m_writer *writer = NULL;
+    cli_stream out;
+    int opened = 0, started = 0;
+    rc = EXIT_FAILED;
+    if (!cli_read_image(input, o->max_pixels, NULL, &data, &size)) goto done;
+    if (dd_image_load_memory(data, size, o->max_pixels, &frame)) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
+        goto done;
+    }
+    dd_params params = o->params;
+    params.blend = 0; /* the frame is the last dream: nothing to carry along a flow */
+    const int w = dd_image_width(frame), h = dd_image_height(frame);
+    if (dd_clip_new(r->model, &params, w, h, &clip)) {
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
+        goto done;
+    }
+    if (!(opened = cli_stream_open(output, &out))) goto done;
+    char header[128];
+    snprintf(header, sizeof header, "YUV4MPEG2 W%d H%d F25:1 Ip A1:1 C420jpeg XYSCSS=420JPEG", w, h);
+    if (dd_y4m_writer_new_header(header, video_write, &out, &writer)) {
+        if (!out.failed) fprintf(stderr, "%s: %s: %s\n", cli_prog, out.name, cli_quote(dd_last_error()));
+        goto done;
+    }
+    started = 1;
+    cli_progress *p = &r->progress;
+    p->start_s = cli_now();
+    for (long i = 1; i <= o->frames && !cli_stop_signal; i++) {
+        cli_frame_progress(p, in_name, i, o->frames);
+        dd_status st = i > 1 ? dd_image_zoom(frame, o->zoom, o->rotate) : DD_OK;
+        if (!st) st = dd_clip_dream(clip, frame, video_progress, NULL);
+        if (st == DD_ERR_CANCELLED) break;
+        if (st) {
+            cli_progress_end_line(p);
+            fprintf(stderr, "%s: %s: frame %ld: %s\n", cli_prog, in_name, i, cli_quote(dd_last_error()));
+            goto done;
+        }
+        if (dd_y4m_write_frame(writer, frame)) {
+            if (!out.failed) fprintf(stderr, "%s: %s: %s\n", cli_prog, out.name, cli_quote(dd_last_error()));
+            goto done;
+        }
+    }
+    cli_progress_end_line(p);
+    rc = 0;
+done:
+    free(data);
+    dd_image_free(frame);
+    dd_clip_free(clip);
+    dd_y4m_writer_free(writer);
+    if (opened && !cli_stream_close(&out, started)) rc = EXIT_FAILED;
     if (cli_stop_signal) rc = stopped_status();
     return rc;
 }
@@ -1183,7 +1331,7 @@ static int run_options(options *op) {
     erase_line = r.progress.mode == 1; /* before the batch starts: no lock needed */
     r.progress.start_s = cli_now();
     if (o.dry_run) r.before_bytes = peak_rss_bytes();
-    rc = o.video ? run_video(&r) : o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
+    rc = o.video ? run_video(&r) : o.zoom_mode ? run_zoom(&r) : o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
     dd_guide_free(guide);
     dd_model_free(model);
     dd_image_free(mask);

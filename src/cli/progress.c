@@ -40,6 +40,25 @@ int cli_on_progress(void *user, int octave, int octaves, int step, int steps) {
     return 0;
 }
 
+void cli_frame_progress(cli_progress *p, const char *name, long frame, long total) {
+    if (p->mode == 0) return;
+    const double elapsed = cli_now() - p->start_s;
+    char of[32] = "", rate[48] = "", left[48] = "";
+    if (total > 0) snprintf(of, sizeof of, "/%ld", total);
+    if (frame > 1 && elapsed > 0) {
+        const double per_second = (double)(frame - 1) / elapsed;
+        snprintf(rate, sizeof rate, ", %.3g frames/s", per_second);
+        if (total > 0) {
+            char eta[32];
+            format_duration(eta, sizeof eta, (double)(total - frame + 1) / per_second);
+            snprintf(left, sizeof left, ", %s left", eta);
+        }
+    }
+    if (p->mode == 1) fprintf(stderr, "\r\033[K%s: %s: frame %ld%s%s%s", cli_prog, name, frame, of, rate, left);
+    else fprintf(stderr, "%s: %s: frame %ld%s%s%s\n", cli_prog, name, frame, of, rate, left);
+    fflush(stderr);
+}
+
 int cli_should_stop(void *user) {
     (void)user;
     return cli_stop_signal != 0;

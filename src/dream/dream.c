@@ -21,7 +21,8 @@ dd_params dd_params_default(void) {
     return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 0, .octave_scale = 1.4f, .steps = 10,
                        .step_size = 0.02f, .jitter = 32, .tile = 1024, .seed = 0, .threads = 0,
                        .max_size = 0, .fast = 1, .should_stop = NULL, .guide = NULL,
-                       .layers = NULL, .mask = NULL, .mask_alpha = 0, .invert_mask = 0, .preserve_colors = 0};
+                       .layers = NULL, .mask = NULL, .mask_alpha = 0, .invert_mask = 0, .preserve_colors = 0,
+                       .blend = 0.5f, .frame_steps = 0};
 }
 
 /* Chosen by eye on the three samples: see docs/ARCHITECTURE.md. */
@@ -303,6 +304,9 @@ static dd_status check_params(const dd_params *p) {
     if (p->jitter < 0 || p->jitter > 100000) return util_fail(DD_ERR_INVALID_ARG, "jitter %d outside 0..100000", p->jitter);
     if (p->tile < 64 || p->tile > 8192) return util_fail(DD_ERR_INVALID_ARG, "tile %d outside 64..8192", p->tile);
     if (p->max_size < 0) return util_fail(DD_ERR_INVALID_ARG, "max size %d is negative", p->max_size);
+    if (!(p->blend >= 0.0f && p->blend <= 1.0f)) return util_fail(DD_ERR_INVALID_ARG, "blend %g outside 0..1", p->blend);
+    if (p->frame_steps < 0 || p->frame_steps > 100000)
+        return util_fail(DD_ERR_INVALID_ARG, "frame steps %d outside 0..100000", p->frame_steps);
     return DD_OK;
 }
 

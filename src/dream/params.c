@@ -34,6 +34,8 @@ static const param_key keys[] = {
     {"arithmetic", PARAM_ARITHMETIC, FIELD(fast), 0, 0, 0},
     {"invert-mask", PARAM_FLAG, FIELD(invert_mask), 0, 0, 0},
     {"preserve-colors", PARAM_FLAG, FIELD(preserve_colors), 0, 0, 0},
+    {"blend", PARAM_FLOAT, FIELD(blend), 0, 1, 0},
+    {"frame-steps", PARAM_INT, FIELD(frame_steps), 0, 100000, 0},
 };
 #undef FIELD
 

@@ -266,6 +266,8 @@ void dd_y4m_reader_info(const dd_y4m_reader *r, dd_y4m_info *info) {
     info->interlace = r->f.interlace;
     info->full_range = r->f.full_range;
     info->frames = r->frames;
+    info->header_bytes = r->f.header_len + 1;
+    info->frame_bytes = r->f.frame_bytes;
 }
 
 /* Where luma position x falls between chroma samples: i0, i1 and the weight
@@ -370,24 +372,22 @@ dd_status dd_y4m_read_frame(dd_y4m_reader *r, dd_image **frame) {
     return DD_OK;
 }
 
-dd_status dd_y4m_writer_new(const dd_y4m_reader *reader, dd_write_fn write, void *user, dd_y4m_writer **out) {
-    if (!out) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new: out is NULL");
-    *out = NULL;
-    if (!reader || !write) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new: no reader or write function");
+/* A writer of stream f, its header written at once (f's header is copied). */
+static dd_status writer_for(const y4m_format *f, dd_write_fn write, void *user, dd_y4m_writer **out) {
     dd_y4m_writer *w = calloc(1, sizeof *w);
     if (!w) return util_fail(DD_ERR_NOMEM, "y4m: out of memory");
-    w->write = write, w->user = user, w->f = reader->f;
+    w->write = write, w->user = user, w->f = *f;
     w->f.header = NULL;
     const size_t px = w->f.luma_bytes;
     dd_status st = DD_ERR_NOMEM;
-    if (!(w->f.header = malloc(reader->f.header_len + 2))) goto fail;
-    memcpy(w->f.header, reader->f.header, reader->f.header_len);
-    w->f.header[reader->f.header_len] = '\n';
+    if (!(w->f.header = malloc(f->header_len + 2))) goto fail;
+    memcpy(w->f.header, f->header, f->header_len);
+    w->f.header[f->header_len] = '\n';
     if (!(w->out = malloc(sizeof FRAME_TAG + w->f.frame_bytes))) goto fail;
     if (w->f.chroma != Y4M_MONO &&
         (!(w->cb = malloc(px * sizeof *w->cb)) || !(w->cr = malloc(px * sizeof *w->cr))))
         goto fail;
-    if (write(user, w->f.header, reader->f.header_len + 1) != 0) {
+    if (write(user, w->f.header, f->header_len + 1) != 0) {
         st = util_fail(DD_ERR_IO, "y4m header: write error: %s", strerror(errno));
         goto fail;
     }
@@ -396,6 +396,36 @@ dd_status dd_y4m_writer_new(const dd_y4m_reader *reader, dd_write_fn write, void
 fail:
     if (st == DD_ERR_NOMEM) util_fail(st, "y4m: out of memory");
     dd_y4m_writer_free(w);
+    return st;
+}
+
+dd_status dd_y4m_writer_new(const dd_y4m_reader *reader, dd_write_fn write, void *user, dd_y4m_writer **out) {
+    if (!out) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new: out is NULL");
+    *out = NULL;
+    if (!reader || !write) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new: no reader or write function");
+    return writer_for(&reader->f, write, user, out);
+}
+
+dd_status dd_y4m_writer_new_header(const char *header, dd_write_fn write, void *user, dd_y4m_writer **out) {
+    if (!out) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new_header: out is NULL");
+    *out = NULL;
+    if (!header || !write) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new_header: no header or write function");
+    const size_t len = strlen(header);
+    if (len > Y4M_MAX_LINE_BYTES || strncmp(header, "YUV4MPEG2 ", strlen(MAGIC) + 1))
+        return util_fail(DD_ERR_INVALID_ARG, "not a YUV4MPEG2 header");
+    char *line = malloc(len + 1);
+    if (!line) return util_fail(DD_ERR_NOMEM, "y4m: out of memory");
+    memcpy(line, header, len + 1);
+    y4m_format f;
+    memset(&f, 0, sizeof f);
+    dd_status st = parse_fields(line + strlen(MAGIC), 0, &f);
+    if (st == DD_ERR_CORRUPT) st = DD_ERR_INVALID_ARG;
+    if (!st) {
+        memcpy(line, header, len + 1); /* parsing cut it into words */
+        f.header = line, f.header_len = len;
+        st = writer_for(&f, write, user, out);
+    }
+    free(line);
     return st;
 }
 
@@ -424,9 +454,9 @@ static float average_at(const float *v, ptrdiff_t stride, int len, int step, dou
 dd_status dd_y4m_write_frame(dd_y4m_writer *w, const dd_image *im) {
     if (!w || !im) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_write_frame: no writer or frame");
     const y4m_format *f = &w->f;
-    if (im->width != f->width || im->height != f->height || im->depth != 8)
-        return util_fail(DD_ERR_INVALID_ARG, "y4m: a %dx%d %d-bit frame for a %dx%d 8-bit stream", im->width,
-                         im->height, im->depth, f->width, f->height);
+    if (im->width != f->width || im->height != f->height)
+        return util_fail(DD_ERR_INVALID_ARG, "y4m: a %dx%d frame for a %dx%d stream", im->width, im->height,
+                         f->width, f->height);
     const int width = f->width, height = f->height, nc = im->channels, colour = nc >= 3;
     const float ys = f->full_range ? 1.0f : 219.0f / 255.0f, cs = f->full_range ? 1.0f : 224.0f / 255.0f;
     const float y0 = f->full_range ? 0.0f : 16.0f;
@@ -435,9 +465,11 @@ dd_status dd_y4m_write_frame(dd_y4m_writer *w, const dd_image *im) {
     memcpy(w->out, "FRAME\n", 6);
     unsigned char *yp = w->out + 6, *cbp = yp + f->luma_bytes, *crp = cbp + f->chroma_bytes;
     for (int y = 0; y < height; y++) {
-        const unsigned char *s = im->samples + (size_t)y * width * nc;
-        for (int x = 0; x < width; x++, s += nc) {
-            const float r = s[0], g = colour ? s[1] : s[0], b = colour ? s[2] : s[0];
+        const float unit = im->depth == 16 ? 1.0f / 257.0f : 1.0f; /* 16-bit samples to 0..255 */
+        for (int x = 0; x < width; x++) {
+            const size_t first = ((size_t)y * width + x) * nc;
+            const float r = unit * (float)img_get(im, first), g = colour ? unit * (float)img_get(im, first + 1) : r;
+            const float b = colour ? unit * (float)img_get(im, first + 2) : r;
             const float luma = kr * r + kg * g + kb * b;
             const size_t i = (size_t)y * width + x;
             yp[i] = to_byte(y0 + ys * luma);
