@@ -417,7 +417,8 @@ typedef struct dd_params {
                            * optical flow, a frame starts from, 0..1; 0:   *
                            * every frame dreamed alone (0.5)               */
     int frame_steps;      /* clips: steps per octave for every frame      *
-                           * after the first; 0: steps (0)                 */
+                           * after the first; 0: half of steps, rounded   *
+                           * up (0)                                        */
 } dd_params;
 
 /* The defaults above. */

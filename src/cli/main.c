@@ -109,7 +109,7 @@ static void usage(FILE *to) {
             "                          along the motion, a frame starts from, 0..1; 0 =\n"
             "                          each frame alone (default %.2g)\n"
             "      --frame-steps N     --video, --zoom: steps per octave after the first\n"
-            "                          frame, 0 = --steps (default %d)\n"
+            "                          frame, 0 = half of --steps (default %d)\n"
             "      --zoom F            the infinite zoom: INPUT is a photo, OUTPUT a y4m\n"
             "                          stream; each frame is the last dream zoomed by F\n"
             "                          (1.02: 2%% closer) and dreamed again\n"

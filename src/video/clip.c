@@ -152,7 +152,10 @@ dd_status dd_clip_dream(dd_clip *c, dd_image *frame, dd_progress_fn progress, vo
         carry_detail(c, threads);
         start = c->start;
     }
-    const int steps = c->frames > 0 && c->params.frame_steps > 0 ? c->params.frame_steps : c->params.steps;
+    /* Half the steps after the first frame by default: the carried detail
+     * has most of the dream already, and new steps are what flickers. */
+    const int later_steps = c->params.frame_steps > 0 ? c->params.frame_steps : (c->params.steps + 1) / 2;
+    const int steps = c->frames > 0 ? later_steps : c->params.steps;
     if ((st = dream_run(c->d, frame, start, steps, progress, user))) return st;
     const float *dreamed = dream_result(c->d);
     for (size_t i = 0; i < n; i++) c->detail[i] = dreamed[i] - c->photo[i];
