@@ -2,10 +2,11 @@
 # deepdream --video end to end with real ffmpeg: clips in each pixel format
 # through the colour conversion (--steps 0) checked by ffmpeg's own reader
 # and PSNR, a real dream through ffmpeg pipes, a truncated clip, signals
-# mid-clip, messages, memory over a long clip.
+# mid-clip, messages, memory over a long clip, a pan dreamed with carried
+# detail (options, thread counts, progress), the infinite zoom.
 #
 # usage: test_video.sh DEEPDREAM [GROUP...]
-#   GROUP: formats pipe truncated signal messages memory (all when none).
+#   GROUP: formats pipe truncated signal messages memory clip zoom (all when none).
 # Exits 77 (skipped) without ffmpeg and ffprobe.
 set -u
 if [ $# -lt 1 ]; then
@@ -191,6 +192,105 @@ if wanted messages; then
   run --video --steps 0 --progress m.y4m m-out.y4m
   want_status 0 "--progress"
   want_stderr_has "m.y4m: frame 1" "--progress"
+  end
+fi
+
+if wanted clip; then
+  begin clip
+  # A pan over a real photo: a 160x96 window moving 4 px a frame (even:
+  # 4:2:0 chroma moves with it).
+  ffmpeg -nostdin -v error -y -loop 1 -i "$top/samples/coffee.png" -vf "crop=160:96:'40+4*n':150" -frames:v 4 \
+    -r 10 -pix_fmt yuv420p -f yuv4mpegpipe pan.y4m
+  look=(--layers mixed3 --octaves 2 --steps 4)
+  run --video "${look[@]}" --threads 1 pan.y4m pan1.y4m
+  want_status 0 "clip, 1 thread"
+  run --video "${look[@]}" --threads 2 --progress pan.y4m pan2.y4m
+  want_status 0 "clip, 2 threads"
+  check "clip: the same bytes for 1 and 2 threads" cmp -s pan1.y4m pan2.y4m
+  check "clip: 4 frames of 160x96 ($(probe pan2.y4m))" test "$(probe pan2.y4m)" = "160,96,10/1,4"
+  # Progress: the count from the file's size, then the rate and time left.
+  want_stderr_has "pan.y4m: frame 1/4" "clip progress"
+  check "clip progress: rate and time left ($(sed -n 3p "$work/stderr"))" \
+    grep -Eq "pan.y4m: frame 3/4, [0-9.e+-]+ frames/s, [0-9hms]+ left" "$work/stderr"
+  # Through a pipe the count is unknown: no total, no time left.
+  "$dd" --video "${look[@]}" --progress - pipe.y4m <pan.y4m 2>"$work/stderr"
+  check "clip through a pipe: progress without a count ($(sed -n 2p "$work/stderr"))" \
+    grep -Eq "standard input: frame 2, [0-9.e+-]+ frames/s$" "$work/stderr"
+  check "clip: a pipe gives the file's bytes" cmp -s pan1.y4m pipe.y4m
+  # --blend 0 with every step: each frame is the still dream of that frame.
+  run --video "${look[@]}" --blend 0 --frame-steps 4 pan.y4m alone.y4m
+  want_status 0 "--blend 0"
+  ffmpeg -nostdin -v error -y -f yuv4mpegpipe -i pan.y4m -vf "select=eq(n\,2)" -frames:v 1 -f yuv4mpegpipe third.y4m
+  run --video "${look[@]}" third.y4m third-dream.y4m
+  ffmpeg -nostdin -v error -y -f yuv4mpegpipe -i alone.y4m -vf "select=eq(n\,2)" -frames:v 1 -f yuv4mpegpipe third-alone.y4m
+  p=$(psnr third-dream.y4m third-alone.y4m)
+  check "--blend 0 --frame-steps 4: frame 3 is frame 3 dreamed alone (PSNR $p)" test "$p" = inf
+  p=$(psnr pan1.y4m alone.y4m)
+  check "the carried detail changed the clip (PSNR $p against --blend 0)" test "$p" != inf
+  run --video --blend 1.5 pan.y4m x.y4m
+  want_status 2 "--blend 1.5"
+  want_stderr_has "--blend: '1.5' is not a number in 0..1" "--blend 1.5"
+  run --video --frame-steps x pan.y4m x.y4m
+  want_status 2 "--frame-steps x"
+  want_stderr_has "--frame-steps: 'x' is not a number in 0..100000" "--frame-steps x"
+  run --blend 0.5 "$top/samples/coffee.png" x.png
+  want_status 2 "--blend without --video"
+  want_stderr_has "--blend is for --video" "--blend without --video"
+  absent x.png "--blend without --video"
+  end
+fi
+
+if wanted zoom; then
+  begin zoom
+  ffmpeg -nostdin -v error -y -i "$top/samples/chelsea.png" -vf scale=150:100 small.png
+  zoomed=(--layers mixed3 --octaves 1 --steps 2 --frame-steps 1)
+  run --zoom 1.05 --rotate 2 --frames 5 "${zoomed[@]}" small.png zoom.y4m
+  want_status 0 "--zoom"
+  want_quiet "--zoom"
+  check "--zoom: ffmpeg decodes it" decodes zoom.y4m
+  check "--zoom: 5 frames of 150x100 at 25/s ($(probe zoom.y4m))" test "$(probe zoom.y4m)" = "150,100,25/1,5"
+  # Into ffmpeg through a pipe, as the docs show.
+  "$dd" --zoom 1.05 --frames 3 "${zoomed[@]}" small.png - 2>"$work/stderr" |
+    ffmpeg -v error -y -f yuv4mpegpipe -i - -f yuv4mpegpipe zoom-pipe.y4m
+  codes=("${PIPESTATUS[@]}")
+  check "--zoom into a pipe: exit statuses ${codes[*]}, want 0 0" test "${codes[*]}" = "0 0"
+  check "--zoom into a pipe: 3 frames ($(probe zoom-pipe.y4m))" test "$(probe zoom-pipe.y4m)" = "150,100,25/1,3"
+  # The first frame is the photo's dream; the zoom then moves in.
+  "$dd" --layers mixed3 --octaves 1 --steps 2 small.png still.png
+  ffmpeg -nostdin -v error -y -i still.png -pix_fmt yuv420p -f yuv4mpegpipe still.y4m
+  ffmpeg -nostdin -v error -y -f yuv4mpegpipe -i zoom.y4m -frames:v 1 -f yuv4mpegpipe first.y4m
+  p=$(psnr still.y4m first.y4m)
+  check "--zoom: frame 1 is the photo's dream (PSNR $p >= 40)" at_least "$p" 40
+  for bad in "--zoom 0:--zoom: '0' is not a number in 0.1..10" "--zoom x:--zoom: 'x' is not a number" \
+    "--rotate 500:--rotate: '500' is not a number of degrees" "--frames 0:--frames: '0' is not a number in 1..1000000" \
+    "--zoom 1.1 --video:no --video" "--zoom 1.1 --blend 0.5:--blend is for --video"; do
+    opts=${bad%%:*} msg=${bad#*:}
+    # shellcheck disable=SC2086
+    run $opts small.png bad.y4m
+    want_status 2 "$opts"
+    want_stderr_has "$msg" "$opts"
+    absent bad.y4m "$opts"
+  done
+  run --zoom 1.1 small.png zoom.mp4
+  want_status 2 "--zoom into .mp4"
+  want_stderr_has "zoom.mp4: --zoom writes YUV4MPEG2" "--zoom into .mp4"
+  absent zoom.mp4 "--zoom into .mp4"
+  run --zoom 1.1 missing.png zm.y4m
+  want_status 1 "--zoom of a missing photo"
+  want_error missing.png "--zoom of a missing photo"
+  absent zm.y4m "--zoom of a missing photo"
+  # SIGTERM mid-zoom: the frames so far are a valid clip.
+  "$dd" --zoom 1.02 --frames 200 --progress "${zoomed[@]}" small.png zsig.y4m 2>zsig.err &
+  pid=$!
+  for _ in $(seq 300); do grep -q "frame 3/200" zsig.err 2>/dev/null && break; sleep 0.1; done
+  kill -TERM $pid
+  wait $pid
+  rc=$?
+  n=$(probe zsig.y4m | cut -d, -f4)
+  check "SIGTERM mid-zoom: exit $rc, want 143" test $rc = 143
+  check "SIGTERM mid-zoom: it decodes" decodes zsig.y4m
+  check "SIGTERM mid-zoom: $n whole frames, want 2..199" test "${n:-0}" -ge 2 -a "${n:-0}" -lt 200
+  no_leftovers . "SIGTERM mid-zoom"
   end
 fi
 

@@ -1088,12 +1088,14 @@ static int dream_frame(run *r, dd_clip **clip, dd_image *frame, const char *name
 /* An output named .mp4 or .png would get y4m bytes under a misleading
  * name: a file with an extension must be .y4m (pipes, devices and names
  * without one take the stream as it is). */
-static int check_y4m_name(const char *output) {
+static int check_y4m_name(const char *output, const char *option) {
     struct stat b;
     const char *base = strrchr(output, '/') ? strrchr(output, '/') + 1 : output;
     const char *dot = strrchr(base, '.');
     if (dot && dot != base && strcasecmp(dot, ".y4m") && (stat(output, &b) != 0 || S_ISREG(b.st_mode)))
-        return usage_error("%s: writes YUV4MPEG2: name it .y4m, or pipe '-' into ffmpeg", output);
+        return usage_error(strcmp(option, "--video") ? "%s: --zoom writes YUV4MPEG2: name it .y4m, or pipe '-' into ffmpeg"
+                                                     : "%s: --video writes YUV4MPEG2: name it .y4m, or pipe '-' into ffmpeg",
+                           output);
     return 0;
 }
 
@@ -1117,7 +1119,7 @@ static int run_video(run *r) {
         fprintf(stderr, "%s: %s: would overwrite the input %s\n", cli_prog, cli_quote(output), cli_quote(input));
         return EXIT_USAGE;
     }
-    int rc = check_y4m_name(output);
+    int rc = check_y4m_name(output, "--video");
     if (rc) return rc;
     cli_target target;
     if ((rc = cli_check_output(output, &target))) return rc;
@@ -1200,7 +1202,7 @@ static int run_zoom(run *r) {
         fprintf(stderr, "%s: standard input: a terminal, not an image (pipe one in)\n", cli_prog);
         return EXIT_USAGE;
     }
-    int rc = check_y4m_name(output);
+    int rc = check_y4m_name(output, "--zoom");
     if (rc) return rc;
     cli_target target;
     if ((rc = cli_check_output(output, &target))) return rc;
