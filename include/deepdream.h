@@ -495,6 +495,11 @@ dd_status dd_clip_new(const dd_model *model, const dd_params *params, int width,
  * DD_ERR_INVALID_ARG. Failed or cancelled: the frame as it was, and the
  * clip as before the call. The same bytes for any thread count. */
 dd_status dd_clip_dream(dd_clip *clip, dd_image *frame, dd_progress_fn progress, void *user);
+/* Goes on from a frame dreamed earlier (a sequence resumed): the clip's
+ * next frame carries the detail of dreamed (photo's dream, as written)
+ * along the flow from photo, as if the clip had just dreamed it. Both of
+ * the clip's size. */
+dd_status dd_clip_resume(dd_clip *clip, const dd_image *photo, const dd_image *dreamed);
 void dd_clip_free(dd_clip *clip);
 
 /* The image zoomed by zoom (> 1 enlarges: the view moves in) and turned by

@@ -6,7 +6,8 @@
 # detail (options, thread counts, progress), the infinite zoom.
 #
 # usage: test_video.sh DEEPDREAM [GROUP...]
-#   GROUP: formats pipe truncated signal messages memory clip zoom (all when none).
+#   GROUP: formats pipe truncated signal messages memory clip frames zoom (all
+#   when none).
 # Exits 77 (skipped) without ffmpeg and ffprobe.
 set -u
 if [ $# -lt 1 ]; then
@@ -237,6 +238,47 @@ if wanted clip; then
   want_status 2 "--blend without --video"
   want_stderr_has "--blend is for --video" "--blend without --video"
   absent x.png "--blend without --video"
+  end
+fi
+
+if wanted frames; then
+  begin frames
+  # A directory of numbered frames: dreamed in the order of their numbers,
+  # padded or not, as one clip; --skip-existing goes on from the last one
+  # written with the same bytes.
+  mkdir -p seq padded
+  ffmpeg -nostdin -v error -y -loop 1 -i "$top/samples/coffee.png" -vf "crop=128:96:'40+4*n':150" -frames:v 11 \
+    -f image2 seq/frame%d.png
+  for i in $(seq 11); do cp "seq/frame$i.png" "padded/frame$(printf %02d "$i").png"; done
+  look=(--layers mixed3 --octaves 2 --steps 3)
+  run --video "${look[@]}" -o seq-out seq
+  want_status 0 "frames"
+  want_stderr_has "11 done, 0 skipped, 0 failed" "frames"
+  run --video "${look[@]}" -o padded-out padded
+  want_status 0 "padded frames"
+  same=0
+  for i in $(seq 11); do cmp -s "seq-out/frame$i.png" "padded-out/frame$(printf %02d "$i").png" && same=$((same + 1)); done
+  check "frames: frame1..frame11 dreamed in number order, as frame01..frame11 ($same of 11 the same)" test $same = 11
+  # In name order frame10 would follow frame1 and carry its detail.
+  cp -r seq-out resumed
+  rm resumed/frame8.png resumed/frame9.png resumed/frame10.png resumed/frame11.png
+  run --video "${look[@]}" --skip-existing -o resumed seq
+  want_status 0 "frames resumed"
+  want_stderr_has "4 done, 7 skipped, 0 failed" "frames resumed"
+  check "frames resumed: the same bytes as in one run" diff -r seq-out resumed
+  # A frame of another size fails alone; the clip goes on.
+  mkdir -p odd
+  cp seq/frame1.png seq/frame2.png seq/frame3.png odd/
+  ffmpeg -nostdin -v error -y -i seq/frame2.png -vf scale=120:90 odd/frame2.png
+  run --video "${look[@]}" -o odd-out odd
+  want_status 1 "a frame of another size"
+  want_stderr_has "odd/frame2.png: frame 120x90 in a clip of 128x96" "a frame of another size"
+  want_stderr_has "2 done, 0 skipped, 1 failed" "a frame of another size"
+  absent odd-out/frame2.png "a frame of another size"
+  run --video --shard 0/2 -o x seq
+  want_status 2 "--video --shard"
+  run --video --in-place seq/frame1.png
+  want_status 2 "--video --in-place"
   end
 fi
 

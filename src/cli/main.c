@@ -1,6 +1,7 @@
 /* deepdream: the command line. One image (INPUT OUTPUT, files or streams)
  * or a batch (-o OUTDIR INPUT..., or --in-place): options, signals, the
  * loop over files, exit codes. The only code that prints or exits. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -444,8 +445,8 @@ static int parse_options(int argc, char **argv, options *o) {
     if (o->preset && o->model_path && made_for && !strcmp(made_for, "built-in"))
         return usage_error("--preset %s is made for the built-in model, not -m", o->preset);
     const int batch = o->out_dir || o->in_place;
-    if (o->video && (batch || o->dry_run || o->format))
-        return usage_error("%s", "--video reads one INPUT and writes one OUTPUT: no -o, --in-place, --format or --dry-run");
+    if (o->video && (o->in_place || o->dry_run || o->shard_n || (o->format && !o->out_dir)))
+        return usage_error("%s", "--video streams one INPUT into one OUTPUT, or frames into -o OUTDIR: no --in-place, --dry-run or --shard");
     if (o->zoom_mode && (o->video || batch || o->dry_run || o->format))
         return usage_error("%s", "--zoom, --rotate and --frames dream one photo into one y4m OUTPUT: no --video, -o, --in-place, --format or --dry-run");
     if (o->blend_given && !o->video) return usage_error("%s", "--blend is for --video");
@@ -547,6 +548,7 @@ typedef struct run {
     cli_progress progress;
     dd_speed speed;      /* --dry-run: measured at the first plan, 0 until then */
     double before_bytes; /* --dry-run: the program's peak RSS before any image */
+    dd_clip *clip;       /* --video -o: the frames' clip, made by the first frame */
 } run;
 
 enum { DREAM_SKIPPED = -1 };
@@ -711,7 +713,12 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
         in_data = NULL;
     }
     r->progress.name = in_name, r->progress.last_octave = -1;
-    st = dd_dream(r->model, &o->params, image, cli_on_progress, &r->progress);
+    if (o->video) { /* a frame of a sequence */
+        st = r->clip ? DD_OK : dd_clip_new(r->model, &o->params, w, h, &r->clip);
+        if (!st) st = dd_clip_dream(r->clip, image, cli_on_progress, &r->progress);
+    } else {
+        st = dd_dream(r->model, &o->params, image, cli_on_progress, &r->progress);
+    }
     cli_progress_end_line(&r->progress);
     if (st == DD_ERR_CANCELLED) goto done;
     const int passed = st == DD_ERR_TOO_SMALL;
@@ -929,6 +936,49 @@ static int make_out_dir(const char *dir) {
     return ok;
 }
 
+/* Names compared with their runs of digits as numbers, so frame9.png comes
+ * before frame10.png whether or not the numbers are padded. */
+static int natural_compare(const char *a, const char *b) {
+    while (*a && *b) {
+        if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
+            while (*a == '0' && isdigit((unsigned char)a[1])) a++;
+            while (*b == '0' && isdigit((unsigned char)b[1])) b++;
+            size_t la = 0, lb = 0;
+            while (isdigit((unsigned char)a[la])) la++;
+            while (isdigit((unsigned char)b[lb])) lb++;
+            if (la != lb) return la < lb ? -1 : 1;
+            const int c = strncmp(a, b, la);
+            if (c) return c;
+            a += la, b += lb;
+        } else {
+            if (*a != *b) return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+            a++, b++;
+        }
+    }
+    return *a ? 1 : *b ? -1 : 0;
+}
+
+static int by_frame_number(const void *a, const void *b) {
+    const cli_job *x = a, *y = b;
+    const int c = natural_compare(x->input, y->input);
+    return c ? c : strcmp(x->input, y->input);
+}
+
+/* --video -o --skip-existing: the sequence goes on after frames dreamed
+ * earlier from the last of them as written (its photo and its dream).
+ * When they cannot be read the next frame starts without carried detail. */
+static void resume_clip(run *r, const cli_job *j) {
+    dd_image *photo = cli_load_quietly(j->input), *dreamed = cli_load_quietly(j->output);
+    dd_status st = photo && dreamed ? DD_OK : DD_ERR_IO;
+    if (!st && !r->clip)
+        st = dd_clip_new(r->model, &r->o->params, dd_image_width(photo), dd_image_height(photo), &r->clip);
+    if (!st) st = dd_clip_resume(r->clip, photo, dreamed);
+    if (st && !r->o->quiet)
+        fprintf(stderr, "%s: %s: cannot go on from it (%s); the next frame starts afresh\n", cli_prog,
+                cli_quote(j->output), st == DD_ERR_IO ? "unreadable" : cli_quote(dd_last_error()));
+    dd_image_free(photo), dd_image_free(dreamed);
+}
+
 static int run_batch(run *r) {
     const options *o = r->o;
     cli_plan plan = {0};
@@ -946,6 +996,9 @@ static int run_batch(run *r) {
         cli_plan_free(&plan);
         return rc;
     }
+    /* Frames are dreamed in the order of their numbers, one clip. */
+    if (o->video && plan.count) qsort(plan.jobs, plan.count, sizeof *plan.jobs, by_frame_number);
+    const cli_job *skipped = NULL; /* the frame before, when it was skipped */
     size_t total = 0;
     pthread_mutex_lock(&write_lock);
     count_failed = plan.unreadable;
@@ -961,6 +1014,9 @@ static int run_batch(run *r) {
         if (o->skip_existing && !o->in_place && complete_output(j->output)) {
             if (o->dry_run) printf("%s: %s exists: would be skipped\n", cli_quote(j->input), cli_quote(j->output));
             count(&count_skipped);
+            skipped = j;
+            r->progress.done++;
+            continue;
         } else if (o->dry_run) {
             const int one = dry_one(r, j->input);
             if (one == DREAM_SKIPPED) count(&count_skipped);
@@ -968,13 +1024,17 @@ static int run_batch(run *r) {
         } else if (!cli_make_parents(j->output)) {
             count(&count_failed);
         } else {
+            if (o->video && skipped) resume_clip(r, skipped);
             const int one = dream_one(r, j->input, j->output, o->format, &count_done);
             if (one == DREAM_SKIPPED) count(&count_skipped);
             else if (one == EXIT_FAILED || one == EXIT_USAGE) count(&count_failed);
         }
         r->progress.done++;
+        skipped = NULL;
     }
 #undef IN_SHARD
+    dd_clip_free(r->clip);
+    r->clip = NULL;
     pthread_mutex_lock(&write_lock); /* the summary is printed once: here, or by the watcher */
     if (!o->quiet && !o->dry_run)
         fprintf(stderr, "%s: %zu done, %zu skipped, %zu failed%s\n", cli_prog, count_done, count_skipped,
@@ -1333,7 +1393,7 @@ static int run_options(options *op) {
     erase_line = r.progress.mode == 1; /* before the batch starts: no lock needed */
     r.progress.start_s = cli_now();
     if (o.dry_run) r.before_bytes = peak_rss_bytes();
-    rc = o.video ? run_video(&r) : o.zoom_mode ? run_zoom(&r) : o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
+    rc = o.video && !o.out_dir ? run_video(&r) : o.zoom_mode ? run_zoom(&r) : o.out_dir || o.in_place ? run_batch(&r) : run_single(&r);
     dd_guide_free(guide);
     dd_model_free(model);
     dd_image_free(mask);

@@ -526,8 +526,6 @@ void dream_free(dream *d) {
     free(d);
 }
 
-const float *dream_result(const dream *d) { return d->x; }
-
 int dream_threads(const dream *d) { return d->threads; }
 
 /* Memory: the image's own samples, two float planes of it (the dream x and

@@ -61,9 +61,6 @@ dd_status dream_new(const dd_model *model, const dd_params *params, int h, int w
  * from start (3 planes in network units at the image's size; NULL: the
  * image's own samples). Failed or cancelled: im as it was. */
 dd_status dream_run(dream *d, dd_image *im, const float *start, int steps, dd_progress_fn progress, void *user);
-/* The last run's dream in network units, 3 planes at the image's size,
- * before it was rounded into the image. */
-const float *dream_result(const dream *d);
 int dream_threads(const dream *d);
 void dream_free(dream *d);
 

@@ -157,11 +157,33 @@ dd_status dd_clip_dream(dd_clip *c, dd_image *frame, dd_progress_fn progress, vo
     const int later_steps = c->params.frame_steps > 0 ? c->params.frame_steps : (c->params.steps + 1) / 2;
     const int steps = c->frames > 0 ? later_steps : c->params.steps;
     if ((st = dream_run(c->d, frame, start, steps, progress, user))) return st;
-    const float *dreamed = dream_result(c->d);
-    for (size_t i = 0; i < n; i++) c->detail[i] = dreamed[i] - c->photo[i];
+    /* The detail is taken from the frame as written, rounded: a sequence
+     * resumed from its written frames (dd_clip_resume) goes on with the
+     * same bytes. The floats are already made: nothing can fail after. */
+    const dream_photo dreamed = dream_photo_of(frame, c->model);
+    dream_photo_at(c->start, &dreamed, h, w, threads, NULL);
+    for (size_t i = 0; i < n; i++) c->detail[i] = c->start[i] - c->photo[i];
     float *t = c->luma_prev;
     c->luma_prev = c->luma, c->luma = t;
     c->frames++;
+    return DD_OK;
+}
+
+dd_status dd_clip_resume(dd_clip *c, const dd_image *photo, const dd_image *dreamed) {
+    if (!c || !photo || !dreamed) return util_fail(DD_ERR_INVALID_ARG, "no clip, photo or dream");
+    if (photo->width != c->w || photo->height != c->h || dreamed->width != c->w || dreamed->height != c->h)
+        return util_fail(DD_ERR_INVALID_ARG, "photo %dx%d and dream %dx%d in a clip of %dx%d", photo->width,
+                         photo->height, dreamed->width, dreamed->height, c->w, c->h);
+    const int threads = dream_threads(c->d);
+    const size_t n = (size_t)3 * c->h * c->w;
+    const dream_photo ph = dream_photo_of(photo, c->model), dh = dream_photo_of(dreamed, c->model);
+    const dream_stop stop = {c->params.should_stop, NULL};
+    dd_status st = dream_photo_at(c->photo, &ph, c->h, c->w, threads, &stop);
+    if (!st) st = dream_photo_at(c->start, &dh, c->h, c->w, threads, &stop);
+    if (st) return st;
+    for (size_t i = 0; i < n; i++) c->detail[i] = c->start[i] - c->photo[i];
+    frame_luma(photo, c->luma_prev, threads);
+    c->frames = 1;
     return DD_OK;
 }
 
