@@ -1,0 +1,354 @@
+/* Dense optical flow by Farnebäck's polynomial expansion ("Two-frame motion
+ * estimation based on polynomial expansion", SCIA 2003), coarse to fine over
+ * a pyramid of halved images. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "util/util.h"
+#include "video/flow.h"
+
+/* The settings, chosen by measurement on photographs at 640x360 and 320x240
+ * (bench/flow_accuracy.py, tests/test_flow.c). The polynomial is fitted
+ * over 2 POLY_N + 1 pixels with a Gaussian applicability of POLY_SIGMA;
+ * the constraints are averaged over a Gaussian window of WIN_SIGMA cut at
+ * WIN_R. The pyramid halves each level while the smaller side stays at
+ * least MIN_SIDE_PX. */
+enum { POLY_N = 5, WIN_R = 7, MIN_SIDE_PX = 16, MAX_LEVELS = 12, ITERATIONS = 3 };
+static const double POLY_SIGMA = 1.1, WIN_SIGMA = 2.5;
+/* Pulls the solution towards the flow so far where the window holds no
+ * structure (a flat sky, the image's edge), in units of A'A: intensities
+ * are 0..255, a textured pixel's trace of G is in the hundreds. */
+static const float PRIOR_WEIGHT = 1e-2f;
+
+/* The polynomial's five useful coefficients per pixel, f(p) ~ p'Ap + b'p + c:
+ * A11, A22, A12, b1, b2. */
+enum { NCOEF = 5 };
+
+typedef struct poly_kernel {
+    float g[POLY_N + 1], gx[POLY_N + 1], gxx[POLY_N + 1]; /* taps 0..n of g, x g, x^2 g */
+    float m2;                /* sum x^2 g */
+    float inv_m2, inv_m2sq;  /* b1 = rx / m2, A12 = rxy / (2 m2^2) */
+    float inv_var;           /* A11 = (rxx - m2 r1) / (m4 - m2^2) */
+} poly_kernel;
+
+typedef struct level {
+    int h, w;
+    const float *a, *b; /* h x w */
+} level;
+
+/* Index i mirrored into [0, n) about the edge samples (reflect-101): the
+ * polynomial fits at the edge see a continuation of the picture. */
+static int mirror(int i, int n) {
+    if (n == 1) return 0;
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+    return i;
+}
+
+/* The separable Gaussian applicability g and the least-squares fit of the
+ * quadratic basis under it. With g symmetric and normalised the normal
+ * equations decouple: with r_pq = sum g(x) g(y) x^p y^q f and m_k = sum x^k g,
+ * b1 = r10 / m2, A12 = r11 / (2 m2^2), and eliminating c from
+ * r00 = c + m2 (A11 + A22) leaves A11 = (r20 - m2 r00) / (m4 - m2^2). */
+static void poly_kernel_init(poly_kernel *k) {
+    double g[POLY_N + 1], sum = 0;
+    for (int i = 0; i <= POLY_N; i++) {
+        g[i] = exp(-(double)(i * i) / (2 * POLY_SIGMA * POLY_SIGMA));
+        sum += i ? 2 * g[i] : g[i];
+    }
+    double m2 = 0, m4 = 0;
+    for (int i = 0; i <= POLY_N; i++) {
+        g[i] /= sum;
+        k->g[i] = (float)g[i], k->gx[i] = (float)(i * g[i]), k->gxx[i] = (float)(i * i * g[i]);
+        m2 += 2.0 * i * i * g[i], m4 += 2.0 * i * i * i * i * g[i];
+    }
+    k->m2 = (float)m2;
+    k->inv_m2 = (float)(1 / m2), k->inv_m2sq = (float)(1 / (m2 * m2));
+    k->inv_var = (float)(1 / (m4 - m2 * m2));
+}
+
+static int thread_index(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* img (h x w) -> coef, NCOEF planes of h x w: the local polynomial at each
+ * pixel, separably: three column correlations (g, y g, y^2 g), then six row
+ * correlations of those. rows: per thread, 3 (w + 2 POLY_N) floats. */
+static void poly_expand(const poly_kernel *k, const float *img, int h, int w, float *coef, float *rows,
+                        size_t rows_per_thread, int threads) {
+    const size_t plane = (size_t)h * w, pw = (size_t)w + 2 * POLY_N;
+#pragma omp parallel num_threads(threads)
+    {
+        float *v0 = rows + (size_t)thread_index() * rows_per_thread, *v1 = v0 + pw, *v2 = v1 + pw;
+        float *c0 = v0 + POLY_N, *c1 = v1 + POLY_N, *c2 = v2 + POLY_N;
+#pragma omp for schedule(static)
+        for (int y = 0; y < h; y++) {
+            const float *mid = img + (size_t)y * w;
+            for (int x = 0; x < w; x++) c0[x] = k->g[0] * mid[x], c1[x] = 0, c2[x] = 0;
+            for (int j = 1; j <= POLY_N; j++) {
+                const float *up = img + (size_t)mirror(y - j, h) * w, *dn = img + (size_t)mirror(y + j, h) * w;
+                const float g = k->g[j], gx = k->gx[j], gxx = k->gxx[j];
+                for (int x = 0; x < w; x++) {
+                    const float s = dn[x] + up[x], d = dn[x] - up[x];
+                    c0[x] += g * s, c1[x] += gx * d, c2[x] += gxx * s;
+                }
+            }
+            for (int j = 1; j <= POLY_N; j++) {
+                const int l = mirror(-j, w), r = mirror(w - 1 + j, w);
+                c0[-j] = c0[l], c1[-j] = c1[l], c2[-j] = c2[l];
+                c0[w - 1 + j] = c0[r], c1[w - 1 + j] = c1[r], c2[w - 1 + j] = c2[r];
+            }
+            float *a11 = coef + (size_t)y * w, *a22 = a11 + plane, *a12 = a22 + plane, *b1 = a12 + plane,
+                  *b2 = b1 + plane;
+            for (int x = 0; x < w; x++) {
+                const float *p0 = c0 + x, *p1 = c1 + x, *p2 = c2 + x;
+                float r00 = k->g[0] * p0[0], r10 = 0, r20 = 0, r01 = k->g[0] * p1[0], r11 = 0,
+                      r02 = k->g[0] * p2[0];
+                for (int j = 1; j <= POLY_N; j++) {
+                    const float s0 = p0[j] + p0[-j], d0 = p0[j] - p0[-j];
+                    r00 += k->g[j] * s0, r10 += k->gx[j] * d0, r20 += k->gxx[j] * s0;
+                    r01 += k->g[j] * (p1[j] + p1[-j]), r11 += k->gx[j] * (p1[j] - p1[-j]);
+                    r02 += k->g[j] * (p2[j] + p2[-j]);
+                }
+                a11[x] = (r20 - k->m2 * r00) * k->inv_var;
+                a22[x] = (r02 - k->m2 * r00) * k->inv_var;
+                a12[x] = 0.5f * r11 * k->inv_m2sq;
+                b1[x] = r10 * k->inv_m2;
+                b2[x] = r01 * k->inv_m2;
+            }
+        }
+    }
+}
+
+/* src (h x w) -> dst ((h + 1) / 2 x (w + 1) / 2): blurred by the binomial
+ * [1 4 6 4 1] / 16 (sigma 1) and every other sample kept, so dst(i, j) sits
+ * on src(2i, 2j). tmp: dst's rows at src's width. */
+static void half_down(const float *src, int h, int w, float *dst, float *tmp, int threads) {
+    const int dh = (h + 1) / 2, dw = (w + 1) / 2;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int i = 0; i < dh; i++) {
+        const float *r0 = src + (size_t)mirror(2 * i - 2, h) * w, *r1 = src + (size_t)mirror(2 * i - 1, h) * w,
+                    *r2 = src + (size_t)(2 * i) * w, *r3 = src + (size_t)mirror(2 * i + 1, h) * w,
+                    *r4 = src + (size_t)mirror(2 * i + 2, h) * w;
+        float *t = tmp + (size_t)i * w;
+        for (int x = 0; x < w; x++) t[x] = (r0[x] + r4[x] + 4 * (r1[x] + r3[x]) + 6 * r2[x]) * (1.0f / 16);
+        float *d = dst + (size_t)i * dw;
+        for (int j = 0; j < dw; j++) {
+            const int x = 2 * j;
+            d[j] = (t[mirror(x - 2, w)] + t[mirror(x + 2, w)] + 4 * (t[mirror(x - 1, w)] + t[mirror(x + 1, w)]) +
+                    6 * t[x]) * (1.0f / 16);
+        }
+    }
+}
+
+/* How much a fit at position p of a side of n pixels is trusted: the fits
+ * within POLY_N of the edge saw a mirrored picture. */
+static float edge_trust(float p, int n) {
+    const float d = fminf(p, (float)(n - 1) - p) + 1;
+    return d >= POLY_N + 1 ? 1.0f : d * (1.0f / (POLY_N + 1));
+}
+
+/* The constraints at each pixel for the flow so far (u, v): A, the mean of
+ * a's A and b's A at the displaced point (bilinear), and db = A d - (b2 - b1)
+ * / 2, where A d = db for the whole flow d. Out: G = A'A (g11 g22 g12) and
+ * h = A'db (h1 h2), weighted by trust, in mat (5 planes); 0 where the
+ * displaced point leaves b. */
+static void update_constraints(const float *ca, const float *cb, int h, int w, const float *u, const float *v,
+                               float *mat, int threads) {
+    const size_t plane = (size_t)h * w;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int y = 0; y < h; y++) {
+        const float ty = edge_trust((float)y, h);
+        for (int x = 0; x < w; x++) {
+            const size_t i = (size_t)y * w + x;
+            const float dx = u[i], dy = v[i], fx = (float)x + dx, fy = (float)y + dy;
+            float wt = 0, g11 = 0, g22 = 0, g12 = 0, h1 = 0, h2 = 0;
+            if (fx >= 0 && fy >= 0 && fx <= (float)(w - 1) && fy <= (float)(h - 1)) {
+                int x0 = (int)fx, y0 = (int)fy;
+                if (x0 > w - 2) x0 = w > 1 ? w - 2 : 0;
+                if (y0 > h - 2) y0 = h > 1 ? h - 2 : 0;
+                const float ax = fx - (float)x0, ay = fy - (float)y0;
+                const int sx = w > 1, sy = h > 1 ? w : 0;
+                const size_t j = (size_t)y0 * w + x0;
+                const float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
+                float c[NCOEF];
+                for (int k = 0; k < NCOEF; k++) {
+                    const float *p = cb + k * plane + j;
+                    c[k] = w00 * p[0] + w01 * p[sx] + w10 * p[sy] + w11 * p[sy + sx];
+                }
+                const float a11 = 0.5f * (ca[i] + c[0]), a22 = 0.5f * (ca[plane + i] + c[1]),
+                            a12 = 0.5f * (ca[2 * plane + i] + c[2]);
+                const float d1 = a11 * dx + a12 * dy - 0.5f * (c[3] - ca[3 * plane + i]);
+                const float d2 = a12 * dx + a22 * dy - 0.5f * (c[4] - ca[4 * plane + i]);
+                wt = ty * edge_trust((float)x, w) * edge_trust(fx, w) * edge_trust(fy, h);
+                g11 = a11 * a11 + a12 * a12, g22 = a12 * a12 + a22 * a22, g12 = a12 * (a11 + a22);
+                h1 = a11 * d1 + a12 * d2, h2 = a12 * d1 + a22 * d2;
+            }
+            mat[i] = wt * g11, mat[plane + i] = wt * g22, mat[2 * plane + i] = wt * g12;
+            mat[3 * plane + i] = wt * h1, mat[4 * plane + i] = wt * h2;
+        }
+    }
+}
+
+/* The flow at each pixel from the constraints averaged over the Gaussian
+ * window (outside the image there are none: zeros), d = (G + eI)^-1 (h + e d),
+ * e pulling towards the flow so far where G is weak. Written into (u, v) in
+ * place: mat holds all it needs. rows: per thread, NCOEF (w + 2 WIN_R). */
+static void solve_window(const float *mat, int h, int w, const float *win, float *u, float *v, float *rows,
+                         size_t rows_per_thread, int threads) {
+    const size_t plane = (size_t)h * w, pw = (size_t)w + 2 * WIN_R;
+#pragma omp parallel num_threads(threads)
+    {
+        float *buf = rows + (size_t)thread_index() * rows_per_thread;
+#pragma omp for schedule(static)
+        for (int y = 0; y < h; y++) {
+            for (int k = 0; k < NCOEF; k++) {
+                float *c = buf + k * pw + WIN_R;
+                const float *m = mat + k * plane;
+                const float *mid = m + (size_t)y * w;
+                for (int x = 0; x < w; x++) c[x] = win[0] * mid[x];
+                for (int j = 1; j <= WIN_R; j++) {
+                    const int has_up = y - j >= 0, has_dn = y + j < h;
+                    const float *up = m + (size_t)(y - j) * w, *dn = m + (size_t)(y + j) * w;
+                    if (has_up && has_dn)
+                        for (int x = 0; x < w; x++) c[x] += win[j] * (up[x] + dn[x]);
+                    else if (has_up)
+                        for (int x = 0; x < w; x++) c[x] += win[j] * up[x];
+                    else if (has_dn)
+                        for (int x = 0; x < w; x++) c[x] += win[j] * dn[x];
+                }
+                for (int j = 1; j <= WIN_R; j++) c[-j] = 0, c[w - 1 + j] = 0;
+            }
+            const float *p0 = buf + WIN_R, *p1 = p0 + pw, *p2 = p1 + pw, *p3 = p2 + pw, *p4 = p3 + pw;
+            float *ur = u + (size_t)y * w, *vr = v + (size_t)y * w;
+            for (int x = 0; x < w; x++) {
+                float g11 = win[0] * p0[x], g22 = win[0] * p1[x], g12 = win[0] * p2[x], h1 = win[0] * p3[x],
+                      h2 = win[0] * p4[x];
+                for (int j = 1; j <= WIN_R; j++) {
+                    g11 += win[j] * (p0[x + j] + p0[x - j]), g22 += win[j] * (p1[x + j] + p1[x - j]);
+                    g12 += win[j] * (p2[x + j] + p2[x - j]), h1 += win[j] * (p3[x + j] + p3[x - j]);
+                    h2 += win[j] * (p4[x + j] + p4[x - j]);
+                }
+                g11 += PRIOR_WEIGHT, g22 += PRIOR_WEIGHT;
+                h1 += PRIOR_WEIGHT * ur[x], h2 += PRIOR_WEIGHT * vr[x];
+                const float inv = 1.0f / (g11 * g22 - g12 * g12);
+                ur[x] = (g22 * h1 - g12 * h2) * inv;
+                vr[x] = (g11 * h2 - g12 * h1) * inv;
+            }
+        }
+    }
+}
+
+/* Coarse flow (ch x cw) -> fine (h x w), doubled: fine pixel (x, y) sits
+ * at coarse (x / 2, y / 2). */
+static void flow_up(const float *cu, const float *cv, int ch, int cw, float *u, float *v, int h, int w,
+                    int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int y = 0; y < h; y++) {
+        const int y0 = y / 2, y1 = y0 + 1 < ch ? y0 + 1 : y0;
+        const float ay = y % 2 ? 0.5f : 0.0f;
+        for (int x = 0; x < w; x++) {
+            const int x0 = x / 2, x1 = x0 + 1 < cw ? x0 + 1 : x0;
+            const float ax = x % 2 ? 0.5f : 0.0f;
+            const size_t i00 = (size_t)y0 * cw + x0, i01 = (size_t)y0 * cw + x1, i10 = (size_t)y1 * cw + x0,
+                         i11 = (size_t)y1 * cw + x1;
+            const float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
+            const size_t o = (size_t)y * w + x;
+            u[o] = 2 * (w00 * cu[i00] + w01 * cu[i01] + w10 * cu[i10] + w11 * cu[i11]);
+            v[o] = 2 * (w00 * cv[i00] + w01 * cv[i01] + w10 * cv[i10] + w11 * cv[i11]);
+        }
+    }
+}
+
+/* Floats for n planes of h x w, checked; 0 on overflow. */
+static size_t planes_floats(int h, int w, size_t n) {
+    size_t s;
+    if (!util_mul((size_t)h, (size_t)w, &s) || !util_mul(s, n, &s)) return 0;
+    return s;
+}
+
+dd_status video_flow_farneback(const float *a, const float *b, int h, int w, int threads, float *u, float *v) {
+    if (!a || !b || !u || !v) return util_fail(DD_ERR_INVALID_ARG, "flow: NULL plane");
+    if (h < 1 || w < 1) return util_fail(DD_ERR_INVALID_ARG, "flow: size %dx%d", w, h);
+    if (threads < 1) threads = 1;
+
+    level lv[MAX_LEVELS];
+    int n_levels = 1;
+    lv[0] = (level){h, w, a, b};
+    while (n_levels < MAX_LEVELS) {
+        const int nh = (lv[n_levels - 1].h + 1) / 2, nw = (lv[n_levels - 1].w + 1) / 2;
+        if ((nh < nw ? nh : nw) < MIN_SIDE_PX) break;
+        lv[n_levels++] = (level){nh, nw, NULL, NULL};
+    }
+
+    /* Sizes first: the coarser levels of both pyramids, the two expansions
+     * and the constraints at full size, two coarse flows (ping-pong), the
+     * down-sampling's rows and each thread's rows. */
+    const size_t full = planes_floats(h, w, 1);
+    size_t pyr = 0;
+    for (int l = 1; l < n_levels; l++) pyr += 2 * planes_floats(lv[l].h, lv[l].w, 1);
+    const size_t coarse = n_levels > 1 ? planes_floats(lv[1].h, lv[1].w, 1) : 0;
+    const size_t rows_per_thread = util_align64(
+        sizeof(float) * (size_t)(NCOEF * ((size_t)w + 2 * WIN_R) > 3 * ((size_t)w + 2 * POLY_N)
+                                     ? NCOEF * ((size_t)w + 2 * WIN_R)
+                                     : 3 * ((size_t)w + 2 * POLY_N))) / sizeof(float);
+    size_t total = 0, part;
+    int ok = full && util_mul(full, 3 * NCOEF, &total) && util_add(total, pyr, &total) &&
+             util_add(total, 4 * coarse + (size_t)lv[n_levels > 1 ? 1 : 0].h * w, &total) &&
+             util_mul(rows_per_thread, (size_t)threads, &part) && util_add(total, part, &total) &&
+             util_add(total, 64 * 16, &total) && util_mul(total, sizeof(float), &total);
+    if (!ok) return util_fail(DD_ERR_NOMEM, "flow: %dx%d is too large", w, h);
+    util_arena arena;
+    dd_status st = util_arena_init(&arena, total);
+    if (st) return st;
+    float *ca = util_arena_take(&arena, full * NCOEF * sizeof(float));
+    float *cb = util_arena_take(&arena, full * NCOEF * sizeof(float));
+    float *mat = util_arena_take(&arena, full * NCOEF * sizeof(float));
+    float *fu[2], *fv[2];
+    for (int k = 0; k < 2; k++) {
+        fu[k] = util_arena_take(&arena, coarse * sizeof(float) + 1);
+        fv[k] = util_arena_take(&arena, coarse * sizeof(float) + 1);
+    }
+    float *down_tmp = util_arena_take(&arena, ((size_t)lv[n_levels > 1 ? 1 : 0].h * w) * sizeof(float) + 1);
+    float *rows = util_arena_take(&arena, part * sizeof(float));
+    for (int l = 1; l < n_levels; l++) {
+        const size_t n = planes_floats(lv[l].h, lv[l].w, 1);
+        float *pa = util_arena_take(&arena, n * sizeof(float)), *pb = util_arena_take(&arena, n * sizeof(float));
+        half_down(lv[l - 1].a, lv[l - 1].h, lv[l - 1].w, pa, down_tmp, threads);
+        half_down(lv[l - 1].b, lv[l - 1].h, lv[l - 1].w, pb, down_tmp, threads);
+        lv[l].a = pa, lv[l].b = pb;
+    }
+
+    poly_kernel k;
+    poly_kernel_init(&k);
+    float win[WIN_R + 1];
+    double wsum = 0;
+    for (int j = 0; j <= WIN_R; j++) wsum += (j ? 2 : 1) * exp(-(double)(j * j) / (2 * WIN_SIGMA * WIN_SIGMA));
+    for (int j = 0; j <= WIN_R; j++) win[j] = (float)(exp(-(double)(j * j) / (2 * WIN_SIGMA * WIN_SIGMA)) / wsum);
+
+    for (int l = n_levels - 1; l >= 0; l--) {
+        const int lh = lv[l].h, lw = lv[l].w;
+        float *lu = l ? fu[l % 2] : u, *lvv = l ? fv[l % 2] : v;
+        if (l == n_levels - 1) {
+            memset(lu, 0, (size_t)lh * lw * sizeof(float));
+            memset(lvv, 0, (size_t)lh * lw * sizeof(float));
+        } else {
+            flow_up(fu[(l + 1) % 2], fv[(l + 1) % 2], lv[l + 1].h, lv[l + 1].w, lu, lvv, lh, lw, threads);
+        }
+        poly_expand(&k, lv[l].a, lh, lw, ca, rows, rows_per_thread, threads);
+        poly_expand(&k, lv[l].b, lh, lw, cb, rows, rows_per_thread, threads);
+        for (int it = 0; it < ITERATIONS; it++) {
+            update_constraints(ca, cb, lh, lw, lu, lvv, mat, threads);
+            solve_window(mat, lh, lw, win, lu, lvv, rows, rows_per_thread, threads);
+        }
+    }
+    util_arena_free(&arena);
+    return DD_OK;
+}
