@@ -2,6 +2,7 @@
  * estimation based on polynomial expansion", SCIA 2003), coarse to fine over
  * a pyramid of halved images. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -11,17 +12,21 @@
 #include "util/util.h"
 #include "video/flow.h"
 
-/* The settings, chosen by measurement on photographs at 640x360 and 320x240
- * (bench/flow_accuracy.py, tests/test_flow.c). The polynomial is fitted
- * over 2 POLY_N + 1 pixels with a Gaussian applicability of POLY_SIGMA;
- * the constraints are averaged over a Gaussian window of WIN_SIGMA cut at
- * WIN_R. The pyramid halves each level while the smaller side stays at
- * least MIN_SIDE_PX. */
-enum { POLY_N = 5, WIN_R = 7, MIN_SIDE_PX = 16, MAX_LEVELS = 12, ITERATIONS = 3 };
-static const double POLY_SIGMA = 1.1, WIN_SIGMA = 2.5;
+/* The settings, measured on three photographs at 640x360 warped by nine
+ * motions (bench/flow_accuracy.py): the polynomial is fitted over
+ * 2 POLY_N + 1 pixels under a Gaussian applicability of POLY_SIGMA (mean
+ * EPE 0.073 at sigma 0.8, 0.079 at 1.0, 0.098 at 1.2, 0.113 at 1.5 with
+ * POLY_N 7); the constraints are averaged over a Gaussian window of
+ * WIN_SIGMA cut at WIN_R (0.110 at sigma 2, 0.093 at 2.5, 0.084 at 3: a
+ * wider window suits these global motions better than it would motion
+ * edges); ITERATIONS per level (0.098 at 2, 0.093 at 3, 0.091 at 4). The
+ * pyramid halves while the smaller side stays at least MIN_SIDE_PX. */
+enum { POLY_N = 4, WIN_R = 8, MIN_SIDE_PX = 16, MAX_LEVELS = 12, ITERATIONS = 3 };
+static const double POLY_SIGMA = 0.8, WIN_SIGMA = 3.0;
 /* Pulls the solution towards the flow so far where the window holds no
- * structure (a flat sky, the image's edge), in units of A'A: intensities
- * are 0..255, a textured pixel's trace of G is in the hundreds. */
+ * structure (a flat sky, the image's edge), in units of A'A (intensities
+ * 0..255: a textured pixel's trace of G is in the hundreds). 1e-3 gave
+ * 0.080, 1e-2 0.084, 1e-1 0.111. */
 static const float PRIOR_WEIGHT = 1e-2f;
 
 /* The polynomial's five useful coefficients per pixel, f(p) ~ p'Ap + b'p + c:
@@ -70,6 +75,15 @@ static void poly_kernel_init(poly_kernel *k) {
     k->inv_var = (float)(1 / (m4 - m2 * m2));
 }
 
+/* The row kernels are also built for AVX2 and picked when the program
+ * loads. Both give the same bits: each sum runs in the same order in every
+ * lane, and ISO C mode contracts nothing into FMAs (nor is FMA enabled). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ROW_KERNEL __attribute__((target_clones("avx2", "default")))
+#else
+#define ROW_KERNEL
+#endif
+
 static int thread_index(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -78,51 +92,73 @@ static int thread_index(void) {
 #endif
 }
 
-/* img (h x w) -> coef, NCOEF planes of h x w: the local polynomial at each
+/* The column correlations of row y: c0 = sum g f, c1 = sum y g f,
+ * c2 = sum y^2 g f over rows y - POLY_N .. y + POLY_N, mirrored at the
+ * edges. */
+ROW_KERNEL static void poly_column(const poly_kernel *k, const float *img, int h, int w, int y, float *restrict c0,
+                                   float *restrict c1, float *restrict c2) {
+    float g[POLY_N + 1], gx[POLY_N + 1], gxx[POLY_N + 1];
+    memcpy(g, k->g, sizeof g), memcpy(gx, k->gx, sizeof gx), memcpy(gxx, k->gxx, sizeof gxx);
+    const float *rows[2 * POLY_N + 1];
+    for (int j = -POLY_N; j <= POLY_N; j++) rows[POLY_N + j] = img + (size_t)mirror(y + j, h) * w;
+    const float *mid = rows[POLY_N];
+    for (int x = 0; x < w; x++) {
+        float s0 = g[0] * mid[x], s1 = 0, s2 = 0;
+        for (int j = 1; j <= POLY_N; j++) {
+            const float dn = rows[POLY_N + j][x], up = rows[POLY_N - j][x], s = dn + up, d = dn - up;
+            s0 += g[j] * s, s1 += gx[j] * d, s2 += gxx[j] * s;
+        }
+        c0[x] = s0, c1[x] = s1, c2[x] = s2;
+    }
+}
+
+/* One row of the expansion from the column correlations (c0, c1, c2,
+ * padded by POLY_N on each side): the six row correlations, then the
+ * coefficients. Apart, with its kernel in locals and restrict pointers, so
+ * that it vectorises along the row. */
+ROW_KERNEL static void poly_row(const poly_kernel *k, const float *restrict c0, const float *restrict c1,
+                     const float *restrict c2, int w, float *restrict out) {
+    float g[POLY_N + 1], gx[POLY_N + 1], gxx[POLY_N + 1];
+    memcpy(g, k->g, sizeof g), memcpy(gx, k->gx, sizeof gx), memcpy(gxx, k->gxx, sizeof gxx);
+    const float m2 = k->m2, inv_var = k->inv_var, half_inv_m2sq = 0.5f * k->inv_m2sq, inv_m2 = k->inv_m2;
+    for (int x = 0; x < w; x++) {
+        const float *p0 = c0 + x, *p1 = c1 + x, *p2 = c2 + x;
+        float r00 = g[0] * p0[0], r10 = 0, r20 = 0, r01 = g[0] * p1[0], r11 = 0, r02 = g[0] * p2[0];
+        for (int j = 1; j <= POLY_N; j++) {
+            const float s0 = p0[j] + p0[-j], d0 = p0[j] - p0[-j];
+            r00 += g[j] * s0, r10 += gx[j] * d0, r20 += gxx[j] * s0;
+            r01 += g[j] * (p1[j] + p1[-j]), r11 += gx[j] * (p1[j] - p1[-j]);
+            r02 += g[j] * (p2[j] + p2[-j]);
+        }
+        float *o = out + (size_t)x * NCOEF;
+        o[0] = (r20 - m2 * r00) * inv_var;
+        o[1] = (r02 - m2 * r00) * inv_var;
+        o[2] = r11 * half_inv_m2sq;
+        o[3] = r10 * inv_m2;
+        o[4] = r01 * inv_m2;
+    }
+}
+
+/* img (h x w) -> coef (h x w x NCOEF, interleaved: the displaced reads of
+ * b's take all five from one place): the local polynomial at each
  * pixel, separably: three column correlations (g, y g, y^2 g), then six row
  * correlations of those. rows: per thread, 3 (w + 2 POLY_N) floats. */
 static void poly_expand(const poly_kernel *k, const float *img, int h, int w, float *coef, float *rows,
                         size_t rows_per_thread, int threads) {
-    const size_t plane = (size_t)h * w, pw = (size_t)w + 2 * POLY_N;
+    const size_t pw = (size_t)w + 2 * POLY_N;
 #pragma omp parallel num_threads(threads)
     {
         float *v0 = rows + (size_t)thread_index() * rows_per_thread, *v1 = v0 + pw, *v2 = v1 + pw;
         float *c0 = v0 + POLY_N, *c1 = v1 + POLY_N, *c2 = v2 + POLY_N;
 #pragma omp for schedule(static)
         for (int y = 0; y < h; y++) {
-            const float *mid = img + (size_t)y * w;
-            for (int x = 0; x < w; x++) c0[x] = k->g[0] * mid[x], c1[x] = 0, c2[x] = 0;
-            for (int j = 1; j <= POLY_N; j++) {
-                const float *up = img + (size_t)mirror(y - j, h) * w, *dn = img + (size_t)mirror(y + j, h) * w;
-                const float g = k->g[j], gx = k->gx[j], gxx = k->gxx[j];
-                for (int x = 0; x < w; x++) {
-                    const float s = dn[x] + up[x], d = dn[x] - up[x];
-                    c0[x] += g * s, c1[x] += gx * d, c2[x] += gxx * s;
-                }
-            }
+            poly_column(k, img, h, w, y, c0, c1, c2);
             for (int j = 1; j <= POLY_N; j++) {
                 const int l = mirror(-j, w), r = mirror(w - 1 + j, w);
                 c0[-j] = c0[l], c1[-j] = c1[l], c2[-j] = c2[l];
                 c0[w - 1 + j] = c0[r], c1[w - 1 + j] = c1[r], c2[w - 1 + j] = c2[r];
             }
-            float *a11 = coef + (size_t)y * w, *a22 = a11 + plane, *a12 = a22 + plane, *b1 = a12 + plane,
-                  *b2 = b1 + plane;
-            for (int x = 0; x < w; x++) {
-                const float *p0 = c0 + x, *p1 = c1 + x, *p2 = c2 + x;
-                float r00 = k->g[0] * p0[0], r10 = 0, r20 = 0, r01 = k->g[0] * p1[0], r11 = 0,
-                      r02 = k->g[0] * p2[0];
-                for (int j = 1; j <= POLY_N; j++) {
-                    const float s0 = p0[j] + p0[-j], d0 = p0[j] - p0[-j];
-                    r00 += k->g[j] * s0, r10 += k->gx[j] * d0, r20 += k->gxx[j] * s0;
-                    r01 += k->g[j] * (p1[j] + p1[-j]), r11 += k->gx[j] * (p1[j] - p1[-j]);
-                    r02 += k->g[j] * (p2[j] + p2[-j]);
-                }
-                a11[x] = (r20 - k->m2 * r00) * k->inv_var;
-                a22[x] = (r02 - k->m2 * r00) * k->inv_var;
-                a12[x] = 0.5f * r11 * k->inv_m2sq;
-                b1[x] = r10 * k->inv_m2;
-                b2[x] = r01 * k->inv_m2;
-            }
+            poly_row(k, c0, c1, c2, w, coef + (size_t)y * w * NCOEF);
         }
     }
 }
@@ -151,49 +187,103 @@ static void half_down(const float *src, int h, int w, float *dst, float *tmp, in
 /* How much a fit at position p of a side of n pixels is trusted: the fits
  * within POLY_N of the edge saw a mirrored picture. */
 static float edge_trust(float p, int n) {
-    const float d = fminf(p, (float)(n - 1) - p) + 1;
-    return d >= POLY_N + 1 ? 1.0f : d * (1.0f / (POLY_N + 1));
+    const float q = (float)(n - 1) - p, t = ((p < q ? p : q) + 1) * (1.0f / (POLY_N + 1));
+    return t < 1 ? t : 1.0f;
 }
 
-/* The constraints at each pixel for the flow so far (u, v): A, the mean of
- * a's A and b's A at the displaced point (bilinear), and db = A d - (b2 - b1)
- * / 2, where A d = db for the whole flow d. Out: G = A'A (g11 g22 g12) and
- * h = A'db (h1 h2), weighted by trust, in mat (5 planes); 0 where the
- * displaced point leaves b. */
+/* The constraints at each pixel of row y for the flow so far (u, v): A, the
+ * mean of a's A and of b's A at the displaced point (bilinear), and
+ * db = A d - (b2 - b1) / 2, where A d = db holds for the whole flow d. Out:
+ * G = A'A (g11 g22 g12) and h = A'db (h1 h2), weighted by trust, into mat's
+ * 5 planes; weight 0 where the displaced point leaves b. Branch-free (the
+ * point is clamped, the weight zeroed), so that it vectorises with gathers. */
+ROW_KERNEL static void constraints_row(const float *restrict ca, const float *restrict cb, int h, int w, int y,
+                            const float *restrict u, const float *restrict v, float *restrict mat) {
+    const size_t plane = (size_t)h * w, row = (size_t)y * w;
+    const int sx = w > 1 ? NCOEF : 0, sy = h > 1 ? w * NCOEF : 0, xmax = w > 1 ? w - 2 : 0, ymax = h > 1 ? h - 2 : 0;
+    const float wmax = (float)(w - 1), hmax = (float)(h - 1), ty = edge_trust((float)y, h);
+    for (int x = 0; x < w; x++) {
+        const size_t i = row + x;
+        const float dx = u[i], dy = v[i], fx = (float)x + dx, fy = (float)y + dy;
+        const int inside = (fx >= 0) & (fy >= 0) & (fx <= wmax) & (fy <= hmax);
+        float cx = fx < 0 ? 0 : fx, cy = fy < 0 ? 0 : fy;
+        cx = cx > wmax ? wmax : cx, cy = cy > hmax ? hmax : cy;
+        int x0 = (int)cx, y0 = (int)cy;
+        x0 = x0 > xmax ? xmax : x0, y0 = y0 > ymax ? ymax : y0;
+        const float ax = cx - (float)x0, ay = cy - (float)y0;
+        const float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
+        const float *p = cb + ((size_t)y0 * w + x0) * NCOEF, *q = ca + i * NCOEF;
+        float c[NCOEF];
+        for (int k = 0; k < NCOEF; k++) c[k] = w00 * p[k] + w01 * p[sx + k] + w10 * p[sy + k] + w11 * p[sy + sx + k];
+        const float a11 = 0.5f * (q[0] + c[0]), a22 = 0.5f * (q[1] + c[1]), a12 = 0.5f * (q[2] + c[2]);
+        const float d1 = a11 * dx + a12 * dy - 0.5f * (c[3] - q[3]);
+        const float d2 = a12 * dx + a22 * dy - 0.5f * (c[4] - q[4]);
+        const float trust = ty * edge_trust((float)x, w) * edge_trust(cx, w) * edge_trust(cy, h);
+        const float wt = inside ? trust : 0.0f;
+        mat[i] = wt * (a11 * a11 + a12 * a12);
+        mat[plane + i] = wt * (a12 * a12 + a22 * a22);
+        mat[2 * plane + i] = wt * (a12 * (a11 + a22));
+        mat[3 * plane + i] = wt * (a11 * d1 + a12 * d2);
+        mat[4 * plane + i] = wt * (a12 * d1 + a22 * d2);
+    }
+}
+
 static void update_constraints(const float *ca, const float *cb, int h, int w, const float *u, const float *v,
                                float *mat, int threads) {
-    const size_t plane = (size_t)h * w;
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int y = 0; y < h; y++) {
-        const float ty = edge_trust((float)y, h);
-        for (int x = 0; x < w; x++) {
-            const size_t i = (size_t)y * w + x;
-            const float dx = u[i], dy = v[i], fx = (float)x + dx, fy = (float)y + dy;
-            float wt = 0, g11 = 0, g22 = 0, g12 = 0, h1 = 0, h2 = 0;
-            if (fx >= 0 && fy >= 0 && fx <= (float)(w - 1) && fy <= (float)(h - 1)) {
-                int x0 = (int)fx, y0 = (int)fy;
-                if (x0 > w - 2) x0 = w > 1 ? w - 2 : 0;
-                if (y0 > h - 2) y0 = h > 1 ? h - 2 : 0;
-                const float ax = fx - (float)x0, ay = fy - (float)y0;
-                const int sx = w > 1, sy = h > 1 ? w : 0;
-                const size_t j = (size_t)y0 * w + x0;
-                const float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
-                float c[NCOEF];
-                for (int k = 0; k < NCOEF; k++) {
-                    const float *p = cb + k * plane + j;
-                    c[k] = w00 * p[0] + w01 * p[sx] + w10 * p[sy] + w11 * p[sy + sx];
-                }
-                const float a11 = 0.5f * (ca[i] + c[0]), a22 = 0.5f * (ca[plane + i] + c[1]),
-                            a12 = 0.5f * (ca[2 * plane + i] + c[2]);
-                const float d1 = a11 * dx + a12 * dy - 0.5f * (c[3] - ca[3 * plane + i]);
-                const float d2 = a12 * dx + a22 * dy - 0.5f * (c[4] - ca[4 * plane + i]);
-                wt = ty * edge_trust((float)x, w) * edge_trust(fx, w) * edge_trust(fy, h);
-                g11 = a11 * a11 + a12 * a12, g22 = a12 * a12 + a22 * a22, g12 = a12 * (a11 + a22);
-                h1 = a11 * d1 + a12 * d2, h2 = a12 * d1 + a22 * d2;
-            }
-            mat[i] = wt * g11, mat[plane + i] = wt * g22, mat[2 * plane + i] = wt * g12;
-            mat[3 * plane + i] = wt * h1, mat[4 * plane + i] = wt * h2;
+    for (int y = 0; y < h; y++) constraints_row(ca, cb, h, w, y, u, v, mat);
+}
+
+/* One row of the solve from the vertically averaged constraints (NCOEF rows
+ * pw apart, padded by WIN_R): the horizontal average, then the 2x2 system.
+ * Apart, with restrict pointers, so that it vectorises along the row. */
+ROW_KERNEL static void solve_row(const float *restrict rows, size_t pw, int w, const float *win_in, float *restrict u,
+                      float *restrict v) {
+    float win[WIN_R + 1];
+    memcpy(win, win_in, sizeof win);
+    const float *p0 = rows, *p1 = p0 + pw, *p2 = p1 + pw, *p3 = p2 + pw, *p4 = p3 + pw;
+    for (int x = 0; x < w; x++) {
+        float g11 = win[0] * p0[x], g22 = win[0] * p1[x], g12 = win[0] * p2[x], h1 = win[0] * p3[x],
+              h2 = win[0] * p4[x];
+        for (int j = 1; j <= WIN_R; j++) {
+            g11 += win[j] * (p0[x + j] + p0[x - j]), g22 += win[j] * (p1[x + j] + p1[x - j]);
+            g12 += win[j] * (p2[x + j] + p2[x - j]), h1 += win[j] * (p3[x + j] + p3[x - j]);
+            h2 += win[j] * (p4[x + j] + p4[x - j]);
         }
+        g11 += PRIOR_WEIGHT, g22 += PRIOR_WEIGHT;
+        h1 += PRIOR_WEIGHT * u[x], h2 += PRIOR_WEIGHT * v[x];
+        const float inv = 1.0f / (g11 * g22 - g12 * g12);
+        u[x] = (g22 * h1 - g12 * h2) * inv;
+        v[x] = (g11 * h2 - g12 * h1) * inv;
+    }
+}
+
+/* Row y of plane m averaged over the window's column into c; rows outside
+ * the image hold no constraints. */
+ROW_KERNEL static void window_column(const float *m, int h, int w, int y, const float *win_in, float *restrict c) {
+    float win[WIN_R + 1];
+    memcpy(win, win_in, sizeof win);
+    const float *mid = m + (size_t)y * w;
+    if (y >= WIN_R && y + WIN_R < h) {
+        const float *rows[2 * WIN_R + 1];
+        for (int j = -WIN_R; j <= WIN_R; j++) rows[WIN_R + j] = mid + (ptrdiff_t)j * w;
+        for (int x = 0; x < w; x++) {
+            float s = win[0] * mid[x];
+            for (int j = 1; j <= WIN_R; j++) s += win[j] * (rows[WIN_R - j][x] + rows[WIN_R + j][x]);
+            c[x] = s;
+        }
+        return;
+    }
+    for (int x = 0; x < w; x++) c[x] = win[0] * mid[x];
+    for (int j = 1; j <= WIN_R; j++) {
+        const int has_up = y - j >= 0, has_dn = y + j < h;
+        const float *up = m + (size_t)(y - j) * w, *dn = m + (size_t)(y + j) * w;
+        if (has_up && has_dn)
+            for (int x = 0; x < w; x++) c[x] += win[j] * (up[x] + dn[x]);
+        else if (has_up)
+            for (int x = 0; x < w; x++) c[x] += win[j] * up[x];
+        else if (has_dn)
+            for (int x = 0; x < w; x++) c[x] += win[j] * dn[x];
     }
 }
 
@@ -211,37 +301,10 @@ static void solve_window(const float *mat, int h, int w, const float *win, float
         for (int y = 0; y < h; y++) {
             for (int k = 0; k < NCOEF; k++) {
                 float *c = buf + k * pw + WIN_R;
-                const float *m = mat + k * plane;
-                const float *mid = m + (size_t)y * w;
-                for (int x = 0; x < w; x++) c[x] = win[0] * mid[x];
-                for (int j = 1; j <= WIN_R; j++) {
-                    const int has_up = y - j >= 0, has_dn = y + j < h;
-                    const float *up = m + (size_t)(y - j) * w, *dn = m + (size_t)(y + j) * w;
-                    if (has_up && has_dn)
-                        for (int x = 0; x < w; x++) c[x] += win[j] * (up[x] + dn[x]);
-                    else if (has_up)
-                        for (int x = 0; x < w; x++) c[x] += win[j] * up[x];
-                    else if (has_dn)
-                        for (int x = 0; x < w; x++) c[x] += win[j] * dn[x];
-                }
+                window_column(mat + k * plane, h, w, y, win, c);
                 for (int j = 1; j <= WIN_R; j++) c[-j] = 0, c[w - 1 + j] = 0;
             }
-            const float *p0 = buf + WIN_R, *p1 = p0 + pw, *p2 = p1 + pw, *p3 = p2 + pw, *p4 = p3 + pw;
-            float *ur = u + (size_t)y * w, *vr = v + (size_t)y * w;
-            for (int x = 0; x < w; x++) {
-                float g11 = win[0] * p0[x], g22 = win[0] * p1[x], g12 = win[0] * p2[x], h1 = win[0] * p3[x],
-                      h2 = win[0] * p4[x];
-                for (int j = 1; j <= WIN_R; j++) {
-                    g11 += win[j] * (p0[x + j] + p0[x - j]), g22 += win[j] * (p1[x + j] + p1[x - j]);
-                    g12 += win[j] * (p2[x + j] + p2[x - j]), h1 += win[j] * (p3[x + j] + p3[x - j]);
-                    h2 += win[j] * (p4[x + j] + p4[x - j]);
-                }
-                g11 += PRIOR_WEIGHT, g22 += PRIOR_WEIGHT;
-                h1 += PRIOR_WEIGHT * ur[x], h2 += PRIOR_WEIGHT * vr[x];
-                const float inv = 1.0f / (g11 * g22 - g12 * g12);
-                ur[x] = (g22 * h1 - g12 * h2) * inv;
-                vr[x] = (g11 * h2 - g12 * h1) * inv;
-            }
+            solve_row(buf + WIN_R, pw, w, win, u + (size_t)y * w, v + (size_t)y * w);
         }
     }
 }
