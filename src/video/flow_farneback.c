@@ -3,6 +3,7 @@
  * a pyramid of halved images. */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -351,39 +352,40 @@ dd_status video_flow_farneback(const float *a, const float *b, int h, int w, int
         lv[n_levels++] = (level){nh, nw, NULL, NULL};
     }
 
-    /* Sizes first: the coarser levels of both pyramids, the two expansions
-     * and the constraints at full size, two coarse flows (ping-pong), the
-     * down-sampling's rows and each thread's rows. */
-    const size_t full = planes_floats(h, w, 1);
-    size_t pyr = 0;
-    for (int l = 1; l < n_levels; l++) pyr += 2 * planes_floats(lv[l].h, lv[l].w, 1);
-    const size_t coarse = n_levels > 1 ? planes_floats(lv[1].h, lv[1].w, 1) : 0;
-    const size_t rows_per_thread = util_align64(
-        sizeof(float) * (size_t)(NCOEF * ((size_t)w + 2 * WIN_R) > 3 * ((size_t)w + 2 * POLY_N)
-                                     ? NCOEF * ((size_t)w + 2 * WIN_R)
-                                     : 3 * ((size_t)w + 2 * POLY_N))) / sizeof(float);
-    size_t total = 0, part;
-    int ok = full && util_mul(full, 3 * NCOEF, &total) && util_add(total, pyr, &total) &&
-             util_add(total, 4 * coarse + (size_t)lv[n_levels > 1 ? 1 : 0].h * w, &total) &&
-             util_mul(rows_per_thread, (size_t)threads, &part) && util_add(total, part, &total) &&
-             util_add(total, 64 * 16, &total) && util_mul(total, sizeof(float), &total);
+    /* Sizes first, in the order they are carved, each rounded up as the
+     * arena rounds it: the expansions of a and b and the constraints at
+     * full size (NCOEF floats a pixel each), two coarse flows (u and v,
+     * ping-pong between levels; the finest level writes into u and v), the
+     * down-sampling's rows, each thread's rows (64-byte apart), then the
+     * coarser levels of both pyramids. */
+    const size_t f = sizeof(float);
+    const size_t w_rows = (size_t)NCOEF * ((size_t)w + 2 * WIN_R), p_rows = 3 * ((size_t)w + 2 * POLY_N);
+    const size_t rows_per_thread = util_align64(f * (w_rows > p_rows ? w_rows : p_rows)) / f;
+    const int h1 = n_levels > 1 ? lv[1].h : 1, w1 = n_levels > 1 ? lv[1].w : 1;
+    size_t bytes[3 + 4 + 2 + 2 * MAX_LEVELS];
+    int parts = 0, ok = 1;
+    for (int k = 0; k < 3; k++) ok &= util_mul(planes_floats(h, w, NCOEF), f, &bytes[parts++]);
+    for (int k = 0; k < 4; k++) ok &= util_mul(planes_floats(h1, w1, 1), f, &bytes[parts++]);
+    ok &= util_mul(planes_floats(h1, w, 1), f, &bytes[parts++]);
+    ok &= util_mul(rows_per_thread * f, (size_t)threads, &bytes[parts++]);
+    for (int l = 1; l < n_levels; l++)
+        for (int k = 0; k < 2; k++) ok &= util_mul(planes_floats(lv[l].h, lv[l].w, 1), f, &bytes[parts++]);
+    size_t total = 0;
+    for (int k = 0; k < parts && ok; k++) ok = bytes[k] && bytes[k] < SIZE_MAX - 64 &&
+                                            util_add(total, util_align64(bytes[k]), &total);
     if (!ok) return util_fail(DD_ERR_NOMEM, "flow: %dx%d is too large", w, h);
     util_arena arena;
     dd_status st = util_arena_init(&arena, total);
     if (st) return st;
-    float *ca = util_arena_take(&arena, full * NCOEF * sizeof(float));
-    float *cb = util_arena_take(&arena, full * NCOEF * sizeof(float));
-    float *mat = util_arena_take(&arena, full * NCOEF * sizeof(float));
+    parts = 0;
+    float *ca = util_arena_take(&arena, bytes[parts++]), *cb = util_arena_take(&arena, bytes[parts++]);
+    float *mat = util_arena_take(&arena, bytes[parts++]);
     float *fu[2], *fv[2];
-    for (int k = 0; k < 2; k++) {
-        fu[k] = util_arena_take(&arena, coarse * sizeof(float) + 1);
-        fv[k] = util_arena_take(&arena, coarse * sizeof(float) + 1);
-    }
-    float *down_tmp = util_arena_take(&arena, ((size_t)lv[n_levels > 1 ? 1 : 0].h * w) * sizeof(float) + 1);
-    float *rows = util_arena_take(&arena, part * sizeof(float));
+    for (int k = 0; k < 2; k++) fu[k] = util_arena_take(&arena, bytes[parts++]), fv[k] = util_arena_take(&arena, bytes[parts++]);
+    float *down_tmp = util_arena_take(&arena, bytes[parts++]);
+    float *rows = util_arena_take(&arena, bytes[parts++]);
     for (int l = 1; l < n_levels; l++) {
-        const size_t n = planes_floats(lv[l].h, lv[l].w, 1);
-        float *pa = util_arena_take(&arena, n * sizeof(float)), *pb = util_arena_take(&arena, n * sizeof(float));
+        float *pa = util_arena_take(&arena, bytes[parts++]), *pb = util_arena_take(&arena, bytes[parts++]);
         half_down(lv[l - 1].a, lv[l - 1].h, lv[l - 1].w, pa, down_tmp, threads);
         half_down(lv[l - 1].b, lv[l - 1].h, lv[l - 1].w, pb, down_tmp, threads);
         lv[l].a = pa, lv[l].b = pb;
