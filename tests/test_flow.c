@@ -1,11 +1,13 @@
 /* Optical flow methods on a photograph warped by known motions: mean
  * endpoint error over the interior under measured bounds, zero motion,
- * the same bits for 1 and 2 threads, tiny sizes, argument errors. */
+ * the same bits for 1 and 2 threads and at every vector level, tiny sizes,
+ * argument errors. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "nn/nn.h"
 #include "support.h"
 #include "video/flow.h"
 
@@ -185,6 +187,38 @@ static void test_threads(const char *name, video_flow_fn fn, const frame *a) {
     free(b), free(gu), free(gv), free(u1), free(v1), free(u2), free(v2);
 }
 
+/* The same bits from the plain loops as from the vector paths, on motions
+ * that leave the frame (the gathers' clamping) and on odd widths (their
+ * plain tails). */
+static void test_levels(const char *name, video_flow_fn fn, const frame *a) {
+    static const int widths[] = {0, 37};
+    const size_t n = (size_t)a->h * a->w;
+    float *b = xmalloc(n * sizeof *b), *gu = xmalloc(n * sizeof *gu), *gv = xmalloc(n * sizeof *gv);
+    float *u1 = xmalloc(n * sizeof *u1), *v1 = xmalloc(n * sizeof *v1);
+    float *u2 = xmalloc(n * sizeof *u2), *v2 = xmalloc(n * sizeof *v2);
+    for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c += 4)
+        for (size_t k = 0; k < sizeof widths / sizeof widths[0]; k++) {
+            warp(a, CASES[c].kind, CASES[c].p, CASES[c].q, b, gu, gv);
+            /* a narrower frame: the first w columns of each row, rows a->w apart no more */
+            const int w = widths[k] ? widths[k] : a->w, h = widths[k] ? 29 : a->h;
+            for (int y = 0; widths[k] && y < h; y++) {
+                memmove(gu + (size_t)y * w, a->px + (size_t)y * a->w, (size_t)w * sizeof *gu);
+                memmove(gv + (size_t)y * w, b + (size_t)y * a->w, (size_t)w * sizeof *gv);
+            }
+            const float *fa = widths[k] ? gu : a->px, *fb = widths[k] ? gv : b;
+            const size_t m = (size_t)h * w;
+            nn_cpu_cap(NN_CPU_PLAIN);
+            const dd_status s1 = fn(fa, fb, h, w, 2, u1, v1);
+            nn_cpu_cap(NN_CPU_LEVELS);
+            const dd_status s2 = fn(fa, fb, h, w, 2, u2, v2);
+            CHECK(s1 == DD_OK && s2 == DD_OK, "%s levels: %s", name, dd_last_error());
+            CHECK(!memcmp(u1, u2, m * sizeof *u1) && !memcmp(v1, v2, m * sizeof *v1),
+                  "%s %s, %dx%d: the plain loops and %s give different flows", name, CASES[c].name, w, h,
+                  nn_cpu_name(nn_cpu()));
+        }
+    free(b), free(gu), free(gv), free(u1), free(v1), free(u2), free(v2);
+}
+
 /* Frames down to one pixel: a finite flow, and zero for identical ones. */
 static void test_tiny(const char *name, video_flow_fn fn) {
     static const int sizes[][2] = {{1, 1}, {1, 9}, {7, 1}, {2, 2}, {3, 5}, {17, 16}, {40, 33}};
@@ -226,6 +260,7 @@ int main(int argc, char **argv) {
         test_motions(METHODS[m].name, METHODS[m].fn, &a);
         test_zero(METHODS[m].name, METHODS[m].fn, &a);
         test_threads(METHODS[m].name, METHODS[m].fn, &a);
+        test_levels(METHODS[m].name, METHODS[m].fn, &a);
         test_tiny(METHODS[m].name, METHODS[m].fn);
         test_arguments(METHODS[m].name, METHODS[m].fn);
     }

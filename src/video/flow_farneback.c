@@ -1,6 +1,7 @@
 /* Dense optical flow by Farnebäck's polynomial expansion ("Two-frame motion
  * estimation based on polynomial expansion", SCIA 2003), coarse to fine over
  * a pyramid of halved images. */
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,8 @@
 #include <omp.h>
 #endif
 
+#include "nn/nn.h"
+#include "nn/vector.h"
 #include "util/util.h"
 #include "video/flow.h"
 
@@ -76,14 +79,14 @@ static void poly_kernel_init(poly_kernel *k) {
     k->inv_var = (float)(1 / (m4 - m2 * m2));
 }
 
-/* The row kernels are also built for AVX2 and picked when the program
- * loads. Both give the same bits: each sum runs in the same order in every
- * lane, and ISO C mode contracts nothing into FMAs (nor is FMA enabled). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ROW_KERNEL __attribute__((target_clones("avx2", "default")))
-#else
-#define ROW_KERNEL
-#endif
+/* The row kernels are written once, as plain loops that vectorise along
+ * the row, and built twice: for the baseline and for AVX2, taken when
+ * nn_cpu() allows (DD_CPU caps it, as it caps the network's kernels). Both
+ * give the same bits: each sum runs in the same order in every lane, and
+ * ISO C mode contracts nothing into FMAs. The displaced reads of b's
+ * coefficients do not vectorise that way: constraints_row has its own AVX2
+ * form, which keeps the plain one's every operation in the same order. */
+#define ROW_BODY static inline __attribute__((always_inline))
 
 static int thread_index(void) {
 #ifdef _OPENMP
@@ -96,7 +99,7 @@ static int thread_index(void) {
 /* The column correlations of row y: c0 = sum g f, c1 = sum y g f,
  * c2 = sum y^2 g f over rows y - POLY_N .. y + POLY_N, mirrored at the
  * edges. */
-ROW_KERNEL static void poly_column(const poly_kernel *k, const float *img, int h, int w, int y, float *restrict c0,
+ROW_BODY void poly_column(const poly_kernel *k, const float *img, int h, int w, int y, float *restrict c0,
                                    float *restrict c1, float *restrict c2) {
     float g[POLY_N + 1], gx[POLY_N + 1], gxx[POLY_N + 1];
     memcpy(g, k->g, sizeof g), memcpy(gx, k->gx, sizeof gx), memcpy(gxx, k->gxx, sizeof gxx);
@@ -117,7 +120,7 @@ ROW_KERNEL static void poly_column(const poly_kernel *k, const float *img, int h
  * padded by POLY_N on each side): the six row correlations, then the
  * coefficients. Apart, with its kernel in locals and restrict pointers, so
  * that it vectorises along the row. */
-ROW_KERNEL static void poly_row(const poly_kernel *k, const float *restrict c0, const float *restrict c1,
+ROW_BODY void poly_row(const poly_kernel *k, const float *restrict c0, const float *restrict c1,
                      const float *restrict c2, int w, float *restrict out) {
     float g[POLY_N + 1], gx[POLY_N + 1], gxx[POLY_N + 1];
     memcpy(g, k->g, sizeof g), memcpy(gx, k->gx, sizeof gx), memcpy(gxx, k->gxx, sizeof gxx);
@@ -140,28 +143,53 @@ ROW_KERNEL static void poly_row(const poly_kernel *k, const float *restrict c0, 
     }
 }
 
+/* Row y of the expansion into out (w x NCOEF): the column correlations
+ * into c0, c1, c2 (each w + 2 POLY_N, mirrored into their margins), then
+ * the row correlations. */
+ROW_BODY void poly_expand_row(const poly_kernel *k, const float *img, int h, int w, int y, float *v0, float *out) {
+    const size_t pw = (size_t)w + 2 * POLY_N;
+    float *c0 = v0 + POLY_N, *c1 = c0 + pw, *c2 = c1 + pw;
+    poly_column(k, img, h, w, y, c0, c1, c2);
+    for (int j = 1; j <= POLY_N; j++) {
+        const int l = mirror(-j, w), r = mirror(w - 1 + j, w);
+        c0[-j] = c0[l], c1[-j] = c1[l], c2[-j] = c2[l];
+        c0[w - 1 + j] = c0[r], c1[w - 1 + j] = c1[r], c2[w - 1 + j] = c2[r];
+    }
+    poly_row(k, c0, c1, c2, w, out);
+}
+static void poly_expand_row_plain(const poly_kernel *k, const float *img, int h, int w, int y, float *v0,
+                                  float *out) {
+    poly_expand_row(k, img, h, w, y, v0, out);
+}
+#if VECTOR_PATHS
+AVX2 static void poly_expand_row_avx2(const poly_kernel *k, const float *img, int h, int w, int y, float *v0,
+                                      float *out) {
+    poly_expand_row(k, img, h, w, y, v0, out);
+}
+#endif
+
 /* img (h x w) -> coef (h x w x NCOEF, interleaved: the displaced reads of
- * b's take all five from one place): the local polynomial at each
- * pixel, separably: three column correlations (g, y g, y^2 g), then six row
+ * b's take all five from one place): the local polynomial at each pixel,
+ * separably: three column correlations (g, y g, y^2 g), then six row
  * correlations of those. rows: per thread, 3 (w + 2 POLY_N) floats. */
 static void poly_expand(const poly_kernel *k, const float *img, int h, int w, float *coef, float *rows,
-                        size_t rows_per_thread, int threads) {
-    const size_t pw = (size_t)w + 2 * POLY_N;
+                        size_t rows_per_thread, int avx2, int threads) {
 #pragma omp parallel num_threads(threads)
     {
-        float *v0 = rows + (size_t)thread_index() * rows_per_thread, *v1 = v0 + pw, *v2 = v1 + pw;
-        float *c0 = v0 + POLY_N, *c1 = v1 + POLY_N, *c2 = v2 + POLY_N;
+        float *v0 = rows + (size_t)thread_index() * rows_per_thread;
 #pragma omp for schedule(static)
         for (int y = 0; y < h; y++) {
-            poly_column(k, img, h, w, y, c0, c1, c2);
-            for (int j = 1; j <= POLY_N; j++) {
-                const int l = mirror(-j, w), r = mirror(w - 1 + j, w);
-                c0[-j] = c0[l], c1[-j] = c1[l], c2[-j] = c2[l];
-                c0[w - 1 + j] = c0[r], c1[w - 1 + j] = c1[r], c2[w - 1 + j] = c2[r];
+            float *out = coef + (size_t)y * w * NCOEF;
+#if VECTOR_PATHS
+            if (avx2) {
+                poly_expand_row_avx2(k, img, h, w, y, v0, out);
+                continue;
             }
-            poly_row(k, c0, c1, c2, w, coef + (size_t)y * w * NCOEF);
+#endif
+            poly_expand_row_plain(k, img, h, w, y, v0, out);
         }
     }
+    (void)avx2;
 }
 
 /* src (h x w) -> dst ((h + 1) / 2 x (w + 1) / 2): blurred by the binomial
@@ -198,12 +226,12 @@ static float edge_trust(float p, int n) {
  * G = A'A (g11 g22 g12) and h = A'db (h1 h2), weighted by trust, into mat's
  * 5 planes; weight 0 where the displaced point leaves b. Branch-free (the
  * point is clamped, the weight zeroed), so that it vectorises with gathers. */
-ROW_KERNEL static void constraints_row(const float *restrict ca, const float *restrict cb, int h, int w, int y,
-                            const float *restrict u, const float *restrict v, float *restrict mat) {
+ROW_BODY void constraints_row(const float *restrict ca, const float *restrict cb, int h, int w, int y,
+                              const float *restrict u, const float *restrict v, float *restrict mat, int from) {
     const size_t plane = (size_t)h * w, row = (size_t)y * w;
     const int sx = w > 1 ? NCOEF : 0, sy = h > 1 ? w * NCOEF : 0, xmax = w > 1 ? w - 2 : 0, ymax = h > 1 ? h - 2 : 0;
     const float wmax = (float)(w - 1), hmax = (float)(h - 1), ty = edge_trust((float)y, h);
-    for (int x = 0; x < w; x++) {
+    for (int x = from; x < w; x++) {
         const size_t i = row + x;
         const float dx = u[i], dy = v[i], fx = (float)x + dx, fy = (float)y + dy;
         const int inside = (fx >= 0) & (fy >= 0) & (fx <= wmax) & (fy <= hmax);
@@ -229,16 +257,107 @@ ROW_KERNEL static void constraints_row(const float *restrict ca, const float *re
     }
 }
 
+static void constraints_row_plain(const float *ca, const float *cb, int h, int w, int y, const float *u,
+                                  const float *v, float *mat) {
+    constraints_row(ca, cb, h, w, y, u, v, mat, 0);
+}
+
+#if VECTOR_PATHS
+/* edge_trust on eight positions, operation for operation. */
+AVX2 static inline __m256 edge_trust8(__m256 p, int n) {
+    const __m256 q = _mm256_sub_ps(_mm256_set1_ps((float)(n - 1)), p);
+    const __m256 m = _mm256_blendv_ps(q, p, _mm256_cmp_ps(p, q, _CMP_LT_OQ));
+    const __m256 t = _mm256_mul_ps(_mm256_add_ps(m, _mm256_set1_ps(1)), _mm256_set1_ps(1.0f / (POLY_N + 1)));
+    return _mm256_blendv_ps(_mm256_set1_ps(1), t, _mm256_cmp_ps(t, _mm256_set1_ps(1), _CMP_LT_OQ));
+}
+
+/* constraints_row eight pixels at a time, the displaced reads gathered;
+ * the plain loop takes the last w % 8 pixels, and whole rows where an
+ * offset would not fit an int. */
+AVX2 static void constraints_row_avx2(const float *ca, const float *cb, int h, int w, int y, const float *u,
+                                      const float *v, float *mat) {
+    const size_t plane = (size_t)h * w, row = (size_t)y * w;
+    int x = 0;
+    if (w > 1 && h > 1 && plane <= (size_t)INT_MAX / NCOEF - 1) {
+        const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1), half = _mm256_set1_ps(0.5f);
+        const __m256 wmax = _mm256_set1_ps((float)(w - 1)), hmax = _mm256_set1_ps((float)(h - 1));
+        const __m256 ty = _mm256_set1_ps(edge_trust((float)y, h)), yf = _mm256_set1_ps((float)y);
+        const __m256i xmax = _mm256_set1_epi32(w - 2), ymax = _mm256_set1_epi32(h - 2), wi = _mm256_set1_epi32(w);
+        const __m256i ncoef = _mm256_set1_epi32(NCOEF), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i own = _mm256_mullo_epi32(lane, ncoef);
+        const int sx = NCOEF, sy = w * NCOEF;
+        for (; x + 8 <= w; x += 8) {
+            const size_t i = row + x;
+            const __m256 dx = _mm256_loadu_ps(u + i), dy = _mm256_loadu_ps(v + i);
+            const __m256 xf = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_set1_epi32(x), lane));
+            const __m256 fx = _mm256_add_ps(xf, dx), fy = _mm256_add_ps(yf, dy);
+            const __m256 inside = _mm256_and_ps(
+                _mm256_and_ps(_mm256_cmp_ps(fx, zero, _CMP_GE_OQ), _mm256_cmp_ps(fy, zero, _CMP_GE_OQ)),
+                _mm256_and_ps(_mm256_cmp_ps(fx, wmax, _CMP_LE_OQ), _mm256_cmp_ps(fy, hmax, _CMP_LE_OQ)));
+            __m256 cx = _mm256_blendv_ps(fx, zero, _mm256_cmp_ps(fx, zero, _CMP_LT_OQ));
+            __m256 cy = _mm256_blendv_ps(fy, zero, _mm256_cmp_ps(fy, zero, _CMP_LT_OQ));
+            cx = _mm256_blendv_ps(cx, wmax, _mm256_cmp_ps(cx, wmax, _CMP_GT_OQ));
+            cy = _mm256_blendv_ps(cy, hmax, _mm256_cmp_ps(cy, hmax, _CMP_GT_OQ));
+            const __m256i x0 = _mm256_min_epi32(_mm256_cvttps_epi32(cx), xmax);
+            const __m256i y0 = _mm256_min_epi32(_mm256_cvttps_epi32(cy), ymax);
+            const __m256 ax = _mm256_sub_ps(cx, _mm256_cvtepi32_ps(x0)), ay = _mm256_sub_ps(cy, _mm256_cvtepi32_ps(y0));
+            const __m256 bx = _mm256_sub_ps(one, ax), by = _mm256_sub_ps(one, ay);
+            const __m256 w00 = _mm256_mul_ps(bx, by), w01 = _mm256_mul_ps(ax, by), w10 = _mm256_mul_ps(bx, ay),
+                         w11 = _mm256_mul_ps(ax, ay);
+            const __m256i at = _mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(y0, wi), x0), ncoef);
+            const float *q = ca + i * NCOEF;
+            __m256 c[NCOEF], a[NCOEF];
+            for (int k = 0; k < NCOEF; k++) {
+                const float *p = cb + k;
+                __m256 s = _mm256_mul_ps(w00, _mm256_i32gather_ps(p, at, 4));
+                s = _mm256_add_ps(s, _mm256_mul_ps(w01, _mm256_i32gather_ps(p + sx, at, 4)));
+                s = _mm256_add_ps(s, _mm256_mul_ps(w10, _mm256_i32gather_ps(p + sy, at, 4)));
+                c[k] = _mm256_add_ps(s, _mm256_mul_ps(w11, _mm256_i32gather_ps(p + sy + sx, at, 4)));
+                a[k] = _mm256_i32gather_ps(q + k, own, 4);
+            }
+            const __m256 a11 = _mm256_mul_ps(half, _mm256_add_ps(a[0], c[0]));
+            const __m256 a22 = _mm256_mul_ps(half, _mm256_add_ps(a[1], c[1]));
+            const __m256 a12 = _mm256_mul_ps(half, _mm256_add_ps(a[2], c[2]));
+            const __m256 d1 = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(a11, dx), _mm256_mul_ps(a12, dy)),
+                                            _mm256_mul_ps(half, _mm256_sub_ps(c[3], a[3])));
+            const __m256 d2 = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(a12, dx), _mm256_mul_ps(a22, dy)),
+                                            _mm256_mul_ps(half, _mm256_sub_ps(c[4], a[4])));
+            const __m256 trust = _mm256_mul_ps(
+                _mm256_mul_ps(_mm256_mul_ps(ty, edge_trust8(xf, w)), edge_trust8(cx, w)), edge_trust8(cy, h));
+            const __m256 wt = _mm256_and_ps(inside, trust);
+            _mm256_storeu_ps(mat + i, _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a11, a11), _mm256_mul_ps(a12, a12))));
+            _mm256_storeu_ps(mat + plane + i,
+                             _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a12, a12), _mm256_mul_ps(a22, a22))));
+            _mm256_storeu_ps(mat + 2 * plane + i, _mm256_mul_ps(wt, _mm256_mul_ps(a12, _mm256_add_ps(a11, a22))));
+            _mm256_storeu_ps(mat + 3 * plane + i,
+                             _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a11, d1), _mm256_mul_ps(a12, d2))));
+            _mm256_storeu_ps(mat + 4 * plane + i,
+                             _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a12, d1), _mm256_mul_ps(a22, d2))));
+        }
+    }
+    constraints_row(ca, cb, h, w, y, u, v, mat, x);
+}
+#endif
+
 static void update_constraints(const float *ca, const float *cb, int h, int w, const float *u, const float *v,
-                               float *mat, int threads) {
+                               float *mat, int avx2, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int y = 0; y < h; y++) constraints_row(ca, cb, h, w, y, u, v, mat);
+    for (int y = 0; y < h; y++) {
+#if VECTOR_PATHS
+        if (avx2) {
+            constraints_row_avx2(ca, cb, h, w, y, u, v, mat);
+            continue;
+        }
+#endif
+        constraints_row_plain(ca, cb, h, w, y, u, v, mat);
+    }
+    (void)avx2;
 }
 
 /* One row of the solve from the vertically averaged constraints (NCOEF rows
  * pw apart, padded by WIN_R): the horizontal average, then the 2x2 system.
  * Apart, with restrict pointers, so that it vectorises along the row. */
-ROW_KERNEL static void solve_row(const float *restrict rows, size_t pw, int w, const float *win_in, float *restrict u,
+ROW_BODY void solve_row(const float *restrict rows, size_t pw, int w, const float *win_in, float *restrict u,
                       float *restrict v) {
     float win[WIN_R + 1];
     memcpy(win, win_in, sizeof win);
@@ -261,7 +380,7 @@ ROW_KERNEL static void solve_row(const float *restrict rows, size_t pw, int w, c
 
 /* Row y of plane m averaged over the window's column into c; rows outside
  * the image hold no constraints. */
-ROW_KERNEL static void window_column(const float *m, int h, int w, int y, const float *win_in, float *restrict c) {
+ROW_BODY void window_column(const float *m, int h, int w, int y, const float *win_in, float *restrict c) {
     float win[WIN_R + 1];
     memcpy(win, win_in, sizeof win);
     const float *mid = m + (size_t)y * w;
@@ -288,26 +407,51 @@ ROW_KERNEL static void window_column(const float *m, int h, int w, int y, const 
     }
 }
 
+/* Row y of the flow: the constraints averaged down the window's column
+ * into buf (NCOEF rows of w + 2 WIN_R, zero margins), then along the row
+ * and solved. */
+ROW_BODY void solve_window_row(const float *mat, int h, int w, int y, const float *win, float *buf, float *u,
+                               float *v) {
+    const size_t plane = (size_t)h * w, pw = (size_t)w + 2 * WIN_R;
+    for (int k = 0; k < NCOEF; k++) {
+        float *c = buf + k * pw + WIN_R;
+        window_column(mat + k * plane, h, w, y, win, c);
+        for (int j = 1; j <= WIN_R; j++) c[-j] = 0, c[w - 1 + j] = 0;
+    }
+    solve_row(buf + WIN_R, pw, w, win, u + (size_t)y * w, v + (size_t)y * w);
+}
+static void solve_window_row_plain(const float *mat, int h, int w, int y, const float *win, float *buf, float *u,
+                                   float *v) {
+    solve_window_row(mat, h, w, y, win, buf, u, v);
+}
+#if VECTOR_PATHS
+AVX2 static void solve_window_row_avx2(const float *mat, int h, int w, int y, const float *win, float *buf,
+                                       float *u, float *v) {
+    solve_window_row(mat, h, w, y, win, buf, u, v);
+}
+#endif
+
 /* The flow at each pixel from the constraints averaged over the Gaussian
  * window (outside the image there are none: zeros), d = (G + eI)^-1 (h + e d),
  * e pulling towards the flow so far where G is weak. Written into (u, v) in
  * place: mat holds all it needs. rows: per thread, NCOEF (w + 2 WIN_R). */
 static void solve_window(const float *mat, int h, int w, const float *win, float *u, float *v, float *rows,
-                         size_t rows_per_thread, int threads) {
-    const size_t plane = (size_t)h * w, pw = (size_t)w + 2 * WIN_R;
+                         size_t rows_per_thread, int avx2, int threads) {
 #pragma omp parallel num_threads(threads)
     {
         float *buf = rows + (size_t)thread_index() * rows_per_thread;
 #pragma omp for schedule(static)
         for (int y = 0; y < h; y++) {
-            for (int k = 0; k < NCOEF; k++) {
-                float *c = buf + k * pw + WIN_R;
-                window_column(mat + k * plane, h, w, y, win, c);
-                for (int j = 1; j <= WIN_R; j++) c[-j] = 0, c[w - 1 + j] = 0;
+#if VECTOR_PATHS
+            if (avx2) {
+                solve_window_row_avx2(mat, h, w, y, win, buf, u, v);
+                continue;
             }
-            solve_row(buf + WIN_R, pw, w, win, u + (size_t)y * w, v + (size_t)y * w);
+#endif
+            solve_window_row_plain(mat, h, w, y, win, buf, u, v);
         }
     }
+    (void)avx2;
 }
 
 /* Coarse flow (ch x cw) -> fine (h x w), doubled: fine pixel (x, y) sits
@@ -393,6 +537,7 @@ dd_status video_flow_farneback(const float *a, const float *b, int h, int w, int
 
     poly_kernel k;
     poly_kernel_init(&k);
+    const int avx2 = VECTOR_PATHS && nn_cpu() >= NN_CPU_AVX2;
     float win[WIN_R + 1];
     double wsum = 0;
     for (int j = 0; j <= WIN_R; j++) wsum += (j ? 2 : 1) * exp(-(double)(j * j) / (2 * WIN_SIGMA * WIN_SIGMA));
@@ -407,11 +552,11 @@ dd_status video_flow_farneback(const float *a, const float *b, int h, int w, int
         } else {
             flow_up(fu[(l + 1) % 2], fv[(l + 1) % 2], lv[l + 1].h, lv[l + 1].w, lu, lvv, lh, lw, threads);
         }
-        poly_expand(&k, lv[l].a, lh, lw, ca, rows, rows_per_thread, threads);
-        poly_expand(&k, lv[l].b, lh, lw, cb, rows, rows_per_thread, threads);
+        poly_expand(&k, lv[l].a, lh, lw, ca, rows, rows_per_thread, avx2, threads);
+        poly_expand(&k, lv[l].b, lh, lw, cb, rows, rows_per_thread, avx2, threads);
         for (int it = 0; it < ITERATIONS; it++) {
-            update_constraints(ca, cb, lh, lw, lu, lvv, mat, threads);
-            solve_window(mat, lh, lw, win, lu, lvv, rows, rows_per_thread, threads);
+            update_constraints(ca, cb, lh, lw, lu, lvv, mat, avx2, threads);
+            solve_window(mat, lh, lw, win, lu, lvv, rows, rows_per_thread, avx2, threads);
         }
     }
     util_arena_free(&arena);
