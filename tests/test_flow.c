@@ -1,8 +1,9 @@
 /* Optical flow methods on a photograph warped by known motions: mean
  * endpoint error over the interior under measured bounds, zero motion,
  * the same bits for 1 and 2 threads and at every vector level, tiny sizes,
- * argument errors. */
+ * frames with no texture or one edge, argument errors. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,6 +237,40 @@ static void test_tiny(const char *name, video_flow_fn fn) {
     }
 }
 
+/* Frames with no texture, one lone edge at full contrast (G of rank one),
+ * a two-pixel checkerboard and unrelated noise: the flow stays finite and
+ * within the frame's size. */
+static void test_hard_frames(const char *name, video_flow_fn fn) {
+    enum { H = 64, W = 96 };
+    const size_t n = (size_t)H * W;
+    float *a = xmalloc(n * sizeof *a), *b = xmalloc(n * sizeof *b), *u = xmalloc(n * sizeof *u),
+          *v = xmalloc(n * sizeof *v);
+    uint64_t seed = 12345;
+    for (int kind = 0; kind < 5; kind++) {
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const size_t i = (size_t)y * W + x;
+                seed = seed * 6364136223846793005u + 1442695040888963407u;
+                const float noise = (float)(seed >> 40) * (255.0f / 16777216.0f);
+                switch (kind) {
+                case 0: a[i] = 0, b[i] = 0; break;
+                case 1: a[i] = 255, b[i] = 128; break;
+                case 2: a[i] = x < W / 2 ? 0 : 255, b[i] = x < W / 2 + 3 ? 0 : 255; break;
+                case 3: a[i] = (x + y) % 2 ? 255 : 0, b[i] = (x + y) % 2 ? 0 : 255; break;
+                default: a[i] = noise, b[i] = 255 - noise; break;
+                }
+            }
+        CHECK(fn(a, b, H, W, 2, u, v) == DD_OK, "%s hard frames %d: %s", name, kind, dd_last_error());
+        double most = 0;
+        for (size_t i = 0; i < n; i++)
+            most = isfinite(u[i]) && isfinite(v[i]) ? fmax(most, hypot(u[i], v[i])) : INFINITY;
+        fprintf(stderr, "%s hard frames %d: largest |flow| %.3g\n", name, kind, most);
+        CHECK(most <= W, "%s hard frames %d: |flow| up to %g", name, kind, most);
+        if (kind == 0) CHECK(most == 0, "%s: black frames move by %g", name, most);
+    }
+    free(a), free(b), free(u), free(v);
+}
+
 static void test_arguments(const char *name, video_flow_fn fn) {
     float a[4] = {0}, b[4] = {0}, u[4], v[4];
     CHECK(fn(NULL, b, 2, 2, 1, u, v) == DD_ERR_INVALID_ARG, "%s: a NULL", name);
@@ -262,6 +297,7 @@ int main(int argc, char **argv) {
         test_threads(METHODS[m].name, METHODS[m].fn, &a);
         test_levels(METHODS[m].name, METHODS[m].fn, &a);
         test_tiny(METHODS[m].name, METHODS[m].fn);
+        test_hard_frames(METHODS[m].name, METHODS[m].fn);
         test_arguments(METHODS[m].name, METHODS[m].fn);
     }
     free(a.px);

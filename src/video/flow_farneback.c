@@ -32,6 +32,12 @@ static const double POLY_SIGMA = 0.8, WIN_SIGMA = 3.0;
  * 0..255: a textured pixel's trace of G is in the hundreds). 1e-3 gave
  * 0.080, 1e-2 0.084, 1e-1 0.111. */
 static const float PRIOR_WEIGHT = 1e-2f;
+/* And a share of G's trace: G is a sum of A'A, so det(G) >= 0, but with
+ * one edge seen alone rounding cancels g11 g22 against g12^2 down to about
+ * 1e-6 (g11 + g22)^2, which a fixed weight does not outweigh on strong
+ * edges. e = PRIOR_WEIGHT + PRIOR_SHARE (g11 + g22) keeps det(G + eI) over
+ * 1e-4 (g11 + g22)^2; the flow moves by about 1e-4 of its step. */
+static const float PRIOR_SHARE = 1e-4f;
 
 /* The polynomial's five useful coefficients per pixel, f(p) ~ p'Ap + b'p + c:
  * A11, A22, A12, b1, b2. */
@@ -100,7 +106,7 @@ static int thread_index(void) {
  * c2 = sum y^2 g f over rows y - POLY_N .. y + POLY_N, mirrored at the
  * edges. */
 ROW_BODY void poly_column(const poly_kernel *k, const float *img, int h, int w, int y, float *restrict c0,
-                                   float *restrict c1, float *restrict c2) {
+                          float *restrict c1, float *restrict c2) {
     float g[POLY_N + 1], gx[POLY_N + 1], gxx[POLY_N + 1];
     memcpy(g, k->g, sizeof g), memcpy(gx, k->gx, sizeof gx), memcpy(gxx, k->gxx, sizeof gxx);
     const float *rows[2 * POLY_N + 1];
@@ -118,10 +124,10 @@ ROW_BODY void poly_column(const poly_kernel *k, const float *img, int h, int w, 
 
 /* One row of the expansion from the column correlations (c0, c1, c2,
  * padded by POLY_N on each side): the six row correlations, then the
- * coefficients. Apart, with its kernel in locals and restrict pointers, so
- * that it vectorises along the row. */
+ * coefficients. The kernel is copied into locals so that nothing it writes
+ * may alias it: the loop vectorises along the row. */
 ROW_BODY void poly_row(const poly_kernel *k, const float *restrict c0, const float *restrict c1,
-                     const float *restrict c2, int w, float *restrict out) {
+                       const float *restrict c2, int w, float *restrict out) {
     float g[POLY_N + 1], gx[POLY_N + 1], gxx[POLY_N + 1];
     memcpy(g, k->g, sizeof g), memcpy(gx, k->gx, sizeof gx), memcpy(gxx, k->gxx, sizeof gxx);
     const float m2 = k->m2, inv_var = k->inv_var, half_inv_m2sq = 0.5f * k->inv_m2sq, inv_m2 = k->inv_m2;
@@ -224,12 +230,14 @@ static float edge_trust(float p, int n) {
  * mean of a's A and of b's A at the displaced point (bilinear), and
  * db = A d - (b2 - b1) / 2, where A d = db holds for the whole flow d. Out:
  * G = A'A (g11 g22 g12) and h = A'db (h1 h2), weighted by trust, into mat's
- * 5 planes; weight 0 where the displaced point leaves b. Branch-free (the
- * point is clamped, the weight zeroed), so that it vectorises with gathers. */
+ * 5 planes; weight 0 where the displaced point leaves b. From pixel from
+ * on. Branch-free (the point clamped, the weight zeroed), as
+ * constraints_row_avx2 does the same eight pixels at a time. */
 ROW_BODY void constraints_row(const float *restrict ca, const float *restrict cb, int h, int w, int y,
                               const float *restrict u, const float *restrict v, float *restrict mat, int from) {
     const size_t plane = (size_t)h * w, row = (size_t)y * w;
-    const int sx = w > 1 ? NCOEF : 0, sy = h > 1 ? w * NCOEF : 0, xmax = w > 1 ? w - 2 : 0, ymax = h > 1 ? h - 2 : 0;
+    const int sx = w > 1 ? NCOEF : 0, sy = h > 1 ? w * NCOEF : 0;
+    const int xmax = w > 1 ? w - 2 : 0, ymax = h > 1 ? h - 2 : 0;
     const float wmax = (float)(w - 1), hmax = (float)(h - 1), ty = edge_trust((float)y, h);
     for (int x = from; x < w; x++) {
         const size_t i = row + x;
@@ -243,7 +251,8 @@ ROW_BODY void constraints_row(const float *restrict ca, const float *restrict cb
         const float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
         const float *p = cb + ((size_t)y0 * w + x0) * NCOEF, *q = ca + i * NCOEF;
         float c[NCOEF];
-        for (int k = 0; k < NCOEF; k++) c[k] = w00 * p[k] + w01 * p[sx + k] + w10 * p[sy + k] + w11 * p[sy + sx + k];
+        for (int k = 0; k < NCOEF; k++)
+            c[k] = w00 * p[k] + w01 * p[sx + k] + w10 * p[sy + k] + w11 * p[sy + sx + k];
         const float a11 = 0.5f * (q[0] + c[0]), a22 = 0.5f * (q[1] + c[1]), a12 = 0.5f * (q[2] + c[2]);
         const float d1 = a11 * dx + a12 * dy - 0.5f * (c[3] - q[3]);
         const float d2 = a12 * dx + a22 * dy - 0.5f * (c[4] - q[4]);
@@ -325,7 +334,8 @@ AVX2 static void constraints_row_avx2(const float *ca, const float *cb, int h, i
             const __m256 trust = _mm256_mul_ps(
                 _mm256_mul_ps(_mm256_mul_ps(ty, edge_trust8(xf, w)), edge_trust8(cx, w)), edge_trust8(cy, h));
             const __m256 wt = _mm256_and_ps(inside, trust);
-            _mm256_storeu_ps(mat + i, _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a11, a11), _mm256_mul_ps(a12, a12))));
+            _mm256_storeu_ps(mat + i,
+                             _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a11, a11), _mm256_mul_ps(a12, a12))));
             _mm256_storeu_ps(mat + plane + i,
                              _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a12, a12), _mm256_mul_ps(a22, a22))));
             _mm256_storeu_ps(mat + 2 * plane + i, _mm256_mul_ps(wt, _mm256_mul_ps(a12, _mm256_add_ps(a11, a22))));
@@ -355,10 +365,9 @@ static void update_constraints(const float *ca, const float *cb, int h, int w, c
 }
 
 /* One row of the solve from the vertically averaged constraints (NCOEF rows
- * pw apart, padded by WIN_R): the horizontal average, then the 2x2 system.
- * Apart, with restrict pointers, so that it vectorises along the row. */
+ * pw apart, padded by WIN_R): the horizontal average, then the 2x2 system. */
 ROW_BODY void solve_row(const float *restrict rows, size_t pw, int w, const float *win_in, float *restrict u,
-                      float *restrict v) {
+                        float *restrict v) {
     float win[WIN_R + 1];
     memcpy(win, win_in, sizeof win);
     const float *p0 = rows, *p1 = p0 + pw, *p2 = p1 + pw, *p3 = p2 + pw, *p4 = p3 + pw;
@@ -370,8 +379,8 @@ ROW_BODY void solve_row(const float *restrict rows, size_t pw, int w, const floa
             g12 += win[j] * (p2[x + j] + p2[x - j]), h1 += win[j] * (p3[x + j] + p3[x - j]);
             h2 += win[j] * (p4[x + j] + p4[x - j]);
         }
-        g11 += PRIOR_WEIGHT, g22 += PRIOR_WEIGHT;
-        h1 += PRIOR_WEIGHT * u[x], h2 += PRIOR_WEIGHT * v[x];
+        const float e = PRIOR_WEIGHT + PRIOR_SHARE * (g11 + g22);
+        g11 += e, g22 += e, h1 += e * u[x], h2 += e * v[x];
         const float inv = 1.0f / (g11 * g22 - g12 * g12);
         u[x] = (g22 * h1 - g12 * h2) * inv;
         v[x] = (g11 * h2 - g12 * h1) * inv;
@@ -525,7 +534,10 @@ dd_status video_flow_farneback(const float *a, const float *b, int h, int w, int
     float *ca = util_arena_take(&arena, bytes[parts++]), *cb = util_arena_take(&arena, bytes[parts++]);
     float *mat = util_arena_take(&arena, bytes[parts++]);
     float *fu[2], *fv[2];
-    for (int k = 0; k < 2; k++) fu[k] = util_arena_take(&arena, bytes[parts++]), fv[k] = util_arena_take(&arena, bytes[parts++]);
+    for (int k = 0; k < 2; k++) {
+        fu[k] = util_arena_take(&arena, bytes[parts++]);
+        fv[k] = util_arena_take(&arena, bytes[parts++]);
+    }
     float *down_tmp = util_arena_take(&arena, bytes[parts++]);
     float *rows = util_arena_take(&arena, bytes[parts++]);
     for (int l = 1; l < n_levels; l++) {
