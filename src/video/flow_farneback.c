@@ -16,21 +16,23 @@
 #include "util/util.h"
 #include "video/flow.h"
 
-/* The settings, measured on three photographs at 640x360 warped by nine
- * motions (bench/flow_accuracy.py): the polynomial is fitted over
- * 2 POLY_N + 1 pixels under a Gaussian applicability of POLY_SIGMA (mean
- * EPE 0.073 at sigma 0.8, 0.079 at 1.0, 0.098 at 1.2, 0.113 at 1.5 with
- * POLY_N 7); the constraints are averaged over a Gaussian window of
- * WIN_SIGMA cut at WIN_R (0.110 at sigma 2, 0.093 at 2.5, 0.084 at 3: a
- * wider window suits these global motions better than it would motion
- * edges); ITERATIONS per level (0.098 at 2, 0.093 at 3, 0.091 at 4). The
- * pyramid halves while the smaller side stays at least MIN_SIDE_PX. */
+/* The settings, measured by the mean EPE over nine motions of three
+ * photographs at 640x360 (bench/flow_accuracy.py's pairs; 0.073 as set).
+ * The polynomial is fitted over 2 POLY_N + 1 pixels under a Gaussian
+ * applicability of POLY_SIGMA (0.073 at 0.6, 0.080 at 1.0, 0.087 at 1.2
+ * and 0.103 at 1.5 with POLY_N 6; 0.6 is worse on the integer moves,
+ * 0.010 against 0.006 for 2,0). The constraints are averaged over a Gaussian
+ * window of WIN_SIGMA cut at WIN_R (0.099 at 2, 0.083 at 2.5, 0.066 at 3.5
+ * with WIN_R 10: wider is better for these global motions, slower, and
+ * blurs the edges of moving things). ITERATIONS per level (0.077 at 2,
+ * 0.072 at 4; each costs a quarter of the time). The pyramid halves while
+ * the smaller side stays at least MIN_SIDE_PX. */
 enum { POLY_N = 4, WIN_R = 8, MIN_SIDE_PX = 16, MAX_LEVELS = 12, ITERATIONS = 3 };
 static const double POLY_SIGMA = 0.8, WIN_SIGMA = 3.0;
 /* Pulls the solution towards the flow so far where the window holds no
  * structure (a flat sky, the image's edge), in units of A'A (intensities
- * 0..255: a textured pixel's trace of G is in the hundreds). 1e-3 gave
- * 0.080, 1e-2 0.084, 1e-1 0.111. */
+ * 0..255: a textured pixel's trace of G is in the hundreds). 0.073 at 1e-3,
+ * 0.089 at 1e-1. */
 static const float PRIOR_WEIGHT = 1e-2f;
 /* And a share of G's trace: G is a sum of A'A, so det(G) >= 0, but with
  * one edge seen alone rounding cancels g11 g22 against g12^2 down to about
