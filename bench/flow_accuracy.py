@@ -7,8 +7,8 @@ usage: /usr/bin/python3 bench/flow_accuracy.py BENCH_FLOW [--methods farneback,d
 BENCH_FLOW is the built bench_flow (build/bench_flow). Each pair is a photo's luma at the given
 size (a centre crop to the aspect, then cv2.INTER_AREA), and the same warped by a known motion
 with bilinear sampling: b(T(p)) = a(p), so the true flow at p is T(p) - p. Both frames are
-rounded to 8 bits, as video frames are, and every method sees the same bytes. The mean EPE is
-taken over the interior: a border of the largest true motion plus 4 pixels is left out. Times
+rounded to 8 bits, as video frames are, and every method sees the same bytes. The mean and median
+EPE are taken over the interior: a border of the largest true motion plus 4 pixels is left out. Times
 are the best of --runs, per thread count (cv2.setNumThreads for OpenCV). Needs numpy and cv2
 (Debian: python3-opencv); prints a Markdown table on stdout.
 """
@@ -85,10 +85,11 @@ def bilinear(img, sx, sy):
             (1 - ax) * ay * img[y0 + 1, x0] + ax * ay * img[y0 + 1, x0 + 1])
 
 
-def mean_epe(u, v, gu, gv):
+def interior_epe(u, v, gu, gv):
+    """Mean and median endpoint error over the interior."""
     m = int(math.ceil(max(np.abs(gu).max(), np.abs(gv).max()))) + 4
     e = np.hypot(u - gu, v - gv)[m:-m, m:-m]
-    return float(e.mean())
+    return float(e.mean()), float(np.median(e))
 
 
 def run_ours(exe, method, a, b, threads, runs, tmp):
@@ -144,6 +145,7 @@ def main():
 
     names = ours + [n for n, _ in opencv_methods()]
     epe = {n: [] for n in names}
+    med = {n: [] for n in names}
     ms = {(n, t): [] for n in names for t in threads}
     with tempfile.TemporaryDirectory() as tmp:
         for _, kind, param in MOTIONS:
@@ -155,13 +157,15 @@ def main():
                     u, v, t_ms = run_ours(args.bench_flow, m, a, b, t, args.runs, tmp)
                     ms[(m, t)].append(t_ms)
                     if i == 0:
-                        epe[m].append(mean_epe(u, v, gu, gv))
+                        e = interior_epe(u, v, gu, gv)
+                        epe[m].append(e[0]), med[m].append(e[1])
             for n, fn in opencv_methods():
                 for i, t in enumerate(threads):
                     u, v, t_ms = run_cv(fn, a8, b8, t, args.runs)
                     ms[(n, t)].append(t_ms)
                     if i == 0:
-                        epe[n].append(mean_epe(u, v, gu, gv))
+                        e = interior_epe(u, v, gu, gv)
+                        epe[n].append(e[0]), med[n].append(e[1])
 
     cpu = "unknown CPU"
     try:
@@ -170,10 +174,11 @@ def main():
     except (OSError, StopIteration):
         pass
     print(f"{w}x{h}, {os.path.basename(args.image)}, {cpu}, OpenCV {cv2.__version__}\n")
+    print("Mean EPE in pixels (median in brackets: OpenCV's Farneback leaves flat areas at 0)\n")
     print("| motion | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for i, (label, _, _) in enumerate(MOTIONS):
-        print(f"| {label} | " + " | ".join(f"{epe[n][i]:.3f}" for n in names) + " |")
+        print(f"| {label} | " + " | ".join(f"{epe[n][i]:.3f} ({med[n][i]:.3f})" for n in names) + " |")
     print("| **mean EPE** | " + " | ".join(f"**{np.mean(epe[n]):.3f}**" for n in names) + " |")
     for t in threads:
         print(f"| ms per pair, {t} thread{'s' if t > 1 else ''} | " +
