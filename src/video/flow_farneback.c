@@ -231,13 +231,13 @@ static float edge_trust(float p, int n) {
 /* The constraints at each pixel of row y for the flow so far (u, v): A, the
  * mean of a's A and of b's A at the displaced point (bilinear), and
  * db = A d - (b2 - b1) / 2, where A d = db holds for the whole flow d. Out:
- * G = A'A (g11 g22 g12) and h = A'db (h1 h2), weighted by trust, into mat's
- * 5 planes; weight 0 where the displaced point leaves b. From pixel from
+ * G = A'A (g11 g22 g12) and h = A'db (h1 h2), weighted by trust, into out's
+ * NCOEF rows of w; weight 0 where the displaced point leaves b. From pixel from
  * on. Branch-free (the point clamped, the weight zeroed), as
  * constraints_row_avx2 does the same eight pixels at a time. */
 ROW_BODY void constraints_row(const float *restrict ca, const float *restrict cb, int h, int w, int y,
-                              const float *restrict u, const float *restrict v, float *restrict mat, int from) {
-    const size_t plane = (size_t)h * w, row = (size_t)y * w;
+                              const float *restrict u, const float *restrict v, float *restrict out, int from) {
+    const size_t row = (size_t)y * w;
     const int sx = w > 1 ? NCOEF : 0, sy = h > 1 ? w * NCOEF : 0;
     const int xmax = w > 1 ? w - 2 : 0, ymax = h > 1 ? h - 2 : 0;
     const float wmax = (float)(w - 1), hmax = (float)(h - 1), ty = edge_trust((float)y, h);
@@ -260,17 +260,17 @@ ROW_BODY void constraints_row(const float *restrict ca, const float *restrict cb
         const float d2 = a12 * dx + a22 * dy - 0.5f * (c[4] - q[4]);
         const float trust = ty * edge_trust((float)x, w) * edge_trust(cx, w) * edge_trust(cy, h);
         const float wt = inside ? trust : 0.0f;
-        mat[i] = wt * (a11 * a11 + a12 * a12);
-        mat[plane + i] = wt * (a12 * a12 + a22 * a22);
-        mat[2 * plane + i] = wt * (a12 * (a11 + a22));
-        mat[3 * plane + i] = wt * (a11 * d1 + a12 * d2);
-        mat[4 * plane + i] = wt * (a12 * d1 + a22 * d2);
+        out[x] = wt * (a11 * a11 + a12 * a12);
+        out[w + x] = wt * (a12 * a12 + a22 * a22);
+        out[2 * w + x] = wt * (a12 * (a11 + a22));
+        out[3 * w + x] = wt * (a11 * d1 + a12 * d2);
+        out[4 * w + x] = wt * (a12 * d1 + a22 * d2);
     }
 }
 
 static void constraints_row_plain(const float *ca, const float *cb, int h, int w, int y, const float *u,
-                                  const float *v, float *mat) {
-    constraints_row(ca, cb, h, w, y, u, v, mat, 0);
+                                  const float *v, float *out) {
+    constraints_row(ca, cb, h, w, y, u, v, out, 0);
 }
 
 #if VECTOR_PATHS
@@ -286,7 +286,7 @@ AVX2 static inline __m256 edge_trust8(__m256 p, int n) {
  * the plain loop takes the last w % 8 pixels, and whole rows where an
  * offset would not fit an int. */
 AVX2 static void constraints_row_avx2(const float *ca, const float *cb, int h, int w, int y, const float *u,
-                                      const float *v, float *mat) {
+                                      const float *v, float *out) {
     const size_t plane = (size_t)h * w, row = (size_t)y * w;
     int x = 0;
     if (w > 1 && h > 1 && plane <= (size_t)INT_MAX / NCOEF - 1) {
@@ -336,40 +336,26 @@ AVX2 static void constraints_row_avx2(const float *ca, const float *cb, int h, i
             const __m256 trust = _mm256_mul_ps(
                 _mm256_mul_ps(_mm256_mul_ps(ty, edge_trust8(xf, w)), edge_trust8(cx, w)), edge_trust8(cy, h));
             const __m256 wt = _mm256_and_ps(inside, trust);
-            _mm256_storeu_ps(mat + i,
-                             _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a11, a11), _mm256_mul_ps(a12, a12))));
-            _mm256_storeu_ps(mat + plane + i,
+            float *o = out + x;
+            _mm256_storeu_ps(o, _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a11, a11), _mm256_mul_ps(a12, a12))));
+            _mm256_storeu_ps(o + w,
                              _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a12, a12), _mm256_mul_ps(a22, a22))));
-            _mm256_storeu_ps(mat + 2 * plane + i, _mm256_mul_ps(wt, _mm256_mul_ps(a12, _mm256_add_ps(a11, a22))));
-            _mm256_storeu_ps(mat + 3 * plane + i,
+            _mm256_storeu_ps(o + 2 * w, _mm256_mul_ps(wt, _mm256_mul_ps(a12, _mm256_add_ps(a11, a22))));
+            _mm256_storeu_ps(o + 3 * w,
                              _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a11, d1), _mm256_mul_ps(a12, d2))));
-            _mm256_storeu_ps(mat + 4 * plane + i,
+            _mm256_storeu_ps(o + 4 * w,
                              _mm256_mul_ps(wt, _mm256_add_ps(_mm256_mul_ps(a12, d1), _mm256_mul_ps(a22, d2))));
         }
     }
-    constraints_row(ca, cb, h, w, y, u, v, mat, x);
+    constraints_row(ca, cb, h, w, y, u, v, out, x);
 }
 #endif
-
-static void update_constraints(const float *ca, const float *cb, int h, int w, const float *u, const float *v,
-                               float *mat, int avx2, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int y = 0; y < h; y++) {
-#if VECTOR_PATHS
-        if (avx2) {
-            constraints_row_avx2(ca, cb, h, w, y, u, v, mat);
-            continue;
-        }
-#endif
-        constraints_row_plain(ca, cb, h, w, y, u, v, mat);
-    }
-    (void)avx2;
-}
 
 /* One row of the solve from the vertically averaged constraints (NCOEF rows
- * pw apart, padded by WIN_R): the horizontal average, then the 2x2 system. */
-ROW_BODY void solve_row(const float *restrict rows, size_t pw, int w, const float *win_in, float *restrict u,
-                        float *restrict v) {
+ * pw apart, padded by WIN_R): the horizontal average, then the 2x2 system,
+ * pulled towards the flow so far (u0, v0). */
+ROW_BODY void solve_row(const float *restrict rows, size_t pw, int w, const float *win_in, const float *restrict u0,
+                        const float *restrict v0, float *restrict u, float *restrict v) {
     float win[WIN_R + 1];
     memcpy(win, win_in, sizeof win);
     const float *p0 = rows, *p1 = p0 + pw, *p2 = p1 + pw, *p3 = p2 + pw, *p4 = p3 + pw;
@@ -382,84 +368,103 @@ ROW_BODY void solve_row(const float *restrict rows, size_t pw, int w, const floa
             h2 += win[j] * (p4[x + j] + p4[x - j]);
         }
         const float e = PRIOR_WEIGHT + PRIOR_SHARE * (g11 + g22);
-        g11 += e, g22 += e, h1 += e * u[x], h2 += e * v[x];
+        g11 += e, g22 += e, h1 += e * u0[x], h2 += e * v0[x];
         const float inv = 1.0f / (g11 * g22 - g12 * g12);
         u[x] = (g22 * h1 - g12 * h2) * inv;
         v[x] = (g11 * h2 - g12 * h1) * inv;
     }
 }
 
-/* Row y of plane m averaged over the window's column into c; rows outside
- * the image hold no constraints. */
-ROW_BODY void window_column(const float *m, int h, int w, int y, const float *win_in, float *restrict c) {
+/* The window's column average of 2 WIN_R + 1 rows (the middle one is the
+ * output's row) into c. */
+ROW_BODY void window_column(const float *const *rows, int w, const float *win_in, float *restrict c) {
     float win[WIN_R + 1];
     memcpy(win, win_in, sizeof win);
-    const float *mid = m + (size_t)y * w;
-    if (y >= WIN_R && y + WIN_R < h) {
-        const float *rows[2 * WIN_R + 1];
-        for (int j = -WIN_R; j <= WIN_R; j++) rows[WIN_R + j] = mid + (ptrdiff_t)j * w;
-        for (int x = 0; x < w; x++) {
-            float s = win[0] * mid[x];
-            for (int j = 1; j <= WIN_R; j++) s += win[j] * (rows[WIN_R - j][x] + rows[WIN_R + j][x]);
-            c[x] = s;
-        }
-        return;
-    }
-    for (int x = 0; x < w; x++) c[x] = win[0] * mid[x];
-    for (int j = 1; j <= WIN_R; j++) {
-        const int has_up = y - j >= 0, has_dn = y + j < h;
-        const float *up = m + (size_t)(y - j) * w, *dn = m + (size_t)(y + j) * w;
-        if (has_up && has_dn)
-            for (int x = 0; x < w; x++) c[x] += win[j] * (up[x] + dn[x]);
-        else if (has_up)
-            for (int x = 0; x < w; x++) c[x] += win[j] * up[x];
-        else if (has_dn)
-            for (int x = 0; x < w; x++) c[x] += win[j] * dn[x];
+    const float *mid = rows[WIN_R];
+    for (int x = 0; x < w; x++) {
+        float s = win[0] * mid[x];
+        for (int j = 1; j <= WIN_R; j++) s += win[j] * (rows[WIN_R - j][x] + rows[WIN_R + j][x]);
+        c[x] = s;
     }
 }
 
-/* Row y of the flow: the constraints averaged down the window's column
- * into buf (NCOEF rows of w + 2 WIN_R, zero margins), then along the row
- * and solved. */
-ROW_BODY void solve_window_row(const float *mat, int h, int w, int y, const float *win, float *buf, float *u,
-                               float *v) {
-    const size_t plane = (size_t)h * w, pw = (size_t)w + 2 * WIN_R;
+/* The ring of constraint rows a thread keeps: row r in slot r % RING. */
+enum { RING = 2 * WIN_R + 1 };
+
+/* Row y of the flow from the ring's rows y - WIN_R .. y + WIN_R (zero
+ * outside the image: no constraints there): averaged down the window's
+ * column into buf (NCOEF rows of w + 2 WIN_R, zero margins), then along
+ * the row and solved. */
+ROW_BODY void solve_window_row(const float *ring, const float *zero, int h, int w, int y, const float *win,
+                               float *buf, const float *u0, const float *v0, float *u, float *v) {
+    const size_t pw = (size_t)w + 2 * WIN_R, slot = (size_t)NCOEF * w;
     for (int k = 0; k < NCOEF; k++) {
+        const float *rows[RING];
+        for (int j = -WIN_R; j <= WIN_R; j++)
+            rows[WIN_R + j] = y + j < 0 || y + j >= h ? zero : ring + (size_t)((y + j) % RING) * slot + (size_t)k * w;
         float *c = buf + k * pw + WIN_R;
-        window_column(mat + k * plane, h, w, y, win, c);
+        window_column(rows, w, win, c);
         for (int j = 1; j <= WIN_R; j++) c[-j] = 0, c[w - 1 + j] = 0;
     }
-    solve_row(buf + WIN_R, pw, w, win, u + (size_t)y * w, v + (size_t)y * w);
+    const size_t r = (size_t)y * w;
+    solve_row(buf + WIN_R, pw, w, win, u0 + r, v0 + r, u + r, v + r);
 }
-static void solve_window_row_plain(const float *mat, int h, int w, int y, const float *win, float *buf, float *u,
-                                   float *v) {
-    solve_window_row(mat, h, w, y, win, buf, u, v);
+static void solve_window_row_plain(const float *ring, const float *zero, int h, int w, int y, const float *win,
+                                   float *buf, const float *u0, const float *v0, float *u, float *v) {
+    solve_window_row(ring, zero, h, w, y, win, buf, u0, v0, u, v);
 }
 #if VECTOR_PATHS
-AVX2 static void solve_window_row_avx2(const float *mat, int h, int w, int y, const float *win, float *buf,
-                                       float *u, float *v) {
-    solve_window_row(mat, h, w, y, win, buf, u, v);
+AVX2 static void solve_window_row_avx2(const float *ring, const float *zero, int h, int w, int y, const float *win,
+                                       float *buf, const float *u0, const float *v0, float *u, float *v) {
+    solve_window_row(ring, zero, h, w, y, win, buf, u0, v0, u, v);
 }
 #endif
 
-/* The flow at each pixel from the constraints averaged over the Gaussian
- * window (outside the image there are none: zeros), d = (G + eI)^-1 (h + e d),
- * e pulling towards the flow so far where G is weak. Written into (u, v) in
- * place: mat holds all it needs. rows: per thread, NCOEF (w + 2 WIN_R). */
-static void solve_window(const float *mat, int h, int w, const float *win, float *u, float *v, float *rows,
-                         size_t rows_per_thread, int avx2, int threads) {
+/* Floats of a thread's scratch for refine at width w: the ring, a zero row
+ * and the solve's rows. */
+static size_t refine_floats(int w) {
+    return ((size_t)RING + 1) * NCOEF * (size_t)w + (size_t)NCOEF * ((size_t)w + 2 * WIN_R);
+}
+
+/* One iteration over a level: the flow (u0, v0) refined into (u, v) from
+ * the constraints averaged over the Gaussian window, d = (G + eI)^-1
+ * (h + e d0), e pulling towards the flow so far where G is weak. Each
+ * thread takes a band of rows and computes the constraints of its band and
+ * of WIN_R rows either side into its own ring (the rows next to a band are
+ * computed twice, the same whoever computes them), so that no plane of
+ * constraints is stored. scratch: per thread, scratch_per_thread floats. */
+static void refine(const float *ca, const float *cb, int h, int w, const float *win, const float *u0,
+                   const float *v0, float *u, float *v, float *scratch, size_t scratch_per_thread, int avx2,
+                   int threads) {
 #pragma omp parallel num_threads(threads)
     {
-        float *buf = rows + (size_t)thread_index() * rows_per_thread;
-#pragma omp for schedule(static)
-        for (int y = 0; y < h; y++) {
+        int t = 0, n = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num(), n = omp_get_num_threads();
+#endif
+        const int from = (int)((int64_t)h * t / n), to = (int)((int64_t)h * (t + 1) / n);
+        const size_t slot = (size_t)NCOEF * w;
+        float *ring = scratch + (size_t)t * scratch_per_thread, *zero = ring + RING * slot, *buf = zero + slot;
+        memset(zero, 0, slot * sizeof *zero);
+        for (int y = from; y < to; y++) {
+            const int first = y == from ? (y - WIN_R > 0 ? y - WIN_R : 0) : y + WIN_R;
+            for (int r = first; r <= y + WIN_R && r < h; r++) {
+                float *out = ring + (size_t)(r % RING) * slot;
+#if VECTOR_PATHS
+                if (avx2) {
+                    constraints_row_avx2(ca, cb, h, w, r, u0, v0, out);
+                    continue;
+                }
+#endif
+                constraints_row_plain(ca, cb, h, w, r, u0, v0, out);
+            }
 #if VECTOR_PATHS
             if (avx2) {
-                solve_window_row_avx2(mat, h, w, y, win, buf, u, v);
+                solve_window_row_avx2(ring, zero, h, w, y, win, buf, u0, v0, u, v);
                 continue;
             }
 #endif
-            solve_window_row_plain(mat, h, w, y, win, buf, u, v);
+            solve_window_row_plain(ring, zero, h, w, y, win, buf, u0, v0, u, v);
         }
     }
     (void)avx2;
@@ -508,40 +513,33 @@ dd_status video_flow_farneback(const float *a, const float *b, int h, int w, int
     }
 
     /* Sizes first, in the order they are carved, each rounded up as the
-     * arena rounds it: the expansions of a and b and the constraints at
-     * full size (NCOEF floats a pixel each), two coarse flows (u and v,
-     * ping-pong between levels; the finest level writes into u and v), the
-     * down-sampling's rows, each thread's rows (64-byte apart), then the
-     * coarser levels of both pyramids. */
-    const size_t f = sizeof(float);
-    const size_t w_rows = (size_t)NCOEF * ((size_t)w + 2 * WIN_R), p_rows = 3 * ((size_t)w + 2 * POLY_N);
-    const size_t rows_per_thread = util_align64(f * (w_rows > p_rows ? w_rows : p_rows)) / f;
-    const int h1 = n_levels > 1 ? lv[1].h : 1, w1 = n_levels > 1 ? lv[1].w : 1;
-    size_t bytes[3 + 4 + 2 + 2 * MAX_LEVELS];
+     * arena rounds it: the expansions of a and b at full size (NCOEF
+     * floats a pixel each), a second flow at full size (u and v are the
+     * other: the iterations and levels go back and forth between them),
+     * the down-sampling's rows, each thread's rows (64-byte apart), then
+     * the coarser levels of both pyramids. */
+    const size_t f = sizeof(float), p_rows = 3 * ((size_t)w + 2 * POLY_N), r_rows = refine_floats(w);
+    const size_t per_thread = util_align64(f * (r_rows > p_rows ? r_rows : p_rows)) / f;
+    size_t bytes[2 + 2 + 2 + 2 * MAX_LEVELS];
     int parts = 0, ok = 1;
-    for (int k = 0; k < 3; k++) ok &= util_mul(planes_floats(h, w, NCOEF), f, &bytes[parts++]);
-    for (int k = 0; k < 4; k++) ok &= util_mul(planes_floats(h1, w1, 1), f, &bytes[parts++]);
-    ok &= util_mul(planes_floats(h1, w, 1), f, &bytes[parts++]);
-    ok &= util_mul(rows_per_thread * f, (size_t)threads, &bytes[parts++]);
+    for (int k = 0; k < 2; k++) ok &= util_mul(planes_floats(h, w, NCOEF), f, &bytes[parts++]);
+    for (int k = 0; k < 2; k++) ok &= util_mul(planes_floats(h, w, 1), f, &bytes[parts++]);
+    ok &= util_mul(planes_floats(n_levels > 1 ? lv[1].h : 1, w, 1), f, &bytes[parts++]);
+    ok &= util_mul(per_thread * f, (size_t)threads, &bytes[parts++]);
     for (int l = 1; l < n_levels; l++)
         for (int k = 0; k < 2; k++) ok &= util_mul(planes_floats(lv[l].h, lv[l].w, 1), f, &bytes[parts++]);
     size_t total = 0;
-    for (int k = 0; k < parts && ok; k++) ok = bytes[k] && bytes[k] < SIZE_MAX - 64 &&
-                                            util_add(total, util_align64(bytes[k]), &total);
+    for (int k = 0; k < parts && ok; k++)
+        ok = bytes[k] && bytes[k] < SIZE_MAX - 64 && util_add(total, util_align64(bytes[k]), &total);
     if (!ok) return util_fail(DD_ERR_NOMEM, "flow: %dx%d is too large", w, h);
     util_arena arena;
     dd_status st = util_arena_init(&arena, total);
     if (st) return st;
     parts = 0;
     float *ca = util_arena_take(&arena, bytes[parts++]), *cb = util_arena_take(&arena, bytes[parts++]);
-    float *mat = util_arena_take(&arena, bytes[parts++]);
-    float *fu[2], *fv[2];
-    for (int k = 0; k < 2; k++) {
-        fu[k] = util_arena_take(&arena, bytes[parts++]);
-        fv[k] = util_arena_take(&arena, bytes[parts++]);
-    }
+    float *su = util_arena_take(&arena, bytes[parts++]), *sv = util_arena_take(&arena, bytes[parts++]);
     float *down_tmp = util_arena_take(&arena, bytes[parts++]);
-    float *rows = util_arena_take(&arena, bytes[parts++]);
+    float *scratch = util_arena_take(&arena, bytes[parts++]);
     for (int l = 1; l < n_levels; l++) {
         float *pa = util_arena_take(&arena, bytes[parts++]), *pb = util_arena_take(&arena, bytes[parts++]);
         half_down(lv[l - 1].a, lv[l - 1].h, lv[l - 1].w, pa, down_tmp, threads);
@@ -557,21 +555,26 @@ dd_status video_flow_farneback(const float *a, const float *b, int h, int w, int
     for (int j = 0; j <= WIN_R; j++) wsum += (j ? 2 : 1) * exp(-(double)(j * j) / (2 * WIN_SIGMA * WIN_SIGMA));
     for (int j = 0; j <= WIN_R; j++) win[j] = (float)(exp(-(double)(j * j) / (2 * WIN_SIGMA * WIN_SIGMA)) / wsum);
 
+    /* flow[cur] holds the latest flow, of level l + 1 until it is brought up. */
+    float *fu[2] = {su, u}, *fv[2] = {sv, v};
+    int cur = 0;
     for (int l = n_levels - 1; l >= 0; l--) {
         const int lh = lv[l].h, lw = lv[l].w;
-        float *lu = l ? fu[l % 2] : u, *lvv = l ? fv[l % 2] : v;
         if (l == n_levels - 1) {
-            memset(lu, 0, (size_t)lh * lw * sizeof(float));
-            memset(lvv, 0, (size_t)lh * lw * sizeof(float));
+            memset(fu[cur], 0, (size_t)lh * lw * sizeof(float));
+            memset(fv[cur], 0, (size_t)lh * lw * sizeof(float));
         } else {
-            flow_up(fu[(l + 1) % 2], fv[(l + 1) % 2], lv[l + 1].h, lv[l + 1].w, lu, lvv, lh, lw, threads);
+            flow_up(fu[cur], fv[cur], lv[l + 1].h, lv[l + 1].w, fu[!cur], fv[!cur], lh, lw, threads);
+            cur = !cur;
         }
-        poly_expand(&k, lv[l].a, lh, lw, ca, rows, rows_per_thread, avx2, threads);
-        poly_expand(&k, lv[l].b, lh, lw, cb, rows, rows_per_thread, avx2, threads);
-        for (int it = 0; it < ITERATIONS; it++) {
-            update_constraints(ca, cb, lh, lw, lu, lvv, mat, avx2, threads);
-            solve_window(mat, lh, lw, win, lu, lvv, rows, rows_per_thread, avx2, threads);
-        }
+        poly_expand(&k, lv[l].a, lh, lw, ca, scratch, per_thread, avx2, threads);
+        poly_expand(&k, lv[l].b, lh, lw, cb, scratch, per_thread, avx2, threads);
+        for (int it = 0; it < ITERATIONS; it++, cur = !cur)
+            refine(ca, cb, lh, lw, win, fu[cur], fv[cur], fu[!cur], fv[!cur], scratch, per_thread, avx2, threads);
+    }
+    if (fu[cur] != u) {
+        memcpy(u, fu[cur], (size_t)h * w * sizeof(float));
+        memcpy(v, fv[cur], (size_t)h * w * sizeof(float));
     }
     util_arena_free(&arena);
     return DD_OK;
