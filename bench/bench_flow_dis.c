@@ -16,7 +16,7 @@ static const char *const usage =
     "usage: dd_bench_flow_dis [--image PNG] [--size WxH] [--reps N] [--threads 1,2] [--dump DIR]\n"
     "                         [--patch N] [--stride N] [--iters N] [--finest N] [--min-side N]\n"
     "                         [--normalize 0|1] [--var N] [--prior F]\n"
-    "                         [--alpha F] [--gamma F]\n"
+    "                         [--alpha F]\n"
     "Frames are rounded to whole levels (8-bit video). One line per motion on stdout.\n";
 
 static double now_s(void) {
@@ -62,7 +62,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "--var")) o.var_iterations = atoi(val);
         else if (!strcmp(arg, "--prior")) o.prior = (float)atof(val);
         else if (!strcmp(arg, "--alpha")) o.var_alpha = (float)atof(val);
-        else if (!strcmp(arg, "--gamma")) o.var_gamma = (float)atof(val);
         else {
             fputs(usage, stderr);
             return 2;
@@ -87,9 +86,9 @@ int main(int argc, char **argv) {
     float *b = xmalloc(n * sizeof *b), *gu = xmalloc(n * sizeof *gu), *gv = xmalloc(n * sizeof *gv);
     float *u = xmalloc(n * sizeof *u), *v = xmalloc(n * sizeof *v);
     unsigned char *bytes = xmalloc(n);
-    printf("# %dx%d from %s, patch %d stride %d iters %d finest %d min-side %d normalize %d prior %g var %d alpha %g gamma %g\n", w,
+    printf("# %dx%d from %s, patch %d stride %d iters %d finest %d min-side %d normalize %d prior %g var %d alpha %g\n", w,
            h, image, o.patch_px, o.stride_px, o.iterations, o.finest_level, o.min_side_px, o.normalize, o.prior,
-           o.var_iterations, o.var_alpha, o.var_gamma);
+           o.var_iterations, o.var_alpha);
     double epe_sum = 0;
     for (size_t m = 0; m < sizeof motions / sizeof motions[0]; m++) {
         frames_warp(a, h, w, &motions[m].m, b, gu, gv);

@@ -21,7 +21,6 @@ void video_flow_dis_defaults(flow_dis_options *o) {
     o->var_iterations = 5;
     o->prior = 0.1f;
     o->var_alpha = 20.0f;
-    o->var_gamma = 0.0f;
 }
 
 /* img(x, y) by bilinear interpolation, (x, y) clamped into the plane: past
@@ -217,7 +216,18 @@ static void densify(const float *a, const float *b, int h, int w, const level_gr
             for (int py = g->y_first[y]; py <= g->y_last[y]; py++)
                 for (int px = g->x_first[x]; px <= g->x_last[x]; px++) {
                     const float fu = pu[(size_t)py * g->nx + px], fv = pv[(size_t)py * g->nx + px];
-                    const float d = fabsf(sample_clamped(b, w, h, (float)x + fu, (float)y + fv) - ax);
+                    const float sx = (float)x + fu, sy = (float)y + fv;
+                    float bs;
+                    if (sx >= 0 && sy >= 0 && sx < (float)(w - 1) && sy < (float)(h - 1)) {
+                        const int xi = (int)sx, yi = (int)sy;
+                        const float fx = sx - (float)xi, fy = sy - (float)yi;
+                        const float *r0 = b + (size_t)yi * w + xi, *r1 = r0 + w;
+                        const float top = r0[0] + fx * (r0[1] - r0[0]), bottom = r1[0] + fx * (r1[1] - r1[0]);
+                        bs = top + fy * (bottom - top);
+                    } else {
+                        bs = sample_clamped(b, w, h, sx, sy);
+                    }
+                    const float d = fabsf(bs - ax);
                     const float wt = d > 1.0f ? 1.0f / d : 1.0f;
                     su += wt * fu, sv += wt * fv, sw += wt;
                 }
@@ -226,73 +236,60 @@ static void densify(const float *a, const float *b, int h, int w, const level_gr
         }
 }
 
-/* Variational refinement's planes, (h, w) each: the linearised data terms
- * about the current flow and the increment being solved for. */
+/* Variational refinement's planes, (h, w) each: the data term linearised
+ * about the flow (u0, v0) the patches gave, b(x + u) - a(x) ~ ix u + iy v + it,
+ * and the smoothness term's weights. */
 typedef struct var_planes {
-    float *ix, *iy, *it;         /* brightness: gradient and difference    */
-    float *ixx, *ixy, *iyy;      /* gradient constancy: second derivatives */
-    float *ixt, *iyt;            /* and the gradients' differences         */
-    float *du, *dv, *psi;        /* the increment; smoothness weights      */
+    float *ix, *iy, *it, *psi;
 } var_planes;
 
-/* Charbonnier's robust weights: 1 / sqrt(r^2 + eps^2), eps in levels for
- * the data terms and in pixels per pixel for the flow's gradient. */
+/* Charbonnier's robust weights 1 / sqrt(r^2 + eps^2): eps in levels for
+ * the data term, in pixels per pixel for the flow's gradient. */
 #define VAR_EPS_DATA 1.0f
 #define VAR_EPS_SMOOTH 0.05f
 
 /* One colour of a red-black Gauss-Seidel sweep with over-relaxation: each
- * pixel's 2x2 system from its data terms (weights from the current
- * increment) and its four neighbours' current flow. Pixels of one colour
- * depend only on the other colour's, so any split into threads gives the
- * same bits. */
-static void var_sweep(const var_planes *p, const float *u, const float *v, int h, int w, float alpha, float gamma,
-                      int colour, int threads) {
-    const float omega = 1.6f;
+ * pixel's 2x2 system from its data term (its weight from the current flow)
+ * and its four neighbours' current flow. Pixels of one colour depend only
+ * on the other colour's, so any split into threads gives the same bits. */
+static void var_sweep(const var_planes *p, float *u, float *v, int h, int w, float alpha, int colour, int threads) {
+    const float omega = 1.6f, half = 0.5f * alpha;
+    const float *ixp = p->ix, *iyp = p->iy, *itp = p->it, *psip = p->psi;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int y = 0; y < h; y++)
         for (int x = (y + colour) & 1; x < w; x += 2) {
             const size_t i = (size_t)y * w + x;
-            const float up = u[i] + p->du[i], vp = v[i] + p->dv[i], half = 0.5f * alpha, psi = p->psi[i];
+            const float up = u[i], vp = v[i], psi = psip[i];
             float sw = 0, su = 0, sv = 0;
 #define VAR_LINK(j)                                                                                                   \
     do {                                                                                                              \
-        const float lw = half * (psi + p->psi[j]);                                                                    \
-        sw += lw, su += lw * (u[j] + p->du[j] - up), sv += lw * (v[j] + p->dv[j] - vp);                               \
+        const float lw = half * (psi + psip[j]);                                                                      \
+        sw += lw, su += lw * (u[j] - up), sv += lw * (v[j] - vp);                                                     \
     } while (0)
             if (x > 0) VAR_LINK(i - 1);
             if (x < w - 1) VAR_LINK(i + 1);
             if (y > 0) VAR_LINK(i - (size_t)w);
             if (y < h - 1) VAR_LINK(i + (size_t)w);
 #undef VAR_LINK
-            const float du = p->du[i], dv = p->dv[i];
-            const float ix = p->ix[i], iy = p->iy[i], it = p->it[i];
-            const float r = it + ix * du + iy * dv;
+            const float ix = ixp[i], iy = iyp[i];
+            const float r = itp[i] + ix * up + iy * vp;
             const float wd = 1.0f / sqrtf(r * r + VAR_EPS_DATA * VAR_EPS_DATA);
-            float a11 = wd * ix * ix + sw + 1e-6f, a12 = wd * ix * iy, a22 = wd * iy * iy + sw + 1e-6f;
-            /* su, sv are the neighbours' pull at the current increment;
-             * the system is for the change of the increment. */
-            float b1 = su - wd * ix * r, b2 = sv - wd * iy * r;
-            if (gamma > 0) {
-                const float ixx = p->ixx[i], ixy = p->ixy[i], iyy = p->iyy[i];
-                const float rx = p->ixt[i] + ixx * du + ixy * dv, ry = p->iyt[i] + ixy * du + iyy * dv;
-                const float wg = gamma / sqrtf(rx * rx + ry * ry + VAR_EPS_DATA * VAR_EPS_DATA);
-                a11 += wg * (ixx * ixx + ixy * ixy);
-                a12 += wg * ixy * (ixx + iyy);
-                a22 += wg * (ixy * ixy + iyy * iyy);
-                b1 -= wg * (ixx * rx + ixy * ry);
-                b2 -= wg * (ixy * rx + iyy * ry);
-            }
-            const float inv = 1.0f / (a11 * a22 - a12 * a12);
-            p->du[i] = du + omega * (a22 * b1 - a12 * b2) * inv;
-            p->dv[i] = dv + omega * (a11 * b2 - a12 * b1) * inv;
+            const float a11 = wd * ix * ix + sw + 1e-6f, a12 = wd * ix * iy, a22 = wd * iy * iy + sw + 1e-6f;
+            /* The system is for the change of (u, v) at this pixel. */
+            const float b1 = su - wd * ix * r, b2 = sv - wd * iy * r;
+            const float inv = omega / (a11 * a22 - a12 * a12);
+            u[i] = up + (a22 * b1 - a12 * b2) * inv;
+            v[i] = vp + (a11 * b2 - a12 * b1) * inv;
         }
 }
 
-/* Brox-style variational refinement of the flow (u, v) at one level: a
- * robust data term (brightness and gradient constancy, linearised about
- * the current flow) and a robust smoothness term, minimised for an
- * increment by a few sweeps. It fills flat areas, where the patches had
- * nothing to go on, from their textured surroundings. */
+/* Variational refinement of the flow (u, v) at one level, after Brox et
+ * al. (ECCV 2004) as DIS uses it: a robust brightness-constancy term,
+ * linearised about the patches' flow, and a robust smoothness term,
+ * minimised by a few sweeps. It fills flat areas, where the patches had
+ * nothing to go on, from their textured surroundings, and evens out the
+ * patches' seams. (Brox's gradient-constancy term measured no better on
+ * our pairs: the patches' mean removal already copes with brightness.) */
 static void variational_refine(const float *a, const float *b, const float *ax, const float *ay, int h, int w,
                                const flow_dis_options *o, const var_planes *p, float *u, float *v, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -300,24 +297,15 @@ static void variational_refine(const float *a, const float *b, const float *ax, 
         for (int x = 0; x < w; x++) {
             const size_t i = (size_t)y * w + x;
             p->it[i] = sample_clamped(b, w, h, (float)x + u[i], (float)y + v[i]);
-            p->du[i] = p->dv[i] = 0;
         }
-    /* b warped sits in it; its gradients, averaged with a's, are the
-     * linearisation's, their difference the gradient constancy's residual. */
-    gradients(p->it, h, w, p->ixt, p->iyt, threads);
+    /* b warped sits in it; its gradients averaged with a's are the
+     * linearisation's, and it becomes the constant term in u, v. */
+    gradients(p->it, h, w, p->ix, p->iy, threads);
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            const size_t i = (size_t)y * w + x;
-            p->ix[i] = 0.5f * (ax[i] + p->ixt[i]), p->iy[i] = 0.5f * (ay[i] + p->iyt[i]);
-            p->ixt[i] -= ax[i], p->iyt[i] -= ay[i];
-            p->it[i] -= a[i];
-        }
-    if (o->var_gamma > 0) {
-        gradients(p->ix, h, w, p->ixx, p->ixy, threads);
-        gradients(p->iy, h, w, p->psi, p->iyy, threads);
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (size_t i = 0; i < (size_t)h * w; i++) p->ixy[i] = 0.5f * (p->ixy[i] + p->psi[i]);
+    for (size_t i = 0; i < (size_t)h * w; i++) {
+        const float ix = 0.5f * (ax[i] + p->ix[i]), iy = 0.5f * (ay[i] + p->iy[i]);
+        p->ix[i] = ix, p->iy[i] = iy;
+        p->it[i] = p->it[i] - a[i] - ix * u[i] - iy * v[i];
     }
     for (int it = 0; it < o->var_iterations; it++) {
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -325,15 +313,12 @@ static void variational_refine(const float *a, const float *b, const float *ax, 
             for (int x = 0; x < w; x++) {
                 const size_t i = (size_t)y * w + x;
                 const size_t e = x < w - 1 ? i + 1 : i, s = y < h - 1 ? i + (size_t)w : i;
-                const float uy = u[s] + p->du[s] - u[i] - p->du[i], ux = u[e] + p->du[e] - u[i] - p->du[i];
-                const float vy = v[s] + p->dv[s] - v[i] - p->dv[i], vx = v[e] + p->dv[e] - v[i] - p->dv[i];
+                const float ux = u[e] - u[i], uy = u[s] - u[i], vx = v[e] - v[i], vy = v[s] - v[i];
                 p->psi[i] = 1.0f / sqrtf(ux * ux + uy * uy + vx * vx + vy * vy + VAR_EPS_SMOOTH * VAR_EPS_SMOOTH);
             }
-        var_sweep(p, u, v, h, w, o->var_alpha, o->var_gamma, 0, threads);
-        var_sweep(p, u, v, h, w, o->var_alpha, o->var_gamma, 1, threads);
+        var_sweep(p, u, v, h, w, o->var_alpha, 0, threads);
+        var_sweep(p, u, v, h, w, o->var_alpha, 1, threads);
     }
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (size_t i = 0; i < (size_t)h * w; i++) u[i] += p->du[i], v[i] += p->dv[i];
 }
 
 /* The flow at (fh, fw) from one 2^shift times coarser (ch, cw), scaled up. */
@@ -352,7 +337,7 @@ static int options_ok(const flow_dis_options *o) {
     return o->patch_px >= 4 && o->patch_px <= FLOW_DIS_MAX_PATCH_PX && o->stride_px >= 1 &&
            o->stride_px <= o->patch_px && o->iterations >= 1 && o->finest_level >= 0 &&
            o->finest_level < MAX_LEVELS && o->min_side_px >= 1 && o->var_iterations >= 0 &&
-           o->prior >= 0 && o->var_alpha > 0 && o->var_gamma >= 0;
+           o->prior >= 0 && o->var_alpha > 0;
 }
 
 dd_status video_flow_dis_with(const float *a, const float *b, int h, int w, int threads, const flow_dis_options *o,
@@ -386,7 +371,7 @@ dd_status video_flow_dis_with(const float *a, const float *b, int h, int w, int 
     const size_t ny = (size_t)(lh[finest] - ph + o->stride_px - 1) / (size_t)o->stride_px + 1;
     grid = nx * ny * sizeof(float);
     ints = (2 * (size_t)lw[finest] + 2 * (size_t)lh[finest] + nx + ny) * sizeof(int);
-    const size_t parts[] = {2 * pyr, tmp, (6 + 9 * (o->var_iterations > 0)) * util_align64(fplane * sizeof(float)), 2 * util_align64(grid), ints};
+    const size_t parts[] = {2 * pyr, tmp, (6 + 4 * (o->var_iterations > 0)) * util_align64(fplane * sizeof(float)), 2 * util_align64(grid), ints};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (!util_add(total, parts[i], &total) || total > ((size_t)1 << 40))
             return util_fail(DD_ERR_NOMEM, "flow: %dx%d too large", w, h);
@@ -415,7 +400,7 @@ dd_status video_flow_dis_with(const float *a, const float *b, int h, int w, int 
     int *ibuf = util_arena_take(&arena, ints);
     var_planes vp = {0};
     if (o->var_iterations > 0) {
-        float **planes[] = {&vp.ix, &vp.iy, &vp.it, &vp.ixx, &vp.ixy, &vp.iyy, &vp.ixt, &vp.iyt, &vp.psi};
+        float **planes[] = {&vp.ix, &vp.iy, &vp.it, &vp.psi};
         for (size_t i = 0; i < sizeof planes / sizeof planes[0]; i++)
             *planes[i] = util_arena_take(&arena, fplane * sizeof(float));
     }
@@ -441,11 +426,8 @@ dd_status video_flow_dis_with(const float *a, const float *b, int h, int w, int 
                      lh[l + (l + 1 < levels)], lw[l + (l + 1 < levels)], o, pu, pv, threads);
         float *du = l == 0 ? u : fu[cur], *dv = l == 0 ? v : fv[cur];
         densify(pa[l], pb[l], H, W, &g, pu, pv, du, dv, threads);
-        if (o->var_iterations > 0) {
-            /* The coarser flow is spent: its planes hold the increment. */
-            vp.du = fu[prev], vp.dv = fv[prev];
+        if (o->var_iterations > 0)
             variational_refine(pa[l], pb[l], ax, ay, H, W, o, &vp, du, dv, threads);
-        }
     }
     if (finest > 0) upsample_flow(fu[finest & 1], fv[finest & 1], lh[finest], lw[finest], finest, u, v, h, w, threads);
     util_arena_free(&arena);

@@ -20,7 +20,6 @@ typedef struct flow_dis_options {
     float prior;        /* pull of a patch towards its initial displacement,
                          * per pixel, in (levels / pixel)^2                   */
     float var_alpha;    /* variational refinement: smoothness's weight       */
-    float var_gamma;    /* and gradient constancy's (brightness's is 1)      */
 } flow_dis_options;
 
 /* The settings video_flow_dis uses. */
