@@ -32,7 +32,7 @@ static double run_motion(const char *name, const float *a, const frames_motion *
         fprintf(stderr, "%-14s EPE %.4f (bound %.2f) border %d px; with the border %.4f\n", name, epe, bound, border,
                 edge);
         CHECK(epe < bound, "%s: EPE %.4f over %.2f", name, epe, bound);
-        CHECK(edge < 4 * bound, "%s: EPE with the border %.4f over %.2f", name, edge, 4 * bound);
+        CHECK(edge < 1.0, "%s: EPE with the border %.4f over 1 px", name, edge);
     }
     free(b), free(gu), free(gv), free(u), free(v);
     return epe;
@@ -44,11 +44,12 @@ static void test_motions(const float *a) {
         frames_motion m;
         double bound; /* measured, with headroom */
     } cases[] = {
-        {"t(2,0)", {2, 0, 0, 1}, 0.1},         {"t(0,-3)", {0, -3, 0, 1}, 0.1},
-        {"t(5,4)", {5, 4, 0, 1}, 0.1},         {"t(1.5,-0.75)", {1.5, -0.75, 0, 1}, 0.2},
-        {"t(0.3,0.2)", {0.3, 0.2, 0, 1}, 0.2}, {"t(12,-7)", {12, -7, 0, 1}, 0.2},
-        {"rot 0.5 deg", {0, 0, 0.5, 1}, 0.2}, {"rot 2 deg", {0, 0, 2, 1}, 0.4},
-        {"zoom 1.02", {0, 0, 0, 1.02}, 0.2},
+        /* measured (gcc 12, x86-64): 0.022 0.050 0.066 0.186 0.139 0.064 0.148 0.382 0.149 */
+        {"t(2,0)", {2, 0, 0, 1}, 0.05},         {"t(0,-3)", {0, -3, 0, 1}, 0.1},
+        {"t(5,4)", {5, 4, 0, 1}, 0.12},         {"t(1.5,-0.75)", {1.5, -0.75, 0, 1}, 0.3},
+        {"t(0.3,0.2)", {0.3, 0.2, 0, 1}, 0.25}, {"t(12,-7)", {12, -7, 0, 1}, 0.12},
+        {"rot 0.5 deg", {0, 0, 0.5, 1}, 0.25}, {"rot 2 deg", {0, 0, 2, 1}, 0.6},
+        {"zoom 1.02", {0, 0, 0, 1.02}, 0.25},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_motion(cases[i].name, a, &cases[i].m, cases[i].bound);
 }
