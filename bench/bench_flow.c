@@ -13,7 +13,6 @@ static const struct {
     video_flow_fn fn;
 } METHODS[] = {
     {"farneback", video_flow_farneback},
-    {"dis", video_flow_dis},
 };
 
 static double now_s(void) {

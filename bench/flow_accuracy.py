@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Our optical flow against OpenCV's on synthetic pairs: mean endpoint error and time per pair.
 
-usage: /usr/bin/python3 bench/flow_accuracy.py BENCH_FLOW [--methods farneback,dis]
+usage: /usr/bin/python3 bench/flow_accuracy.py BENCH_FLOW [--methods farneback]
            [--image samples/coffee.png] [--size 640x360] [--threads 1,2] [--runs 5]
 
 BENCH_FLOW is the built bench_flow (build/bench_flow). Each pair is a photo's luma at the given

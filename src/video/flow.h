@@ -13,7 +13,9 @@
  * DD_ERR_NOMEM, DD_ERR_INVALID_ARG (sizes below 1, or NULL); never prints. */
 typedef dd_status (*video_flow_fn)(const float *a, const float *b, int h, int w, int threads, float *u, float *v);
 
+/* Farneback's polynomial expansion (flow_farneback.c). DIS (dense inverse
+ * search) was built beside it and measured on the same pairs: less
+ * accurate and half as fast here, so it was removed (docs/VIDEO.md). */
 dd_status video_flow_farneback(const float *a, const float *b, int h, int w, int threads, float *u, float *v);
-dd_status video_flow_dis(const float *a, const float *b, int h, int w, int threads, float *u, float *v);
 
 #endif
