@@ -120,7 +120,9 @@ static void test_steadier(void) {
            W, H, SHIFT, u_carried, p.blend, u_alone, u_carried / u_alone, d_carried, d_alone);
     /* A steadier clip that only dreamed less would prove nothing. */
     CHECK(d_carried > 0.8 * d_alone, "carried detail dreamed %.2f levels against %.2f alone", d_carried, d_alone);
-    CHECK(u_carried < 0.6 * u_alone, "carried detail is not clearly steadier: %.3f against %.3f levels", u_carried,
+    /* Measured 0.558 (0.555 with the exact flow of the pan in place of the
+     * one computed); 0.7 leaves room for other kernels' last bits. */
+    CHECK(u_carried < 0.7 * u_alone, "carried detail is not clearly steadier: %.3f against %.3f levels", u_carried,
           u_alone);
     free_frames(carried), free_frames(alone);
 }

@@ -168,8 +168,13 @@ if wanted messages; then
   begin messages
   clip m.y4m yuv420p 1
   run --video -o outdir m.y4m
-  want_status 2 "--video with -o"
-  want_stderr_has "--video reads one INPUT" "--video with -o"
+  want_status 2 "--video -o with a stream"
+  want_stderr_has "m.y4m: a y4m stream: --video -o OUTDIR dreams image frames; stream it with --video INPUT OUTPUT" \
+    "--video -o with a stream"
+  absent outdir "--video -o with a stream"
+  run --video --dry-run m.y4m m-out.y4m
+  want_status 2 "--video --dry-run"
+  want_stderr_has "--video streams one INPUT into one OUTPUT, or frames into -o OUTDIR" "--video --dry-run"
   run --video --steps 0 missing.y4m m-out.y4m
   want_status 1 "missing input"
   want_error missing.y4m "missing input"
@@ -308,10 +313,10 @@ if wanted zoom; then
     "--zoom 1.1 --video:no --video" "--zoom 1.1 --blend 0.5:--blend is for --video"; do
     opts=${bad%%:*} msg=${bad#*:}
     # shellcheck disable=SC2086
-    run $opts small.png bad.y4m
+    run $opts small.png zbad.y4m
     want_status 2 "$opts"
     want_stderr_has "$msg" "$opts"
-    absent bad.y4m "$opts"
+    absent zbad.y4m "$opts"
   done
   run --zoom 1.1 small.png zoom.mp4
   want_status 2 "--zoom into .mp4"

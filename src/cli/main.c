@@ -986,6 +986,12 @@ static int run_batch(run *r) {
     summary_owed = !o->quiet && !o->dry_run;
     pthread_mutex_unlock(&write_lock);
     int rc = o->out_dir ? check_out_dir(o->out_dir) : 0;
+    for (int i = 0; o->video && rc == 0 && i < o->n_inputs; i++) {
+        const char *dot = strrchr(o->inputs[i], '.');
+        if (dot && !strcasecmp(dot, ".y4m"))
+            rc = usage_error("%s: a y4m stream: --video -o OUTDIR dreams image frames; stream it with --video INPUT OUTPUT",
+                             o->inputs[i]);
+    }
     if (rc == 0) rc = cli_plan_make(&plan, o->inputs, o->n_inputs, o->out_dir ? o->out_dir : "", o->recursive, o->format,
                        o->in_place, o->quiet);
     if (rc == 0 && o->out_dir && !o->dry_run && !cli_stop_signal && !make_out_dir(o->out_dir)) rc = EXIT_FAILED;
