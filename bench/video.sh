@@ -15,8 +15,8 @@ ffmpeg -nostdin -v error -y -loop 1 -i "$here/../docs/presets/landscape.jpg" \
   -vf "crop=640:360:'40+4*n':60" -frames:v "$frames" -r 25 -pix_fmt yuv420p -f yuv4mpegpipe "$work/pan.y4m"
 ffmpeg -nostdin -v error -y -f yuv4mpegpipe -i "$work/pan.y4m" -frames:v 1 -f yuv4mpegpipe "$work/one.y4m"
 seconds() { /usr/bin/time -f "%e %M" -o "$work/time" "$@" && cat "$work/time"; }
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores;" \
-  "flags: $(grep -m1 -o 'avx512_bf16\|avx512f\|avx2' /proc/cpuinfo | head -1)"
+best=$(for f in avx512_bf16 avx512f avx2; do grep -qw "$f" /proc/cpuinfo && { echo "$f"; break; }; done)
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, ${best:-no avx2}"
 echo
 echo "| 640x360, $frames frames | first frame | each later frame | unsteadiness | dreamed | peak RSS |"
 echo "|---|---:|---:|---:|---:|---:|"
