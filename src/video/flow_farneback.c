@@ -245,7 +245,7 @@ ROW_BODY void constraints_row(const float *restrict ca, const float *restrict cb
         const size_t i = row + x;
         const float dx = u[i], dy = v[i], fx = (float)x + dx, fy = (float)y + dy;
         const int inside = (fx >= 0) & (fy >= 0) & (fx <= wmax) & (fy <= hmax);
-        float cx = fx < 0 ? 0 : fx, cy = fy < 0 ? 0 : fy;
+        float cx = fx > 0 ? fx : 0, cy = fy > 0 ? fy : 0; /* NaN (from NaN frames) to 0, in bounds */
         cx = cx > wmax ? wmax : cx, cy = cy > hmax ? hmax : cy;
         int x0 = (int)cx, y0 = (int)cy;
         x0 = x0 > xmax ? xmax : x0, y0 = y0 > ymax ? ymax : y0;
@@ -305,8 +305,8 @@ AVX2 static void constraints_row_avx2(const float *ca, const float *cb, int h, i
             const __m256 inside = _mm256_and_ps(
                 _mm256_and_ps(_mm256_cmp_ps(fx, zero, _CMP_GE_OQ), _mm256_cmp_ps(fy, zero, _CMP_GE_OQ)),
                 _mm256_and_ps(_mm256_cmp_ps(fx, wmax, _CMP_LE_OQ), _mm256_cmp_ps(fy, hmax, _CMP_LE_OQ)));
-            __m256 cx = _mm256_blendv_ps(fx, zero, _mm256_cmp_ps(fx, zero, _CMP_LT_OQ));
-            __m256 cy = _mm256_blendv_ps(fy, zero, _mm256_cmp_ps(fy, zero, _CMP_LT_OQ));
+            __m256 cx = _mm256_blendv_ps(zero, fx, _mm256_cmp_ps(fx, zero, _CMP_GT_OQ)); /* NaN to 0 */
+            __m256 cy = _mm256_blendv_ps(zero, fy, _mm256_cmp_ps(fy, zero, _CMP_GT_OQ));
             cx = _mm256_blendv_ps(cx, wmax, _mm256_cmp_ps(cx, wmax, _CMP_GT_OQ));
             cy = _mm256_blendv_ps(cy, hmax, _mm256_cmp_ps(cy, hmax, _CMP_GT_OQ));
             const __m256i x0 = _mm256_min_epi32(_mm256_cvttps_epi32(cx), xmax);
