@@ -271,19 +271,40 @@ if wanted frames; then
   want_status 0 "frames resumed"
   want_stderr_has "4 done, 7 skipped, 0 failed" "frames resumed"
   check "frames resumed: the same bytes as in one run" diff -r seq-out resumed
-  # A frame of another size fails alone; the clip goes on.
+  # A frame of another size is another shot: a new clip starts there, and
+  # again at the next size change; the first frame of each is its still
+  # dream. A size change where a resume would go on is a new clip too.
   mkdir -p odd
   cp seq/frame1.png seq/frame2.png seq/frame3.png odd/
   ffmpeg -nostdin -v error -y -i seq/frame2.png -vf scale=120:90 odd/frame2.png
   run --video "${look[@]}" -o odd-out odd
-  want_status 1 "a frame of another size"
-  want_stderr_has "odd/frame2.png: frame 120x90 in a clip of 128x96" "a frame of another size"
-  want_stderr_has "2 done, 0 skipped, 1 failed" "a frame of another size"
-  absent odd-out/frame2.png "a frame of another size"
+  want_status 0 "frames of two sizes"
+  want_stderr_has "odd/frame2.png: 120x90 after frames of 128x96: a new clip starts here" "frames of two sizes"
+  want_stderr_has "odd/frame3.png: 128x96 after frames of 120x90: a new clip starts here" "frames of two sizes"
+  want_stderr_has "3 done, 0 skipped, 0 failed" "frames of two sizes"
+  "$dd" "${look[@]}" odd/frame3.png still3.png
+  check "frames of two sizes: frame 3 is its still dream" \
+    test "$(compare -metric AE still3.png odd-out/frame3.png null: 2>&1)" = 0
+  # A resume from a written frame that does not fit its photo (another
+  # size) starts afresh: the next frame is its still dream.
+  cp -r seq-out broken
+  rm broken/frame9.png broken/frame10.png broken/frame11.png
+  ffmpeg -nostdin -v error -y -i seq/frame8.png -vf scale=64:48 broken/frame8.png
+  run --video "${look[@]}" --skip-existing -o broken seq
+  want_status 0 "resume from a broken frame"
+  want_stderr_has "broken/frame8.png: cannot go on from it (photo 128x96 and dream 64x48 in a clip of 128x96)" \
+    "resume from a broken frame"
+  want_stderr_has "3 done, 8 skipped, 0 failed" "resume from a broken frame"
+  "$dd" "${look[@]}" seq/frame9.png still9.png
+  check "resume from a broken frame: frame 9 dreamed again as a still" \
+    test "$(compare -metric AE still9.png broken/frame9.png null: 2>&1)" = 0
   run --video --shard 0/2 -o x seq
   want_status 2 "--video --shard"
   run --video --in-place seq/frame1.png
   want_status 2 "--video --in-place"
+  run --zoom 1.1 seq/frame1.png a.y4m b.y4m
+  want_status 2 "--zoom with three files"
+  want_stderr_has "--zoom takes one PHOTO and one OUTPUT" "--zoom with three files"
   end
 fi
 

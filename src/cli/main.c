@@ -461,6 +461,7 @@ static int parse_options(int argc, char **argv, options *o) {
             if (!strcmp(o->inputs[i], "-")) return usage_error("%s", "a batch reads files, not standard input");
         if (o->in_place && o->format) return usage_error("%s", "--in-place keeps each file's format: no --format");
     } else {
+        if (o->n_inputs != 2 && o->zoom_mode) return usage_error("%s", "--zoom takes one PHOTO and one OUTPUT");
         if (o->n_inputs != 2) return usage_error("%s", o->n_inputs < 2 ? "needs INPUT and OUTPUT" : "too many arguments (a batch needs -o OUTDIR)");
         if (o->format || o->recursive || o->skip_existing || o->shard_n)
             return usage_error("%s", "--format, -r, --skip-existing and --shard are for a batch (-o OUTDIR)");
@@ -549,6 +550,7 @@ typedef struct run {
     dd_speed speed;      /* --dry-run: measured at the first plan, 0 until then */
     double before_bytes; /* --dry-run: the program's peak RSS before any image */
     dd_clip *clip;       /* --video -o: the frames' clip, made by the first frame */
+    int clip_w, clip_h;  /* its frames' size */
 } run;
 
 enum { DREAM_SKIPPED = -1 };
@@ -713,8 +715,16 @@ static int dream_one(run *r, const char *input, const char *output, dd_format fo
         in_data = NULL;
     }
     r->progress.name = in_name, r->progress.last_octave = -1;
-    if (o->video) { /* a frame of a sequence */
+    if (o->video) { /* a frame of a sequence; another size is another shot */
+        if (r->clip && (r->clip_w != w || r->clip_h != h)) {
+            if (!o->quiet)
+                fprintf(stderr, "%s: %s: %dx%d after frames of %dx%d: a new clip starts here\n", cli_prog, in_name, w, h,
+                        r->clip_w, r->clip_h);
+            dd_clip_free(r->clip);
+            r->clip = NULL;
+        }
         st = r->clip ? DD_OK : dd_clip_new(r->model, &o->params, w, h, &r->clip);
+        r->clip_w = w, r->clip_h = h;
         if (!st) st = dd_clip_dream(r->clip, image, cli_on_progress, &r->progress);
     } else {
         st = dd_dream(r->model, &o->params, image, cli_on_progress, &r->progress);
@@ -965,14 +975,26 @@ static int by_frame_number(const void *a, const void *b) {
 }
 
 /* --video -o --skip-existing: the sequence goes on after frames dreamed
- * earlier from the last of them as written (its photo and its dream).
- * When they cannot be read the next frame starts without carried detail. */
+ * earlier from the last of them as written (its photo and its dream): the
+ * same bytes as a run never stopped when the frames are PNG, PNM or PAM (a
+ * JPEG's dream was rounded twice). When they cannot be read the next frame
+ * is a first frame: a new clip, every step. */
 static void resume_clip(run *r, const cli_job *j) {
     dd_image *photo = cli_load_quietly(j->input), *dreamed = cli_load_quietly(j->output);
     dd_status st = photo && dreamed ? DD_OK : DD_ERR_IO;
-    if (!st && !r->clip)
+    if (!st && r->clip && (r->clip_w != dd_image_width(photo) || r->clip_h != dd_image_height(photo))) {
+        dd_clip_free(r->clip);
+        r->clip = NULL;
+    }
+    if (!st && !r->clip) {
         st = dd_clip_new(r->model, &r->o->params, dd_image_width(photo), dd_image_height(photo), &r->clip);
+        r->clip_w = dd_image_width(photo), r->clip_h = dd_image_height(photo);
+    }
     if (!st) st = dd_clip_resume(r->clip, photo, dreamed);
+    if (st) { /* the next frame is a first frame */
+        dd_clip_free(r->clip);
+        r->clip = NULL;
+    }
     if (st && !r->o->quiet)
         fprintf(stderr, "%s: %s: cannot go on from it (%s); the next frame starts afresh\n", cli_prog,
                 cli_quote(j->output), st == DD_ERR_IO ? "unreadable" : cli_quote(dd_last_error()));
@@ -1200,7 +1222,7 @@ static int run_video(run *r) {
     dd_clip *clip = NULL;
     cli_stream out;
     int opened = 0, started = 0, noted_small = 0;
-    long total = 0;
+    long total = 0, written = 0;
     rc = EXIT_FAILED;
     if (dd_y4m_reader_new(video_read, &fd, o->max_pixels, &reader)) {
         if (!cli_stop_signal) fprintf(stderr, "%s: %s: %s\n", cli_prog, in_name, cli_quote(dd_last_error()));
@@ -1241,6 +1263,7 @@ static int run_video(run *r) {
             if (!out.failed) fprintf(stderr, "%s: %s: %s\n", cli_prog, out.name, cli_quote(dd_last_error()));
             goto done; /* else the close says why */
         }
+        written++;
     }
     cli_progress_end_line(p);
 done:
@@ -1248,8 +1271,9 @@ done:
     dd_clip_free(clip);
     dd_y4m_writer_free(writer);
     dd_y4m_reader_free(reader);
-    /* Whatever was written is whole frames: kept, also after a failure. */
-    if (opened && !cli_stream_close(&out, started)) rc = EXIT_FAILED;
+    /* Whatever was written is whole frames: kept, also after a failure;
+     * a header alone only when the input had no frames. */
+    if (opened && !cli_stream_close(&out, started && (written > 0 || rc == 0))) rc = EXIT_FAILED;
     if (fd != STDIN_FILENO) close(fd);
     if (cli_stop_signal) rc = stopped_status();
     return rc;
@@ -1279,6 +1303,7 @@ static int run_zoom(run *r) {
     dd_y4m_writer *writer = NULL;
     cli_stream out;
     int opened = 0, started = 0;
+    long written = 0;
     rc = EXIT_FAILED;
     if (!cli_read_image(input, o->max_pixels, NULL, &data, &size)) goto done;
     if (dd_image_load_memory(data, size, o->max_pixels, &frame)) {
@@ -1316,6 +1341,7 @@ static int run_zoom(run *r) {
             if (!out.failed) fprintf(stderr, "%s: %s: %s\n", cli_prog, out.name, cli_quote(dd_last_error()));
             goto done;
         }
+        written++;
     }
     cli_progress_end_line(p);
     rc = 0;
@@ -1324,7 +1350,7 @@ done:
     dd_image_free(frame);
     dd_clip_free(clip);
     dd_y4m_writer_free(writer);
-    if (opened && !cli_stream_close(&out, started)) rc = EXIT_FAILED;
+    if (opened && !cli_stream_close(&out, started && written > 0)) rc = EXIT_FAILED;
     if (cli_stop_signal) rc = stopped_status();
     return rc;
 }

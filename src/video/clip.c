@@ -32,8 +32,9 @@ dd_status dd_clip_new(const dd_model *model, const dd_params *params, int width,
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "no clip to return");
     *out = NULL;
     if (!model || !params) return util_fail(DD_ERR_INVALID_ARG, "no model or parameters");
-    if ((width < 1 || height < 1 || width > IMG_MAX_SIDE || height > IMG_MAX_SIDE))
-        return util_fail(DD_ERR_INVALID_ARG, "frame size %dx%d outside 1..%d", width, height, IMG_MAX_SIDE);
+    if (width < 1 || height < 1) return util_fail(DD_ERR_INVALID_ARG, "frame size %dx%d", width, height);
+    if (width > IMG_MAX_SIDE || height > IMG_MAX_SIDE)
+        return util_fail(DD_ERR_LIMIT, "frame size %dx%d: a side over %d", width, height, IMG_MAX_SIDE);
     dd_clip *c = calloc(1, sizeof *c);
     if (!c) return util_fail(DD_ERR_NOMEM, "out of memory");
     c->model = model, c->params = *params, c->w = width, c->h = height;
@@ -159,7 +160,7 @@ dd_status dd_clip_dream(dd_clip *c, dd_image *frame, dd_progress_fn progress, vo
     if ((st = dream_run(c->d, frame, start, steps, progress, user))) return st;
     /* The detail is taken from the frame as written, rounded: a sequence
      * resumed from its written frames (dd_clip_resume) goes on with the
-     * same bytes. The floats are already made: nothing can fail after. */
+     * same bytes, when they were written losslessly. The floats are already made: nothing can fail after. */
     const dream_photo dreamed = dream_photo_of(frame, c->model);
     dream_photo_at(c->start, &dreamed, h, w, threads, NULL);
     for (size_t i = 0; i < n; i++) c->detail[i] = c->start[i] - c->photo[i];
