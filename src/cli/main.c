@@ -1173,6 +1173,15 @@ static int dream_frame(run *r, dd_clip **clip, dd_image *frame, const char *name
     return 0;
 }
 
+/* The input's name for messages into name; 1 (said why) when it is a
+ * terminal, which holds no what. */
+static int clip_input(const char *input, const char *what, char *name, size_t size) {
+    snprintf(name, size, "%s", strcmp(input, "-") ? cli_quote(input) : "standard input");
+    if (strcmp(input, "-") || !isatty(STDIN_FILENO)) return 0;
+    fprintf(stderr, "%s: standard input: a terminal, not %s (pipe one in)\n", cli_prog, what);
+    return 1;
+}
+
 /* An output named .mp4 or .png would get y4m bytes under a misleading
  * name: a file with an extension must be .y4m (pipes, devices and names
  * without one take the stream as it is). */
@@ -1196,11 +1205,7 @@ static int run_video(run *r) {
     const options *o = r->o;
     const char *input = o->inputs[0], *output = o->inputs[1];
     char in_name[4 * PATH_MAX + 8];
-    snprintf(in_name, sizeof in_name, "%s", strcmp(input, "-") ? cli_quote(input) : "standard input");
-    if (!strcmp(input, "-") && isatty(STDIN_FILENO)) {
-        fprintf(stderr, "%s: standard input: a terminal, not a video (pipe one in)\n", cli_prog);
-        return EXIT_USAGE;
-    }
+    if (clip_input(input, "a video", in_name, sizeof in_name)) return EXIT_USAGE;
     struct stat a, b;
     if (strcmp(input, "-") && strcmp(output, "-") && stat(input, &a) == 0 && stat(output, &b) == 0 &&
         S_ISREG(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
@@ -1287,11 +1292,7 @@ static int run_zoom(run *r) {
     const options *o = r->o;
     const char *input = o->inputs[0], *output = o->inputs[1];
     char in_name[4 * PATH_MAX + 8];
-    snprintf(in_name, sizeof in_name, "%s", strcmp(input, "-") ? cli_quote(input) : "standard input");
-    if (!strcmp(input, "-") && isatty(STDIN_FILENO)) {
-        fprintf(stderr, "%s: standard input: a terminal, not an image (pipe one in)\n", cli_prog);
-        return EXIT_USAGE;
-    }
+    if (clip_input(input, "an image", in_name, sizeof in_name)) return EXIT_USAGE;
     int rc = check_y4m_name(output, "--zoom");
     if (rc) return rc;
     cli_target target;
