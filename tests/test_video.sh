@@ -103,6 +103,20 @@ if wanted pipe; then
   echo "dream against its input: PSNR $p dB"
   check "pipe: the dream changed the frames (PSNR $p)" test "$p" != inf
   check "pipe: ... and is still the clip (PSNR $p >= 15)" at_least "$p" 15
+  # The issue's own line: mp4 in, ffmpeg decoding, deepdream, ffmpeg
+  # encoding H.264, mp4 out (when this ffmpeg has libx264).
+  if ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libx264; then
+    ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=128x96:rate=5 -frames:v 3 -c:v libx264 -pix_fmt yuv420p in.mp4
+    ffmpeg -nostdin -v error -i in.mp4 -f yuv4mpegpipe - | "$dd" --video --octaves 1 --steps 1 - - 2>"$work/stderr" |
+      ffmpeg -v error -y -f yuv4mpegpipe -i - -c:v libx264 out.mp4
+    codes=("${PIPESTATUS[@]}")
+    check "mp4 to mp4: exit statuses ${codes[*]}, want 0 0 0" test "${codes[*]}" = "0 0 0"
+    got=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=codec_name,width,height,nb_read_frames \
+      -of csv=p=0 out.mp4)
+    check "mp4 to mp4: H.264, 128x96, 3 frames ($got)" test "$got" = "h264,128,96,3"
+  else
+    echo "mp4 to mp4: skipped, this ffmpeg has no libx264"
+  fi
   end
 fi
 
