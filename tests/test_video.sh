@@ -389,6 +389,15 @@ if wanted memory; then
     s=$(tail -1 short.rss) l=$(tail -1 longer.rss)
     echo "peak RSS: 4 frames $s KiB, 80 frames $l KiB"
     check "80 frames: peak $l KiB within 2 MiB of 4 frames' $s KiB" test "$l" -le $((s + 2048))
+    # Dreamed through the clip (the flow's buffers, every octave's net):
+    # made by the first frame, the same for the 40th (measured +56 KiB).
+    clip few.y4m yuv420p 4 160x96
+    clip many.y4m yuv420p 40 160x96
+    /usr/bin/time -f %M -o few.rss "$dd" --video --octaves 2 --steps 1 --threads 1 few.y4m f.y4m
+    /usr/bin/time -f %M -o many.rss "$dd" --video --octaves 2 --steps 1 --threads 1 many.y4m m.y4m
+    s=$(tail -1 few.rss) l=$(tail -1 many.rss)
+    echo "peak RSS dreaming: 4 frames $s KiB, 40 frames $l KiB"
+    check "40 dreamed frames: peak $l KiB within 2 MiB of 4 frames' $s KiB" test "$l" -le $((s + 2048))
   else
     skip "no /usr/bin/time"
   fi
