@@ -35,11 +35,8 @@ extern "C" {
 /* MAJOR * 10000 + MINOR * 100 + PATCH (0.2.0: 200), as dd_version() gives
  * the library's. */
 #define DD_VERSION_NUMBER (DD_VERSION_MAJOR * 10000 + DD_VERSION_MINOR * 100 + DD_VERSION_PATCH)
-#define DD_VERSION_STR_(x) #x
-#define DD_VERSION_STR(x) DD_VERSION_STR_(x)
-/* "0.2.0" */
-#define DD_VERSION_STRING \
-    DD_VERSION_STR(DD_VERSION_MAJOR) "." DD_VERSION_STR(DD_VERSION_MINOR) "." DD_VERSION_STR(DD_VERSION_PATCH)
+/* The same as text (a literal that scripts read from this line). */
+#define DD_VERSION_STRING "0.2.0"
 
 typedef enum dd_status {
     DD_OK = 0,

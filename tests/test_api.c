@@ -75,6 +75,9 @@ static void test_version(const char *cmake_version) {
     }
     CHECK(!strcmp(DD_VERSION_STRING, cmake_version), "DD_VERSION_STRING '%s', CMake's '%s'", DD_VERSION_STRING,
           cmake_version);
+    char text[64];
+    snprintf(text, sizeof text, "%d.%d.%d", DD_VERSION_MAJOR, DD_VERSION_MINOR, DD_VERSION_PATCH);
+    CHECK(!strcmp(DD_VERSION_STRING, text), "DD_VERSION_STRING '%s', the numbers %s", DD_VERSION_STRING, text);
     CHECK(dd_version() == DD_VERSION_NUMBER, "dd_version() %u, the header's %d", dd_version(), DD_VERSION_NUMBER);
 }
 
