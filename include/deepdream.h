@@ -27,6 +27,15 @@
 extern "C" {
 #endif
 
+/* The version of this header; project(deepdream VERSION ...) in
+ * CMakeLists.txt holds the same numbers (tests/test_api.c checks them). */
+#define DD_VERSION_MAJOR 0
+#define DD_VERSION_MINOR 2
+#define DD_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH (0.2.0: 200), as dd_version() gives
+ * the library's. */
+#define DD_VERSION_NUMBER (DD_VERSION_MAJOR * 10000 + DD_VERSION_MINOR * 100 + DD_VERSION_PATCH)
+/* The same as text (a literal that scripts read from this line). */
 #define DD_VERSION_STRING "0.2.0"
 
 typedef enum dd_status {
@@ -48,6 +57,18 @@ const char *dd_strerror(dd_status status);
  * "mixed9: no such layer". Empty string when there was none. The pointer
  * stays valid until the next failing call on this thread. */
 const char *dd_last_error(void);
+
+/* The version of the library as it was built, as DD_VERSION_NUMBER counts
+ * it. A program built against one header and run with another library
+ * (a shared one replaced) sees the mismatch:
+ *     if (dd_version() != DD_VERSION_NUMBER) ...
+ * Thread-safe. */
+unsigned dd_version(void);
+
+/* Frees memory the library handed to the caller (dd_image_save_memory's
+ * buffer). Use it rather than free(): a program may link another C
+ * runtime's malloc than the library's. NULL is a no-op. Thread-safe. */
+void dd_free(void *p);
 
 /* ---- Models ---------------------------------------------------------- */
 
@@ -229,13 +250,51 @@ typedef struct dd_image_info {
  * there is malformed or no image format. */
 dd_status dd_image_probe(const void *data, size_t size, uint64_t max_pixels, dd_image_info *info);
 
-/* Encodes to a new malloc'd buffer (*data, *size; free() it). quality is
+/* Reads the file at path and decodes it as dd_image_load_memory does
+ * (max_pixels likewise; 0: no limit). Read in bounded steps, as the
+ * command line reads its inputs, so a pipe or FIFO works too: first up to
+ * 64 KiB, doubling while dd_image_probe has no complete header yet (at
+ * most 65 MiB), so that a size over the limits is DD_ERR_LIMIT before the
+ * rest is read; then at most one byte more than the header's max_bytes. A
+ * PNG or JPEG longer than that is DD_ERR_LIMIT; a PNM or PAM is cut at
+ * its exact length (what follows, another image of a stream, is not
+ * read). Bytes that are no image, a truncated or corrupt file: what
+ * dd_image_load_memory says of them. A file that cannot be opened or read
+ * and a directory are DD_ERR_IO. Every message names the path
+ * ("photo.png: No such file or directory"). *out is freed with
+ * dd_image_free; NULL on failure. Thread-safe (the read blocks). */
+dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **out);
+
+/* A new image from raw pixels: width x height pixels of channels (1 grey,
+ * 2 grey + alpha, 3 RGB, 4 RGBA) samples each, interleaved, rows packed
+ * with no padding, top row first; depth 8 (unsigned char) or 16 (uint16_t
+ * in the machine's own byte order). pixels (width x height x channels x
+ * depth / 8 bytes) is copied, not kept; NULL gives an image of zeros.
+ * width or height below 1, channels outside 1..4 or depth not 8 or 16 is
+ * DD_ERR_INVALID_ARG; a side over 65535 DD_ERR_LIMIT (as a decoded
+ * image's). The image has no format (DD_FORMAT_UNKNOWN), comment or ICC
+ * profile. *out is freed with dd_image_free; NULL on failure. Thread-safe. */
+dd_status dd_image_new(int width, int height, int channels, int depth, const void *pixels, dd_image **out);
+
+/* The image's samples in the layout dd_image_new takes, and their size in
+ * bytes (width x height x channels x depth / 8). The pointer is valid
+ * while the image lives; dd_dream, dd_image_zoom and dd_clip_dream write
+ * their results into it. NULL and 0 for a NULL image. Reading it from
+ * several threads is safe while nothing writes the image. */
+const void *dd_image_pixels(const dd_image *image);
+size_t dd_image_bytes(const dd_image *image);
+
+/* Encodes to a new buffer (*data, *size; release it with dd_free, which
+ * is free() in this build; on failure *data is NULL). quality is
  * for JPEG (1..100). comment (may be NULL) is stored as PNG tEXt
  * "Comment" / JPEG COM / PNM comment. */
 dd_status dd_image_save_memory(const dd_image *image, dd_format format, int quality,
                                const char *comment, unsigned char **data, size_t *size);
 
 void dd_image_free(dd_image *image);
+/* The image's size, channels (1..4), bits per sample (8 or 16) and the
+ * format it was decoded from (DD_FORMAT_UNKNOWN for dd_image_new's). For
+ * a NULL image: 0, or DD_FORMAT_UNKNOWN (and NULL for the comment). */
 int dd_image_width(const dd_image *image);
 int dd_image_height(const dd_image *image);
 int dd_image_channels(const dd_image *image);

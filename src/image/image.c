@@ -1,9 +1,14 @@
 /* Images: allocation with limits, format detection by magic bytes, the
- * dispatch to the codecs, and what PNG and JPEG share: EXIF orientation and
- * the ICC profile. */
+ * dispatch to the codecs, reading a file in bounded steps, and what PNG and
+ * JPEG share: EXIF orientation and the ICC profile. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "image.h"
 #include "util/util.h"
@@ -201,6 +206,111 @@ dd_status dd_image_probe(const void *data, size_t size, uint64_t max_pixels, dd_
     return DD_OK;
 }
 
+/* Reads from fd until *len is want or the input ends (*ended). Grows *buf
+ * to what is needed, never past want. -1 after a read error (errno set). */
+static int read_upto(int fd, unsigned char **buf, size_t *len, size_t *cap, size_t want, int *ended) {
+    while (*len < want && !*ended) {
+        if (*len == *cap) {
+            size_t c = *cap ? *cap * 2 : (size_t)1 << 16;
+            if (c > want) c = want;
+            unsigned char *nb = realloc(*buf, c);
+            if (!nb) {
+                errno = ENOMEM;
+                return -1;
+            }
+            *buf = nb, *cap = c;
+        }
+        const ssize_t got = read(fd, *buf + *len, *cap - *len);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return -1;
+        if (got == 0) *ended = 1;
+        *len += (size_t)got;
+    }
+    return 0;
+}
+
+/* The bytes of one image from fd: the header first, so that a size over
+ * the limits is refused before the rest is read, then no more than the
+ * most such an image can take (dd_image_info.max_bytes), from a file or a
+ * pipe alike. Messages name path. The caller frees *data. */
+static dd_status read_image_fd(int fd, const char *path, uint64_t max_pixels, unsigned char **data, size_t *size) {
+    const size_t header_most = (size_t)65 << 20; /* max_bytes allows 64 MiB of metadata */
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0, want = (size_t)1 << 16;
+    int ended = 0;
+    dd_status st = DD_OK;
+    dd_image_info info = {0};
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        st = util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        st = util_fail(DD_ERR_IO, "%s: is a directory", path);
+        goto fail;
+    }
+    for (;;) {
+        if (read_upto(fd, &buf, &len, &cap, want, &ended)) goto io_error;
+        const dd_status probe = dd_image_probe(buf, len, max_pixels, &info);
+        if (probe == DD_ERR_LIMIT) {
+            char detail[400];
+            snprintf(detail, sizeof detail, "%s", dd_last_error());
+            st = util_fail(DD_ERR_LIMIT, "%s: %s", path, detail);
+            goto fail;
+        }
+        /* Malformed or no image: the decoder says what is wrong. */
+        if (probe || info.width || ended || len >= header_most) break;
+        want = len * 2;
+    }
+    if (info.width) {
+        /* One byte more than the most tells a longer input from an exact one. */
+        const uint64_t most = info.max_bytes;
+        const size_t limit = most < SIZE_MAX - 1 ? (size_t)most + 1 : SIZE_MAX;
+        /* A regular file's size is known: one allocation of it, not a
+         * doubling buffer whose last copy would hold the file twice. */
+        if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < limit && (size_t)sb.st_size + 1 > cap) {
+            unsigned char *nb = realloc(buf, (size_t)sb.st_size + 1);
+            if (nb) buf = nb, cap = (size_t)sb.st_size + 1;
+        }
+        if (read_upto(fd, &buf, &len, &cap, limit, &ended)) goto io_error;
+        if (len > most && info.format != DD_FORMAT_PNM && info.format != DD_FORMAT_PAM) {
+            st = util_fail(DD_ERR_LIMIT, "%s: more than the %llu bytes a %dx%d image can take", path,
+                           (unsigned long long)most, info.width, info.height);
+            goto fail;
+        }
+        if (len > most) len = (size_t)most; /* a Netpbm stream may hold more images: the first one */
+    }
+    *data = buf, *size = len;
+    return DD_OK;
+io_error:
+    st = util_fail(errno == ENOMEM ? DD_ERR_NOMEM : DD_ERR_IO, "%s: %s", path, strerror(errno));
+fail:
+    free(buf);
+    return st;
+}
+
+dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **out) {
+    if (!out) return util_fail(DD_ERR_INVALID_ARG, "no place for the decoded image");
+    *out = NULL;
+    if (!path) return util_fail(DD_ERR_INVALID_ARG, "no file name");
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
+    unsigned char *data = NULL;
+    size_t size = 0;
+    dd_status st = read_image_fd(fd, path, max_pixels, &data, &size);
+    close(fd);
+    if (st == DD_OK) {
+        st = dd_image_load_memory(data, size, max_pixels, out);
+        if (st) {
+            char detail[400];
+            snprintf(detail, sizeof detail, "%s", dd_last_error());
+            util_fail(st, "%s: %s", path, detail);
+        }
+    }
+    free(data);
+    return st;
+}
+
 dd_status dd_image_save_memory(const dd_image *im, dd_format format, int quality, const char *comment,
                                unsigned char **data, size_t *size) {
     img_buffer b = {0};
@@ -234,12 +344,34 @@ void dd_image_free(dd_image *im) {
     free(im);
 }
 
-int dd_image_width(const dd_image *im) { return im->width; }
-int dd_image_height(const dd_image *im) { return im->height; }
-int dd_image_channels(const dd_image *im) { return im->channels; }
-int dd_image_depth(const dd_image *im) { return im->depth; }
-dd_format dd_image_format(const dd_image *im) { return im->format; }
-const char *dd_image_comment(const dd_image *im) { return im->comment; }
+int dd_image_width(const dd_image *im) { return im ? im->width : 0; }
+int dd_image_height(const dd_image *im) { return im ? im->height : 0; }
+int dd_image_channels(const dd_image *im) { return im ? im->channels : 0; }
+int dd_image_depth(const dd_image *im) { return im ? im->depth : 0; }
+dd_format dd_image_format(const dd_image *im) { return im ? im->format : DD_FORMAT_UNKNOWN; }
+const char *dd_image_comment(const dd_image *im) { return im ? im->comment : NULL; }
+const void *dd_image_pixels(const dd_image *im) { return im ? im->samples : NULL; }
+size_t dd_image_bytes(const dd_image *im) { return im ? img_row_bytes(im) * (size_t)im->height : 0; }
+
+dd_status dd_image_new(int width, int height, int channels, int depth, const void *pixels, dd_image **out) {
+    if (!out) return util_fail(DD_ERR_INVALID_ARG, "no place for the new image");
+    *out = NULL;
+    if (width < 1 || height < 1)
+        return util_fail(DD_ERR_INVALID_ARG, "image of %dx%d pixels: sides must be at least 1", width, height);
+    if (channels < 1 || channels > 4)
+        return util_fail(DD_ERR_INVALID_ARG, "%d channels: an image has 1 to 4", channels);
+    if (depth != 8 && depth != 16)
+        return util_fail(DD_ERR_INVALID_ARG, "depth %d: samples are 8 or 16 bits", depth);
+    dd_image *im;
+    const dd_status st = img_new(width, height, channels, depth, 0, &im);
+    if (st) return st;
+    const size_t bytes = dd_image_bytes(im);
+    if (pixels) memcpy(im->samples, pixels, bytes);
+    else memset(im->samples, 0, bytes);
+    im->format = DD_FORMAT_UNKNOWN;
+    *out = im;
+    return DD_OK;
+}
 
 dd_format dd_format_from_name(const char *name) {
     static const struct { const char *ext; dd_format f; } table[] = {

@@ -1,6 +1,8 @@
-/* Per-thread error detail, status texts, and the invariant check. */
+/* Per-thread error detail, status texts, the invariant check, the
+ * library's version and dd_free. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "util.h"
 
@@ -39,3 +41,7 @@ void util_assert_failed(const char *expr, const char *file, int line) {
     fprintf(stderr, "deepdream: internal error: %s at %s:%d\n", expr, file, line);
     __builtin_trap();
 }
+
+unsigned dd_version(void) { return DD_VERSION_NUMBER; }
+
+void dd_free(void *p) { free(p); }
