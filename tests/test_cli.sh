@@ -539,9 +539,10 @@ if wanted help; then
   same_bytes help.txt stdout "-h = --help"
   for opt in layers list-layers octaves octave-scale steps step-size jitter tile seed quality max-pixels \
              model threads mask invert-mask preserve-colors guide replay preset list-presets dry-run quiet help \
-             version; do
+             version video blend frame-steps zoom rotate frames fast exact; do
     check "--help lists --$opt" grep -qE -- "--$opt\b" help.txt
   done
+  check "--help marks --fast as the default" grep -qE -- "--fast +\(the default\)" help.txt
   # Every option with a value has its default, except --model (built in).
   for opt in layers octaves octave-scale steps step-size jitter tile seed quality max-pixels threads; do
     check "--help gives the default of --$opt" grep -qE -- "--$opt .*\(default [^)]+\)" help.txt

@@ -89,9 +89,11 @@ static void usage(FILE *to) {
             "                          'alpha': each input's own alpha channel\n"
             "      --invert-mask       swap the mask's black and white\n"
             "      --preserve-colors   change only the luminance, keep the input's colours\n"
-            "      --fast              bfloat16 products where the CPU has AVX512-BF16:\n"
-            "                          faster, gradients correlate > 0.99 with --exact%s\n"
-            "      --exact             float32 throughout%s\n"
+            "      --fast              %sproducts of lower precision where\n"
+            "                          faster on this CPU (bfloat16 on AMD's AVX512-BF16,\n"
+            "                          16-bit integers on AVX2 alone); gradients\n"
+            "                          correlate > 0.99 with --exact's\n"
+            "      --exact             %sfloat32 throughout\n"
             "Files:\n"
             "  -q, --quality Q         JPEG quality 1..100 (default 92)\n"
             "      --max-pixels N      refuse larger images, 0 = no limit (default 100000000)\n"
@@ -127,7 +129,8 @@ static void usage(FILE *to) {
             "  deepdream -r --skip-existing -o dreams/ photos/\n"
             "  deepdream --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT -o dreams/ photos/\n",
             dd_default_layers(), d.octave_scale, d.steps, d.step_size, d.jitter, d.tile,
-            (unsigned long long)d.seed, d.fast ? " (default)" : "", d.fast ? "" : " (default)", d.blend, d.frame_steps);
+            (unsigned long long)d.seed, d.fast ? "(the default) " : "", d.fast ? "" : "(the default) ", d.blend,
+            d.frame_steps);
 }
 
 /* arg is quoted: what the user typed may hold a newline. */
