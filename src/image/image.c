@@ -301,11 +301,7 @@ dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **o
     close(fd);
     if (st == DD_OK) {
         st = dd_image_load_memory(data, size, max_pixels, out);
-        if (st) {
-            char detail[400];
-            snprintf(detail, sizeof detail, "%s", dd_last_error());
-            util_fail(st, "%s: %s", path, detail);
-        }
+        if (st) util_fail_in(st, path);
     }
     free(data);
     return st;

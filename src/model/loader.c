@@ -833,11 +833,7 @@ dd_status dd_model_load_file(const char *path, dd_model **out) {
     close(fd);
     if (st == DD_OK) {
         st = dd_model_load_memory(buf, size, out);
-        if (st) {
-            char detail[512];
-            snprintf(detail, sizeof detail, "%s", dd_last_error());
-            util_fail(st, "%s: %s", path, detail);
-        }
+        if (st) util_fail_in(st, path);
     }
     free(buf);
     return st;

@@ -16,6 +16,12 @@ dd_status util_fail(dd_status status, const char *fmt, ...) {
     return status;
 }
 
+dd_status util_fail_in(dd_status status, const char *path) {
+    char detail[sizeof last_error];
+    snprintf(detail, sizeof detail, "%s", last_error);
+    return util_fail(status, "%s: %s", path, detail);
+}
+
 void util_clear_error(void) { last_error[0] = '\0'; }
 
 const char *dd_last_error(void) { return last_error; }

@@ -11,6 +11,9 @@
  * status, so callers can write `return util_fail(DD_ERR_MODEL, "...")`. */
 dd_status util_fail(dd_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The detail recorded so far, prefixed by path ("photo.png: truncated"),
+ * as the status's detail; returns status. */
+dd_status util_fail_in(dd_status status, const char *path);
 void util_clear_error(void);
 
 /* Guards our own invariants only, never user input. */
