@@ -14,9 +14,6 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#if defined(__linux__)
-#include <sys/auxv.h>
-#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -1077,32 +1074,6 @@ static int run_batch(run *r) {
     return count_failed ? EXIT_FAILED : 0;
 }
 
-/* libgomp's idle threads spin for a long while (300000 rounds) before they
- * sleep. When other processes share the cores (batches under xargs -P,
- * shared cluster nodes) the spinning thread takes the core the working one
- * needs, and a step ran 1.3-4x slower; a short spin costs nothing measurable
- * on an idle machine. libgomp reads its settings from the environment before
- * main() runs and has no call to change them after, so the CLI sets a short
- * spin in the environment and starts itself again, unless the user chose.
- * Its own file is the one the kernel started (AT_EXECFN; glibc names the
- * program there even when ld.so started it). Elsewhere, or when that name is
- * not argv[0]'s, the CLI goes on with the runtime's defaults
- * (docs/PORTING.md). */
-static void prefer_short_spin(char **argv) {
-#if DD_OPENMP_GOMP && defined(__linux__)
-    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
-    const char *self = (const char *)getauxval(AT_EXECFN);
-    if (!self || !argv[0]) return;
-    const char *a = strrchr(self, '/'), *b = strrchr(argv[0], '/');
-    if (strcmp(a ? a + 1 : self, b ? b + 1 : argv[0]) != 0) return;
-    if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
-    execv(self, argv);
-    unsetenv("GOMP_SPINCOUNT"); /* not started again: the defaults */
-#else
-    (void)argv;
-#endif
-}
-
 /* --guide: the guide's features at the objective's layers, once for every
  * input, before any dream. Returns -1 to go on, else an exit status. */
 static int load_guide(const options *o, const dd_model *model, const char *spec, dd_guide **guide) {
@@ -1439,7 +1410,6 @@ static int run_options(options *op) {
 
 int main(int argc, char **argv) {
     hold_standard_descriptors();
-    prefer_short_spin(argv);
     options o = {.params = dd_params_default(), .quality = 92, .max_pixels = 100000000ull};
     int rc = parse_options(argc, argv, &o);
     if (rc < 0) rc = run_options(&o);

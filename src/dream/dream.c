@@ -12,6 +12,7 @@
 #include "image/image.h"
 #include "model/model.h"
 #include "model/net.h"
+#include "util/team.h"
 #include "util/util.h"
 
 #define MAX_TERMS 64
@@ -117,6 +118,23 @@ dream_photo dream_photo_of(const dd_image *im, const dd_model *model) {
                          model->offset, NULL};
 }
 
+typedef struct rows_job {
+    float *dst;
+    const dream_photo *ph;
+    int r0, h, w;
+} rows_job;
+
+static void photo_rows(void *ctx, size_t from, size_t to, int worker) {
+    const rows_job *j = ctx;
+    const int h = j->h, w = j->w;
+    (void)worker;
+    for (int r = j->r0 + (int)from; r < j->r0 + (int)to; r++) {
+        float *row = j->dst + (size_t)r * w;
+        const float *got = dream_photo_row(j->ph, r / h, r % h, row);
+        if (got != row) memcpy(row, got, (size_t)w * sizeof *row);
+    }
+}
+
 dd_status dream_photo_at(float *dst, const dream_photo *ph, int h, int w, int threads, const dream_stop *stop) {
     const int ih = ph->im->height, iw = ph->im->width;
     if (h != ih || w != iw) return dream_resize_rows(dst, h, w, dream_photo_row, ph, ih, iw, 3, threads, stop);
@@ -124,12 +142,8 @@ dd_status dream_photo_at(float *dst, const dream_photo *ph, int h, int w, int th
     for (int r0 = 0; r0 < 3 * h; r0 += BAND_ROWS) {
         const int r1 = 3 * h - r0 < BAND_ROWS ? 3 * h : r0 + BAND_ROWS;
         if (dream_stop_asked(stop)) return DD_ERR_CANCELLED;
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int r = r0; r < r1; r++) {
-            float *row = dst + (size_t)r * w;
-            const float *got = dream_photo_row(ph, r / h, r % h, row);
-            if (got != row) memcpy(row, got, (size_t)w * sizeof *row);
-        }
+        rows_job j = {dst, ph, r0, h, w};
+        team_for(threads, (size_t)(r1 - r0), photo_rows, &j);
     }
     return DD_OK;
 }
@@ -168,16 +182,22 @@ static const float *mask_row(const void *source, int plane, int y, float *row) {
  * mask does, and black is exactly 0, which the final write looks for. */
 #define MASK_SNAP 1e-6f
 
+static void snap_rows(void *ctx, size_t from, size_t to, int worker) {
+    const rows_job *j = ctx;
+    (void)worker;
+    for (int r = j->r0 + (int)from; r < j->r0 + (int)to; r++)
+        for (float *v = j->dst + (size_t)r * j->w, *end = v + j->w; v < end; v++)
+            *v = *v < MASK_SNAP ? 0.0f : *v > 1.0f - MASK_SNAP ? 1.0f : *v;
+}
+
 /* Snaps the mask m (h x w) in bands of rows, asking stop between them. */
 static dd_status mask_snap(float *m, int h, int w, int threads, const dream_stop *stop) {
     enum { BAND_ROWS = 256 };
     for (int r0 = 0; r0 < h; r0 += BAND_ROWS) {
         const int r1 = h - r0 < BAND_ROWS ? h : r0 + BAND_ROWS;
         if (dream_stop_asked(stop)) return DD_ERR_CANCELLED;
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int r = r0; r < r1; r++)
-            for (float *v = m + (size_t)r * w, *end = v + w; v < end; v++)
-                *v = *v < MASK_SNAP ? 0.0f : *v > 1.0f - MASK_SNAP ? 1.0f : *v;
+        rows_job j = {m, NULL, r0, h, w};
+        team_for(threads, (size_t)(r1 - r0), snap_rows, &j);
     }
     return DD_OK;
 }
@@ -216,6 +236,37 @@ static dd_status mask_at(dream *d, const octave *o, int h, int w) {
     return st;
 }
 
+/* A tile's rows in and out of the whole image, wrapping around. */
+typedef struct tile_job {
+    const dream *d;
+    size_t plane, tplane;
+    int h, w, th, tw, y, x, my, mx, rows, cols;
+} tile_job;
+
+static void tile_rows_in(void *ctx, size_t from, size_t to, int worker) {
+    const tile_job *j = ctx;
+    const int th = j->th, tw = j->tw, h = j->h, w = j->w;
+    (void)worker;
+    for (int r = (int)from; r < (int)to; r++) {
+        const int c = r / th, yy = r % th;
+        const float *src = j->d->x + c * j->plane + (size_t)((j->y + yy) % h) * w;
+        float *dst = j->d->tile_in + c * j->tplane + (size_t)yy * tw;
+        for (int xx = 0, sx = j->x; xx < tw; xx++, sx = sx + 1 == w ? 0 : sx + 1) dst[xx] = src[sx];
+    }
+}
+
+static void tile_rows_out(void *ctx, size_t from, size_t to, int worker) {
+    const tile_job *j = ctx;
+    const int rows = j->rows, tw = j->tw, h = j->h, w = j->w;
+    (void)worker;
+    for (int r = (int)from; r < (int)to; r++) {
+        const int c = r / rows, yy = r % rows;
+        float *dst = j->d->g + c * j->plane + (size_t)((j->y + yy) % h) * w;
+        const float *src = j->d->tile_grad + c * j->tplane + (size_t)(yy + j->my) * tw + j->mx;
+        for (int xx = 0, sx = j->x; xx < j->cols; xx++, sx = sx + 1 == w ? 0 : sx + 1) dst[sx] = src[xx];
+    }
+}
+
 /* Gradient of the whole image x (3 x h x w) into g, tile by tile. The image
  * is treated as rolled by (oy, ox), wrapping around, as the jitter wants;
  * tiles read their margins across the wrap too. */
@@ -229,27 +280,50 @@ static dd_status image_gradient(dream *d, const octave *o, int oy, int ox) {
             const int x0 = (int)((long)tj * w / o->tx.count), x1 = (int)((long)(tj + 1) * w / o->tx.count);
             const int in_y = ((y0 - my + oy) % h + h) % h, in_x = ((x0 - mx + ox) % w + w) % w;
             if (dream_stop_asked(&d->stop)) return DD_ERR_CANCELLED;
-#pragma omp parallel for num_threads(d->threads) schedule(static)
-            for (int r = 0; r < 3 * th; r++) {
-                const int c = r / th, yy = r % th;
-                const float *src = d->x + c * plane + (size_t)((in_y + yy) % h) * w;
-                float *dst = d->tile_in + c * tplane + (size_t)yy * tw;
-                for (int xx = 0, sx = in_x; xx < tw; xx++, sx = sx + 1 == w ? 0 : sx + 1) dst[xx] = src[sx];
-            }
+            tile_job in = {d, plane, tplane, h, w, th, tw, in_y, in_x, my, mx, th, tw};
+            team_for(d->threads, (size_t)(3 * th), tile_rows_in, &in);
             dd_status st = dd_net_gradient(d->net, d->tile_in, d->tile_grad, NULL);
             if (st) return st;
             /* Keep the tile's own span, without its margins. */
             const int out_y = (y0 + oy) % h, out_x = (x0 + ox) % w;
-#pragma omp parallel for num_threads(d->threads) schedule(static)
-            for (int r = 0; r < 3 * (y1 - y0); r++) {
-                const int c = r / (y1 - y0), yy = r % (y1 - y0);
-                float *dst = d->g + c * plane + (size_t)((out_y + yy) % h) * w;
-                const float *src = d->tile_grad + c * tplane + (size_t)(yy + my) * tw + mx;
-                for (int xx = 0, sx = out_x; xx < x1 - x0; xx++, sx = sx + 1 == w ? 0 : sx + 1) dst[sx] = src[xx];
-            }
+            tile_job out = {d, plane, tplane, h, w, th, tw, out_y, out_x, my, mx, y1 - y0, x1 - x0};
+            team_for(d->threads, (size_t)(3 * (y1 - y0)), tile_rows_out, &out);
         }
     }
     return DD_OK;
+}
+
+enum { CHUNK = 1 << 16 };
+
+typedef struct ascend_job {
+    const float *g, *m;
+    float *x;
+    double *s, *q;
+    size_t base, n;
+    float scale, lo, hi;
+} ascend_job;
+
+static void chunk_sums(void *ctx, size_t from, size_t to, int worker) {
+    const ascend_job *j = ctx;
+    (void)worker;
+    for (size_t k = from; k < to; k++) {
+        const size_t a = (j->base + k) * CHUNK, b = a + CHUNK < j->n ? a + CHUNK : j->n;
+        double ls = 0, lq = 0;
+        for (size_t i = a; i < b; i++) ls += j->g[i], lq += (double)j->g[i] * j->g[i];
+        j->s[k] = ls, j->q[k] = lq;
+    }
+}
+
+static void step_pixels(void *ctx, size_t from, size_t to, int worker) {
+    const ascend_job *j = ctx;
+    const float *g = j->g, *m = j->m, scale = j->scale, lo = j->lo, hi = j->hi;
+    float *x = j->x;
+    (void)worker;
+    for (size_t i = from; i < to; i++) {
+        /* A mask of 1 rounds nothing: white gives no mask's bytes. */
+        const float v = x[i] + scale * (m ? g[i] * m[i] : g[i]);
+        x[i] = v < lo ? lo : v > hi ? hi : v;
+    }
 }
 
 /* x += step * g * mask / (std(g) + 1e-8), clipped. Dividing by the spread
@@ -257,7 +331,6 @@ static dd_status image_gradient(dream *d, const octave *o, int oy, int ox) {
  * the spread is the whole gradient's, so a mask only scales the steps it
  * covers and grey means a fraction of the step white takes. */
 static dd_status ascend(dream *d, size_t n) {
-    enum { CHUNK = 1 << 16 };
     const size_t chunks = (n + CHUNK - 1) / CHUNK;
     double sum = 0, sq = 0;
     /* Fixed chunks summed in order: the same bits for any thread count. */
@@ -265,13 +338,8 @@ static dd_status ascend(dream *d, size_t n) {
         double s[256], q[256];
         const int m = (int)(chunks - base < 256 ? chunks - base : 256);
         if (dream_stop_asked(&d->stop)) return DD_ERR_CANCELLED;
-#pragma omp parallel for num_threads(d->threads) schedule(static)
-        for (int k = 0; k < m; k++) {
-            const size_t a = (base + (size_t)k) * CHUNK, b = a + CHUNK < n ? a + CHUNK : n;
-            double ls = 0, lq = 0;
-            for (size_t i = a; i < b; i++) ls += d->g[i], lq += (double)d->g[i] * d->g[i];
-            s[k] = ls, q[k] = lq;
-        }
+        ascend_job j = {.g = d->g, .s = s, .q = q, .base = base, .n = n};
+        team_for(d->threads, (size_t)m, chunk_sums, &j);
         for (int k = 0; k < m; k++) sum += s[k], sq += q[k];
     }
     const double mean = sum / (double)n;
@@ -280,15 +348,9 @@ static dd_status ascend(dream *d, size_t n) {
     if (dream_stop_asked(&d->stop)) return DD_ERR_CANCELLED;
     const size_t plane = n / 3;
     for (int c = 0; c < 3; c++) {
-        const float lo = d->lo[c], hi = d->hi[c];
-        float *x = d->x + c * plane;
-        const float *g = d->g + c * plane, *m = d->mask;
-#pragma omp parallel for num_threads(d->threads) schedule(static)
-        for (size_t i = 0; i < plane; i++) {
-            /* A mask of 1 rounds nothing: white gives no mask's bytes. */
-            const float v = x[i] + scale * (m ? g[i] * m[i] : g[i]);
-            x[i] = v < lo ? lo : v > hi ? hi : v;
-        }
+        ascend_job j = {.g = d->g + c * plane, .m = d->mask, .x = d->x + c * plane, .scale = scale,
+                        .lo = d->lo[c], .hi = d->hi[c]};
+        team_for(d->threads, plane, step_pixels, &j);
     }
     return DD_OK;
 }
@@ -610,10 +672,14 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im,
                    void *user) {
     dream *d;
     if (!model || !params || !im) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or image");
+    team_scope team;
+    team_enter(&team, params->threads);
     dd_status st = dream_new(model, params, im->height, im->width, 0, &d);
-    if (st) return st;
-    st = dream_run(d, im, NULL, params->steps, progress, user);
-    dream_free(d);
+    if (!st) {
+        st = dream_run(d, im, NULL, params->steps, progress, user);
+        dream_free(d);
+    }
+    team_leave(&team);
     return st;
 }
 
@@ -696,7 +762,7 @@ static dd_status time_passes(dd_net *net, float *in, float *grad, double budget,
     return DD_OK;
 }
 
-dd_status dd_measure_speed(const dd_model *model, const dd_params *params, dd_speed *out) {
+static dd_status measure_speed(const dd_model *model, const dd_params *params, dd_speed *out) {
     dd_term default_terms[MAX_TERMS];
     const dd_term *terms;
     int n_terms, threads, min_h, min_w, deepest;
@@ -747,4 +813,12 @@ done:
 double dd_dream_plan_seconds(const dd_dream_plan *plan, const dd_speed *speed) {
     if (!plan || !speed || !(speed->flops_per_second > 0)) return 0;
     return speed->setup_seconds + plan->passes * speed->seconds_per_pass + plan->flops / speed->flops_per_second;
+}
+
+dd_status dd_measure_speed(const dd_model *model, const dd_params *params, dd_speed *out) {
+    team_scope team;
+    team_enter(&team, params ? params->threads : 1);
+    const dd_status st = measure_speed(model, params, out);
+    team_leave(&team);
+    return st;
 }

@@ -9,6 +9,7 @@
 #include "image/image.h"
 #include "model/model.h"
 #include "model/net.h"
+#include "util/team.h"
 #include "util/util.h"
 
 /* The guide is seen at most this long: about the network's own view, and
@@ -89,7 +90,11 @@ dd_status dd_guide_new(const dd_model *model, const dd_term *terms, int n_terms,
         g->layers[t].layer = model->layers[model_find_layer(model, terms[t].layer)].name;
         g->layers[t].channel = -1;
     }
-    if ((st = see_guide(g, terms, image, threads))) {
+    team_scope team;
+    team_enter(&team, threads);
+    st = see_guide(g, terms, image, threads);
+    team_leave(&team);
+    if (st) {
         dd_guide_free(g);
         return st;
     }

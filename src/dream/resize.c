@@ -59,6 +59,48 @@ static void band_source(const taps *ty, int y0, int y1, int *lo, int *hi) {
     }
 }
 
+/* One band of one plane, both passes; rows (from the band's first) split
+ * over threads, each with its own scratch row for the source. */
+typedef struct pass {
+    const taps *tx, *ty;
+    dream_row_fn row;
+    const void *source;
+    float *dst, *tmp, *scratch;
+    int p, lo, y0, dh, dw, sw;
+} pass;
+
+static void horizontal(void *ctx, size_t from, size_t to, int worker) {
+    const pass *j = ctx;
+    const taps *tx = j->tx;
+    const int dw = j->dw;
+    for (int s = j->lo + (int)from; s < j->lo + (int)to; s++) {
+        const float *in = j->row(j->source, j->p, s, j->scratch + (size_t)worker * j->sw);
+        float *out = j->tmp + (size_t)(s - j->lo) * dw;
+        for (int x = 0; x < dw; x++) {
+            const float *w = tx->weights + (size_t)x * tx->max_taps;
+            float acc = 0;
+            for (int k = 0; k < tx->count[x]; k++) acc += w[k] * in[tx->first[x] + k];
+            out[x] = acc;
+        }
+    }
+}
+
+static void vertical(void *ctx, size_t from, size_t to, int worker) {
+    const pass *j = ctx;
+    const taps *ty = j->ty;
+    const int dw = j->dw;
+    (void)worker;
+    for (int y = j->y0 + (int)from; y < j->y0 + (int)to; y++) {
+        const float *w = ty->weights + (size_t)y * ty->max_taps;
+        float *out = j->dst + ((size_t)j->p * j->dh + (size_t)y) * dw;
+        for (int x = 0; x < dw; x++) out[x] = 0;
+        for (int k = 0; k < ty->count[y]; k++) {
+            const float *in = j->tmp + (size_t)(ty->first[y] + k - j->lo) * dw;
+            for (int x = 0; x < dw; x++) out[x] += w[k] * in[x];
+        }
+    }
+}
+
 dd_status dream_resize_rows(float *dst, int dh, int dw, dream_row_fn row, const void *source, int sh,
                             int sw, int planes, int threads, const dream_stop *stop) {
     taps tx = {0}, ty = {0};
@@ -83,27 +125,9 @@ dd_status dream_resize_rows(float *dst, int dh, int dw, dream_row_fn row, const 
                 goto done;
             }
             band_source(&ty, y0, y1, &lo, &hi);
-#pragma omp parallel for num_threads(threads) schedule(static)
-            for (int s = lo; s < hi; s++) { /* rows: horizontal pass */
-                const float *in = row(source, p, s, scratch + (size_t)nn_thread_index() * sw);
-                float *out = tmp + (size_t)(s - lo) * dw;
-                for (int x = 0; x < dw; x++) {
-                    const float *w = tx.weights + (size_t)x * tx.max_taps;
-                    float acc = 0;
-                    for (int k = 0; k < tx.count[x]; k++) acc += w[k] * in[tx.first[x] + k];
-                    out[x] = acc;
-                }
-            }
-#pragma omp parallel for num_threads(threads) schedule(static)
-            for (int y = y0; y < y1; y++) { /* columns: vertical pass */
-                const float *w = ty.weights + (size_t)y * ty.max_taps;
-                float *out = dst + ((size_t)p * dh + (size_t)y) * dw;
-                for (int x = 0; x < dw; x++) out[x] = 0;
-                for (int k = 0; k < ty.count[y]; k++) {
-                    const float *in = tmp + (size_t)(ty.first[y] + k - lo) * dw;
-                    for (int x = 0; x < dw; x++) out[x] += w[k] * in[x];
-                }
-            }
+            pass j = {&tx, &ty, row, source, dst, tmp, scratch, p, lo, y0, dh, dw, sw};
+            team_for(threads, (size_t)(hi - lo), horizontal, &j);
+            team_for(threads, (size_t)(y1 - y0), vertical, &j);
         }
     goto done;
 nomem:

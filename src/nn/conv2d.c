@@ -69,14 +69,28 @@ double nn_conv_path_flops(const nn_conv *cv, int backward) {
     return 2.0 * 36 * cv->k * cv->c * ceil(h / 4) * ceil(w / 4);
 }
 
-/* col (C*KH*KW, rows*OW) <- input patches for output rows oy0 .. oy0+rows-1. */
-static void im2col(float *col, const float *in, const nn_conv *cv, int oy0,
-                   int rows, int threads) {
+/* What the loops below read, each unpacked into the names its body uses. */
+typedef struct conv_job {
+    float *col, *out;
+    const float *in, *b;
+    uint8_t *mask;
+    const uint8_t *cmask;
+    const nn_conv *cv;
+    int oy0, rows, k, has_mask;
+    size_t n, plane, from, count, end, mask_plane;
+    nn_cpu_level cpu;
+} conv_job;
+
+static void im2col_rows(void *ctx, size_t r_from, size_t r_to, int worker) {
+    const conv_job *j = ctx;
+    const nn_conv *cv = j->cv;
     const nn_window *s = &cv->win;
-    const int n_rows = cv->c * s->kh * s->kw;
-    const size_t n = (size_t)rows * s->ow;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int r = 0; r < n_rows; r++) {
+    float *col = j->col;
+    const float *in = j->in;
+    const int oy0 = j->oy0, rows = j->rows;
+    const size_t n = j->n;
+    (void)worker;
+    for (int r = (int)r_from; r < (int)r_to; r++) {
         const int kx = r % s->kw, ky = (r / s->kw) % s->kh, c = r / (s->kw * s->kh);
         const float *plane = in + (size_t)c * s->h * s->w;
         float *dst = col + (size_t)r * n;
@@ -102,14 +116,26 @@ static void im2col(float *col, const float *in, const nn_conv *cv, int oy0,
     }
 }
 
-/* din += col2im(col): the transpose of im2col, parallel over input channels
- * so no two threads touch the same plane. */
-static void col2im_add(float *din, const float *col, const nn_conv *cv, int oy0,
-                       int rows, int threads) {
+/* col (C*KH*KW, rows*OW) <- input patches for output rows oy0 .. oy0+rows-1. */
+static void im2col(float *col, const float *in, const nn_conv *cv, int oy0,
+                   int rows, int threads) {
     const nn_window *s = &cv->win;
+    const int n_rows = cv->c * s->kh * s->kw;
     const size_t n = (size_t)rows * s->ow;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int c = 0; c < cv->c; c++) {
+    conv_job j = {.col = col, .in = in, .cv = cv, .oy0 = oy0, .rows = rows, .n = n};
+    team_for(threads, (size_t)n_rows, im2col_rows, &j);
+}
+
+static void col2im_planes(void *ctx, size_t c_from, size_t c_to, int worker) {
+    const conv_job *j = ctx;
+    const nn_conv *cv = j->cv;
+    const nn_window *s = &cv->win;
+    float *din = j->out;
+    const float *col = j->in;
+    const int oy0 = j->oy0, rows = j->rows;
+    const size_t n = j->n;
+    (void)worker;
+    for (int c = (int)c_from; c < (int)c_to; c++) {
         float *plane = din + (size_t)c * s->h * s->w;
         for (int ky = 0; ky < s->kh; ky++) {
             for (int kx = 0; kx < s->kw; kx++) {
@@ -130,6 +156,16 @@ static void col2im_add(float *din, const float *col, const nn_conv *cv, int oy0,
             }
         }
     }
+}
+
+/* din += col2im(col): the transpose of im2col, parallel over input channels
+ * so no two threads touch the same plane. */
+static void col2im_add(float *din, const float *col, const nn_conv *cv, int oy0,
+                       int rows, int threads) {
+    const nn_window *s = &cv->win;
+    const size_t n = (size_t)rows * s->ow;
+    conv_job j = {.out = din, .in = col, .cv = cv, .oy0 = oy0, .rows = rows, .n = n};
+    team_for(threads, (size_t)cv->c, col2im_planes, &j);
 }
 
 #if VECTOR_PATHS
@@ -178,15 +214,15 @@ AVX2 static void zero_unmasked8(float *d, const uint8_t *m, size_t n) {
 }
 #endif
 
-/* Mask bits of outputs [from, from+count) of every channel: set where the
- * (ReLU'd) output is positive. Whole bytes eight outputs at a time. */
-void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t plane, size_t from,
-                              size_t count, int threads) {
-    const size_t mask_plane = nn_mask_bytes(plane), end = from + count;
-    const nn_cpu_level cpu = nn_cpu();
+static void mask_channels(void *ctx, size_t c_from, size_t c_to, int worker) {
+    const conv_job *j = ctx;
+    const float *out = j->in;
+    uint8_t *mask = j->mask;
+    const size_t plane = j->plane, mask_plane = j->mask_plane, from = j->from, end = j->end;
+    const nn_cpu_level cpu = j->cpu;
     (void)cpu; /* read only by the vector paths, absent off x86-64 */
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int ch = 0; ch < k; ch++) {
+    (void)worker;
+    for (int ch = (int)c_from; ch < (int)c_to; ch++) {
         const float *o = out + (size_t)ch * plane;
         uint8_t *m = mask + (size_t)ch * mask_plane;
         size_t i = from;
@@ -214,16 +250,25 @@ void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t pla
     }
 }
 
-/* Bias, then ReLU with its mask bits if mask, on outputs [from, from+count)
- * of every channel. Parallel over channels: each channel's mask bytes are
- * its own. */
-static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
-                      size_t plane, size_t from, size_t count, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int ch = 0; ch < k; ch++) {
-        float *o = out + (size_t)ch * plane + from;
-        const float bias = b ? b[ch] : 0.0f;
-        if (mask) {
+/* Mask bits of outputs [from, from+count) of every channel: set where the
+ * (ReLU'd) output is positive. Whole bytes eight outputs at a time. */
+void nn_relu_mask_from_output(const float *out, uint8_t *mask, int k, size_t plane, size_t from,
+                              size_t count, int threads) {
+    const size_t mask_plane = nn_mask_bytes(plane), end = from + count;
+    const nn_cpu_level cpu = nn_cpu();
+    conv_job j = {.in = out, .mask = mask, .plane = plane, .mask_plane = mask_plane, .from = from, .end = end,
+                  .cpu = cpu};
+    team_for(threads, (size_t)k, mask_channels, &j);
+}
+
+static void bias_channels(void *ctx, size_t c_from, size_t c_to, int worker) {
+    const conv_job *j = ctx;
+    const size_t count = j->count;
+    (void)worker;
+    for (int ch = (int)c_from; ch < (int)c_to; ch++) {
+        float *o = j->out + (size_t)ch * j->plane + j->from;
+        const float bias = j->b ? j->b[ch] : 0.0f;
+        if (j->has_mask) {
             for (size_t i = 0; i < count; i++) {
                 const float v = o[i] + bias;
                 o[i] = v > 0.0f ? v : 0.0f; /* NaN -> 0 */
@@ -232,6 +277,15 @@ static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
             for (size_t i = 0; i < count; i++) o[i] += bias;
         }
     }
+}
+
+/* Bias, then ReLU with its mask bits if mask, on outputs [from, from+count)
+ * of every channel. Parallel over channels: each channel's mask bytes are
+ * its own. */
+static void bias_relu(float *out, uint8_t *mask, const float *b, int k,
+                      size_t plane, size_t from, size_t count, int threads) {
+    conv_job j = {.out = out, .b = b, .has_mask = mask != NULL, .plane = plane, .from = from, .count = count};
+    team_for(threads, (size_t)k, bias_channels, &j);
     if (mask) nn_relu_mask_from_output(out, mask, k, plane, from, count, threads);
 }
 
@@ -364,14 +418,15 @@ void nn_conv_forward(float *out, uint8_t *relu_mask, const float *in,
     }
 }
 
-/* dout *= mask, in place. */
-static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
-                       int threads) {
-    const size_t mask_plane = nn_mask_bytes(plane);
-    const nn_cpu_level cpu = nn_cpu();
+static void unmask_channels(void *ctx, size_t c_from, size_t c_to, int worker) {
+    const conv_job *j = ctx;
+    float *dout = j->out;
+    const uint8_t *mask = j->cmask;
+    const size_t plane = j->plane, mask_plane = j->mask_plane;
+    const nn_cpu_level cpu = j->cpu;
     (void)cpu; /* read only by the vector paths, absent off x86-64 */
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int ch = 0; ch < k; ch++) {
+    (void)worker;
+    for (int ch = (int)c_from; ch < (int)c_to; ch++) {
         float *d = dout + (size_t)ch * plane;
         const uint8_t *m = mask + (size_t)ch * mask_plane;
 #if VECTOR_PATHS
@@ -387,6 +442,15 @@ static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
         for (size_t i = 0; i < plane; i++)
             if (!(m[i >> 3] >> (i & 7) & 1)) d[i] = 0.0f;
     }
+}
+
+/* dout *= mask, in place. */
+static void apply_mask(float *dout, const uint8_t *mask, int k, size_t plane,
+                       int threads) {
+    const size_t mask_plane = nn_mask_bytes(plane);
+    const nn_cpu_level cpu = nn_cpu();
+    conv_job j = {.out = dout, .cmask = mask, .plane = plane, .mask_plane = mask_plane, .cpu = cpu};
+    team_for(threads, (size_t)k, unmask_channels, &j);
 }
 
 void nn_conv_backward_input(float *din, float *dout, const uint8_t *relu_mask,

@@ -1,4 +1,4 @@
-/* sgemm over our own OpenMP team, on a grid of column blocks fixed by n:
+/* sgemm over our own thread team, on a grid of column blocks fixed by n:
  * each block is one single-threaded OpenBLAS call and threads take whole
  * blocks. OpenBLAS's kernels sum an element in an order that can depend on
  * the call's n (Haswell's do), and its own threads split a call by the
@@ -6,9 +6,6 @@
  * another count; with calls fixed by the shape and always serial, results
  * are bit-identical from 1 to N threads. */
 #include <cblas.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if DD_BLAS_FLEXIBLAS
 #include <stdio.h> /* flexiblas_api.h uses FILE without including it (3.3 to 3.4 at least) */
 #include <flexiblas_api.h>
@@ -16,13 +13,12 @@
 
 #include "nn.h"
 
-/* A BLAS that threads with pthreads (OpenBLAS's pthreads build, FlexiBLAS's
- * backends) knows nothing of our OpenMP team: a call inside one of our
- * regions would start threads of its own, more threads than cores. It is
- * held to one thread while our GEMMs run and given back its count after.
- * OpenBLAS's OpenMP build needs nothing: inside an active region it runs on
- * the calling thread. In a build without OpenMP every threaded BLAS is held:
- * --threads is then 1, and a BLAS split by the core count gives other bits. */
+/* OpenBLAS's serial build (the one CMake looks for first) is called from
+ * our threads as it is. A threaded BLAS (OpenBLAS's pthreads or OpenMP
+ * build, FlexiBLAS's backends) knows nothing of our team: a call from one
+ * of our threads would start threads of its own, more threads than cores,
+ * and split the call by its own count, with other bits. It is held to one
+ * thread while our GEMMs run and given back its count after. */
 #if DD_BLAS_OPENBLAS || DD_BLAS_FLEXIBLAS
 #define BLAS_HOLD
 #include <pthread.h>
@@ -42,10 +38,8 @@ static int holders, hold_count;
 
 int nn_blas_hold(void) {
 #ifdef BLAS_HOLD
-#if DD_BLAS_OPENBLAS && defined(_OPENMP)
-    if (openblas_get_parallel() != 1) return 0; /* only the pthreads build */
-#elif DD_BLAS_OPENBLAS
-    if (openblas_get_parallel() == 0) return 0; /* any threaded build */
+#if DD_BLAS_OPENBLAS
+    if (openblas_get_parallel() == 0) return 0; /* the serial build: nothing to hold */
 #endif
     pthread_mutex_lock(&hold_lock);
     if (holders++ == 0) {
@@ -81,14 +75,28 @@ static int block_cols(int n) {
 
 void nn_sgemm_serial(int trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                      float beta, float *c, int ldc) {
-#ifdef _OPENMP
-    /* OpenBLAS's OpenMP build runs on omp_get_max_threads() threads unless
-     * called inside an active parallel region, and a team of one is not
-     * active. This task's own ICV, gone when its region ends. */
-    omp_set_num_threads(1);
-#endif
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
                 beta, c, ldc);
+}
+
+typedef struct gemm_job {
+    int trans_a, m, n, k, width;
+    const float *a;
+    int lda;
+    const float *b;
+    int ldb;
+    float beta;
+    float *c;
+    int ldc;
+} gemm_job;
+
+static void gemm_blocks(void *ctx, size_t from, size_t to, int worker) {
+    const gemm_job *g = ctx;
+    (void)worker;
+    for (size_t blk = from; blk < to; blk++) {
+        const int j0 = (int)blk * g->width, cols = g->n - j0 < g->width ? g->n - j0 : g->width;
+        nn_sgemm_serial(g->trans_a, g->m, cols, g->k, g->a, g->lda, g->b + j0, g->ldb, g->beta, g->c + j0, g->ldc);
+    }
 }
 
 void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
@@ -97,10 +105,7 @@ void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
     if (threads > blocks) threads = blocks;
     if (threads < 1) threads = 1;
     const int held = nn_blas_hold();
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int blk = 0; blk < blocks; blk++) {
-        const int j0 = blk * width, cols = n - j0 < width ? n - j0 : width;
-        nn_sgemm_serial(trans_a, m, cols, k, a, lda, b + j0, ldb, beta, c + j0, ldc);
-    }
+    gemm_job g = {trans_a, m, n, k, width, a, lda, b, ldb, beta, c, ldc};
+    team_for(threads, (size_t)blocks, gemm_blocks, &g);
     nn_blas_release(held);
 }

@@ -142,19 +142,27 @@ static void gemm_columns(const nn_packed_gemm *g, void *scratch_v, int j0, int j
     }
 }
 
+typedef struct split_job {
+    const nn_packed_gemm *g;
+    void *scratch;
+    size_t scratch_bytes;
+    nn_gemm_columns_fn *columns;
+} split_job;
+
+/* Whole panels of columns, top to bottom as the other loops split. */
+static void split_panels(void *ctx, size_t p0, size_t p1, int worker) {
+    const split_job *s = ctx;
+    const int n = s->g->n, j0 = (int)p0 * NR, j1 = (int)p1 * NR < n ? (int)p1 * NR : n;
+    if (j1 > j0) s->columns(s->g, (char *)s->scratch + (size_t)worker * s->scratch_bytes, j0, j1);
+}
+
 void nn_gemm_split_columns(const nn_packed_gemm *g, void *scratch, size_t scratch_bytes, int threads,
                            nn_gemm_columns_fn *columns) {
     const int panels = (g->n + NR - 1) / NR;
     if (threads > panels) threads = panels;
     if (threads < 1) threads = 1;
-#pragma omp parallel num_threads(threads)
-    {
-        /* Whole panels of columns, top to bottom as the other loops split. */
-        size_t p0, p1;
-        const int t = nn_thread_share((size_t)panels, &p0, &p1);
-        const int j0 = (int)p0 * NR, j1 = (int)p1 * NR < g->n ? (int)p1 * NR : g->n;
-        if (j1 > j0) columns(g, (char *)scratch + (size_t)t * scratch_bytes, j0, j1);
-    }
+    split_job j = {g, scratch, scratch_bytes, columns};
+    team_for(threads, (size_t)panels, split_panels, &j);
 }
 
 void nn_gemm_f32(nn_cpu_level cpu, int m, int n, int k, const float *a_panels, const float *b, int ldb, float beta,

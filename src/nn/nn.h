@@ -5,19 +5,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
-/* The calling thread's index in its parallel region (0 outside one, or
- * without OpenMP). */
-static inline int nn_thread_index(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
+#include "util/team.h"
+
+/* The calling thread's index in its parallel region (0 outside one). */
+static inline int nn_thread_index(void) { return team_index(); }
 
 /* Called by every thread of a parallel region: its index, and its share
  * [*from, *to) of units, contiguous and in thread order (top to bottom of a
@@ -25,10 +17,7 @@ static inline int nn_thread_index(void) {
  * count, so each unit must be computed whole by whoever takes it: no sum's
  * order may depend on the split. */
 static inline int nn_thread_share(size_t units, size_t *from, size_t *to) {
-    int t = 0, n = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num(), n = omp_get_num_threads();
-#endif
+    const int t = team_index(), n = team_size();
     *from = units * (size_t)t / (size_t)n, *to = units * (size_t)(t + 1) / (size_t)n;
     return t;
 }
@@ -69,9 +58,8 @@ int nn_window_plan_padded(nn_window *win, int h, int w, int kh, int kw, int sh, 
  * result does not depend on the thread count. */
 void nn_gemm(int trans_a, int m, int n, int k, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc, int threads);
-/* The same as one single-threaded OpenBLAS call; only inside one of our
- * parallel regions (it sets the calling task's OpenMP thread count to 1),
- * opened between nn_blas_hold and nn_blas_release. */
+/* The same as one single-threaded OpenBLAS call; between nn_blas_hold and
+ * nn_blas_release (a threaded BLAS would split it by its own count). */
 void nn_sgemm_serial(int trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                      float beta, float *c, int ldc);
 /* Around a parallel region whose tasks call the BLAS: a pthreads BLAS held

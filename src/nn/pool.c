@@ -265,15 +265,25 @@ static void max2_row(const float *r0, size_t w, int sx, float *o, uint8_t *a, in
     }
 }
 
-void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
-                        const nn_window *s, int threads) {
-    const int fast = (s->kh == 3 && s->kw == 3) || (s->kh == 2 && s->kw == 2);
-    /* Outputs whose windows lie inside horizontally: [lo, hi). */
-    const int lo = (s->pad_l + s->sw - 1) / s->sw;
-    int hi = s->w - s->kw + s->pad_l >= 0 ? (s->w - s->kw + s->pad_l) / s->sw + 1 : 0;
-    if (hi > s->ow) hi = s->ow;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int ch = 0; ch < c; ch++) {
+/* What the pooling loops read, unpacked into the names their bodies use. */
+typedef struct pool_job {
+    float *out;
+    uint8_t *argmax;
+    const uint8_t *cargmax;
+    const float *in;
+    const nn_window *s;
+    int c, fast, lo, hi;
+} pool_job;
+
+static void maxpool_channels(void *ctx, size_t c_from, size_t c_to, int worker) {
+    const pool_job *j = ctx;
+    const nn_window *s = j->s;
+    const float *in = j->in;
+    float *out = j->out;
+    uint8_t *argmax = j->argmax;
+    const int fast = j->fast, lo = j->lo, hi = j->hi;
+    (void)worker;
+    for (int ch = (int)c_from; ch < (int)c_to; ch++) {
         const float *p = in + (size_t)ch * s->h * s->w;
         float *o = out + (size_t)ch * s->oh * s->ow;
         uint8_t *a = argmax + (size_t)ch * s->oh * s->ow;
@@ -294,10 +304,25 @@ void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
     }
 }
 
-void nn_maxpool_backward(float *din, const float *dout, const uint8_t *argmax,
-                         int c, const nn_window *s, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int ch = 0; ch < c; ch++) {
+void nn_maxpool_forward(float *out, uint8_t *argmax, const float *in, int c,
+                        const nn_window *s, int threads) {
+    const int fast = (s->kh == 3 && s->kw == 3) || (s->kh == 2 && s->kw == 2);
+    /* Outputs whose windows lie inside horizontally: [lo, hi). */
+    const int lo = (s->pad_l + s->sw - 1) / s->sw;
+    int hi = s->w - s->kw + s->pad_l >= 0 ? (s->w - s->kw + s->pad_l) / s->sw + 1 : 0;
+    if (hi > s->ow) hi = s->ow;
+    pool_job j = {.out = out, .argmax = argmax, .in = in, .s = s, .fast = fast, .lo = lo, .hi = hi};
+    team_for(threads, (size_t)c, maxpool_channels, &j);
+}
+
+static void maxpool_back_channels(void *ctx, size_t c_from, size_t c_to, int worker) {
+    const pool_job *j = ctx;
+    const nn_window *s = j->s;
+    float *din = j->out;
+    const float *dout = j->in;
+    const uint8_t *argmax = j->cargmax;
+    (void)worker;
+    for (int ch = (int)c_from; ch < (int)c_to; ch++) {
         float *p = din + (size_t)ch * s->h * s->w;
         const float *d = dout + (size_t)ch * s->oh * s->ow;
         const uint8_t *a = argmax + (size_t)ch * s->oh * s->ow;
@@ -312,6 +337,12 @@ void nn_maxpool_backward(float *din, const float *dout, const uint8_t *argmax,
                 p[top_left + offset[a[o]]] += d[o];
             }
     }
+}
+
+void nn_maxpool_backward(float *din, const float *dout, const uint8_t *argmax,
+                         int c, const nn_window *s, int threads) {
+    pool_job j = {.out = din, .cargmax = argmax, .in = dout, .s = s};
+    team_for(threads, (size_t)c, maxpool_back_channels, &j);
 }
 
 /* Average pooling's divisor along one axis for a window starting at start
@@ -349,6 +380,30 @@ static void avg3_row(float *restrict o, const float *restrict r0, int w, int lo,
     }
 }
 
+static void avgpool_rows(void *ctx, size_t from, size_t to, int worker) {
+    const pool_job *j = ctx;
+    const nn_window *s = j->s;
+    const float *in = j->in;
+    float *out = j->out;
+    const int c = j->c, fast = j->fast, lo = j->lo, hi = j->hi;
+    const int oy0 = (int)from, oy1 = (int)to;
+    (void)worker;
+    for (int ch = 0; ch < c; ch++) {
+        const float *p = in + (size_t)ch * s->h * s->w;
+        float *o = out + (size_t)ch * s->oh * s->ow;
+        for (int oy = oy0; oy < oy1; oy++) {
+            float *orow = o + (size_t)oy * s->ow;
+            if (fast && row_inside(s, oy)) {
+                for (int ox = 0; ox < lo; ox++) orow[ox] = avg_at(s, p, oy, ox);
+                avg3_row(orow, p + (size_t)(oy - s->pad_t) * s->w, s->w, lo, hi, s->pad_l);
+                for (int ox = hi; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
+            } else {
+                for (int ox = 0; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
+            }
+        }
+    }
+}
+
 void nn_avgpool_forward(float *out, const float *in, int c, const nn_window *s,
                         int threads) {
     const int fast = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1;
@@ -356,26 +411,8 @@ void nn_avgpool_forward(float *out, const float *in, int c, const nn_window *s,
     if (fast) inside_span(s, &lo, &hi);
     /* Each thread its band of rows in every channel, not whole channels:
      * the rows the convolutions before it wrote on the same core. */
-#pragma omp parallel num_threads(threads)
-    {
-        size_t from, to;
-        nn_thread_share((size_t)s->oh, &from, &to);
-        const int oy0 = (int)from, oy1 = (int)to;
-        for (int ch = 0; ch < c; ch++) {
-            const float *p = in + (size_t)ch * s->h * s->w;
-            float *o = out + (size_t)ch * s->oh * s->ow;
-            for (int oy = oy0; oy < oy1; oy++) {
-                float *orow = o + (size_t)oy * s->ow;
-                if (fast && row_inside(s, oy)) {
-                    for (int ox = 0; ox < lo; ox++) orow[ox] = avg_at(s, p, oy, ox);
-                    avg3_row(orow, p + (size_t)(oy - s->pad_t) * s->w, s->w, lo, hi, s->pad_l);
-                    for (int ox = hi; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
-                } else {
-                    for (int ox = 0; ox < s->ow; ox++) orow[ox] = avg_at(s, p, oy, ox);
-                }
-            }
-        }
-    }
+    pool_job j = {.out = out, .in = in, .s = s, .c = c, .fast = fast, .lo = lo, .hi = hi};
+    team_for(threads, (size_t)s->oh, avgpool_rows, &j);
 }
 
 /* Average-pool backward as a gather: each input pixel sums the shares of
@@ -423,23 +460,27 @@ static void avg3_backward_plane(float *p, const float *d, const nn_window *s, fl
     }
 }
 
+static void avgpool_back_channels(void *ctx, size_t c_from, size_t c_to, int worker) {
+    const pool_job *j = ctx;
+    const nn_window *s = j->s;
+    float *t = j->fast ? malloc(sizeof(float) * ((size_t)2 * s->ow + 4)) : NULL;
+    (void)worker;
+    for (int ch = (int)c_from; ch < (int)c_to; ch++) {
+        float *p = j->out + (size_t)ch * s->h * s->w;
+        const float *d = j->in + (size_t)ch * s->oh * s->ow;
+        if (t) { /* else the gather, pixel by pixel */
+            avg3_backward_plane(p, d, s, t, t + s->ow + 4);
+            continue;
+        }
+        for (int y = 0; y < s->h; y++)
+            for (int x = 0; x < s->w; x++) p[(size_t)y * s->w + x] += avg_gather_at(s, d, y, x);
+    }
+    free(t);
+}
+
 void nn_avgpool_backward(float *din, const float *dout, int c, const nn_window *s,
                          int threads) {
     const int fast = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->pad_l <= 2 && s->pad_t <= 2;
-#pragma omp parallel num_threads(threads)
-    {
-        float *t = fast ? malloc(sizeof(float) * ((size_t)2 * s->ow + 4)) : NULL;
-#pragma omp for schedule(static)
-        for (int ch = 0; ch < c; ch++) {
-            float *p = din + (size_t)ch * s->h * s->w;
-            const float *d = dout + (size_t)ch * s->oh * s->ow;
-            if (t) { /* else the gather, pixel by pixel */
-                avg3_backward_plane(p, d, s, t, t + s->ow + 4);
-                continue;
-            }
-            for (int y = 0; y < s->h; y++)
-                for (int x = 0; x < s->w; x++) p[(size_t)y * s->w + x] += avg_gather_at(s, d, y, x);
-        }
-        free(t);
-    }
+    pool_job j = {.out = din, .in = dout, .s = s, .fast = fast};
+    team_for(threads, (size_t)c, avgpool_back_channels, &j);
 }

@@ -483,6 +483,61 @@ static size_t mask_split(int first_row, int ow, size_t plane) {
     return at < plane ? at : plane;
 }
 
+/* One run's fixed values; each worker takes its stripe of bands. */
+typedef struct wino_job {
+    float *out, *scratch;
+    int accumulate, oh, ow, bw, bh, band, bands, vector;
+    uint8_t *relu_mask;
+    const float *in, *u, *bias;
+    const nn_conv *cv;
+    size_t share;
+} wino_job;
+
+static void run_stripe(void *ctx, int worker, int workers) {
+    const wino_job *j = ctx;
+    const nn_conv *cv = j->cv;
+    const nn_window *s = &cv->win;
+    float *out = j->out, *scratch = j->scratch;
+    uint8_t *relu_mask = j->relu_mask;
+    const float *in = j->in, *u = j->u, *bias = j->bias;
+    const int accumulate = j->accumulate, oh = j->oh, ow = j->ow, bw = j->bw, bh = j->bh, band = j->band;
+    const int bands = j->bands, vector = j->vector;
+    const size_t share = j->share;
+    size_t first, last;
+    const int t = nn_thread_share((size_t)bands, &first, &last);
+    (void)worker, (void)workers;
+    float *rowbuf = scratch + (size_t)t * share, *v = rowbuf + rowbuf_floats(bw);
+    const int r0 = band * (int)first, end = band * (int)last, r1 = end < bh ? end : bh;
+    for (int by0 = r0; by0 < r1; by0 += band) {
+        const int rows = r1 - by0 < band ? r1 - by0 : band;
+        const int blocks = rows * bw;
+        float *m = v + (size_t)XI * cv->c * blocks;
+        input_transform(v, in, cv, by0, rows, bw, rowbuf);
+        for (int xi = 0; xi < XI; xi++) {
+            const float *vx = v + (size_t)xi * cv->c * blocks;
+            float *mx = m + (size_t)xi * cv->k * blocks;
+            if (vector) {
+                nn_tile_gemm(cv->cpu, cv->k, blocks, cv->c, u + (size_t)xi * padded(cv->k) * cv->c, vx,
+                             (size_t)blocks, mx, (size_t)blocks);
+                continue;
+            }
+            for (int r = 0; r < rows; r++) /* n = bw, whatever the band */
+                nn_sgemm_serial(0, cv->k, bw, cv->c, u + (size_t)xi * cv->k * cv->c, cv->c, vx + (size_t)r * bw, blocks,
+                                0.0f, mx + (size_t)r * bw, blocks);
+        }
+        output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, oh, ow, by0, rows, bw);
+    }
+    if (relu_mask) {
+        /* The few outputs past a split come from the next thread's
+         * stripe, written before the barrier. */
+        const size_t plane = (size_t)s->oh * s->ow;
+        const size_t from = first ? mask_split(OUT * r0, s->ow, plane) : 0;
+        const size_t to = last < (size_t)bands ? mask_split(OUT * r1, s->ow, plane) : plane;
+        team_barrier();
+        if (to > from) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, from, to - from, 1);
+    }
+}
+
 /* The convolution cv of in by u into out (+= with accumulate), outputs
  * (y, x) with y < oh, x < ow; 0 when one block row per thread does not fit
  * in scratch. Each thread transforms, multiplies and writes its own stripe
@@ -493,7 +548,6 @@ static size_t mask_split(int first_row, int ow, size_t plane) {
 static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, const float *u,
                const float *bias, const nn_conv *cv, int oh, int ow, float *scratch, size_t scratch_floats,
                int threads) {
-    const nn_window *s = &cv->win;
     const int bh = (oh + OUT - 1) / OUT, bw = (ow + OUT - 1) / OUT;
     if (!nn_winograd_applies(cv) || threads < 1) return 0;
     const size_t share = scratch_floats / (size_t)threads, per_row = row_floats(cv, bw);
@@ -502,41 +556,8 @@ static int run(float *out, int accumulate, uint8_t *relu_mask, const float *in, 
     if (band * per_row + rowbuf_floats(bw) > share) band = (int)((share - rowbuf_floats(bw)) / per_row);
     const int bands = (bh + band - 1) / band;
     const int vector = panel_layout(cv), held = vector ? 0 : nn_blas_hold();
-#pragma omp parallel num_threads(threads)
-    {
-        size_t first, last;
-        const int t = nn_thread_share((size_t)bands, &first, &last);
-        float *rowbuf = scratch + (size_t)t * share, *v = rowbuf + rowbuf_floats(bw);
-        const int r0 = band * (int)first, end = band * (int)last, r1 = end < bh ? end : bh;
-        for (int by0 = r0; by0 < r1; by0 += band) {
-            const int rows = r1 - by0 < band ? r1 - by0 : band;
-            const int blocks = rows * bw;
-            float *m = v + (size_t)XI * cv->c * blocks;
-            input_transform(v, in, cv, by0, rows, bw, rowbuf);
-            for (int xi = 0; xi < XI; xi++) {
-                const float *vx = v + (size_t)xi * cv->c * blocks;
-                float *mx = m + (size_t)xi * cv->k * blocks;
-                if (vector) {
-                    nn_tile_gemm(cv->cpu, cv->k, blocks, cv->c, u + (size_t)xi * padded(cv->k) * cv->c, vx,
-                                 (size_t)blocks, mx, (size_t)blocks);
-                    continue;
-                }
-                for (int r = 0; r < rows; r++) /* n = bw, whatever the band */
-                    nn_sgemm_serial(0, cv->k, bw, cv->c, u + (size_t)xi * cv->k * cv->c, cv->c, vx + (size_t)r * bw, blocks,
-                                    0.0f, mx + (size_t)r * bw, blocks);
-            }
-            output_transform(out, m, bias, relu_mask != NULL, accumulate, cv, oh, ow, by0, rows, bw);
-        }
-        if (relu_mask) {
-            /* The few outputs past a split come from the next thread's
-             * stripe, written before the barrier. */
-            const size_t plane = (size_t)s->oh * s->ow;
-            const size_t from = first ? mask_split(OUT * r0, s->ow, plane) : 0;
-            const size_t to = last < (size_t)bands ? mask_split(OUT * r1, s->ow, plane) : plane;
-#pragma omp barrier
-            if (to > from) nn_relu_mask_from_output(out, relu_mask, cv->k, plane, from, to - from, 1);
-        }
-    }
+    wino_job j = {out, scratch, accumulate, oh, ow, bw, bh, band, bands, vector, relu_mask, in, u, bias, cv, share};
+    team_run(threads, run_stripe, &j);
     nn_blas_release(held);
     return 1;
 }

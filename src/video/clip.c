@@ -8,6 +8,7 @@
 #include "dream/dream.h"
 #include "image/image.h"
 #include "model/model.h"
+#include "util/team.h"
 #include "util/util.h"
 #include "video/flow.h"
 
@@ -64,17 +65,33 @@ void dd_clip_free(dd_clip *c) {
     free(c);
 }
 
+typedef struct luma_job {
+    const dd_image *im;
+    float *luma;
+    size_t ch;
+    float unit;
+} luma_job;
+
+static void luma_pixels(void *ctx, size_t from, size_t to, int worker) {
+    const luma_job *j = ctx;
+    const dd_image *im = j->im;
+    const size_t ch = j->ch;
+    const float unit = j->unit;
+    (void)worker;
+    for (size_t i = from; i < to; i++) {
+        const size_t s = i * ch;
+        j->luma[i] = ch >= 3 ? unit * (0.299f * (float)img_get(im, s) + 0.587f * (float)img_get(im, s + 1) +
+                                       0.114f * (float)img_get(im, s + 2))
+                             : unit * (float)img_get(im, s);
+    }
+}
+
 /* The frame's BT.601 luma, 0..255 (grey as it is). */
 static void frame_luma(const dd_image *im, float *luma, int threads) {
     const size_t plane = (size_t)im->width * im->height, ch = (size_t)im->channels;
     const float unit = im->depth == 16 ? 1.0f / 257.0f : 1.0f;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (size_t i = 0; i < plane; i++) {
-        const size_t s = i * ch;
-        luma[i] = ch >= 3 ? unit * (0.299f * (float)img_get(im, s) + 0.587f * (float)img_get(im, s + 1) +
-                                    0.114f * (float)img_get(im, s + 2))
-                          : unit * (float)img_get(im, s);
-    }
+    luma_job j = {im, luma, ch, unit};
+    team_for(threads, plane, luma_pixels, &j);
 }
 
 /* Plane p (h x w) at (x, y), 0 <= x <= w - 1, 0 <= y <= h - 1. */
@@ -94,10 +111,11 @@ static float bilinear(const float *p, int h, int w, float x, float y) {
  * following the flow to the last frame and the flow back lands within
  * about half a pixel, more for fast motion), carried = 1; where it does
  * not, or leads out of the frame, the point was hidden or uncovered: 0. */
-static void flow_agreement(dd_clip *c, int threads) {
+static void agreement_rows(void *ctx, size_t from, size_t to, int worker) {
+    dd_clip *c = ctx;
     const int h = c->h, w = c->w;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int y = 0; y < h; y++)
+    (void)worker;
+    for (int y = (int)from; y < (int)to; y++)
         for (int x = 0; x < w; x++) {
             const size_t i = (size_t)y * w + x;
             const float u = c->fu[i], v = c->fv[i], px = (float)x + u, py = (float)y + v;
@@ -111,14 +129,17 @@ static void flow_agreement(dd_clip *c, int threads) {
         }
 }
 
+static void flow_agreement(dd_clip *c, int threads) { team_for(threads, (size_t)c->h, agreement_rows, c); }
+
 /* start = photo + blend x the last detail where it is carried to, clamped
  * to the network's range. */
-static void carry_detail(dd_clip *c, int threads) {
+static void carry_rows(void *ctx, size_t from, size_t to, int worker) {
+    dd_clip *c = ctx;
     const int h = c->h, w = c->w;
     const size_t plane = (size_t)h * w;
     const float blend = c->params.blend;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int y = 0; y < h; y++)
+    (void)worker;
+    for (int y = (int)from; y < (int)to; y++)
         for (int x = 0; x < w; x++) {
             const size_t i = (size_t)y * w + x;
             const float px = (float)x + c->fu[i], py = (float)y + c->fv[i];
@@ -132,7 +153,9 @@ static void carry_detail(dd_clip *c, int threads) {
         }
 }
 
-dd_status dd_clip_dream(dd_clip *c, dd_image *frame, dd_progress_fn progress, void *user) {
+static void carry_detail(dd_clip *c, int threads) { team_for(threads, (size_t)c->h, carry_rows, c); }
+
+static dd_status clip_dream(dd_clip *c, dd_image *frame, dd_progress_fn progress, void *user) {
     if (!c || !frame) return util_fail(DD_ERR_INVALID_ARG, "no clip or frame");
     if (frame->width != c->w || frame->height != c->h)
         return util_fail(DD_ERR_INVALID_ARG, "frame %dx%d in a clip of %dx%d", frame->width, frame->height, c->w, c->h);
@@ -170,7 +193,7 @@ dd_status dd_clip_dream(dd_clip *c, dd_image *frame, dd_progress_fn progress, vo
     return DD_OK;
 }
 
-dd_status dd_clip_resume(dd_clip *c, const dd_image *photo, const dd_image *dreamed) {
+static dd_status clip_resume(dd_clip *c, const dd_image *photo, const dd_image *dreamed) {
     if (!c || !photo || !dreamed) return util_fail(DD_ERR_INVALID_ARG, "no clip, photo or dream");
     if (photo->width != c->w || photo->height != c->h || dreamed->width != c->w || dreamed->height != c->h)
         return util_fail(DD_ERR_INVALID_ARG, "photo %dx%d and dream %dx%d in a clip of %dx%d", photo->width,
@@ -186,6 +209,23 @@ dd_status dd_clip_resume(dd_clip *c, const dd_image *photo, const dd_image *drea
     frame_luma(photo, c->luma_prev, threads);
     c->frames = 1;
     return DD_OK;
+}
+
+/* The public calls run on a team of their own (util/team.h). */
+dd_status dd_clip_dream(dd_clip *c, dd_image *frame, dd_progress_fn progress, void *user) {
+    team_scope team;
+    team_enter(&team, c ? dream_threads(c->d) : 1);
+    const dd_status st = clip_dream(c, frame, progress, user);
+    team_leave(&team);
+    return st;
+}
+
+dd_status dd_clip_resume(dd_clip *c, const dd_image *photo, const dd_image *dreamed) {
+    team_scope team;
+    team_enter(&team, c ? dream_threads(c->d) : 1);
+    const dd_status st = clip_resume(c, photo, dreamed);
+    team_leave(&team);
+    return st;
 }
 
 dd_status dd_image_zoom(dd_image *im, float zoom, float degrees) {

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
-#include <omp.h>
 #endif
 
 #include "nn/nn.h"
@@ -96,14 +95,6 @@ static void poly_kernel_init(poly_kernel *k) {
  * form, which keeps the plain one's every operation in the same order. */
 #define ROW_BODY static inline __attribute__((always_inline))
 
-static int thread_index(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* The column correlations of row y: c0 = sum g f, c1 = sum y g f,
  * c2 = sum y^2 g f over rows y - POLY_N .. y + POLY_N, mirrored at the
  * edges. */
@@ -180,33 +171,47 @@ AVX2 static void poly_expand_row_avx2(const poly_kernel *k, const float *img, in
  * b's take all five from one place): the local polynomial at each pixel,
  * separably: three column correlations (g, y g, y^2 g), then six row
  * correlations of those. rows: per thread, 3 (w + 2 POLY_N) floats. */
+typedef struct flow_job {
+    const poly_kernel *k;
+    const float *img, *src, *ca, *cb, *win, *u0, *v0, *cu, *cv;
+    float *coef, *rows, *dst, *tmp, *u, *v, *scratch;
+    size_t per_thread;
+    int h, w, ch, cw, avx2;
+} flow_job;
+
+static void poly_rows(void *ctx, size_t from, size_t to, int worker) {
+    const flow_job *j = ctx;
+    const int h = j->h, w = j->w;
+    float *v0 = j->rows + (size_t)worker * j->per_thread;
+    for (int y = (int)from; y < (int)to; y++) {
+        float *out = j->coef + (size_t)y * w * NCOEF;
+#if VECTOR_PATHS
+        if (j->avx2) {
+            poly_expand_row_avx2(j->k, j->img, h, w, y, v0, out);
+            continue;
+        }
+#endif
+        poly_expand_row_plain(j->k, j->img, h, w, y, v0, out);
+    }
+}
+
 static void poly_expand(const poly_kernel *k, const float *img, int h, int w, float *coef, float *rows,
                         size_t rows_per_thread, int avx2, int threads) {
-#pragma omp parallel num_threads(threads)
-    {
-        float *v0 = rows + (size_t)thread_index() * rows_per_thread;
-#pragma omp for schedule(static)
-        for (int y = 0; y < h; y++) {
-            float *out = coef + (size_t)y * w * NCOEF;
-#if VECTOR_PATHS
-            if (avx2) {
-                poly_expand_row_avx2(k, img, h, w, y, v0, out);
-                continue;
-            }
-#endif
-            poly_expand_row_plain(k, img, h, w, y, v0, out);
-        }
-    }
-    (void)avx2;
+    flow_job j = {.k = k, .img = img, .coef = coef, .rows = rows, .per_thread = rows_per_thread, .h = h, .w = w,
+                  .avx2 = avx2};
+    team_for(threads, (size_t)h, poly_rows, &j);
 }
 
 /* src (h x w) -> dst ((h + 1) / 2 x (w + 1) / 2): blurred by the binomial
  * [1 4 6 4 1] / 16 (sigma 1) and every other sample kept, so dst(i, j) sits
  * on src(2i, 2j). tmp: dst's rows at src's width. */
-static void half_down(const float *src, int h, int w, float *dst, float *tmp, int threads) {
-    const int dh = (h + 1) / 2, dw = (w + 1) / 2;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int i = 0; i < dh; i++) {
+static void half_rows(void *ctx, size_t from, size_t to, int worker) {
+    const flow_job *j = ctx;
+    const int h = j->h, w = j->w, dw = (w + 1) / 2;
+    const float *src = j->src;
+    float *dst = j->dst, *tmp = j->tmp;
+    (void)worker;
+    for (int i = (int)from; i < (int)to; i++) {
         const float *r0 = src + (size_t)mirror(2 * i - 2, h) * w, *r1 = src + (size_t)mirror(2 * i - 1, h) * w,
                     *r2 = src + (size_t)(2 * i) * w, *r3 = src + (size_t)mirror(2 * i + 1, h) * w,
                     *r4 = src + (size_t)mirror(2 * i + 2, h) * w;
@@ -219,6 +224,11 @@ static void half_down(const float *src, int h, int w, float *dst, float *tmp, in
                     6 * t[x]) * (1.0f / 16);
         }
     }
+}
+
+static void half_down(const float *src, int h, int w, float *dst, float *tmp, int threads) {
+    flow_job j = {.src = src, .dst = dst, .tmp = tmp, .h = h, .w = w};
+    team_for(threads, (size_t)(h + 1) / 2, half_rows, &j);
 }
 
 /* How much a fit at position p of a side of n pixels is trusted: the fits
@@ -433,49 +443,56 @@ static size_t refine_floats(int w) {
  * of WIN_R rows either side into its own ring (the rows next to a band are
  * computed twice, the same whoever computes them), so that no plane of
  * constraints is stored. scratch: per thread, scratch_per_thread floats. */
-static void refine(const float *ca, const float *cb, int h, int w, const float *win, const float *u0,
-                   const float *v0, float *u, float *v, float *scratch, size_t scratch_per_thread, int avx2,
-                   int threads) {
-#pragma omp parallel num_threads(threads)
-    {
-        int t = 0, n = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num(), n = omp_get_num_threads();
-#endif
-        const int from = (int)((int64_t)h * t / n), to = (int)((int64_t)h * (t + 1) / n);
-        const size_t slot = (size_t)NCOEF * w;
-        float *ring = scratch + (size_t)t * scratch_per_thread, *zero = ring + RING * slot, *buf = zero + slot;
-        memset(zero, 0, slot * sizeof *zero);
-        for (int y = from; y < to; y++) {
-            const int first = y == from ? (y - WIN_R > 0 ? y - WIN_R : 0) : y + WIN_R;
-            for (int r = first; r <= y + WIN_R && r < h; r++) {
-                float *out = ring + (size_t)(r % RING) * slot;
-#if VECTOR_PATHS
-                if (avx2) {
-                    constraints_row_avx2(ca, cb, h, w, r, u0, v0, out);
-                    continue;
-                }
-#endif
-                constraints_row_plain(ca, cb, h, w, r, u0, v0, out);
-            }
+static void refine_band(void *ctx, int t, int n) {
+    const flow_job *j = ctx;
+    const float *ca = j->ca, *cb = j->cb, *win = j->win, *u0 = j->u0, *v0 = j->v0;
+    float *u = j->u, *v = j->v, *scratch = j->scratch;
+    const size_t scratch_per_thread = j->per_thread;
+    const int h = j->h, w = j->w, avx2 = j->avx2;
+    (void)avx2; /* read only by the vector paths */
+    const int from = (int)((int64_t)h * t / n), to = (int)((int64_t)h * (t + 1) / n);
+    const size_t slot = (size_t)NCOEF * w;
+    float *ring = scratch + (size_t)t * scratch_per_thread, *zero = ring + RING * slot, *buf = zero + slot;
+    memset(zero, 0, slot * sizeof *zero);
+    for (int y = from; y < to; y++) {
+        const int first = y == from ? (y - WIN_R > 0 ? y - WIN_R : 0) : y + WIN_R;
+        for (int r = first; r <= y + WIN_R && r < h; r++) {
+            float *out = ring + (size_t)(r % RING) * slot;
 #if VECTOR_PATHS
             if (avx2) {
-                solve_window_row_avx2(ring, zero, h, w, y, win, buf, u0, v0, u, v);
+                constraints_row_avx2(ca, cb, h, w, r, u0, v0, out);
                 continue;
             }
 #endif
-            solve_window_row_plain(ring, zero, h, w, y, win, buf, u0, v0, u, v);
+            constraints_row_plain(ca, cb, h, w, r, u0, v0, out);
         }
+#if VECTOR_PATHS
+        if (avx2) {
+            solve_window_row_avx2(ring, zero, h, w, y, win, buf, u0, v0, u, v);
+            continue;
+        }
+#endif
+        solve_window_row_plain(ring, zero, h, w, y, win, buf, u0, v0, u, v);
     }
-    (void)avx2;
+}
+
+static void refine(const float *ca, const float *cb, int h, int w, const float *win, const float *u0,
+                   const float *v0, float *u, float *v, float *scratch, size_t scratch_per_thread, int avx2,
+                   int threads) {
+    flow_job j = {.ca = ca, .cb = cb, .win = win, .u0 = u0, .v0 = v0, .u = u, .v = v, .scratch = scratch,
+                  .per_thread = scratch_per_thread, .h = h, .w = w, .avx2 = avx2};
+    team_run(threads, refine_band, &j);
 }
 
 /* Coarse flow (ch x cw) -> fine (h x w), doubled: fine pixel (x, y) sits
  * at coarse (x / 2, y / 2). */
-static void flow_up(const float *cu, const float *cv, int ch, int cw, float *u, float *v, int h, int w,
-                    int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int y = 0; y < h; y++) {
+static void up_rows(void *ctx, size_t from, size_t to, int worker) {
+    const flow_job *j = ctx;
+    const float *cu = j->cu, *cv = j->cv;
+    float *u = j->u, *v = j->v;
+    const int ch = j->ch, cw = j->cw, w = j->w;
+    (void)worker;
+    for (int y = (int)from; y < (int)to; y++) {
         const int y0 = y / 2, y1 = y0 + 1 < ch ? y0 + 1 : y0;
         const float ay = y % 2 ? 0.5f : 0.0f;
         for (int x = 0; x < w; x++) {
@@ -489,6 +506,12 @@ static void flow_up(const float *cu, const float *cv, int ch, int cw, float *u, 
             v[o] = 2 * (w00 * cv[i00] + w01 * cv[i01] + w10 * cv[i10] + w11 * cv[i11]);
         }
     }
+}
+
+static void flow_up(const float *cu, const float *cv, int ch, int cw, float *u, float *v, int h, int w,
+                    int threads) {
+    flow_job j = {.cu = cu, .cv = cv, .u = u, .v = v, .ch = ch, .cw = cw, .h = h, .w = w};
+    team_for(threads, (size_t)h, up_rows, &j);
 }
 
 /* Floats for n planes of h x w, checked; 0 on overflow. */
