@@ -23,7 +23,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 for tool in convert identify; do
   command -v "$tool" >/dev/null || { echo "skip: ImageMagick's $tool is not installed"; exit 77; }
 done
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # see test_cli.sh
 export LC_ALL=C # bytes, not characters: sort order, grep on names that are not UTF-8
 
 work=$(mktemp -d)

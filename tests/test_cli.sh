@@ -23,9 +23,6 @@ version=$(sed -nE 's/^#define DD_VERSION_STRING "(.*)"/\1/p' "$top/include/deepd
 for tool in convert identify; do
   command -v "$tool" >/dev/null || { echo "skip: ImageMagick's $tool is not installed"; exit 77; }
 done
-# libgomp's default spin-waiting makes 2-thread runs 10-40x slower on a
-# loaded machine; the wait policy changes no result.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 export LC_ALL=C # bytes, not characters, for grep on binary files
 
 work=$(mktemp -d)

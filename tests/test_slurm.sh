@@ -18,7 +18,6 @@ for tool in slurmctld slurmd sbatch sinfo convert; do
   command -v "$tool" >/dev/null || { echo "skip: $tool is not installed"; exit 77; }
 done
 [ "$(id -u)" = 0 ] || { echo "skip: the one-node cluster needs root"; exit 77; }
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # see test_cli.sh
 export LC_ALL=C
 
 D=$(mktemp -d)

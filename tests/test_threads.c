@@ -1,10 +1,15 @@
-/* dd_dream as a library user runs it: the same bytes when the OpenMP
- * runtime gives fewer threads than asked (nested regions, dynamic teams,
- * max active levels, OMP_THREAD_LIMIT); memory that does not grow with the
- * octave count; should_stop ending a step between layers with the image
- * untouched; and the too-small messages naming the image and the layer.
+/* dd_dream as a library user runs it: the same bytes when called from the
+ * program's own OpenMP threads, whatever that runtime's settings (nested
+ * regions, dynamic teams, max active levels, OMP_THREAD_LIMIT), which are
+ * not the library's; the caller's OpenMP and OpenBLAS settings unchanged
+ * and no library thread left after a call; memory that does not grow with
+ * the octave count; should_stop ending a step between layers with the
+ * image untouched; and the too-small messages naming the image and the
+ * layer.
  *
  * usage: test_threads SAMPLES_DIR */
+#include <cblas.h>
+#include <dirent.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -167,8 +172,8 @@ static void test_small_teams(const char *samples) {
     if (!b1) goto done;
     expect_dream("4 threads, whole teams", src, 4, b1, n1);
 
-    /* Nested: the default of one active level gives the inner regions one
-     * thread each, whatever num_threads asks. */
+    /* From the program's own nested threads: the library's team is its
+     * own, whatever the program's OpenMP allows its regions. */
     unsigned char *pair[2] = {NULL, NULL};
     size_t np[2] = {0, 0};
     const int levels = omp_get_max_active_levels();
@@ -211,6 +216,41 @@ static void test_small_teams(const char *samples) {
           "under OMP_THREAD_LIMIT=2: the child failed (status %d, see above)", ws);
 done:
     free(b1);
+    dd_image_free(src);
+}
+
+/* Threads of this process, from /proc (-1 where there is none). */
+static int threads_now(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A library call leaves the calling thread's OpenMP settings, OpenBLAS's
+ * thread count and the process's thread count as they were. */
+static void test_no_side_effects(const char *samples) {
+    dd_image *src = small_chelsea(samples, 96, 80);
+    CHECK(src != NULL, "chelsea at 96x80");
+    if (!src) return;
+    omp_set_num_threads(3);
+    const int omp_threads = omp_get_max_threads(), dynamic = omp_get_dynamic();
+#if DD_BLAS_OPENBLAS
+    const int blas_threads = openblas_get_num_threads();
+#endif
+    const int before = threads_now();
+    size_t n;
+    free(dream_bytes(src, 4, &n));
+    CHECK(omp_get_max_threads() == omp_threads && omp_get_dynamic() == dynamic,
+          "the caller's OpenMP settings changed: %d threads (was %d), dynamic %d (was %d)", omp_get_max_threads(),
+          omp_threads, omp_get_dynamic(), dynamic);
+#if DD_BLAS_OPENBLAS
+    CHECK(openblas_get_num_threads() == blas_threads, "OpenBLAS's threads changed: %d (was %d)",
+          openblas_get_num_threads(), blas_threads);
+#endif
+    CHECK(threads_now() == before, "%d threads after a dream, %d before", threads_now(), before);
     dd_image_free(src);
 }
 
@@ -442,6 +482,7 @@ int main(int argc, char **argv) {
     test_memory(); /* first: the other tests' thread teams would raise the peak */
     test_too_small();
     test_should_stop();
+    test_no_side_effects(argv[1]);
     test_small_teams(argv[1]);
     dd_model_free(model);
     return check_done("threads");

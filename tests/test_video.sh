@@ -21,7 +21,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 for tool in ffmpeg ffprobe; do
   command -v "$tool" >/dev/null || { echo "skip: $tool is not installed"; exit 77; }
 done
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # see test_cli.sh
 export LC_ALL=C
 
 work=$(mktemp -d)
