@@ -471,9 +471,9 @@ static int parse_options(int argc, char **argv, options *o) {
     return -1;
 }
 
-/* Signals. SIGINT and SIGTERM are blocked in every thread (the OpenMP
- * workers inherit the mask from main, which sets it before any thread
- * exists) and taken by one watcher thread with sigwait: no handler ever
+/* Signals. SIGINT and SIGTERM are blocked in every thread (main blocks
+ * them before any thread exists; the library's workers block every
+ * signal) and taken by one watcher thread with sigwait: no handler ever
  * runs on a worker. The first signal sets cli_stop_signal, which the dream
  * polls between the network's layers, and wakes the main thread out of a
  * blocking open or read (SIGUSR1, no SA_RESTART). If the program has not

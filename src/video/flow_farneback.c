@@ -7,8 +7,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#endif
 
 #include "nn/nn.h"
 #include "nn/vector.h"
