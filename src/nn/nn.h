@@ -8,18 +8,13 @@
 
 #include "util/team.h"
 
-/* The calling thread's index in its parallel region (0 outside one). */
-static inline int nn_thread_index(void) { return team_index(); }
-
-/* Called by every thread of a parallel region: its index, and its share
- * [*from, *to) of units, contiguous and in thread order (top to bottom of a
- * plane when units are rows or columns). The split follows the thread
- * count, so each unit must be computed whole by whoever takes it: no sum's
- * order may depend on the split. */
-static inline int nn_thread_share(size_t units, size_t *from, size_t *to) {
-    const int t = team_index(), n = team_size();
-    *from = units * (size_t)t / (size_t)n, *to = units * (size_t)(t + 1) / (size_t)n;
-    return t;
+/* Worker `worker` of `workers` in a region (team_run): its share [*from,
+ * *to) of units, contiguous and in worker order (top to bottom of a plane
+ * when units are rows or columns). The split follows the worker count, so
+ * each unit must be computed whole by whoever takes it: no sum's order may
+ * depend on the split. */
+static inline void nn_thread_share(size_t units, int worker, int workers, size_t *from, size_t *to) {
+    *from = units * (size_t)worker / (size_t)workers, *to = units * (size_t)(worker + 1) / (size_t)workers;
 }
 
 /* A sliding window over an H x W plane. Its padding is either TensorFlow's

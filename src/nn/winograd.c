@@ -504,9 +504,8 @@ static void run_stripe(void *ctx, int worker, int workers) {
     const int bands = j->bands, vector = j->vector;
     const size_t share = j->share;
     size_t first, last;
-    const int t = nn_thread_share((size_t)bands, &first, &last);
-    (void)worker, (void)workers;
-    float *rowbuf = scratch + (size_t)t * share, *v = rowbuf + rowbuf_floats(bw);
+    nn_thread_share((size_t)bands, worker, workers, &first, &last);
+    float *rowbuf = scratch + (size_t)worker * share, *v = rowbuf + rowbuf_floats(bw);
     const int r0 = band * (int)first, end = band * (int)last, r1 = end < bh ? end : bh;
     for (int by0 = r0; by0 < r1; by0 += band) {
         const int rows = r1 - by0 < band ? r1 - by0 : band;

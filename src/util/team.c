@@ -49,20 +49,17 @@ struct team {
     int active; /* workers with a part in the current region */
 };
 
-/* The scope's team, and where in a region this thread is. */
+/* The scope's team; the region this thread has a part in, if any. */
 static _Thread_local team *bound;
 static _Thread_local team *cur_team;
-static _Thread_local int cur_index, cur_count = 1, in_part;
-
-int team_index(void) { return cur_index; }
-int team_size(void) { return cur_count; }
+static _Thread_local int cur_count = 1, in_part;
 
 static void run_part(team *t, team_part_fn *fn, void *ctx, int index, int count) {
     team *const st = cur_team;
-    const int si = cur_index, sc = cur_count, sp = in_part;
-    cur_team = t, cur_index = index, cur_count = count, in_part = 1;
+    const int sc = cur_count, sp = in_part;
+    cur_team = t, cur_count = count, in_part = 1;
     fn(ctx, index, count);
-    cur_team = st, cur_index = si, cur_count = sc, in_part = sp;
+    cur_team = st, cur_count = sc, in_part = sp;
 }
 
 /* Until the generation moves past seen: spin, then sleep. */

@@ -24,10 +24,6 @@ void team_run(int threads, team_part_fn *fn, void *ctx);
 void team_for(int threads, size_t n, team_range_fn *fn, void *ctx);
 /* Inside a part: waits for every worker of the region to reach it. */
 void team_barrier(void);
-/* The calling thread's worker index and the region's worker count (0 and
- * 1 outside a region). */
-int team_index(void);
-int team_size(void);
 
 /* Around a public call: the team its regions run on, threads - 1 workers
  * started here and joined by team_leave, so no library thread outlives the
