@@ -13,12 +13,13 @@
 
 #include "nn.h"
 
-/* OpenBLAS's serial build (the one CMake looks for first) is called from
- * our threads as it is. A threaded BLAS (OpenBLAS's pthreads or OpenMP
- * build, FlexiBLAS's backends) knows nothing of our team: a call from one
- * of our threads would start threads of its own, more threads than cores,
- * and split the call by its own count, with other bits. It is held to one
- * thread while our GEMMs run and given back its count after. */
+/* A threaded BLAS (OpenBLAS's pthreads build, which CMake looks for first,
+ * or its OpenMP build, FlexiBLAS's backends) knows nothing of our team: a
+ * call from one of our threads would start threads of its own, more
+ * threads than cores, and split the call by its own count, with other
+ * bits. It is held to one thread while our GEMMs run and given back its
+ * count after; our threads then call it at once, each call on its caller's
+ * thread. */
 #if DD_BLAS_OPENBLAS || DD_BLAS_FLEXIBLAS
 #define BLAS_HOLD
 #include <pthread.h>
@@ -39,7 +40,7 @@ static int holders, hold_count;
 int nn_blas_hold(void) {
 #ifdef BLAS_HOLD
 #if DD_BLAS_OPENBLAS
-    if (openblas_get_parallel() == 0) return 0; /* the serial build: nothing to hold */
+    if (openblas_get_parallel() == 0) return 0; /* the serial build: locked instead */
 #endif
     pthread_mutex_lock(&hold_lock);
     if (holders++ == 0) {
@@ -73,10 +74,24 @@ static int block_cols(int n) {
     return 64 * ((units + 15) / 16);
 }
 
+#if DD_BLAS_OPENBLAS
+/* OpenBLAS's serial build, unless built with USE_LOCKING (Debian 12's is
+ * not), packs into buffers shared by every caller: two of our threads in
+ * it at once gave other bytes on every run. Its calls take turns. */
+static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
+#endif
+
 void nn_sgemm_serial(int trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                      float beta, float *c, int ldc) {
+#if DD_BLAS_OPENBLAS
+    const int take_turns = openblas_get_parallel() == 0;
+    if (take_turns) pthread_mutex_lock(&serial_lock);
+#endif
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
                 beta, c, ldc);
+#if DD_BLAS_OPENBLAS
+    if (take_turns) pthread_mutex_unlock(&serial_lock);
+#endif
 }
 
 typedef struct gemm_job {
