@@ -16,10 +16,10 @@
  *   dd_net_forward, dd_net_gradient, dd_measure_speed) run on threads of
  *   the library's own, as many as the call's thread count, started by the
  *   call and joined before it returns; waiting, they spin briefly and then
- *   sleep, so they share the cores well with other work. No process-wide
- *   setting is read or changed: not the environment, not the caller's
- *   OpenMP settings, not OpenBLAS's thread count (with OpenBLAS's serial
- *   build; a threaded one is held to one thread during the call).
+ *   sleep, so they share the cores well with other work. No setting of the
+ *   process is read from the environment, and none is left changed: the
+ *   caller's OpenMP settings are not touched; OpenBLAS (when threaded) is
+ *   held to one thread during the call and given its count back after.
  * - Images given to the network are planar float32 RGB (C = 3, then H, then
  *   W, "CHW") in the network's input space, per model and per channel (the
  *   built-in model: x / 127.5 - 1 for 0..255 input), see
