@@ -471,16 +471,19 @@ static int parse_options(int argc, char **argv, options *o) {
     return -1;
 }
 
-/* Signals. SIGINT and SIGTERM are blocked in every thread (main blocks
- * them before any thread exists; the library's workers block every
- * signal) and taken by one watcher thread with sigwait: no handler ever
- * runs on a worker. The first signal sets cli_stop_signal, which the dream
+/* Signals. SIGINT and SIGTERM are blocked in every thread the program
+ * starts (main blocks them before it starts any; the library's workers
+ * block every signal) and taken by one watcher thread with sigwait. Threads
+ * started before main (OpenBLAS's pthreads build starts its pool when it is
+ * loaded, every signal unblocked) would take them with the default action,
+ * ending the program on the spot: there a handler passes the signal on to
+ * the watcher. The first signal sets cli_stop_signal, which the dream
  * polls between the network's layers, and wakes the main thread out of a
  * blocking open or read (SIGUSR1, no SA_RESTART). If the program has not
  * ended a second later, or a second signal comes, the watcher quits: it
  * waits for an output being written and counted (write_lock), prints the
  * batch's summary unless the main thread has, and exits 128+signal. */
-static pthread_t main_thread;
+static pthread_t main_thread, watcher;
 static sigset_t stop_signals;
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -490,6 +493,14 @@ static size_t count_done, count_skipped, count_failed;
 static int summary_owed, erase_line;
 
 static void wake(int sig) { (void)sig; }
+
+/* Only on a thread that does not block the stop signals: one the program
+ * did not start. pthread_kill is async-signal-safe. */
+static void pass_to_watcher(int sig) {
+    const int saved = errno;
+    pthread_kill(watcher, sig);
+    errno = saved;
+}
 
 static void *watch_signals(void *arg) {
     (void)arg;
@@ -536,8 +547,13 @@ static void watch_for_signals(void) {
     sa.sa_handler = wake; /* no SA_RESTART: a blocked open or read returns */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
-    pthread_t watcher;
-    if (pthread_create(&watcher, NULL, watch_signals, NULL) == 0) pthread_detach(watcher);
+    if (pthread_create(&watcher, NULL, watch_signals, NULL) != 0) return;
+    pthread_detach(watcher);
+    sa.sa_handler = pass_to_watcher;
+    sa.sa_flags = SA_RESTART;
+    const int stops[] = {SIGINT, SIGTERM};
+    for (size_t i = 0; i < sizeof stops / sizeof *stops; i++)
+        if (sigismember(&stop_signals, stops[i]) == 1) sigaction(stops[i], &sa, NULL);
 }
 
 static int stopped_status(void) { return 128 + (int)cli_stop_signal; }
