@@ -54,8 +54,9 @@ typedef enum dd_status {
 const char *dd_strerror(dd_status status);
 
 /* Detail of the last failure on the calling thread, e.g.
- * "mixed9: no such layer". Empty string when there was none. The pointer
- * stays valid until the next failing call on this thread. */
+ * "mixed9: no such layer". Every function returning a dd_status clears it
+ * as it starts, so after a success it is the empty string. The text stays
+ * until the next such call on this thread. Thread-safe (per thread). */
 const char *dd_last_error(void);
 
 /* The version of the library as it was built, as DD_VERSION_NUMBER counts
@@ -424,6 +425,11 @@ dd_status dd_net_set_guide(dd_net *net, const dd_guide *guide);
 /* ---- The dream ------------------------------------------------------- */
 
 typedef struct dd_params {
+    size_t size;          /* sizeof(dd_params) in the program's header,   *
+                           * set by dd_params_init: fields are only ever  *
+                           * appended, so a library reads the ones the    *
+                           * program knows and takes defaults for the     *
+                           * rest; never set it by hand                   */
     const dd_term *terms; /* the objective; NULL: the default layers      */
     int n_terms;
     int octaves;          /* scales, smallest first; 0: as many as bring  *
@@ -480,15 +486,30 @@ typedef struct dd_params {
                            * up (0)                                        */
 } dd_params;
 
-/* The defaults above. */
-dd_params dd_params_default(void);
+/* Sets *p, size bytes (sizeof *p), to the defaults above and p->size to
+ * the bytes this library fills: size itself, or the library's own struct's
+ * size when a program built against a newer header gives more (the rest
+ * zeroed and never read). DD_ERR_INVALID_ARG for NULL or a size smaller
+ * than any dd_params. Thread-safe. Every function taking a dd_params
+ * rejects one that did not come from here (DD_ERR_INVALID_ARG). */
+dd_status dd_params_init(dd_params *p, size_t size);
+
+/* The defaults above, as a value. Inline, so that sizeof is the
+ * program's: a program built against this header keeps working with a
+ * later library whose dd_params has grown. */
+static inline dd_params dd_params_default(void) {
+    dd_params p;
+    dd_params_init(&p, sizeof p);
+    return p;
+}
 
 /* Sets one parameter from text, as the command line's long option of the
  * same name reads it: "layers" (the string itself is kept: it must live as
  * long as p is used), "octaves", "octave-scale", "steps", "step-size",
- * "jitter", "tile", "seed", "max-size", "invert-mask" and "preserve-colors"
- * (0 or 1), and "arithmetic" (float32; fast, avx512bf16 or int16 for fast
- * mode). A value out of range, not a number or
+ * "jitter", "tile", "seed", "max-size", "threads" (0 or "auto": one per
+ * online core), "blend", "frame-steps", "invert-mask" and
+ * "preserve-colors" (0 or 1), and "arithmetic" (float32; fast, avx512bf16
+ * or int16 for fast mode). A value out of range, not a number or
  * an unknown key is DD_ERR_INVALID_ARG naming them ("steps: 'x' is not a
  * number in 0..100000"), p unchanged. Thread-safe. */
 dd_status dd_params_set(dd_params *p, const char *key, const char *value);

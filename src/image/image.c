@@ -157,6 +157,7 @@ void img_buffer_put(img_buffer *b, const void *data, size_t n) {
 }
 
 dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixels, dd_image **out) {
+    util_clear_error();
     const unsigned char *p = data;
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "no place for the decoded image");
     *out = NULL;
@@ -170,6 +171,7 @@ dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixel
 }
 
 dd_status dd_image_probe(const void *data, size_t size, uint64_t max_pixels, dd_image_info *info) {
+    util_clear_error();
     static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     static const unsigned char jpeg_magic[3] = {0xff, 0xd8, 0xff};
     const unsigned char *p = data;
@@ -290,6 +292,7 @@ fail:
 }
 
 dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **out) {
+    util_clear_error();
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "no place for the decoded image");
     *out = NULL;
     if (!path) return util_fail(DD_ERR_INVALID_ARG, "no file name");
@@ -309,6 +312,7 @@ dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **o
 
 dd_status dd_image_save_memory(const dd_image *im, dd_format format, int quality, const char *comment,
                                unsigned char **data, size_t *size) {
+    util_clear_error();
     img_buffer b = {0};
     dd_status st;
     if (!data || !size) return util_fail(DD_ERR_INVALID_ARG, "no place for the encoded image");
@@ -350,6 +354,7 @@ const void *dd_image_pixels(const dd_image *im) { return im ? im->samples : NULL
 size_t dd_image_bytes(const dd_image *im) { return im ? img_row_bytes(im) * (size_t)im->height : 0; }
 
 dd_status dd_image_new(int width, int height, int channels, int depth, const void *pixels, dd_image **out) {
+    util_clear_error();
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "no place for the new image");
     *out = NULL;
     if (width < 1 || height < 1)

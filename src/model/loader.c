@@ -697,6 +697,7 @@ static dd_status read_default_layers(json_t *meta, dd_model *m) {
 }
 
 dd_status dd_model_load_memory(const void *data, size_t size, dd_model **out) {
+    util_clear_error();
     st_file f;
     file_node *fn = NULL;
     int n = 0;
@@ -824,6 +825,7 @@ io_error:
 }
 
 dd_status dd_model_load_file(const char *path, dd_model **out) {
+    util_clear_error();
     *out = NULL;
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
@@ -881,5 +883,6 @@ extern const unsigned char dd_default_model[];
 extern const unsigned char dd_default_model_end[];
 
 dd_status dd_model_load_default(dd_model **out) {
+    util_clear_error();
     return dd_model_load_memory(dd_default_model, (size_t)(dd_default_model_end - dd_default_model), out);
 }
