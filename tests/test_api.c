@@ -10,32 +10,9 @@
 
 #include "check.h"
 #include "deepdream.h"
+#include "util/util.h"
 
 static char tmp_dir[256];
-
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    do {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-    } while (n);
-    fclose(f);
-    *size = len;
-    return buf;
-}
 
 static int write_all(const char *path, const void *data, size_t size) {
     FILE *f = fopen(path, "wb");
@@ -193,8 +170,8 @@ static void test_load_file(const char *samples) {
     char path[512];
     snprintf(path, sizeof path, "%s/chelsea.png", samples);
     size_t size = 0;
-    unsigned char *bytes = read_all(path, &size);
-    CHECK(bytes && size > 100, "cannot read %s", path);
+    unsigned char *bytes = NULL;
+    CHECK(util_read_file(path, (size_t)1 << 30, &bytes, &size) == DD_OK && size > 100, "%s", dd_last_error());
     if (!bytes) return;
     dd_image *from_file = NULL, *from_memory = NULL;
     dd_status st = dd_image_load_file(path, 0, &from_file);
