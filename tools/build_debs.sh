@@ -20,7 +20,7 @@ copy="$work/deepdream-$version"
 mkdir "$copy"
 # Tracked files deleted in the working tree are skipped, not an error.
 git -C "$src" ls-files -z --cached --others --exclude-standard |
-  (cd "$src" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
+  while IFS= read -r -d '' f; do if [ -e "$src/$f" ]; then printf '%s\0' "$f"; fi; done |
   tar -C "$src" --null -T - -cf - | tar -C "$copy" -xf -
 
 (cd "$copy" && dpkg-buildpackage -us -uc -b "$@")
