@@ -76,8 +76,9 @@ def _open_library():
     try:
         lib = ctypes.CDLL(path)
     except OSError as e:
-        raise ImportError("deepdream: cannot load the library %s (%s); install libdeepdream0 or set "
-                          "DEEPDREAM_LIBRARY to its path" % (path, e)) from e
+        raise ImportError("deepdream: cannot load the library %s (%s): install it where the loader "
+                          "looks (or add its directory to LD_LIBRARY_PATH), or set DEEPDREAM_LIBRARY "
+                          "to its path" % (path, e)) from e
     st, p, i, u, sz, s = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_size_t,
                           ctypes.c_char_p)
     # Every function this module calls, with its prototype (a missing one
