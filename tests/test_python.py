@@ -12,10 +12,12 @@ Plain asserts, no pytest: each check prints what failed; exit 1 if any did.
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 
 import numpy as np
@@ -222,6 +224,24 @@ def progress_and_cancel():
         raise boom
     e = raises(Boom, deepdream.dream, PHOTO, progress=raising, **SMALL)
     expect(e is boom, "the callback's exception came back as %r" % e)
+
+
+@check
+def ctrl_c_stops_a_dream():
+    # SIGINT mid-dream (no progress callback given): KeyboardInterrupt within
+    # a step or so, not at the end of 100000 steps, and Python's handler back.
+    before = PHOTO.copy()
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    try:
+        raises(KeyboardInterrupt, deepdream.dream, PHOTO, layers="mixed2", steps=100000, threads=1)
+    finally:
+        timer.cancel()
+    elapsed = time.monotonic() - start
+    expect(elapsed < 5, "KeyboardInterrupt after %.1f s" % elapsed)
+    expect(np.array_equal(PHOTO, before), "an interrupted dream wrote the input")
+    expect(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "SIGINT's handler not restored")
 
 
 @check

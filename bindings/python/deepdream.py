@@ -27,10 +27,12 @@ raise deepdream.Error (deepdream.Cancelled when a progress callback stops
 the dream).
 """
 
+import contextlib
 import ctypes
 import numbers
 import os
 import secrets
+import signal
 import threading
 
 import numpy as np
@@ -340,6 +342,27 @@ def presets():
 
 # ---- the model and the dream -----------------------------------------------
 
+@contextlib.contextmanager
+def _ctrl_c_noted(interrupted):
+    """Ctrl-C during a dream noted in interrupted rather than raised.
+
+    Python runs a signal's handler when Python code next runs, here at the
+    entry of the progress callback, before any try in it could catch the
+    KeyboardInterrupt, which ctypes would then drop. So on the main thread,
+    while Python's own SIGINT handler is in place, a quiet one stands in:
+    the callback sees the note and cancels, and the dream raises
+    KeyboardInterrupt. A handler of the program's own is left alone."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class Model:
     """A loaded network: Model() is the one built into the library,
     Model(path) a deepdream safetensors model file.
@@ -383,17 +406,22 @@ class Model:
         progress(octave, octaves, step, steps), if given, is called before
         each step; a true return stops the dream with Cancelled. An
         exception raised in it stops the dream too and is re-raised here.
-        Without progress, Ctrl-C still stops a dream between steps.
+        Ctrl-C stops a dream between steps (KeyboardInterrupt), with or
+        without progress.
         """
         a = np.asarray(array)
         p = _Params(params)
         failure = []
 
-        # Always installed: it is where Python runs during a dream, so it is
-        # where a pending KeyboardInterrupt surfaces; an exception must not
-        # cross into C (ctypes would print and drop it), so it is kept and
-        # re-raised once dd_dream has returned.
+        interrupted = []
+
+        # Always installed, as it is where Python runs during a dream. An
+        # exception must not cross into C (ctypes would print and drop it,
+        # and return garbage): it is kept and re-raised once dd_dream has
+        # returned.
         def on_step(user, octave, octaves, step, steps):
+            if interrupted:
+                return 1
             try:
                 return 1 if progress is not None and progress(octave, octaves, step, steps) else 0
             except BaseException as e:
@@ -406,11 +434,14 @@ class Model:
                 model = self._model()
                 self._busy += 1
             try:
-                status = _lib.dd_dream(model, p.buf, image.ptr, callback, None)
-                detail = (_lib.dd_last_error() or b"").decode("utf-8", "replace") if status else ""
+                with _ctrl_c_noted(interrupted):
+                    status = _lib.dd_dream(model, p.buf, image.ptr, callback, None)
+                    detail = (_lib.dd_last_error() or b"").decode("utf-8", "replace") if status else ""
             finally:
                 with self._lock:
                     self._busy -= 1
+            if interrupted:
+                raise KeyboardInterrupt
             if failure:
                 raise failure[0]
             if status != OK:
