@@ -19,6 +19,8 @@ Parameters are the command line's long options with underscores: layers,
 octaves (a number or "auto"), octave_scale, steps, step_size, jitter, tile,
 seed, threads, max_size, arithmetic, invert_mask, preserve_colors, blend,
 frame_steps, and preset (applied first; the others given beside it win).
+Masks and guides are not offered yet: they are image pointers in dd_params
+that dd_params_set has no key for (so invert_mask has nothing to invert).
 
 Threads: ctypes releases the GIL during each library call, so dreams in
 several Python threads run in parallel; a Model may be shared by all of
@@ -157,8 +159,9 @@ class Error(Exception):
 
 
 class Cancelled(Error):
-    """The dream was stopped by its progress callback (or by an exception,
-    KeyboardInterrupt included, raised in it)."""
+    """The progress callback returned true. (An exception raised in the
+    callback stops the dream too, but is raised itself, as is Ctrl-C's
+    KeyboardInterrupt.)"""
 
 
 def _check(status):
