@@ -535,6 +535,9 @@ typedef struct dd_params {
     int frame_steps;      /* clips: steps per octave for every frame      *
                            * after the first; 0: half of steps, rounded   *
                            * up (0)                                        */
+    int reserved;         /* 0. The struct ends with no padding, so its   *
+                           * size says exactly which fields a program     *
+                           * knew; a later field takes this place (0)     */
 } dd_params;
 
 /* Sets *p, size bytes (sizeof *p), to the defaults above and p->size to
@@ -549,7 +552,14 @@ dd_status dd_params_init(dd_params *p, size_t size);
 /* The defaults above, as a value. Inline, so that sizeof is the
  * program's: a program built against this header keeps working with a
  * later library whose dd_params has grown. Threads: any. */
-static inline dd_params dd_params_default(void) {
+#if defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L)
+#define DD_INLINE static inline
+#elif defined(__GNUC__)
+#define DD_INLINE static __inline__
+#else
+#define DD_INLINE static
+#endif
+DD_INLINE dd_params dd_params_default(void) {
     dd_params p;
     dd_params_init(&p, sizeof p);
     return p;

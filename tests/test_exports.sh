@@ -17,7 +17,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 nm -D --defined-only "$so" | awk '{ print $NF }' | sed 's/@.*//' | sort -u >"$work/exported"
-awk '/^(const |unsigned |void |int |size_t |double |dd_[a-z_]+ )[^;{]*dd_[a-z0-9_]+\(/ {
+awk '/^[A-Za-z_][A-Za-z0-9_ *]*[ *]dd_[a-z0-9_]+\(/ && !/^(typedef|static|DD_INLINE)/ {
        name = $0; sub(/\(.*/, "", name); sub(/.*[ *]/, "", name); print name }' "$header" | sort -u >"$work/declared"
 sed -n 's/^ \(dd_[a-z0-9_]*\)@Base .*/\1/p' "$symbols" | sort -u >"$work/listed"
 

@@ -20,7 +20,7 @@ unstated() {
     incomment          { comment = comment $0 "\n"; if ($0 ~ /\*\//) { incomment = 0; group = comment } ; next }
     /^$/               { group = ""; next }
     /^(typedef|#|}|[ \t])/ { if ($0 !~ /^[ \t]+[a-z].*\);$/) group = group; next }
-    /^(static inline |const |unsigned |void |int |size_t |double |dd_[a-z_]+ )[^;{]*dd_[a-z0-9_]+\(/ {
+    /^[A-Za-z_][A-Za-z0-9_ *]*[ *]dd_[a-z0-9_]+\(/ && !/^typedef/ {
       name = $0; sub(/\(.*/, "", name); sub(/.*[ *]/, "", name)
       if (group !~ /Threads:/) print name
       count++
@@ -46,5 +46,24 @@ if [ "$broken" != "dd_net_forward" ]; then
   echo "FAIL the check did not notice dd_net_forward's Threads: removed (it reported: '${broken}')"
   fail=1
 fi
-[ $fail = 0 ] && echo "test_header: every declaration states its threads"
+# The header compiles alone, warning-free, in every language a user may
+# include it from: C89 (no inline keyword), C99, C11 and C++.
+cc=${CC:-cc}
+if command -v "$cc" >/dev/null; then
+  for std in c89 c99 c11; do
+    if ! printf '#include "deepdream.h"\nint main(void) { dd_params p = dd_params_default(); return p.steps != 10; }\n' |
+         "$cc" -std=$std -pedantic -Wall -Wextra -Werror -I"$(dirname "$header")" -x c -c -o /dev/null -; then
+      echo "FAIL the header does not compile as $std"
+      fail=1
+    fi
+  done
+fi
+if command -v c++ >/dev/null; then
+  if ! printf '#include "deepdream.h"\nint main() { dd_params p = dd_params_default(); return p.steps != 10; }\n' |
+       c++ -std=c++11 -pedantic -Wall -Wextra -Werror -I"$(dirname "$header")" -x c++ -c -o /dev/null -; then
+    echo "FAIL the header does not compile as C++11"
+    fail=1
+  fi
+fi
+[ $fail = 0 ] && echo "test_header: every declaration states its threads; the header compiles as C89, C99, C11 and C++11"
 exit $fail

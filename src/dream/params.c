@@ -43,7 +43,12 @@ static const param_key keys[] = {
 
 /* The end of the last field of 0.2's dd_params, the first with a size:
  * no dd_params is smaller. */
-#define PARAMS_SIZE_0_2 (offsetof(dd_params, frame_steps) + sizeof(int))
+#define PARAMS_SIZE_0_2 (offsetof(dd_params, reserved) + sizeof(int))
+/* A size names the fields a program knew only while the struct has no
+ * tail padding: a field appended there would not change sizeof. Appending
+ * a field moves this check to it. */
+_Static_assert(sizeof(dd_params) == offsetof(dd_params, reserved) + sizeof(int),
+               "dd_params must end without padding");
 
 static dd_params defaults(void) {
     dd_params p;
@@ -72,11 +77,8 @@ dd_status params_read(const dd_params *p, dd_params *out) {
     if (!p) return util_fail(DD_ERR_INVALID_ARG, "no parameters");
     if (p->size < PARAMS_SIZE_0_2 || p->size > sizeof *out)
         return util_fail(DD_ERR_INVALID_ARG,
-                         p->size > sizeof *out && p->size < 65536
-                             ? "dd_params of %zu bytes, more than this library's %zu: a program built against a "
-                               "newer deepdream.h"
-                             : "dd_params with size %zu (this library's: %zu): not set up by dd_params_init() or "
-                               "dd_params_default()",
+                         "dd_params with size %zu (this library's: %zu): not set up by dd_params_init() or "
+                         "dd_params_default()",
                          p->size, sizeof *out);
     *out = defaults();
     memcpy(out, p, p->size);
