@@ -10,16 +10,22 @@
  * - Whatever dd_X_new / dd_X_load returns is released by dd_X_free;
  *   dd_X_free(NULL) is a no-op.
  * - Library code never prints, exits or aborts on bad input.
- * - Threads: a loaded dd_model is immutable and may be shared by any number
- *   of threads. A dd_net is used by one thread at a time. The calls that
+ * - Threads: every declaration says which calls may overlap ("Threads:").
+ *   A loaded dd_model and a dd_guide are immutable: any number of threads
+ *   may use one at once, and free it when all are done. A dd_net, dd_clip,
+ *   y4m reader or writer, or dd_params being set is used by one thread at a
+ *   time; different ones run at once freely. A dd_image may be read by any
+ *   number of threads while none writes it (dd_dream, dd_clip_dream and
+ *   dd_image_zoom write theirs). No call leaves process-wide state
+ *   changed behind it (docs/ARCHITECTURE.md, "Threads"). The calls that
  *   compute (dd_dream, dd_clip_dream, dd_clip_resume, dd_guide_new,
  *   dd_net_forward, dd_net_gradient, dd_measure_speed) run on threads of
  *   the library's own, as many as the call's thread count, started by the
  *   call and joined before it returns; waiting, they spin briefly and then
- *   sleep, so they share the cores well with other work. No setting of the
- *   process is read from the environment, and none is left changed: the
- *   caller's OpenMP settings are not touched; OpenBLAS (when threaded) is
- *   held to one thread during the call and given its count back after.
+ *   sleep, so they share the cores well with other work. No setting is
+ *   read from the environment; the caller's OpenMP settings are not
+ *   touched; OpenBLAS (when threaded) is held to one thread during the call
+ *   and given its count back after.
  * - Images given to the network are planar float32 RGB (C = 3, then H, then
  *   W, "CHW") in the network's input space, per model and per channel (the
  *   built-in model: x / 127.5 - 1 for 0..255 input), see
@@ -58,24 +64,28 @@ typedef enum dd_status {
     DD_ERR_TOO_SMALL    /* input smaller than the network's deepest layer   */
 } dd_status;
 
-/* Fixed text for a status ("corrupt file"). Never NULL. Thread-safe. */
+/* Fixed text for a status ("corrupt file"). Never NULL.
+ * Threads: any. */
 const char *dd_strerror(dd_status status);
 
 /* Detail of the last failure on the calling thread, e.g.
- * "mixed9: no such layer". Empty string when there was none. The pointer
- * stays valid until the next failing call on this thread. */
+ * "mixed9: no such layer". Every function returning a dd_status clears it
+ * as it starts, so after a success it is the empty string. The text stays
+ * until the next such call on this thread.
+ * Threads: any (each thread has its own). */
 const char *dd_last_error(void);
 
 /* The version of the library as it was built, as DD_VERSION_NUMBER counts
  * it. A program built against one header and run with another library
  * (a shared one replaced) sees the mismatch:
  *     if (dd_version() != DD_VERSION_NUMBER) ...
- * Thread-safe. */
+ * Threads: any. */
 unsigned dd_version(void);
 
 /* Frees memory the library handed to the caller (dd_image_save_memory's
  * buffer). Use it rather than free(): a program may link another C
- * runtime's malloc than the library's. NULL is a no-op. Thread-safe. */
+ * runtime's malloc than the library's. NULL is a no-op.
+ * Threads: any. */
 void dd_free(void *p);
 
 /* ---- Models ---------------------------------------------------------- */
@@ -83,7 +93,8 @@ void dd_free(void *p);
 typedef struct dd_model dd_model;
 
 /* Loads the model compiled into the library (InceptionV3 up to mixed5,
- * weights from npm nsfwjs@4.3.0; see weights/README.md). */
+ * weights from npm nsfwjs@4.3.0; see weights/README.md).
+ * Threads: any. */
 dd_status dd_model_load_default(dd_model **out);
 
 /* Loads a safetensors file whose __metadata__ carries a deepdream graph
@@ -93,12 +104,16 @@ dd_status dd_model_load_default(dd_model **out);
  * in bounded steps, so a pipe or FIFO works too: the header length (0 is
  * DD_ERR_CORRUPT, over 16 MiB DD_ERR_LIMIT), the header, then exactly the
  * bytes its tensors reach (over 2 GiB: DD_ERR_LIMIT); what follows the
- * last tensor is never read. */
+ * last tensor is never read.
+ * Threads: any. */
 dd_status dd_model_load_file(const char *path, dd_model **out);
 
-/* Same as dd_model_load_file, from memory. The bytes are not kept. */
+/* Same as dd_model_load_file, from memory. The bytes are not kept.
+ * Threads: any. */
 dd_status dd_model_load_memory(const void *data, size_t size, dd_model **out);
 
+/* Threads: once no other thread uses the model (nor a net, guide or clip
+ * made from it). */
 void dd_model_free(dd_model *model);
 
 /* Layers a user may name in an objective: the file's list (the built-in
@@ -106,7 +121,8 @@ void dd_model_free(dd_model *model);
  * average_pooling2d_N). A layer is its graph node's output; a convolution's
  * name (conv2d_N, conv1_1) gives its value before the ReLU that follows it,
  * with any batch norm folded in (conv2d_N is activation_N before the ReLU).
- * Index 0 .. dd_model_layer_count()-1, in graph order. */
+ * Index 0 .. dd_model_layer_count()-1, in graph order.
+ * Threads: any, on a shared model. */
 int dd_model_layer_count(const dd_model *model);
 const char *dd_model_layer_name(const dd_model *model, int index);
 int dd_model_layer_channels(const dd_model *model, int index);
@@ -114,7 +130,8 @@ int dd_model_layer_channels(const dd_model *model, int index);
 /* The objective the file recommends, as a spec for dd_terms_parse (a
  * converted torchvision GoogLeNet: "inception4c"); for a file without one,
  * dd_default_layers() when this model has those layers, else its last
- * layer. The string lives as long as the model. */
+ * layer. The string lives as long as the model.
+ * Threads: any, on a shared model. */
 const char *dd_model_default_layers(const dd_model *model);
 
 /* The input mapping per channel (R, G, B) (it replaces 0.1's one-pair
@@ -122,7 +139,8 @@ const char *dd_model_default_layers(const dd_model *model);
  * than have three floats written into one): network input c = pixel /
  * divisor[c] + offset[c], for pixels in 0..255 (the built-in model: 127.5
  * and -1 for all three; a torchvision network normalised with ImageNet's
- * mean and std: 255 std[c] and -mean[c] / std[c]). Either may be NULL. */
+ * mean and std: 255 std[c] and -mean[c] / std[c]). Either may be NULL.
+ * Threads: any, on a shared model. */
 void dd_model_input_mapping(const dd_model *model, float divisor[3], float offset[3]);
 
 /* ---- Objectives and gradients ----------------------------------------- */
@@ -145,8 +163,11 @@ typedef struct dd_term {
  * small for the deepest layer of the objective is DD_ERR_TOO_SMALL. */
 typedef struct dd_net dd_net;
 
+/* Threads: any, on a shared model; the net is then used by one thread at a
+ * time. */
 dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
                      int height, int width, int threads, dd_net **out);
+/* Threads: once no other thread uses the net. */
 void dd_net_free(dd_net *net);
 
 /* Fast mode: the convolutions other than 3x3 stride 1 (and the first
@@ -157,12 +178,15 @@ void dd_net_free(dd_net *net);
  * photos, see docs/PERFORMANCE.md) but is no longer exact. Where no such
  * kernel is faster (plain, and 512-bit FMAs on Intel's AVX-512 CPUs) the
  * net stays float32 and dd_net_fast reports 0. Packs the weights once
- * (memory about the size of the model's float32 weights). */
+ * (memory about the size of the model's float32 weights).
+ * Threads: one thread at a time per net. */
 dd_status dd_net_set_fast(dd_net *net, int fast);
-/* 1 if the net now runs the fast kernels. */
+/* 1 if the net now runs the fast kernels.
+ * Threads: one thread at a time per net. */
 int dd_net_fast(const dd_net *net);
 /* The fast kernels this CPU runs ("avx512bf16" or "int16"), or NULL if
- * none (fast mode is then the float32 one). */
+ * none (fast mode is then the float32 one).
+ * Threads: any. */
 const char *dd_fast_kernel(void);
 
 /* The vector kernels nets planned now run: "plain" (portable C and
@@ -173,15 +197,18 @@ const char *dd_fast_kernel(void);
  * thread count at every level; levels may differ from each other in the
  * last bits. *name (may be NULL) gets the level in use; the return is
  * DD_ERR_INVALID_ARG when DD_CPU holds something else (it is then
- * ignored). Thread-safe; DD_CPU is read once. */
+ * ignored). DD_CPU is read once.
+ * Threads: any. */
 dd_status dd_cpu_kernels(const char **name);
 
 /* Forward pass only. input: 3 x height x width floats (network input
- * space). *objective receives the objective value (may be NULL). */
+ * space). *objective receives the objective value (may be NULL).
+ * Threads: one thread at a time per net; any number of nets at once. */
 dd_status dd_net_forward(dd_net *net, const float *input, double *objective);
 
 /* Forward pass, then backward to the input only: grad (3 x height x width
- * floats) receives d objective / d input. *objective may be NULL. */
+ * floats) receives d objective / d input. *objective may be NULL.
+ * Threads: one thread at a time per net; any number of nets at once. */
 dd_status dd_net_gradient(dd_net *net, const float *input, float *grad,
                           double *objective);
 
@@ -192,15 +219,18 @@ typedef struct dd_layer_stats {
     int channels, height, width;
     double sum, mean, max;
 } dd_layer_stats;
+/* Threads: one thread at a time per net. */
 dd_status dd_net_term_stats(const dd_net *net, int term, dd_layer_stats *out);
 
 /* Floating-point operations of one forward and one backward pass as the
  * net's kernels run them (multiply and add counted as two; a Winograd
  * convolution counts its 36 products per 4x4 block and channel pair, not
- * the direct convolution's 144, nor its transforms), for benchmarks. */
+ * the direct convolution's 144, nor its transforms), for benchmarks.
+ * Threads: one thread at a time per net. */
 void dd_net_flops(const dd_net *net, double *forward, double *backward);
 
-/* Bytes of the net's arena (activations, masks, scratch). */
+/* Bytes of the net's arena (activations, masks, scratch).
+ * Threads: one thread at a time per net. */
 size_t dd_net_arena_bytes(const dd_net *net);
 
 
@@ -209,7 +239,8 @@ size_t dd_net_arena_bytes(const dd_net *net);
 /* Parses "NAME[:CHANNEL][=WEIGHT],..." (e.g. "mixed3", "mixed4:97",
  * "mixed2=0.5,mixed4=1") into at most max_terms terms; *n_terms receives
  * the count. Layer pointers point into the model (valid while it lives).
- * An unknown name is DD_ERR_INVALID_ARG with a message naming it. */
+ * An unknown name is DD_ERR_INVALID_ARG with a message naming it.
+ * Threads: any, on a shared model. */
 dd_status dd_terms_parse(const dd_model *model, const char *spec, dd_term *terms,
                          int max_terms, int *n_terms);
 
@@ -236,7 +267,8 @@ typedef enum dd_format {
  * truncated or corrupt file is DD_ERR_CORRUPT, never a partial picture.
  * EXIF orientation (JPEG APP1, PNG eXIf) is applied to the pixels; an ICC
  * profile is kept and written again to PNG and JPEG outputs (PNM and PAM
- * have no place for it). CMYK/YCCK JPEGs are converted to RGB. */
+ * have no place for it). CMYK/YCCK JPEGs are converted to RGB.
+ * Threads: any. */
 dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixels,
                                dd_image **out);
 
@@ -255,7 +287,8 @@ typedef struct dd_image_info {
  * calls it on what it has so far, and again with more bytes while width is
  * 0). DD_ERR_LIMIT when the header's size is over the limits of
  * dd_image_load_memory (max_pixels, 0: none), DD_ERR_CORRUPT when what is
- * there is malformed or no image format. */
+ * there is malformed or no image format.
+ * Threads: any. */
 dd_status dd_image_probe(const void *data, size_t size, uint64_t max_pixels, dd_image_info *info);
 
 /* Reads the file at path and decodes it as dd_image_load_memory does
@@ -270,7 +303,8 @@ dd_status dd_image_probe(const void *data, size_t size, uint64_t max_pixels, dd_
  * dd_image_load_memory says of them. A file that cannot be opened or read
  * and a directory are DD_ERR_IO. Every message names the path
  * ("photo.png: No such file or directory"). *out is freed with
- * dd_image_free; NULL on failure. Thread-safe (the read blocks). */
+ * dd_image_free; NULL on failure.
+ * Threads: any (the read blocks). */
 dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **out);
 
 /* A new image from raw pixels: width x height pixels of channels (1 grey,
@@ -281,28 +315,33 @@ dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **o
  * width or height below 1, channels outside 1..4 or depth not 8 or 16 is
  * DD_ERR_INVALID_ARG; a side over 65535 DD_ERR_LIMIT (as a decoded
  * image's). The image has no format (DD_FORMAT_UNKNOWN), comment or ICC
- * profile. *out is freed with dd_image_free; NULL on failure. Thread-safe. */
+ * profile. *out is freed with dd_image_free; NULL on failure.
+ * Threads: any. */
 dd_status dd_image_new(int width, int height, int channels, int depth, const void *pixels, dd_image **out);
 
 /* The image's samples in the layout dd_image_new takes, and their size in
  * bytes (width x height x channels x depth / 8). The pointer is valid
  * while the image lives; dd_dream, dd_image_zoom and dd_clip_dream write
  * their results into it. NULL and 0 for a NULL image. Reading it from
- * several threads is safe while nothing writes the image. */
+ * several threads is safe while nothing writes the image.
+ * Threads: any, while no thread writes the image. */
 const void *dd_image_pixels(const dd_image *image);
 size_t dd_image_bytes(const dd_image *image);
 
 /* Encodes to a new buffer (*data, *size; release it with dd_free, which
  * is free() in this build; on failure *data is NULL). quality is
  * for JPEG (1..100). comment (may be NULL) is stored as PNG tEXt
- * "Comment" / JPEG COM / PNM comment. */
+ * "Comment" / JPEG COM / PNM comment.
+ * Threads: any, while no thread writes the image. */
 dd_status dd_image_save_memory(const dd_image *image, dd_format format, int quality,
                                const char *comment, unsigned char **data, size_t *size);
 
+/* Threads: once no other thread uses the image. */
 void dd_image_free(dd_image *image);
 /* The image's size, channels (1..4), bits per sample (8 or 16) and the
  * format it was decoded from (DD_FORMAT_UNKNOWN for dd_image_new's). For
- * a NULL image: 0, or DD_FORMAT_UNKNOWN (and NULL for the comment). */
+ * a NULL image: 0, or DD_FORMAT_UNKNOWN (and NULL for the comment).
+ * Threads: any, while no thread writes the image. */
 int dd_image_width(const dd_image *image);
 int dd_image_height(const dd_image *image);
 int dd_image_channels(const dd_image *image);
@@ -310,12 +349,14 @@ int dd_image_depth(const dd_image *image);
 dd_format dd_image_format(const dd_image *image); /* what it was decoded from */
 /* The file's comment (PNG uncompressed tEXt "Comment", JPEG's first COM
  * marker before the first scan, the first '#' line of a PNM or PAM header),
- * at most 64 KiB of it; NULL when there is none. Valid while image lives. */
+ * at most 64 KiB of it; NULL when there is none. Valid while image lives.
+ * Threads: any, while no thread writes the image. */
 const char *dd_image_comment(const dd_image *image);
 
 /* Format from a file name's extension or from a "FMT:" prefix name:
  * png, jpg/jpeg, ppm (DD_FORMAT_PPM), pgm (DD_FORMAT_PGM), pnm (P5 or P6,
- * whichever the image is), pam; case-insensitive. */
+ * whichever the image is), pam; case-insensitive.
+ * Threads: any. */
 dd_format dd_format_from_name(const char *name);
 
 /* ---- Video: YUV4MPEG2 (y4m) streams ------------------------------------ */
@@ -368,9 +409,10 @@ typedef struct dd_y4m_info {
  * header, lacks W or H, repeats a field, holds an unknown field or value, or
  * names a chroma format other than those above is DD_ERR_CORRUPT; a failed
  * read DD_ERR_IO. Unknown X fields are kept, not interpreted. The reader
- * holds one frame's bytes; free it with dd_y4m_reader_free. A reader is
- * used by one thread at a time. */
+ * holds one frame's bytes; free it with dd_y4m_reader_free.
+ * Threads: any; the reader is then used by one thread at a time. */
 dd_status dd_y4m_reader_new(dd_read_fn read, void *user, uint64_t max_pixels, dd_y4m_reader **out);
+/* Threads: one thread at a time per reader. */
 void dd_y4m_reader_free(dd_y4m_reader *reader);
 void dd_y4m_reader_info(const dd_y4m_reader *reader, dd_y4m_info *info);
 
@@ -379,25 +421,31 @@ void dd_y4m_reader_info(const dd_y4m_reader *reader, dd_y4m_info *info);
  * (the end falls before a FRAME line). A frame cut short or a bad FRAME
  * line is DD_ERR_CORRUPT, counting frames from 1: "frame 12: truncated
  * after 3000 of 4608 bytes"; the frames returned before it stay valid.
- * Parameters on a FRAME line are read and not kept. */
+ * Parameters on a FRAME line are read and not kept.
+ * Threads: one thread at a time per reader. */
 dd_status dd_y4m_read_frame(dd_y4m_reader *reader, dd_image **frame);
 
 /* A stream in the format of reader's (size, chroma, range) whose header is
  * reader's header line byte for byte: F, A, I, C and every X field kept.
  * Writes the header through write (called with user) at once; DD_ERR_IO
  * when that fails. The writer holds one frame's planes; free it with
- * dd_y4m_writer_free (which writes nothing). */
+ * dd_y4m_writer_free (which writes nothing).
+ * Threads: any, while no thread reads from reader; the writer is then used
+ * by one thread at a time. */
 dd_status dd_y4m_writer_new(const dd_y4m_reader *reader, dd_write_fn write, void *user, dd_y4m_writer **out);
+/* Threads: once no other thread uses the writer. */
 void dd_y4m_writer_free(dd_y4m_writer *writer);
 /* A writer of a stream of one's own: header is the header line without
  * its newline ("YUV4MPEG2 W640 H360 F25:1 Ip A1:1 C420jpeg"), checked as
  * a reader checks one (DD_ERR_INVALID_ARG when it would refuse it), and
- * written at once. */
+ * written at once.
+ * Threads: any; the writer is then used by one thread at a time. */
 dd_status dd_y4m_writer_new_header(const char *header, dd_write_fn write, void *user, dd_y4m_writer **out);
 
 /* Converts frame (8-bit; grey or RGB, any alpha ignored; the stream's
  * width and height, else DD_ERR_INVALID_ARG) and writes "FRAME\n" and its
- * planes in one call of write; DD_ERR_IO when that fails. */
+ * planes in one call of write; DD_ERR_IO when that fails.
+ * Threads: one thread at a time per writer; frame only read. */
 dd_status dd_y4m_write_frame(dd_y4m_writer *writer, const dd_image *frame);
 
 
@@ -418,20 +466,29 @@ typedef struct dd_guide dd_guide;
 /* What the network sees in image at each term's layer. Terms are whole
  * layers: a term with a channel is DD_ERR_INVALID_ARG. A guide too small
  * for the deepest layer is DD_ERR_TOO_SMALL. threads as for dd_net_new. The
- * model must outlive the guide. */
+ * model must outlive the guide.
+ * Threads: any, on a shared model and image; the guide is then shared
+ * freely. */
 dd_status dd_guide_new(const dd_model *model, const dd_term *terms, int n_terms, const dd_image *image,
                        int threads, dd_guide **out);
+/* Threads: once no net uses the guide. */
 void dd_guide_free(dd_guide *guide);
 
 /* The net's objective becomes the guide's (NULL: the plain one again). The
  * guide must have been made for the same model and the same terms (layers
  * in the same order), else DD_ERR_INVALID_ARG. The guide must outlive its
- * use by the net. */
+ * use by the net.
+ * Threads: one thread at a time per net; the guide may be shared. */
 dd_status dd_net_set_guide(dd_net *net, const dd_guide *guide);
 
 /* ---- The dream ------------------------------------------------------- */
 
 typedef struct dd_params {
+    size_t size;          /* sizeof(dd_params) in the program's header,   *
+                           * set by dd_params_init: fields are only ever  *
+                           * appended, so a library reads the ones the    *
+                           * program knows and takes defaults for the     *
+                           * rest; never set it by hand                   */
     const dd_term *terms; /* the objective; NULL: the default layers      */
     int n_terms;
     int octaves;          /* scales, smallest first; 0: as many as bring  *
@@ -486,36 +543,67 @@ typedef struct dd_params {
     int frame_steps;      /* clips: steps per octave for every frame      *
                            * after the first; 0: half of steps, rounded   *
                            * up (0)                                        */
+    int reserved;         /* 0. The struct ends with no padding, so its   *
+                           * size says exactly which fields a program     *
+                           * knew; a later field takes this place (0)     */
 } dd_params;
 
-/* The defaults above. */
-dd_params dd_params_default(void);
+/* Sets *p, size bytes (sizeof *p), to the defaults above and p->size to
+ * the bytes this library fills: size itself, or the library's own struct's
+ * size when a program built against a newer header gives more (the rest
+ * zeroed and never read). DD_ERR_INVALID_ARG for NULL or a size smaller
+ * than any dd_params. Every function taking a dd_params
+ * rejects one that did not come from here (DD_ERR_INVALID_ARG).
+ * Threads: any; p is written. */
+dd_status dd_params_init(dd_params *p, size_t size);
+
+/* The defaults above, as a value. Inline, so that sizeof is the
+ * program's: a program built against this header keeps working with a
+ * later library whose dd_params has grown. Threads: any. */
+#if defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L)
+#define DD_INLINE static inline
+#elif defined(__GNUC__)
+#define DD_INLINE static __inline__
+#else
+#define DD_INLINE static
+#endif
+DD_INLINE dd_params dd_params_default(void) {
+    dd_params p;
+    dd_params_init(&p, sizeof p);
+    return p;
+}
 
 /* Sets one parameter from text, as the command line's long option of the
  * same name reads it: "layers" (the string itself is kept: it must live as
  * long as p is used), "octaves", "octave-scale", "steps", "step-size",
- * "jitter", "tile", "seed", "max-size", "invert-mask" and "preserve-colors"
- * (0 or 1), and "arithmetic" (float32; fast, avx512bf16 or int16 for fast
- * mode). A value out of range, not a number or
+ * "jitter", "tile", "seed", "max-size", "threads" (0 or "auto": one per
+ * online core), "blend", "frame-steps", "invert-mask" and
+ * "preserve-colors" (0 or 1), and "arithmetic" (float32; fast, avx512bf16
+ * or int16 for fast mode). A value out of range, not a number or
  * an unknown key is DD_ERR_INVALID_ARG naming them ("steps: 'x' is not a
- * number in 0..100000"), p unchanged. Thread-safe. */
+ * number in 0..100000"), p unchanged.
+ * Threads: any; p is written: one thread at a time per p. */
 dd_status dd_params_set(dd_params *p, const char *key, const char *value);
 
-/* Presets: named looks for a model, chosen by eye (docs/PRESETS.md). */
+/* Presets: named looks for a model, chosen by eye (docs/PRESETS.md).
+ * Threads: any. */
 int dd_preset_count(void);
 /* Preset index's name, one-line description, the model it is made for
  * ("built-in", or NULL for any model), its objective (layers, NULL: the
  * model's default) and the rest of its settings as "key=value ..." pairs
  * for dd_params_set. Any pointer may be NULL; the strings are static.
- * DD_ERR_INVALID_ARG for an index outside 0 .. count-1. Thread-safe. */
+ * DD_ERR_INVALID_ARG for an index outside 0 .. count-1.
+ * Threads: any. */
 dd_status dd_preset_info(int index, const char **name, const char **description, const char **model,
                          const char **layers, const char **settings);
 /* Sets the preset's objective (p->layers, static) and settings on p,
  * leaving the other fields as they are; an unknown name is
- * DD_ERR_INVALID_ARG, p unchanged. Thread-safe. */
+ * DD_ERR_INVALID_ARG, p unchanged.
+ * Threads: any; p is written: one thread at a time per p. */
 dd_status dd_params_preset(dd_params *p, const char *name);
 
-/* The default objective, as a spec for dd_terms_parse. */
+/* The default objective, as a spec for dd_terms_parse.
+ * Threads: any. */
 const char *dd_default_layers(void);
 
 /* Called before each step; return nonzero to stop (DD_ERR_CANCELLED). */
@@ -536,7 +624,10 @@ typedef int (*dd_progress_fn)(void *user, int octave, int octaves, int step, int
  * pixels are written only after everything that can fail. A mask costs one
  * float plane at the image's size and one at the largest octave's; each
  * step's update is multiplied by the mask at that octave's size (the step
- * is still normalised by the whole image's gradient). */
+ * is still normalised by the whole image's gradient).
+ * Threads: any, on a shared model, params and guide; the image is written,
+ * so no other thread may use it during the call. Dreams on several threads
+ * at once each run their own team of threads. */
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *image,
                    dd_progress_fn progress, void *user);
 
@@ -555,24 +646,30 @@ dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *ima
  * the objective cannot dream. Free with dd_clip_free. One thread at a time
  * per clip. */
 typedef struct dd_clip dd_clip;
+/* Threads: any, on a shared model and params; the clip is then used by one
+ * thread at a time. */
 dd_status dd_clip_new(const dd_model *model, const dd_params *params, int width, int height, dd_clip **out);
 /* Dreams the clip's next frame in place (RGB or grey, 8 or 16 bits, the
  * clip's size), with params.steps for the first frame and
  * params.frame_steps for the rest. A frame of another size is
  * DD_ERR_INVALID_ARG. Failed or cancelled: the frame as it was, and the
- * clip as before the call. The same bytes for any thread count. */
+ * clip as before the call. The same bytes for any thread count.
+ * Threads: one thread at a time per clip; the frame is written. */
 dd_status dd_clip_dream(dd_clip *clip, dd_image *frame, dd_progress_fn progress, void *user);
 /* Goes on from a frame dreamed earlier (a sequence resumed): the clip's
  * next frame carries the detail of dreamed (photo's dream, as written)
  * along the flow from photo, as if the clip had just dreamed it. Both of
- * the clip's size. */
+ * the clip's size.
+ * Threads: one thread at a time per clip. */
 dd_status dd_clip_resume(dd_clip *clip, const dd_image *photo, const dd_image *dreamed);
+/* Threads: once no other thread uses the clip. */
 void dd_clip_free(dd_clip *clip);
 
 /* The image zoomed by zoom (> 1 enlarges: the view moves in) and turned by
  * degrees (counter-clockwise) about its centre, in place, bilinear; what
  * comes from outside the image repeats its edge. zoom 0.1..10. The
- * infinite zoom feeds each dream back through this. */
+ * infinite zoom feeds each dream back through this.
+ * Threads: the image is written: no other thread may use it during the call. */
 dd_status dd_image_zoom(dd_image *image, float zoom, float degrees);
 
 /* ---- Planning a dream without dreaming ------------------------------- */
@@ -612,7 +709,7 @@ typedef struct dd_dream_plan {
  * GEMMs (params->guide; the plan is the unguided dream's). Nets are planned from shapes only:
  * nothing image-sized is allocated. Errors are dd_dream's, with the same
  * messages (an image too small for the objective is DD_ERR_TOO_SMALL).
- * Thread-safe for a shared model. */
+ * Threads: any, on a shared model and params. */
 dd_status dd_dream_plan_for(const dd_model *model, const dd_params *params, int width, int height, int channels,
                             int depth, dd_dream_plan *out);
 
@@ -630,13 +727,15 @@ typedef struct dd_speed {
  * a 256x256 net (larger when the objective needs it), each timed for an
  * eighth of a second (at most 8 passes) after one warm-up, and the line
  * through the two. About half a second in all on a desktop CPU; like any
- * timing it follows the machine's load. Thread-safe for a shared model. */
+ * timing it follows the machine's load, other dreams included.
+ * Threads: any, on a shared model and params. */
 dd_status dd_measure_speed(const dd_model *model, const dd_params *params, dd_speed *out);
 
 /* A dream's estimated seconds: setup_seconds + passes x seconds_per_pass +
  * flops / flops_per_second. The image-sized work between passes (the
  * step's update, resizing between octaves), reading and writing the file
- * are left out. 0 when speed has no rate. */
+ * are left out. 0 when speed has no rate.
+ * Threads: any. */
 double dd_dream_plan_seconds(const dd_dream_plan *plan, const dd_speed *speed);
 
 #ifdef __cplusplus

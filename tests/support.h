@@ -38,31 +38,8 @@ static inline void *xmalloc(size_t bytes) {
 
 /* The image in the file at path, or NULL after saying why on stderr. */
 static inline dd_image *load_image_file(const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        fprintf(stderr, "%s: cannot open\n", path);
-        return NULL;
-    }
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len == cap) {
-            cap = cap ? 2 * cap : 1 << 16;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                fprintf(stderr, "%s: out of memory\n", path);
-                free(buf), fclose(fp);
-                return NULL;
-            }
-            buf = nb;
-        }
-        got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-    } while (got);
-    fclose(fp);
     dd_image *im = NULL;
-    if (dd_image_load_memory(buf, len, 0, &im)) fprintf(stderr, "%s: %s\n", path, dd_last_error());
-    free(buf);
+    if (dd_image_load_file(path, 0, &im)) fprintf(stderr, "%s\n", dd_last_error());
     return im;
 }
 

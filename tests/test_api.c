@@ -2,6 +2,7 @@
  * CMake's project version), raw pixels in and out, dd_image_load_file
  * against dd_image_load_memory, its refusals, and NULL-safe getters.
  * Usage: test_api CMAKE_PROJECT_VERSION SAMPLES_DIR */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,32 +10,9 @@
 
 #include "check.h"
 #include "deepdream.h"
+#include "util/util.h"
 
 static char tmp_dir[256];
-
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    do {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-    } while (n);
-    fclose(f);
-    *size = len;
-    return buf;
-}
 
 static int write_all(const char *path, const void *data, size_t size) {
     FILE *f = fopen(path, "wb");
@@ -192,8 +170,8 @@ static void test_load_file(const char *samples) {
     char path[512];
     snprintf(path, sizeof path, "%s/chelsea.png", samples);
     size_t size = 0;
-    unsigned char *bytes = read_all(path, &size);
-    CHECK(bytes && size > 100, "cannot read %s", path);
+    unsigned char *bytes = NULL;
+    CHECK(util_read_file(path, (size_t)1 << 30, &bytes, &size) == DD_OK && size > 100, "%s", dd_last_error());
     if (!bytes) return;
     dd_image *from_file = NULL, *from_memory = NULL;
     dd_status st = dd_image_load_file(path, 0, &from_file);
@@ -274,6 +252,104 @@ static void test_null_getters(void) {
     dd_image_free(NULL);
 }
 
+/* dd_params carries its size: a program's struct from an older or newer
+ * header, or one never set up, is read or refused as the header says. */
+static void test_params_size(void) {
+    const size_t first = offsetof(dd_params, reserved) + sizeof(int); /* 0.2's, the first sized one */
+    dd_params p = dd_params_default();
+    CHECK(p.size == sizeof p, "dd_params_default: size %zu, want %zu", p.size, sizeof p);
+    CHECK(p.steps == 10 && p.octave_scale == 1.4f && p.blend == 0.5f && p.tile == 1024 && p.fast == 1,
+          "dd_params_default: not the documented defaults");
+    CHECK(dd_params_init(NULL, sizeof p) == DD_ERR_INVALID_ARG, "dd_params_init(NULL)");
+    CHECK(dd_params_init(&p, first - 1) == DD_ERR_INVALID_ARG && strstr(dd_last_error(), "smaller"),
+          "dd_params_init with too small a size: '%s'", dd_last_error());
+
+    /* A newer header's larger struct: this library's part set, the rest zero. */
+    union {
+        dd_params p;
+        unsigned char bytes[sizeof(dd_params) + 64];
+    } big;
+    memset(&big, 0xab, sizeof big);
+    CHECK(dd_params_init(&big.p, sizeof big) == DD_OK, "dd_params_init on a larger struct: %s", dd_last_error());
+    CHECK(big.p.size == sizeof(dd_params), "a larger struct's size: %zu, want this library's %zu", big.p.size,
+          sizeof(dd_params));
+    size_t nonzero = 0;
+    for (size_t i = sizeof(dd_params); i < sizeof big; i++) nonzero += big.bytes[i] != 0;
+    CHECK(nonzero == 0, "%zu bytes past this library's dd_params were not zeroed", nonzero);
+
+    /* An older header's smaller struct: nothing written past its size. */
+    union {
+        dd_params p;
+        unsigned char bytes[sizeof(dd_params) + 16];
+    } old;
+    CHECK(dd_params_init(&old.p, first) == DD_OK && old.p.size == first, "dd_params_init(%zu): size %zu", first,
+          old.p.size);
+    memset(old.bytes + first, 0xcd, sizeof old - first);
+    CHECK(dd_params_set(&old.p, "steps", "7") == DD_OK && old.p.steps == 7, "dd_params_set on an older struct: %s",
+          dd_last_error());
+    CHECK(dd_params_preset(&old.p, "deep") == DD_OK && old.p.steps == 20, "dd_params_preset on an older struct: %s",
+          dd_last_error());
+    size_t touched = 0;
+    for (size_t i = first; i < sizeof old; i++) touched += old.bytes[i] != 0xcd;
+    CHECK(touched == 0 && old.p.size == first, "%zu bytes written past an older struct's %zu", touched, first);
+
+    /* Never set up, or from a newer header than this library: refused. */
+    dd_model *model = NULL;
+    CHECK(dd_model_load_default(&model) == DD_OK, "default model: %s", dd_last_error());
+    dd_image *im = NULL;
+    CHECK(dd_image_new(64, 64, 3, 8, NULL, &im) == DD_OK, "dd_image_new: %s", dd_last_error());
+    dd_params zero;
+    memset(&zero, 0, sizeof zero);
+    zero.steps = 1;
+    dd_status st = dd_dream(model, &zero, im, NULL, NULL);
+    CHECK(st == DD_ERR_INVALID_ARG && strstr(dd_last_error(), "dd_params_init"),
+          "dd_dream with a zeroed dd_params: %s '%s'", dd_strerror(st), dd_last_error());
+    CHECK(dd_params_set(&zero, "steps", "2") == DD_ERR_INVALID_ARG, "dd_params_set on a zeroed dd_params");
+    dd_params newer = dd_params_default();
+    newer.size += 8;
+    st = dd_dream(model, &newer, im, NULL, NULL);
+    CHECK(st == DD_ERR_INVALID_ARG && strstr(dd_last_error(), "dd_params_init"), "dd_dream with a size set by hand: %s '%s'",
+          dd_strerror(st), dd_last_error());
+    dd_clip *clip = NULL;
+    CHECK(dd_clip_new(model, &newer, 64, 64, &clip) == DD_ERR_INVALID_ARG && !clip, "dd_clip_new, newer dd_params");
+    dd_dream_plan plan;
+    CHECK(dd_dream_plan_for(model, &zero, 64, 64, 3, 8, &plan) == DD_ERR_INVALID_ARG, "dd_dream_plan_for, zeroed");
+
+    /* The threads key, as --threads reads it. */
+    p = dd_params_default();
+    CHECK(dd_params_set(&p, "threads", "3") == DD_OK && p.threads == 3, "threads=3: %s", dd_last_error());
+    CHECK(dd_params_set(&p, "threads", "auto") == DD_OK && p.threads == 0, "threads=auto: %s", dd_last_error());
+    CHECK(dd_params_set(&p, "threads", "-1") == DD_ERR_INVALID_ARG && p.threads == 0, "threads=-1 accepted");
+    dd_image_free(im);
+    dd_model_free(model);
+}
+
+/* dd_last_error: set by a failure, emptied by the next call that succeeds. */
+static void test_error_cleared(void) {
+    dd_params p = dd_params_default();
+    dd_image *im = NULL;
+    CHECK(dd_params_set(&p, "steps", "x") == DD_ERR_INVALID_ARG && dd_last_error()[0], "a failure left no message");
+    CHECK(dd_params_set(&p, "steps", "3") == DD_OK && !dd_last_error()[0], "after dd_params_set succeeded: '%s'",
+          dd_last_error());
+    CHECK(dd_image_new(0, 1, 3, 8, NULL, &im) != DD_OK && dd_last_error()[0], "dd_image_new(0, ...) succeeded");
+    CHECK(dd_image_new(2, 2, 3, 8, NULL, &im) == DD_OK && !dd_last_error()[0], "after dd_image_new: '%s'",
+          dd_last_error());
+    dd_image_free(im);
+    dd_model *model = NULL;
+    CHECK(dd_model_load_file("/nonexistent/model.safetensors", &model) != DD_OK, "a missing model loaded");
+    CHECK(dd_model_load_default(&model) == DD_OK && !dd_last_error()[0], "after dd_model_load_default: '%s'",
+          dd_last_error());
+    dd_term terms[4];
+    int n = 0;
+    CHECK(dd_terms_parse(model, "nosuch", terms, 4, &n) != DD_OK, "a missing layer parsed");
+    CHECK(dd_terms_parse(model, "mixed3", terms, 4, &n) == DD_OK && !dd_last_error()[0], "after dd_terms_parse: '%s'",
+          dd_last_error());
+    CHECK(dd_preset_info(-1, NULL, NULL, NULL, NULL, NULL) != DD_OK, "preset -1");
+    CHECK(dd_preset_info(0, NULL, NULL, NULL, NULL, NULL) == DD_OK && !dd_last_error()[0],
+          "after dd_preset_info: '%s'", dd_last_error());
+    dd_model_free(model);
+}
+
 static void remove_tmp(void) {
     static const char *names[] = {"empty.png", "truncated.png", "header-only.png", "text.png", "two.ppm"};
     char p[600];
@@ -300,6 +376,8 @@ int main(int argc, char **argv) {
     test_new_refusals();
     test_load_file(argv[2]);
     test_null_getters();
+    test_params_size();
+    test_error_cleared();
     remove_tmp();
     return check_done("test_api");
 }

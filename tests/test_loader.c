@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "deepdream.h"
+#include "util/util.h"
 
 /* ---- the original file, and building variants of it ------------------------ */
 
@@ -1166,20 +1167,10 @@ static void positive_cases(const char *weights_path) {
 
 int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : "../weights/inception_v3_mixed5.safetensors";
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        fprintf(stderr, "%s: cannot open\n", path);
+    if (util_read_file(path, (size_t)1 << 31, &file_bytes, &file_size)) {
+        fprintf(stderr, "%s\n", dd_last_error());
         return 1;
     }
-    fseek(fp, 0, SEEK_END);
-    file_size = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    file_bytes = malloc(file_size);
-    if (!file_bytes || fread(file_bytes, 1, file_size, fp) != file_size) {
-        fprintf(stderr, "%s: read failed\n", path);
-        return 1;
-    }
-    fclose(fp);
     for (int i = 7; i >= 0; i--) header_len = header_len << 8 | file_bytes[i];
     json_error_t err;
     header = json_loadb((const char *)file_bytes + 8, header_len, 0, &err);

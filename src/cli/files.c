@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "image/image.h"
 
 const char *cli_quote(const char *name) {
     /* A few buffers in turn: one message may quote two names. */
@@ -32,31 +33,6 @@ const char *cli_quote(const char *name) {
     return out;
 }
 
-
-/* Reads into *buf until it holds `want` bytes or the input ends; 0 after a
- * read error (errno set). */
-static int read_upto(int fd, unsigned char **buf, size_t *len, size_t *cap, size_t want, int *ended) {
-    while (*len < want && !*ended) {
-        if (*len == *cap) {
-            size_t c = *cap ? *cap * 2 : (size_t)1 << 16;
-            if (c > want && want > *len) c = want < (size_t)1 << 16 ? (size_t)1 << 16 : want;
-            unsigned char *nb = realloc(*buf, c);
-            if (!nb) {
-                errno = ENOMEM;
-                return 0;
-            }
-            *buf = nb, *cap = c;
-        }
-        size_t room = *cap - *len;
-        if (room > want - *len) room = want - *len;
-        ssize_t got = read(fd, *buf + *len, room);
-        if (got < 0 && errno == EINTR && !cli_stop_signal) continue;
-        if (got < 0) return 0;
-        if (got == 0) *ended = 1;
-        *len += (size_t)got;
-    }
-    return 1;
-}
 
 /* fprintf, or nothing when to is NULL. */
 static void say(FILE *to, const char *fmt, ...) {
@@ -85,63 +61,13 @@ static int read_image(const char *path, uint64_t max_pixels, int quiet, cli_read
         if (!is_stdin) close(fd);
         return 0;
     }
-    if (ri) ri->regular = S_ISREG(sb.st_mode), ri->trailing = 0;
-    /* The header first: a size over the limits is refused before the rest
-     * is read, and no more is read than such an image can take, whether
-     * the bytes come from a file or a pipe (a header followed by
-     * /dev/zero). */
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0, want = (size_t)1 << 16;
-    int ended = 0, ok = 1;
-    const size_t header_most = (size_t)65 << 20; /* max_bytes allows 64 MiB of metadata */
-    dd_image_info info = {0};
-    for (;;) {
-        if (!read_upto(fd, &buf, &len, &cap, want, &ended)) {
-            if (!cli_stop_signal) say(err_to, "%s: %s: %s\n", cli_prog, name, strerror(errno));
-            ok = 0;
-            break;
-        }
-        const dd_status st = dd_image_probe(buf, len, max_pixels, &info);
-        if (st == DD_ERR_LIMIT) {
-            say(err_to, "%s: %s: %s\n", cli_prog, name, dd_last_error());
-            ok = 0;
-            break;
-        }
-        /* Malformed or an unknown format: the decoder says what is wrong. */
-        if (st || info.width || ended) break;
-        if (len >= header_most) break;
-        want = len * 2;
-    }
-    if (ok && info.width) {
-        /* One byte more than the most an image of this size can take
-         * tells a longer input from an exact one. */
-        const uint64_t most = info.max_bytes;
-        size_t limit = most < SIZE_MAX - 1 ? (size_t)most + 1 : SIZE_MAX;
-        /* A regular file's size is known: one allocation of it, not a
-         * doubling buffer whose last copy would hold the file twice. */
-        if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < limit && (size_t)sb.st_size + 1 > cap) {
-            unsigned char *nb = realloc(buf, (size_t)sb.st_size + 1);
-            if (nb) buf = nb, cap = (size_t)sb.st_size + 1;
-        }
-        if (!read_upto(fd, &buf, &len, &cap, limit, &ended)) {
-            if (!cli_stop_signal) say(err_to, "%s: %s: %s\n", cli_prog, name, strerror(errno));
-            ok = 0;
-        } else if (len > most && info.format != DD_FORMAT_PNM && info.format != DD_FORMAT_PAM) {
-            say(err_to, "%s: %s: more than the %llu bytes a %dx%d image can take\n", cli_prog, name,
-                    (unsigned long long)most, info.width, info.height);
-            ok = 0;
-        } else if (len > most) {
-            len = (size_t)most; /* a Netpbm stream may hold more images: the first one */
-            if (ri) ri->trailing = 1;
-        }
-    }
+    if (ri) ri->regular = S_ISREG(sb.st_mode);
+    int trailing = 0;
+    const dd_status st = img_read_fd(fd, name, max_pixels, &cli_stop_signal, data, size, &trailing);
     if (!is_stdin) close(fd);
-    if (!ok) {
-        free(buf);
-        return 0;
-    }
-    *data = buf, *size = len;
-    return 1;
+    if (ri) ri->trailing = trailing;
+    if (st && !cli_stop_signal) say(err_to, "%s: %s\n", cli_prog, dd_last_error());
+    return st == DD_OK;
 }
 
 /* A signal ends a write that waits (a FIFO nobody reads); a file's write

@@ -18,14 +18,6 @@
 #define MAX_TERMS 64
 #define MAX_OCTAVES DD_MAX_OCTAVES
 
-dd_params dd_params_default(void) {
-    return (dd_params){.terms = NULL, .n_terms = 0, .octaves = 0, .octave_scale = 1.4f, .steps = 10,
-                       .step_size = 0.02f, .jitter = 32, .tile = 1024, .seed = 0, .threads = 0,
-                       .max_size = 0, .fast = 1, .should_stop = NULL, .guide = NULL,
-                       .layers = NULL, .mask = NULL, .mask_alpha = 0, .invert_mask = 0, .preserve_colors = 0,
-                       .blend = 0.5f, .frame_steps = 0};
-}
-
 /* Chosen by eye on the three samples: see docs/ARCHITECTURE.md. */
 const char *dd_default_layers(void) { return "mixed3,mixed4"; }
 
@@ -75,7 +67,8 @@ typedef struct octave_plan {
 } octave_plan;
 
 struct dream {
-    const dd_params *p;
+    dd_params params;           /* the caller's, read as this library's */
+    const dd_params *p;         /* &params */
     const dd_model *model;
     const dd_term *terms;
     int n_terms;
@@ -553,8 +546,10 @@ dd_status dream_new(const dd_model *model, const dd_params *params, int h, int w
     if (!model || !params) return util_fail(DD_ERR_INVALID_ARG, "no model or parameters");
     dream *d = calloc(1, sizeof *d);
     if (!d) return util_fail(DD_ERR_NOMEM, "out of memory");
+    if ((st = params_read(params, &d->params))) goto fail;
+    params = d->p = &d->params;
     if ((st = dream_setup(model, params, d->own_terms, &d->terms, &d->n_terms, &d->threads))) goto fail;
-    d->p = params, d->model = model, d->h = h, d->w = w, d->keep_nets = keep_nets;
+    d->model = model, d->h = h, d->w = w, d->keep_nets = keep_nets;
     for (int c = 0; c < 3; c++) d->lo[c] = model->offset[c], d->hi[c] = 255.0f / model->divisor[c] + model->offset[c];
     if ((st = plan_octaves(model, params, d->terms, d->n_terms, h, w, &d->plan))) goto fail;
     const size_t n = (size_t)3 * h * w;
@@ -671,12 +666,13 @@ done:
 dd_status dd_dream(const dd_model *model, const dd_params *params, dd_image *im, dd_progress_fn progress,
                    void *user) {
     dream *d;
+    util_clear_error();
     if (!model || !params || !im) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or image");
     team_scope team;
     team_enter(&team, params->threads);
     dd_status st = dream_new(model, params, im->height, im->width, 0, &d);
     if (!st) {
-        st = dream_run(d, im, NULL, params->steps, progress, user);
+        st = dream_run(d, im, NULL, d->p->steps, progress, user);
         dream_free(d);
     }
     team_leave(&team);
@@ -689,9 +685,13 @@ dd_status dd_dream_plan_for(const dd_model *model, const dd_params *params, int 
     const dd_term *terms;
     int n_terms, threads;
     octave_plan plan;
+    dd_params own;
     dd_status st;
+    util_clear_error();
     if (!model || !params || !out) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or plan");
     memset(out, 0, sizeof *out);
+    if ((st = params_read(params, &own))) return st;
+    params = &own;
     if (width < 1 || height < 1 || width > 65535 || height > 65535)
         return util_fail(DD_ERR_INVALID_ARG, "image size %dx%d outside 1..65535", width, height);
     if (channels < 1 || channels > 4 || (depth != 8 && depth != 16))
@@ -769,8 +769,12 @@ static dd_status measure_speed(const dd_model *model, const dd_params *params, d
     dd_net *net = NULL;
     float *in = NULL;
     dd_status st;
+    dd_params own;
+    util_clear_error();
     if (!model || !params || !out) return util_fail(DD_ERR_INVALID_ARG, "no model, parameters or result");
     memset(out, 0, sizeof *out);
+    if ((st = params_read(params, &own))) return st;
+    params = &own;
     if ((st = dream_setup(model, params, default_terms, &terms, &n_terms, &threads))) return st;
     if ((st = net_min_input(model, terms, n_terms, &min_h, &min_w, &deepest))) return st;
     /* Two sizes, side s and 2s: a pass's time is fitted as a fixed part

@@ -55,6 +55,11 @@ dd_status dream_photo_at(float *dst, const dream_photo *ph, int h, int w, int th
  * clip plans and packs once. dd_dream is dream_new, one dream_run and
  * dream_free; a kept net holds its arena, so a clip's memory is the sum of
  * its octaves' arenas where a single dream has one at a time. */
+/* The caller's params as this library's whole struct (src/dream/params.c):
+ * the fields the caller's header knew, defaults for the rest. Rejects a
+ * dd_params that dd_params_init did not set up. */
+dd_status params_read(const dd_params *p, dd_params *out);
+
 typedef struct dream dream;
 dd_status dream_new(const dd_model *model, const dd_params *params, int h, int w, int keep_nets, dream **out);
 /* Dreams im (h x w as planned) in place with steps per octave, starting

@@ -61,6 +61,7 @@ static dd_status see_guide(dd_guide *g, const dd_term *terms, const dd_image *im
 
 dd_status dd_guide_new(const dd_model *model, const dd_term *terms, int n_terms, const dd_image *image, int threads,
                        dd_guide **out) {
+    util_clear_error();
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "nowhere to put the guide");
     *out = NULL;
     if (!model || !terms || n_terms < 1 || !image)

@@ -9,6 +9,7 @@
 
 dd_status dd_terms_parse(const dd_model *model, const char *spec, dd_term *terms, int max_terms,
                          int *n_terms) {
+    util_clear_error();
     *n_terms = 0;
     if (!spec || !*spec) return util_fail(DD_ERR_INVALID_ARG, "empty layer list");
     for (const char *p = spec; *p;) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dream.h"
 #include "util/util.h"
 
 typedef enum param_kind { PARAM_INT, PARAM_FLOAT, PARAM_U64, PARAM_FLAG, PARAM_TEXT, PARAM_ARITHMETIC } param_kind;
@@ -31,6 +32,7 @@ static const param_key keys[] = {
     {"tile", PARAM_INT, FIELD(tile), 64, 8192, 0},
     {"seed", PARAM_U64, FIELD(seed), 0, 0, 0},
     {"max-size", PARAM_INT, FIELD(max_size), 0, 65535, 0},
+    {"threads", PARAM_INT, FIELD(threads), 0, 1024, 1},
     {"arithmetic", PARAM_ARITHMETIC, FIELD(fast), 0, 0, 0},
     {"invert-mask", PARAM_FLAG, FIELD(invert_mask), 0, 0, 0},
     {"preserve-colors", PARAM_FLAG, FIELD(preserve_colors), 0, 0, 0},
@@ -38,6 +40,58 @@ static const param_key keys[] = {
     {"frame-steps", PARAM_INT, FIELD(frame_steps), 0, 100000, 0},
 };
 #undef FIELD
+
+/* The end of the last field of 0.2's dd_params, the first with a size:
+ * no dd_params is smaller. */
+#define PARAMS_SIZE_0_2 (offsetof(dd_params, reserved) + sizeof(int))
+/* A size names the fields a program knew only while the struct has no
+ * tail padding: a field appended there would not change sizeof. Appending
+ * a field moves this check to it. */
+_Static_assert(sizeof(dd_params) == offsetof(dd_params, reserved) + sizeof(int),
+               "dd_params must end without padding");
+
+static dd_params defaults(void) {
+    dd_params p;
+    memset(&p, 0, sizeof p); /* the padding too: a later field there reads 0 */
+    p.size = sizeof p;
+    p.octave_scale = 1.4f, p.steps = 10, p.step_size = 0.02f, p.jitter = 32, p.tile = 1024, p.fast = 1;
+    p.blend = 0.5f;
+    return p;
+}
+
+dd_status dd_params_init(dd_params *p, size_t size) {
+    util_clear_error();
+    if (!p) return util_fail(DD_ERR_INVALID_ARG, "no parameters");
+    if (size < PARAMS_SIZE_0_2)
+        return util_fail(DD_ERR_INVALID_ARG, "dd_params of %zu bytes: smaller than any (%zu)", size,
+                         (size_t)PARAMS_SIZE_0_2);
+    const dd_params d = defaults();
+    const size_t n = size < sizeof d ? size : sizeof d;
+    memset(p, 0, size);
+    memcpy(p, &d, n);
+    p->size = n;
+    return DD_OK;
+}
+
+dd_status params_read(const dd_params *p, dd_params *out) {
+    if (!p) return util_fail(DD_ERR_INVALID_ARG, "no parameters");
+    if (p->size < PARAMS_SIZE_0_2 || p->size > sizeof *out)
+        return util_fail(DD_ERR_INVALID_ARG,
+                         "dd_params with size %zu (this library's: %zu): not set up by dd_params_init() or "
+                         "dd_params_default()",
+                         p->size, sizeof *out);
+    *out = defaults();
+    memcpy(out, p, p->size);
+    out->size = sizeof *out;
+    return DD_OK;
+}
+
+/* q back into the caller's p: only the bytes the caller's struct has. */
+static void params_write(dd_params *p, const dd_params *q) {
+    const size_t n = p->size;
+    memcpy(p, q, n);
+    p->size = n;
+}
 
 /* Numbers as typed: no blanks, no '+', nothing after them. */
 static int parse_number(const char *s, param_kind kind, double lo, double hi, void *field) {
@@ -63,8 +117,19 @@ static int parse_number(const char *s, param_kind kind, double lo, double hi, vo
     return 1;
 }
 
+static dd_status set(dd_params *p, const char *key, const char *value);
+
 dd_status dd_params_set(dd_params *p, const char *key, const char *value) {
+    util_clear_error();
+    dd_params q;
     if (!p || !key || !value) return util_fail(DD_ERR_INVALID_ARG, "no parameters, key or value");
+    dd_status st = params_read(p, &q);
+    if (!st && !(st = set(&q, key, value))) params_write(p, &q);
+    return st;
+}
+
+/* Sets one key on q, a whole struct of this library's. */
+static dd_status set(dd_params *p, const char *key, const char *value) {
     const param_key *k = NULL;
     for (size_t i = 0; i < sizeof keys / sizeof *keys && !k; i++)
         if (!strcmp(keys[i].key, key)) k = &keys[i];
@@ -128,6 +193,7 @@ int dd_preset_count(void) { return (int)(sizeof presets / sizeof *presets); }
 
 dd_status dd_preset_info(int index, const char **name, const char **description, const char **model,
                          const char **layers, const char **settings) {
+    util_clear_error();
     if (index < 0 || index >= dd_preset_count())
         return util_fail(DD_ERR_INVALID_ARG, "preset %d outside 0..%d", index, dd_preset_count() - 1);
     const preset *p = &presets[index];
@@ -140,22 +206,24 @@ dd_status dd_preset_info(int index, const char **name, const char **description,
 }
 
 dd_status dd_params_preset(dd_params *p, const char *name) {
+    util_clear_error();
     if (!p || !name) return util_fail(DD_ERR_INVALID_ARG, "no parameters or preset name");
+    dd_params q; /* all or nothing */
+    dd_status st = params_read(p, &q);
+    if (st) return st;
     const preset *found = NULL;
     for (int i = 0; i < dd_preset_count() && !found; i++)
         if (!strcmp(presets[i].name, name)) found = &presets[i];
     if (!found) return util_fail(DD_ERR_INVALID_ARG, "%s: no such preset", name);
-    dd_params q = *p; /* all or nothing */
     char text[256], *save = NULL;
     snprintf(text, sizeof text, "%s", found->settings);
     for (char *pair = strtok_r(text, " ", &save); pair; pair = strtok_r(NULL, " ", &save)) {
         char *eq = strchr(pair, '=');
         if (!eq) return util_fail(DD_ERR_INVALID_ARG, "preset %s: '%s' is no key=value", name, pair);
         *eq = '\0';
-        dd_status st = dd_params_set(&q, pair, eq + 1);
-        if (st) return st;
+        if ((st = set(&q, pair, eq + 1))) return st;
     }
     q.layers = found->layers;
-    *p = q;
+    params_write(p, &q);
     return DD_OK;
 }

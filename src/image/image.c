@@ -157,6 +157,7 @@ void img_buffer_put(img_buffer *b, const void *data, size_t n) {
 }
 
 dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixels, dd_image **out) {
+    util_clear_error();
     const unsigned char *p = data;
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "no place for the decoded image");
     *out = NULL;
@@ -170,6 +171,7 @@ dd_status dd_image_load_memory(const void *data, size_t size, uint64_t max_pixel
 }
 
 dd_status dd_image_probe(const void *data, size_t size, uint64_t max_pixels, dd_image_info *info) {
+    util_clear_error();
     static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     static const unsigned char jpeg_magic[3] = {0xff, 0xd8, 0xff};
     const unsigned char *p = data;
@@ -206,34 +208,8 @@ dd_status dd_image_probe(const void *data, size_t size, uint64_t max_pixels, dd_
     return DD_OK;
 }
 
-/* Reads from fd until *len is want or the input ends (*ended). Grows *buf
- * to what is needed, never past want. -1 after a read error (errno set). */
-static int read_upto(int fd, unsigned char **buf, size_t *len, size_t *cap, size_t want, int *ended) {
-    while (*len < want && !*ended) {
-        if (*len == *cap) {
-            size_t c = *cap ? *cap * 2 : (size_t)1 << 16;
-            if (c > want) c = want;
-            unsigned char *nb = realloc(*buf, c);
-            if (!nb) {
-                errno = ENOMEM;
-                return -1;
-            }
-            *buf = nb, *cap = c;
-        }
-        const ssize_t got = read(fd, *buf + *len, *cap - *len);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) return -1;
-        if (got == 0) *ended = 1;
-        *len += (size_t)got;
-    }
-    return 0;
-}
-
-/* The bytes of one image from fd: the header first, so that a size over
- * the limits is refused before the rest is read, then no more than the
- * most such an image can take (dd_image_info.max_bytes), from a file or a
- * pipe alike. Messages name path. The caller frees *data. */
-static dd_status read_image_fd(int fd, const char *path, uint64_t max_pixels, unsigned char **data, size_t *size) {
+dd_status img_read_fd(int fd, const char *name, uint64_t max_pixels, const atomic_int *stop, unsigned char **data,
+                      size_t *size, int *trailing) {
     const size_t header_most = (size_t)65 << 20; /* max_bytes allows 64 MiB of metadata */
     unsigned char *buf = NULL;
     size_t len = 0, cap = 0, want = (size_t)1 << 16;
@@ -241,21 +217,21 @@ static dd_status read_image_fd(int fd, const char *path, uint64_t max_pixels, un
     dd_status st = DD_OK;
     dd_image_info info = {0};
     struct stat sb;
+    *data = NULL, *size = 0;
+    if (trailing) *trailing = 0;
     if (fstat(fd, &sb) != 0) {
-        st = util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
+        st = util_fail(DD_ERR_IO, "%s: %s", name, strerror(errno));
         goto fail;
     }
     if (S_ISDIR(sb.st_mode)) {
-        st = util_fail(DD_ERR_IO, "%s: is a directory", path);
+        st = util_fail(DD_ERR_IO, "%s: is a directory", name);
         goto fail;
     }
     for (;;) {
-        if (read_upto(fd, &buf, &len, &cap, want, &ended)) goto io_error;
+        if (util_read_upto(fd, &buf, &len, &cap, want, &ended, stop)) goto io_error;
         const dd_status probe = dd_image_probe(buf, len, max_pixels, &info);
         if (probe == DD_ERR_LIMIT) {
-            char detail[400];
-            snprintf(detail, sizeof detail, "%s", dd_last_error());
-            st = util_fail(DD_ERR_LIMIT, "%s: %s", path, detail);
+            st = util_fail_in(DD_ERR_LIMIT, name);
             goto fail;
         }
         /* Malformed or no image: the decoder says what is wrong. */
@@ -272,24 +248,28 @@ static dd_status read_image_fd(int fd, const char *path, uint64_t max_pixels, un
             unsigned char *nb = realloc(buf, (size_t)sb.st_size + 1);
             if (nb) buf = nb, cap = (size_t)sb.st_size + 1;
         }
-        if (read_upto(fd, &buf, &len, &cap, limit, &ended)) goto io_error;
+        if (util_read_upto(fd, &buf, &len, &cap, limit, &ended, stop)) goto io_error;
         if (len > most && info.format != DD_FORMAT_PNM && info.format != DD_FORMAT_PAM) {
-            st = util_fail(DD_ERR_LIMIT, "%s: more than the %llu bytes a %dx%d image can take", path,
+            st = util_fail(DD_ERR_LIMIT, "%s: more than the %llu bytes a %dx%d image can take", name,
                            (unsigned long long)most, info.width, info.height);
             goto fail;
         }
-        if (len > most) len = (size_t)most; /* a Netpbm stream may hold more images: the first one */
+        if (len > most) { /* a Netpbm stream may hold more images: the first one */
+            len = (size_t)most;
+            if (trailing) *trailing = 1;
+        }
     }
     *data = buf, *size = len;
     return DD_OK;
 io_error:
-    st = util_fail(errno == ENOMEM ? DD_ERR_NOMEM : DD_ERR_IO, "%s: %s", path, strerror(errno));
+    st = util_fail(errno == ENOMEM ? DD_ERR_NOMEM : DD_ERR_IO, "%s: %s", name, strerror(errno));
 fail:
     free(buf);
     return st;
 }
 
 dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **out) {
+    util_clear_error();
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "no place for the decoded image");
     *out = NULL;
     if (!path) return util_fail(DD_ERR_INVALID_ARG, "no file name");
@@ -297,7 +277,7 @@ dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **o
     if (fd < 0) return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
     unsigned char *data = NULL;
     size_t size = 0;
-    dd_status st = read_image_fd(fd, path, max_pixels, &data, &size);
+    dd_status st = img_read_fd(fd, path, max_pixels, NULL, &data, &size, NULL);
     close(fd);
     if (st == DD_OK) {
         st = dd_image_load_memory(data, size, max_pixels, out);
@@ -309,6 +289,7 @@ dd_status dd_image_load_file(const char *path, uint64_t max_pixels, dd_image **o
 
 dd_status dd_image_save_memory(const dd_image *im, dd_format format, int quality, const char *comment,
                                unsigned char **data, size_t *size) {
+    util_clear_error();
     img_buffer b = {0};
     dd_status st;
     if (!data || !size) return util_fail(DD_ERR_INVALID_ARG, "no place for the encoded image");
@@ -350,6 +331,7 @@ const void *dd_image_pixels(const dd_image *im) { return im ? im->samples : NULL
 size_t dd_image_bytes(const dd_image *im) { return im ? img_row_bytes(im) * (size_t)im->height : 0; }
 
 dd_status dd_image_new(int width, int height, int channels, int depth, const void *pixels, dd_image **out) {
+    util_clear_error();
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "no place for the new image");
     *out = NULL;
     if (width < 1 || height < 1)

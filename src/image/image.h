@@ -2,6 +2,7 @@
 #ifndef DD_IMAGE_H
 #define DD_IMAGE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,15 @@ struct dd_image {
 /* Width and height against IMG_MAX_SIDE and max_pixels (0: none), from a
  * header, before anything is allocated. */
 dd_status img_check_size(long width, long height, uint64_t max_pixels);
+
+/* The bytes of one image from fd, a file or a pipe alike: the header
+ * first, so that a size over the limits is refused before the rest is
+ * read, then no more than the most such an image can take
+ * (dd_image_info.max_bytes). A Netpbm stream may hold more images: the
+ * first one's bytes, and *trailing (when given) is set. Messages begin
+ * with name; stop as for util_read_full. The caller frees *data. */
+dd_status img_read_fd(int fd, const char *name, uint64_t max_pixels, const atomic_int *stop, unsigned char **data,
+                      size_t *size, int *trailing);
 
 /* Checks the size, then allocates the samples. */
 dd_status img_new(int width, int height, int channels, int depth, uint64_t max_pixels,

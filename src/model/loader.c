@@ -697,6 +697,7 @@ static dd_status read_default_layers(json_t *meta, dd_model *m) {
 }
 
 dd_status dd_model_load_memory(const void *data, size_t size, dd_model **out) {
+    util_clear_error();
     st_file f;
     file_node *fn = NULL;
     int n = 0;
@@ -732,19 +733,6 @@ fail:
 /* Model files up to this size in all (header length, header and data). */
 #define MODEL_MAX_FILE_BYTES ((uint64_t)2 << 30)
 
-/* read(2) until n bytes or the end of the file: the count, or -1 (errno). */
-static ssize_t read_upto(int fd, unsigned char *p, size_t n) {
-    size_t got = 0;
-    while (got < n) {
-        const ssize_t r = read(fd, p + got, n - got < ((size_t)1 << 30) ? n - got : (size_t)1 << 30);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -1;
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
 /* The data section's size as the header's tensors give it: the furthest
  * data_offsets end. 0 when the header is no JSON object or names no
  * tensor; st_parse then says what is wrong with it. */
@@ -773,7 +761,7 @@ static uint64_t data_bytes_promised(const unsigned char *header, size_t header_l
  * bytes. */
 static dd_status read_model_file(int fd, const char *path, unsigned char **buf, size_t *size) {
     unsigned char len_bytes[8];
-    const ssize_t got = read_upto(fd, len_bytes, 8);
+    const ssize_t got = util_read_full(fd, len_bytes, 8, NULL);
     if (got < 0) return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
     if (got < 8) {
         *size = (size_t)got;
@@ -793,7 +781,7 @@ static dd_status read_model_file(int fd, const char *path, unsigned char **buf, 
     unsigned char *b = *buf = malloc(cap); /* the caller frees *buf, whatever happens */
     if (!b) return util_fail(DD_ERR_NOMEM, "%s: out of memory", path);
     memcpy(b, len_bytes, 8);
-    ssize_t n = read_upto(fd, b + 8, (size_t)header_len);
+    ssize_t n = util_read_full(fd, b + 8, (size_t)header_len, NULL);
     if (n < 0) goto io_error;
     *size = 8 + (size_t)n;
     if ((uint64_t)n < header_len) return DD_OK; /* runs past the end: said by the parser */
@@ -813,7 +801,7 @@ static dd_status read_model_file(int fd, const char *path, unsigned char **buf, 
         unsigned char *nb = realloc(b, want);
         if (!nb) return util_fail(DD_ERR_NOMEM, "%s: out of memory for the %zu-byte model", path, total);
         *buf = b = nb, cap = want;
-        n = read_upto(fd, b + *size, cap - *size);
+        n = util_read_full(fd, b + *size, cap - *size, NULL);
         if (n < 0) goto io_error;
         *size += (size_t)n;
         if (*size < cap) break; /* the file ends before the data does */
@@ -824,6 +812,7 @@ io_error:
 }
 
 dd_status dd_model_load_file(const char *path, dd_model **out) {
+    util_clear_error();
     *out = NULL;
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return util_fail(DD_ERR_IO, "%s: %s", path, strerror(errno));
@@ -881,5 +870,6 @@ extern const unsigned char dd_default_model[];
 extern const unsigned char dd_default_model_end[];
 
 dd_status dd_model_load_default(dd_model **out) {
+    util_clear_error();
     return dd_model_load_memory(dd_default_model, (size_t)(dd_default_model_end - dd_default_model), out);
 }

@@ -450,6 +450,7 @@ fail:
 
 dd_status dd_net_new(const dd_model *model, const dd_term *terms, int n_terms,
                      int height, int width, int threads, dd_net **out) {
+    util_clear_error();
     return net_plan(model, terms, n_terms, height, width, threads, NULL, 0, out);
 }
 
@@ -620,6 +621,7 @@ dd_status net_size_of(const dd_model *model, const dd_term *terms, int n_terms, 
 }
 
 dd_status dd_net_set_fast(dd_net *net, int fast) {
+    util_clear_error();
     if (!net) return util_fail(DD_ERR_INVALID_ARG, "no net");
     fast = fast && fast_path(net->cpu) != NN_CONV_SGEMM;
     if (fast == net->fast) return DD_OK; /* packed (or borrowed) that way already */
@@ -650,6 +652,7 @@ void net_term_shape(const dd_net *net, int term, int *c, int *h, int *w) {
 enum { SCORE_FLOATS = 1 << 20, SCORE_MIN_ROWS = 64 };
 
 dd_status dd_net_set_guide(dd_net *net, const dd_guide *guide) {
+    util_clear_error();
     if (!net) return util_fail(DD_ERR_INVALID_ARG, "no net");
     free(net->guide_mem);
     net->guide_mem = NULL, net->scores = NULL;
@@ -1002,6 +1005,7 @@ static int backward(dd_net *net, float *input_grad) {
 }
 
 dd_status dd_net_forward(dd_net *net, const float *input, double *objective) {
+    util_clear_error();
     if (!net || !input) return util_fail(DD_ERR_INVALID_ARG, "no net or input");
     team_scope team;
     team_enter(&team, net->threads);
@@ -1013,6 +1017,7 @@ dd_status dd_net_forward(dd_net *net, const float *input, double *objective) {
 }
 
 dd_status dd_net_gradient(dd_net *net, const float *input, float *grad, double *objective) {
+    util_clear_error();
     if (!net || !input || !grad) return util_fail(DD_ERR_INVALID_ARG, "no net, input or gradient buffer");
     team_scope team;
     team_enter(&team, net->threads);
@@ -1024,6 +1029,7 @@ dd_status dd_net_gradient(dd_net *net, const float *input, float *grad, double *
 }
 
 dd_status dd_net_term_stats(const dd_net *net, int term, dd_layer_stats *out) {
+    util_clear_error();
     if (!net || term < 0 || term >= net->n_terms)
         return util_fail(DD_ERR_INVALID_ARG, "term %d out of range", term);
     *out = net->terms[term].stats;

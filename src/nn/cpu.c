@@ -98,6 +98,7 @@ nn_fast_kind nn_cpu_fast(nn_cpu_level level) {
 }
 
 dd_status dd_cpu_kernels(const char **name) {
+    util_clear_error();
     const char *env = getenv("DD_CPU");
     nn_cpu_level level;
     if (name) *name = nn_cpu_name(nn_cpu());

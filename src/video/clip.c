@@ -30,6 +30,7 @@ struct dd_clip {
 };
 
 dd_status dd_clip_new(const dd_model *model, const dd_params *params, int width, int height, dd_clip **out) {
+    util_clear_error();
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "no clip to return");
     *out = NULL;
     if (!model || !params) return util_fail(DD_ERR_INVALID_ARG, "no model or parameters");
@@ -38,9 +39,9 @@ dd_status dd_clip_new(const dd_model *model, const dd_params *params, int width,
         return util_fail(DD_ERR_LIMIT, "frame size %dx%d: a side over %d", width, height, IMG_MAX_SIDE);
     dd_clip *c = calloc(1, sizeof *c);
     if (!c) return util_fail(DD_ERR_NOMEM, "out of memory");
-    c->model = model, c->params = *params, c->w = width, c->h = height;
-    dd_status st = dream_new(model, &c->params, height, width, 1, &c->d);
-    if (st) goto fail;
+    c->model = model, c->w = width, c->h = height;
+    dd_status st = params_read(params, &c->params);
+    if (st || (st = dream_new(model, &c->params, height, width, 1, &c->d))) goto fail;
     const size_t plane = (size_t)width * height;
     float **planes3[] = {&c->photo, &c->start, &c->detail};
     for (size_t i = 0; i < sizeof planes3 / sizeof *planes3; i++)
@@ -213,6 +214,7 @@ static dd_status clip_resume(dd_clip *c, const dd_image *photo, const dd_image *
 
 /* The public calls run on a team of their own (util/team.h). */
 dd_status dd_clip_dream(dd_clip *c, dd_image *frame, dd_progress_fn progress, void *user) {
+    util_clear_error();
     team_scope team;
     team_enter(&team, c ? dream_threads(c->d) : 1);
     const dd_status st = clip_dream(c, frame, progress, user);
@@ -221,6 +223,7 @@ dd_status dd_clip_dream(dd_clip *c, dd_image *frame, dd_progress_fn progress, vo
 }
 
 dd_status dd_clip_resume(dd_clip *c, const dd_image *photo, const dd_image *dreamed) {
+    util_clear_error();
     team_scope team;
     team_enter(&team, c ? dream_threads(c->d) : 1);
     const dd_status st = clip_resume(c, photo, dreamed);
@@ -229,6 +232,7 @@ dd_status dd_clip_resume(dd_clip *c, const dd_image *photo, const dd_image *drea
 }
 
 dd_status dd_image_zoom(dd_image *im, float zoom, float degrees) {
+    util_clear_error();
     if (!im) return util_fail(DD_ERR_INVALID_ARG, "no image");
     if (!(zoom >= 0.1f && zoom <= 10.0f)) return util_fail(DD_ERR_INVALID_ARG, "zoom %g outside 0.1..10", zoom);
     if (!(degrees >= -360.0f && degrees <= 360.0f))

@@ -214,6 +214,7 @@ static dd_status read_line(dd_y4m_reader *r, char *buf, const char *prefix, int 
 }
 
 dd_status dd_y4m_reader_new(dd_read_fn read, void *user, uint64_t max_pixels, dd_y4m_reader **out) {
+    util_clear_error();
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_reader_new: out is NULL");
     *out = NULL;
     if (!read) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_reader_new: no read function");
@@ -344,6 +345,7 @@ static dd_status frame_fail(dd_status st, long n) {
 }
 
 dd_status dd_y4m_read_frame(dd_y4m_reader *r, dd_image **frame) {
+    util_clear_error();
     if (!frame) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_read_frame: frame is NULL");
     *frame = NULL;
     if (!r) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_read_frame: reader is NULL");
@@ -400,6 +402,7 @@ fail:
 }
 
 dd_status dd_y4m_writer_new(const dd_y4m_reader *reader, dd_write_fn write, void *user, dd_y4m_writer **out) {
+    util_clear_error();
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new: out is NULL");
     *out = NULL;
     if (!reader || !write) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new: no reader or write function");
@@ -407,6 +410,7 @@ dd_status dd_y4m_writer_new(const dd_y4m_reader *reader, dd_write_fn write, void
 }
 
 dd_status dd_y4m_writer_new_header(const char *header, dd_write_fn write, void *user, dd_y4m_writer **out) {
+    util_clear_error();
     if (!out) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new_header: out is NULL");
     *out = NULL;
     if (!header || !write) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_writer_new_header: no header or write function");
@@ -452,6 +456,7 @@ static float average_at(const float *v, ptrdiff_t stride, int len, int step, dou
 }
 
 dd_status dd_y4m_write_frame(dd_y4m_writer *w, const dd_image *im) {
+    util_clear_error();
     if (!w || !im) return util_fail(DD_ERR_INVALID_ARG, "dd_y4m_write_frame: no writer or frame");
     const y4m_format *f = &w->f;
     if (im->width != f->width || im->height != f->height)
