@@ -13,17 +13,23 @@
 
 #include "nn.h"
 
-/* A threaded BLAS (OpenBLAS's pthreads build, which CMake looks for first,
- * or its OpenMP build, FlexiBLAS's backends) knows nothing of our team: a
- * call from one of our threads would start threads of its own, more
- * threads than cores, and split the call by its own count, with other
- * bits. It is held to one thread while our GEMMs run and given back its
- * count after; our threads then call it at once, each call on its caller's
- * thread. */
+/* A threaded BLAS knows nothing of our team: a call from one of our
+ * threads would start threads of its own, more threads than cores, and
+ * split the call by its own count, with other bits. Each call must run
+ * single-threaded on its caller's thread.
+ * - OpenBLAS's OpenMP build (CMake looks for it first) takes its count from
+ *   the calling thread's own OpenMP setting (omp_get_max_threads, one per
+ *   thread): set to 1 around each call and given back, which changes
+ *   nothing for any other thread. The OpenMP runtime is OpenBLAS's; its
+ *   functions are looked up where the process has them (dlsym), so the
+ *   library links no OpenMP of its own.
+ * - A pthreads build or FlexiBLAS has only a process-wide count: held to
+ *   one thread while our GEMMs run and given back after. */
 #if DD_BLAS_OPENBLAS || DD_BLAS_FLEXIBLAS
 #define BLAS_HOLD
 #include <pthread.h>
 #if DD_BLAS_OPENBLAS
+#include <dlfcn.h>
 #define blas_get_threads openblas_get_num_threads
 #define blas_set_threads openblas_set_num_threads
 #else
@@ -40,7 +46,7 @@ static int holders, hold_count;
 int nn_blas_hold(void) {
 #ifdef BLAS_HOLD
 #if DD_BLAS_OPENBLAS
-    if (openblas_get_parallel() == 0) return 0; /* the serial build: locked instead */
+    if (openblas_get_parallel() != 1) return 0; /* serial: locked; OpenMP: per call and thread */
 #endif
     pthread_mutex_lock(&hold_lock);
     if (holders++ == 0) {
@@ -81,15 +87,38 @@ static int block_cols(int n) {
 static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
 #endif
 
+#if DD_BLAS_OPENBLAS
+/* The OpenMP runtime's per-thread count, as OpenBLAS's OpenMP build reads
+ * it: the same symbols OpenBLAS's calls resolve to. NULL when the process
+ * has no OpenMP runtime. */
+static int (*omp_get_max)(void);
+static void (*omp_set_num)(int);
+static pthread_once_t omp_found = PTHREAD_ONCE_INIT;
+
+static void find_omp(void) {
+    /* POSIX's way to take a function from dlsym without a cast between
+     * object and function pointers. */
+    *(void **)&omp_get_max = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+    *(void **)&omp_set_num = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    if (!omp_get_max || !omp_set_num) omp_get_max = NULL, omp_set_num = NULL;
+}
+#endif
+
 void nn_sgemm_serial(int trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                      float beta, float *c, int ldc) {
 #if DD_BLAS_OPENBLAS
-    const int take_turns = openblas_get_parallel() == 0;
+    const int parallel = openblas_get_parallel(), take_turns = parallel == 0;
+    int caller_threads = 1;
     if (take_turns) pthread_mutex_lock(&serial_lock);
+    if (parallel == 2) {
+        pthread_once(&omp_found, find_omp);
+        if (omp_get_max && (caller_threads = omp_get_max()) != 1) omp_set_num(1);
+    }
 #endif
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
                 beta, c, ldc);
 #if DD_BLAS_OPENBLAS
+    if (caller_threads != 1) omp_set_num(caller_threads);
     if (take_turns) pthread_mutex_unlock(&serial_lock);
 #endif
 }
