@@ -15,8 +15,6 @@
 
 #include "deepdream.h"
 #include "model/net.h"
-#include "nn/nn.h"
-#include "util/team.h"
 
 enum { MAX_SIZES = 16, MAX_REPS = 1000 };
 
@@ -199,29 +197,26 @@ static void gemm_set_free(gemm_set *s) {
 }
 
 /* One pass over the set: forward as the net runs it (C = W x col, NoTrans /
- * NoTrans), or backward (col = W^T x dY, the transposed shapes). Each GEMM
- * is OpenBLAS's sgemm split by nn_gemm over threads of the library's team
- * (OpenBLAS's serial build threads nothing itself), on one team for the
- * whole pass as a dream's step has. */
-static double gemm_set_time(const gemm_set *s, int backward, int threads) {
-    team_scope team;
-    team_enter(&team, threads);
+ * NoTrans), or backward (col = W^T x dY, the transposed shapes). */
+static double gemm_set_time(const gemm_set *s, int backward) {
     const double t0 = now_s();
     for (int i = 0; i < s->n; i++) {
         const net_gemm *g = &s->g[i];
         for (int r = 0; r < g->calls; r++) {
-            if (backward) nn_gemm(1, g->k, g->n, g->m, s->a, g->k, s->b, g->n, 0.0f, s->c, g->n, threads);
-            else nn_gemm(0, g->m, g->n, g->k, s->a, g->k, s->b, g->n, 0.0f, s->c, g->n, threads);
+            if (backward)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->k, g->n, g->m, 1.0f, s->a, g->k,
+                            s->b, g->n, 0.0f, s->c, g->n);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->m, g->n, g->k, 1.0f, s->a, g->k,
+                            s->b, g->n, 0.0f, s->c, g->n);
         }
     }
-    const double t = now_s() - t0;
-    team_leave(&team);
-    return t;
+    return now_s() - t0;
 }
 
 /* The median of reps passes (the caller warms up once). */
-static double gemm_set_median(const gemm_set *s, int backward, int reps, int threads, double *t) {
-    for (int r = 0; r < reps; r++) t[r] = gemm_set_time(s, backward, threads);
+static double gemm_set_median(const gemm_set *s, int backward, int reps, double *t) {
+    for (int r = 0; r < reps; r++) t[r] = gemm_set_time(s, backward);
     return median(t, reps);
 }
 
@@ -332,9 +327,10 @@ static int bench_size(const dd_model *model, const dd_term *terms, int n_terms, 
         fprintf(stderr, "dd_bench: %dx%d: out of memory for the sgemm buffers\n", side, side);
         goto done;
     }
-    gemm_set_time(&gs, 0, o->threads);
-    const double sgemm_s = gemm_set_median(&gs, 0, o->reps, o->threads, t);
-    const double sgemm_bwd_s = gemm_set_median(&gs, 1, o->reps, o->threads, t);
+    openblas_set_num_threads(o->threads);
+    gemm_set_time(&gs, 0);
+    const double sgemm_s = gemm_set_median(&gs, 0, o->reps, t);
+    const double sgemm_bwd_s = gemm_set_median(&gs, 1, o->reps, t);
     int calls = 0;
     for (int i = 0; i < gs.n; i++) calls += gs.g[i].calls;
     const double sgemm_gflops = gs.flops / sgemm_s * 1e-9;
@@ -410,6 +406,7 @@ int main(int argc, char **argv) {
         dd_model_free(model);
         return 2;
     }
+    openblas_set_num_threads(o.threads);
     const char *coretype = getenv("OPENBLAS_CORETYPE"), *kernels = NULL;
     if (dd_cpu_kernels(&kernels) != DD_OK) {
         fprintf(stderr, "dd_bench: %s\n", dd_last_error());
