@@ -424,6 +424,7 @@ if wanted shards; then
   # (Each line on standard error is one write: lines of the shards do not mix.)
   seq 0 $((n - 1)) | xargs -P 2 -I{} "$dd" "${one[@]}" --progress --shard {}/$n -r -o shxargs shin 2>shx.err
   rc=$?
+  cp shx.err "$work/stderr" # what a failure reports: the shards' own messages
   want_status 0 "xargs -P 2, $n shards"
   shard_check "xargs -P 2, $n shards" shxargs shx.err
   no_leftovers shxargs "xargs -P 2"
@@ -431,6 +432,7 @@ if wanted shards; then
     n=4
     parallel -j2 --will-cite "$dd" "${one[@]}" --progress --shard {}/$n -r -o shpar shin ::: $(seq 0 $((n - 1))) 2>shp.err
     rc=$?
+    cp shp.err "$work/stderr"
     want_status 0 "GNU parallel -j2, $n shards"
     shard_check "GNU parallel -j2, $n shards" shpar shp.err
     no_leftovers shpar "GNU parallel"
